@@ -1,0 +1,1 @@
+"""stargan SDK: run exported StarGAN bundles without torch."""

@@ -1,0 +1,22 @@
+"""Names and numbers shared by export and SDK: the engine boundary's tensor names and normalisation.
+
+Usage: from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+"""
+
+INPUT_IMAGE = "image"  # float32 [N, 3, H, W] in [-1, 1]
+INPUT_LABEL = "label"  # float32 [N, c_dim], target-domain vector
+OUTPUT_IMAGE = "output"  # float32 [N, 3, H, W] in [-1, 1]
+CLASSIFIER_INPUT = "image"
+CLASSIFIER_OUTPUT = "logits"  # float32 [N, c_dim], domain logits of the discriminator's head
+
+NORM_MEAN = (0.5, 0.5, 0.5)
+NORM_STD = (0.5, 0.5, 0.5)
+
+MANIFEST_NAME = "manifest.json"
+GENERATOR_ONNX = "generator.onnx"
+GENERATOR_FP16_ONNX = "generator.fp16.onnx"
+GENERATOR_PLAN = "generator.plan"
+GENERATOR_PT2 = "generator.pt2"
+CLASSIFIER_ONNX = "classifier.onnx"
+
+HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")

@@ -1,0 +1,249 @@
+"""The bundle manifest: schema, validation, atomic write, checksum verification. Owned by the SDK.
+
+Usage: m = read_manifest("models/toyfaces-64"); m.artifact(role="generator", precision="fp32").file
+
+A bundle is a folder of plain standard files (ONNX graphs, raw TensorRT plans) plus `manifest.json`,
+written last so a crashed export never leaves a folder that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stargan_sdk.constants import (
+    INPUT_IMAGE,
+    INPUT_LABEL,
+    MANIFEST_NAME,
+    NORM_MEAN,
+    NORM_STD,
+    OUTPUT_IMAGE,
+)
+from stargan_sdk.errors import BundleError, ManifestError
+
+FORMAT = "stargan-bundle"
+FORMAT_VERSION = 1
+ARTIFACT_KINDS = ("onnx", "tensorrt", "torch_export")
+ROLES = ("generator", "classifier")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+GROUP_KINDS = ("exclusive", "binary", "mask")
+
+
+@dataclass(frozen=True)
+class AttributeGroup:
+    """`exclusive`: at most one attribute on (hair colours, expressions); `binary`: independent 0/1;
+    `mask`: the joint-training dataset mask, set by the SDK, never by users."""
+
+    name: str
+    kind: str
+    attributes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]  # "N" marks the dynamic batch dimension
+
+
+@dataclass(frozen=True)
+class Profile:
+    min: int
+    opt: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Artifact:
+    kind: str  # onnx | tensorrt | torch_export
+    role: str  # generator | classifier
+    file: str
+    sha256: str
+    precision: str
+    opset: int | None = None
+    tensorrt_version: str | None = None
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+    profile: Profile | None = None
+    parity: dict[str, float] | None = None  # measured at export: max_abs, mean_abs, psnr_db vs torch fp32
+
+
+@dataclass(frozen=True)
+class Manifest:
+    attributes: tuple[str, ...]
+    groups: tuple[AttributeGroup, ...]
+    image_size: int
+    dataset: str
+    generator: dict[str, int]  # conv_dim, c_dim, repeat_num
+    artifacts: tuple[Artifact, ...]
+    source: dict[str, str]  # checkpoint, sha256, kind
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    normalization: dict[str, Any] = field(default_factory=lambda: {"mean": list(NORM_MEAN), "std": list(NORM_STD)})
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    producer: str = ""
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            object.__setattr__(self, "inputs", default_inputs(self.image_size, len(self.attributes)))
+        if not self.outputs:
+            object.__setattr__(self, "outputs", default_outputs(self.image_size))
+        validate(self)
+
+    @property
+    def c_dim(self) -> int:
+        return len(self.attributes)
+
+    def artifact(self, role: str = "generator", kind: str | None = None, precision: str | None = None) -> Artifact | None:
+        for a in self.artifacts:
+            if a.role == role and (kind is None or a.kind == kind) and (precision is None or a.precision == precision):
+                return a
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        try:
+            if d.get("format") != FORMAT:
+                raise ManifestError(f"not a stargan bundle manifest (format is {d.get('format')!r}, expected {FORMAT!r})")
+            if d.get("format_version") != FORMAT_VERSION:
+                raise ManifestError(
+                    f"manifest format_version {d.get('format_version')} is not supported by this SDK "
+                    f"(expects {FORMAT_VERSION}); re-export the bundle with a matching stargan-export"
+                )
+            return cls(
+                attributes=tuple(d["attributes"]),
+                groups=tuple(AttributeGroup(g["name"], g["kind"], tuple(g["attributes"])) for g in d["groups"]),
+                image_size=int(d["image_size"]),
+                dataset=str(d["dataset"]),
+                generator={k: int(v) for k, v in d["generator"].items()},
+                artifacts=tuple(_artifact_from_dict(a) for a in d["artifacts"]),
+                source=dict(d["source"]),
+                inputs=tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in d["inputs"]),
+                outputs=tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in d["outputs"]),
+                normalization=dict(d["normalization"]),
+                format=d["format"],
+                format_version=int(d["format_version"]),
+                producer=str(d.get("producer", "")),
+                created=str(d.get("created", "")),
+            )
+        except ManifestError:
+            raise
+        except KeyError as e:
+            raise ManifestError(f"manifest is missing the field {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ManifestError(f"manifest has a malformed field: {e}") from None
+
+
+def _artifact_from_dict(a: dict[str, Any]) -> Artifact:
+    values = dict(a)
+    if values.get("profile") is not None:
+        values["profile"] = Profile(**values["profile"])
+    return Artifact(**values)
+
+
+def default_inputs(image_size: int, c_dim: int) -> tuple[TensorSpec, ...]:
+    return (
+        TensorSpec(INPUT_IMAGE, "float32", ("N", 3, image_size, image_size)),
+        TensorSpec(INPUT_LABEL, "float32", ("N", c_dim)),
+    )
+
+
+def default_outputs(image_size: int) -> tuple[TensorSpec, ...]:
+    return (TensorSpec(OUTPUT_IMAGE, "float32", ("N", 3, image_size, image_size)),)
+
+
+def validate(m: Manifest) -> None:
+    """Cross-field checks; raises ManifestError naming the first inconsistency."""
+    if not m.attributes or len(set(m.attributes)) != len(m.attributes):
+        raise ManifestError("manifest attributes must be a non-empty list of unique names")
+    if m.image_size <= 0 or m.image_size % 4:
+        raise ManifestError(f"manifest image_size {m.image_size} must be a positive multiple of 4")
+    if m.generator.get("c_dim") != len(m.attributes):
+        raise ManifestError(
+            f"manifest lists {len(m.attributes)} attributes but the generator's c_dim is {m.generator.get('c_dim')}"
+        )
+    grouped: list[str] = []
+    for g in m.groups:
+        if g.kind not in GROUP_KINDS:
+            raise ManifestError(f"attribute group {g.name!r} has unknown kind {g.kind!r}")
+        unknown = [a for a in g.attributes if a not in m.attributes]
+        if unknown:
+            raise ManifestError(f"attribute group {g.name!r} names unknown attributes {unknown}")
+        grouped += g.attributes
+    if sorted(grouped) != sorted(m.attributes):
+        raise ManifestError("every attribute must belong to exactly one group")
+    for a in m.artifacts:
+        if a.kind not in ARTIFACT_KINDS or a.role not in ROLES or a.precision not in PRECISIONS:
+            raise ManifestError(f"artifact {a.file}: unknown kind/role/precision {a.kind}/{a.role}/{a.precision}")
+        if Path(a.file).name != a.file:
+            raise ManifestError(f"artifact file {a.file!r} must be a plain file name inside the bundle")
+        if a.kind == "tensorrt" and (a.profile is None or not 1 <= a.profile.min <= a.profile.opt <= a.profile.max):
+            raise ManifestError(f"engine {a.file} needs an optimisation profile with 1 <= min <= opt <= max")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(bundle_dir: str | os.PathLike[str]) -> Manifest:
+    bundle = Path(bundle_dir)
+    if not bundle.is_dir():
+        raise BundleError(f"bundle folder not found: {bundle}")
+    path = bundle / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(
+            f"{bundle} has no {MANIFEST_NAME}: not a bundle, or an export that did not finish "
+            f"(run `stargan-export build CHECKPOINT --out {bundle}` again)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} must hold a JSON object")
+    return Manifest.from_dict(data)
+
+
+def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
+    """Write manifest.json atomically (temp file + rename)."""
+    bundle = Path(bundle_dir)
+    text = json.dumps(manifest.to_dict(), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=bundle)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, bundle / MANIFEST_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return bundle / MANIFEST_NAME
+
+
+def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> Path:
+    """Path of an artifact after checking that it exists and its sha256 matches the manifest."""
+    path = Path(bundle_dir) / artifact.file
+    if not path.is_file():
+        raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
+    actual = sha256_file(path)
+    if actual != artifact.sha256:
+        raise BundleError(
+            f"{artifact.file} is corrupted or was replaced: sha256 {actual[:12]}… does not match the manifest's "
+            f"{artifact.sha256[:12]}…; re-export the bundle"
+        )
+    return path

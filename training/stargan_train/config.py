@@ -1,0 +1,154 @@
+"""Frozen configuration dataclasses, one per concern, serialised into checkpoints as plain JSON.
+
+Usage: cfg = RunConfig.from_dict(json.load(open("run/config.json"))); cfg.generator.c_dim
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+CELEBA_DEFAULT_ATTRS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+RAFD_EXPRESSIONS: tuple[str, ...] = (
+    "angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
+)
+DATASETS: tuple[str, ...] = ("celeba", "rafd", "both", "toyfaces")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    conv_dim: int = 64
+    c_dim: int = 5
+    repeat_num: int = 6
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "conv_dim", "c_dim")
+        if self.repeat_num < 0:
+            raise ValueError(f"repeat_num must be >= 0, got {self.repeat_num}")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    image_size: int = 128
+    conv_dim: int = 64
+    c_dim: int = 5
+    repeat_num: int = 6
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "image_size", "conv_dim", "c_dim", "repeat_num")
+        if self.image_size % (2**self.repeat_num):
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2**d_repeat_num = {2**self.repeat_num}; "
+                f"the discriminator's classifier kernel would not be an integer"
+            )
+
+    @property
+    def cls_kernel_size(self) -> int:
+        return self.image_size // (2**self.repeat_num)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are prepared (official semantics)."""
+
+    dataset: str = "celeba"
+    celeba_image_dir: str = "data/celeba/images"
+    attr_path: str = "data/celeba/list_attr_celeba.txt"
+    rafd_image_dir: str = "data/RaFD/train"
+    selected_attrs: tuple[str, ...] = CELEBA_DEFAULT_ATTRS
+    celeba_crop_size: int = 178
+    rafd_crop_size: int = 256
+    image_size: int = 128
+    test_count: int = 2000  # CelebA images held out for testing (official: 2000)
+    seed: int = 1234  # shuffles the CelebA list before the split, as the official code does
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        object.__setattr__(self, "selected_attrs", tuple(self.selected_attrs))
+        _require_positive(self, "celeba_crop_size", "rafd_crop_size", "image_size")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule and loss weights (paper defaults)."""
+
+    batch_size: int = 16
+    num_iters: int = 200_000
+    num_iters_decay: int = 100_000
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    n_critic: int = 5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    log_step: int = 10
+    sample_step: int = 1000
+    model_save_step: int = 10_000
+    keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "batch_size", "num_iters", "n_critic", "log_step", "sample_step", "model_save_step")
+        if not 0 <= self.num_iters_decay <= self.num_iters:
+            raise ValueError(f"num_iters_decay must be in [0, num_iters], got {self.num_iters_decay}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; stored in every checkpoint and as `config.json` in the run dir."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["data"]["selected_attrs"] = list(self.data.selected_attrs)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        def build(kind: type, values: dict[str, Any] | None) -> Any:
+            values = dict(values or {})
+            known = {f.name for f in dataclasses.fields(kind)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} field(s): {', '.join(unknown)}")
+            return kind(**values)
+
+        return cls(
+            generator=build(GeneratorConfig, d.get("generator")),
+            discriminator=build(DiscriminatorConfig, d.get("discriminator")),
+            data=build(DataConfig, d.get("data")),
+            train=build(TrainConfig, d.get("train")),
+        )
+
+
+def domain_names(data: DataConfig) -> list[str]:
+    """Names of the label vector's entries, in order, for a dataset mode.
+
+    `both` is the paper's joint training: [CelebA attrs, RaFD expressions, mask(celeba), mask(rafd)].
+    """
+    if data.dataset in ("celeba", "toyfaces"):
+        return list(data.selected_attrs)
+    if data.dataset == "rafd":
+        return list(RAFD_EXPRESSIONS)
+    return list(data.selected_attrs) + list(RAFD_EXPRESSIONS) + ["mask_celeba", "mask_rafd"]
+
+
+def label_dim(data: DataConfig) -> int:
+    return len(domain_names(data))
+
+
+def _require_positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(f"{type(obj).__name__}.{name} must be > 0, got {value}")
