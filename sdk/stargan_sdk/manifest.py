@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stargan_sdk.constants import (
+    HAIR_COLOURS,
     INPUT_IMAGE,
     INPUT_LABEL,
     MANIFEST_NAME,
@@ -32,6 +33,7 @@ ARTIFACT_KINDS = ("onnx", "tensorrt", "torch_export")
 ROLES = ("generator", "classifier")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 GROUP_KINDS = ("exclusive", "binary", "mask")
+RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,25 @@ def _artifact_from_dict(a: dict[str, Any]) -> Artifact:
     if values.get("profile") is not None:
         values["profile"] = Profile(**values["profile"])
     return Artifact(**values)
+
+
+def derive_groups(attributes: tuple[str, ...] | list[str]) -> tuple["AttributeGroup", ...]:
+    """Groups implied by attribute names: hair colours and RaFD expressions are exclusive (one-hot among
+    those present, as in the paper), `mask_*` entries are the joint-training mask, the rest are binary."""
+    hair = tuple(a for a in attributes if a in HAIR_COLOURS)
+    expr = tuple(a for a in attributes if a in RAFD_EXPRESSIONS)
+    mask = tuple(a for a in attributes if a.startswith("mask_"))
+    binary = tuple(a for a in attributes if a not in hair + expr + mask)
+    groups = []
+    if hair:
+        groups.append(AttributeGroup("hair_color", "exclusive", hair))
+    if expr:
+        groups.append(AttributeGroup("expression", "exclusive", expr))
+    if binary:
+        groups.append(AttributeGroup("binary", "binary", binary))
+    if mask:
+        groups.append(AttributeGroup("dataset_mask", "mask", mask))
+    return tuple(groups)
 
 
 def default_inputs(image_size: int, c_dim: int) -> tuple[TensorSpec, ...]:
