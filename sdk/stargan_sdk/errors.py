@@ -41,3 +41,7 @@ class ImageInputError(StarGANError, ValueError):
 
 class NoFaceFoundError(StarGANError):
     """The photo pipeline found no face to edit."""
+
+
+class FaceDetectorError(StarGANError):
+    """A face detector that cannot load (missing model file, OpenCV without cascades) or fails on a photo."""

@@ -63,6 +63,7 @@ class DataConfig:
     test_count: int = 2000  # CelebA images held out for testing (official: 2000)
     seed: int = 1234  # shuffles the CelebA list before the split, as the official code does
     num_workers: int = 1
+    rafd_test_dir: str = ""  # empty: the sibling of rafd_image_dir ending in "test"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:

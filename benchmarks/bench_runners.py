@@ -1,0 +1,142 @@
+"""The things the latency benchmark times: the eager baseline, the raw engine, and the SDK backends.
+
+Usage: runner = make_runner("onnxruntime", bundle, device="cpu"); runner.prepare(batch); runner.run()
+
+Every runner takes the same host-side float32 inputs (NCHW in [-1, 1] and labels) and returns host
+outputs, so GPU runners include their host<->device transfers, like an application would see them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+BASELINE = "torch-eager-fp32"
+ORT_RAW = "ort-raw"
+TRT_RAW = "trt-raw"
+
+
+@dataclass
+class Runner:
+    name: str
+    run: Callable[[], Any] = lambda: None
+    prepare: Callable[[int], None] = lambda batch: None
+    close: Callable[[], None] = lambda: None
+    info: dict[str, Any] = field(default_factory=dict)
+    split: Callable[[], dict[str, float]] | None = None  # H2D / compute / D2H ms for one batch, GPU only
+
+
+def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) / image_size
+    base = np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))])
+    images = np.clip(base[None] * 0.8 + 0.1 * rng.standard_normal((batch, 3, image_size, image_size)), -1, 1)
+    labels = (rng.random((batch, c_dim)) > 0.5).astype(np.float32)
+    return images.astype(np.float32), labels
+
+
+def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+    if name == BASELINE:
+        return _eager_runner(bundle, device, image_size, c_dim)
+    if name == ORT_RAW:
+        return _ort_raw_runner(bundle, image_size, c_dim)
+    return _sdk_runner(name, bundle, device, image_size, c_dim)
+
+
+def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+    """The official code's way: eager PyTorch, FP32, per-instance InstanceNorm, same weights.
+
+    The weights come from the bundle's exported program, whose state_dict uses the official key names.
+    """
+    import torch
+
+    from stargan_train.model import Generator
+    from stargan_train.weights import infer_generator_config
+
+    program = torch.export.load(str(bundle / "generator.pt2"))
+    state = {k: v for k, v in program.state_dict.items()}
+    G = Generator.from_config(infer_generator_config(state))
+    G.load_state_dict(state, strict=True)
+    G.to(device)
+    feeds: dict[str, Any] = {}
+
+    def prepare(batch: int) -> None:
+        x, c = make_inputs(batch, image_size, c_dim)
+        feeds["x"], feeds["c"] = x, c
+
+    @torch.inference_mode()
+    def run() -> np.ndarray:
+        x = torch.from_numpy(feeds["x"]).to(device)
+        c = torch.from_numpy(feeds["c"]).to(device)
+        return G(x, c).cpu().numpy()
+
+    return Runner(BASELINE, run, prepare, info={"precision": "fp32", "device": device, "cuda_graphs": False,
+                                                 "transfers_included": device != "cpu"})
+
+
+def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
+    """A bare `InferenceSession.run` on the FP32 graph with default options: the engine without the SDK."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(bundle / "generator.onnx"), providers=["CPUExecutionProvider"])
+    feeds: dict[str, np.ndarray] = {}
+
+    def prepare(batch: int) -> None:
+        x, c = make_inputs(batch, image_size, c_dim)
+        feeds.clear()
+        feeds.update({"image": x, "label": c})
+
+    return Runner(ORT_RAW, lambda: sess.run(None, feeds)[0], prepare,
+                  info={"precision": "fp32", "device": "cpu", "provider": "CPUExecutionProvider"})
+
+
+def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+    from stargan_sdk import Translator
+
+    options: dict[str, Any] = {}
+    backend = name
+    if name.startswith("onnxruntime-"):  # onnxruntime-fp16 runs the FP16 graph
+        backend, options["precision"] = "onnxruntime", name.split("-", 1)[1]
+    t = Translator.load(bundle, backend=backend, device=0 if device == "cpu" else _ordinal(device), **options)
+    feeds: dict[str, np.ndarray] = {}
+
+    def prepare(batch: int) -> None:
+        feeds["x"], feeds["c"] = make_inputs(batch, image_size, c_dim)
+
+    describe = getattr(t, "describe", None)
+    info = describe() if callable(describe) else {"backend": t.backend_name}
+    split = None
+    timed = getattr(getattr(t, "backend", None), "timed_infer", None)
+    if callable(timed):
+        def split() -> dict[str, float]:
+            return timed({"image": feeds["x"], "label": feeds["c"]})[1]
+    return Runner(name, lambda: t.infer(feeds["x"], feeds["c"]), prepare, t.close, info=info, split=split)
+
+
+def _ordinal(device: str) -> int:
+    return int(device.split(":", 1)[1]) if ":" in device else 0
+
+
+def rss_mib() -> float:
+    """Current resident set size of this process (Linux /proc), MiB."""
+    return _proc_status_kib("VmRSS") / 1024
+
+
+def peak_rss_mib() -> float:
+    return _proc_status_kib("VmHWM") / 1024
+
+
+def _proc_status_kib(key: str) -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")

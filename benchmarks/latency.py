@@ -1,0 +1,110 @@
+"""Latency and throughput of every backend side by side, trtexec-style, as ratios to the eager baseline.
+
+Usage: python benchmarks/latency.py models/toyfaces-64 --batch-sizes 1,8 --json benchmarks/results/cpu.json
+
+All backends are timed interleaved in one process (round-robin, order rotated each round) so machine
+drift hits them alike; ratios are medians over the same rounds. Inputs are host float32 arrays; GPU
+backends include their host<->device copies.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_report import build_report, print_report, write_json, write_plot  # noqa: E402
+from bench_runners import BASELINE, ORT_RAW, make_runner, peak_rss_mib, rss_mib  # noqa: E402
+from bench_timing import interleaved, measure_gemm_gflops, summarize  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _preprocessing_ms(bundle: Path, image_size: int) -> dict[str, float]:
+    """SDK pre/post-processing cost per image (uint8 HWC -> normalised NCHW -> uint8 HWC), batch of 8."""
+    import numpy as np
+
+    from stargan_sdk import imaging
+
+    imgs = [np.random.default_rng(i).integers(0, 256, (image_size, image_size, 3), dtype=np.uint8) for i in range(8)]
+    pre, post = [], []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        x = imaging.to_model_input(imgs, image_size)
+        t1 = time.perf_counter()
+        imaging.from_model_output(x)
+        post.append(time.perf_counter() - t1)
+        pre.append(t1 - t0)
+    return {"preprocess_ms_per_image": 1000 * float(np.median(pre)) / 8,
+            "postprocess_ms_per_image": 1000 * float(np.median(post)) / 8}
+
+
+@app.command()
+def main(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
+    backends: Annotated[str, typer.Option(help="Comma list of SDK backends; the baselines are always added.")] = "auto,onnxruntime,torch",
+    batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
+    iterations: Annotated[int, typer.Option(min=3, help="Timed rounds per batch size.")] = 30,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 3,
+    device: Annotated[str, typer.Option(help="cpu, or cuda / cuda:N for GPU backends and the baseline.")] = "cpu",
+    budget_s: Annotated[float, typer.Option(help="Time budget per batch size (keeps >= 3 rounds).")] = 60.0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write throughput vs batch size as PNG.")] = None,
+) -> None:
+    from stargan_sdk.errors import StarGANError
+    from stargan_sdk.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(bundle)
+    except StarGANError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+    names = [BASELINE] + ([ORT_RAW] if device == "cpu" else []) + [b for b in _csv(backends) if b not in (BASELINE, ORT_RAW)]
+    sizes = [int(b) for b in _csv(batch_sizes)]
+    runners, skipped, memory = {}, {}, {}
+    for name in names:
+        before = rss_mib()
+        try:
+            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim)
+        except Exception as e:  # a backend that cannot run here is reported, not fatal
+            skipped[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
+        memory[name] = {"rss_delta_after_load_mib": rss_mib() - before}
+    if BASELINE not in runners:
+        typer.echo(f"error: the eager baseline cannot run: {skipped.get(BASELINE)}", err=True)
+        raise typer.Exit(2)
+    results = []
+    for batch in sizes:
+        for r in runners.values():
+            r.prepare(batch)
+        samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s)
+        for name, ms in samples.items():
+            entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info}
+            if runners[name].split is not None:
+                entry["split_ms"] = runners[name].split()
+            results.append(entry)
+    for r in runners.values():
+        r.close()
+    gemm = measure_gemm_gflops("cpu" if device == "cpu" else device)
+    report = build_report(manifest, device, results, skipped, gemm, memory, peak_rss_mib(),
+                          _preprocessing_ms(bundle, manifest.image_size))
+    print_report(report)
+    if json_out:
+        write_json(report, json_out)
+        typer.echo(f"wrote {json_out}")
+    if plot:
+        write_plot(report, plot)
+        typer.echo(f"wrote {plot}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,136 @@
+"""Parity checks: named per-precision tolerances, error metrics (max/mean abs, PSNR) and test inputs.
+
+Usage: m = measure(reference, actual); check(m, TOLERANCES["fp16"], "generator.fp16.onnx")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stargan_export.errors import ParityError
+
+SIGNAL_RANGE = 2.0  # images live in [-1, 1]
+PSNR_CAP_DB = 200.0  # identical outputs give infinite PSNR; JSON has no infinity, so cap it
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria of one precision; `None` disables a criterion."""
+
+    max_abs: float | None = None
+    min_psnr_db: float | None = None
+
+
+# One place for every tolerance. FP32 graphs must match torch to 1e-4 (summation-order noise only);
+# FP16 convolutions are judged by PSNR on image-like inputs because their error scales with activations.
+# A TensorRT FP32 engine may pick different (Winograd/implicit-GEMM) kernels, hence the looser bound.
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(max_abs=1e-4),
+    "fp16": Tolerance(min_psnr_db=40.0),
+    "classifier": Tolerance(max_abs=1e-4),
+    "torch_export": Tolerance(max_abs=1e-5),
+    "tensorrt_fp32": Tolerance(max_abs=1e-3),
+    "tensorrt_fp16": Tolerance(min_psnr_db=40.0),
+}
+
+
+def psnr_db(reference: np.ndarray, actual: np.ndarray, signal_range: float = SIGNAL_RANGE) -> float:
+    mse = float(np.mean((reference.astype(np.float64) - actual.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP_DB
+    return min(PSNR_CAP_DB, 10.0 * math.log10(signal_range**2 / mse))
+
+
+def measure(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """max_abs, mean_abs and psnr_db of `actual` against `reference` (same shape); NaN/Inf count as failure."""
+    if reference.shape != actual.shape:
+        raise ParityError(f"output shape {actual.shape} differs from the reference shape {reference.shape}")
+    if not np.all(np.isfinite(actual)):
+        return {"max_abs": math.inf, "mean_abs": math.inf, "psnr_db": 0.0, "finite": 0.0}
+    diff = np.abs(reference.astype(np.float64) - actual.astype(np.float64))
+    return {
+        "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()),
+        "psnr_db": psnr_db(reference, actual),
+        "finite": 1.0,
+    }
+
+
+def worst(*metrics: dict[str, float]) -> dict[str, float]:
+    """Combine several measurements into their worst case."""
+    return {
+        "max_abs": max(m["max_abs"] for m in metrics),
+        "mean_abs": max(m["mean_abs"] for m in metrics),
+        "psnr_db": min(m["psnr_db"] for m in metrics),
+        "finite": min(m["finite"] for m in metrics),
+    }
+
+
+def check(metrics: dict[str, float], tolerance: Tolerance, what: str) -> dict[str, float]:
+    """Raise ParityError naming the failed criterion; return `metrics` unchanged on success."""
+    if metrics.get("finite", 1.0) < 1.0:
+        raise ParityError(f"{what} produced NaN or Inf outputs")
+    if tolerance.max_abs is not None and metrics["max_abs"] > tolerance.max_abs:
+        raise ParityError(
+            f"{what} differs from torch by max abs {metrics['max_abs']:.3g} > tolerance {tolerance.max_abs:g}"
+        )
+    if tolerance.min_psnr_db is not None and metrics["psnr_db"] < tolerance.min_psnr_db:
+        raise ParityError(
+            f"{what} PSNR vs torch is {metrics['psnr_db']:.1f} dB < required {tolerance.min_psnr_db:g} dB"
+        )
+    return metrics
+
+
+def sample_images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Smooth, face-like synthetic images in [-1, 1] (NCHW float32): a lit background, a skin-toned
+    ellipse, a hair cap and two eyes. Realistic statistics matter for FP16 checks: random noise
+    images overstate activations and understate PSNR compared with photos."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    out = np.empty((n, 3, size, size), np.float32)
+    for i in range(n):
+        bg = rng.uniform(0.2, 0.9, 3)[:, None, None] * (0.7 + 0.3 * yy)[None]
+        cx, cy = rng.uniform(0.4, 0.6, 2)
+        rx, ry = rng.uniform(0.22, 0.3), rng.uniform(0.3, 0.38)
+        face = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+        face_mask = _soft(1.0 - face)
+        hair_mask = _soft(1.0 - ((xx - cx) / (rx * 1.15)) ** 2 - ((yy - cy + 0.12) / (ry * 0.8)) ** 2)
+        hair_mask *= (yy < cy - 0.05).astype(np.float32)
+        skin = rng.uniform(0.45, 0.95) * np.array([1.0, 0.8, 0.65], np.float32)[:, None, None]
+        hair = rng.uniform(0.05, 0.9, 3).astype(np.float32)[:, None, None]
+        img = bg * (1 - face_mask) + skin * face_mask
+        img = img * (1 - hair_mask) + hair * hair_mask
+        for ex in (cx - rx * 0.4, cx + rx * 0.4):
+            eye = _soft(1.0 - ((xx - ex) ** 2 + (yy - cy + 0.02) ** 2) / (0.2 * rx) ** 2)
+            img = img * (1 - 0.8 * eye)
+        img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+        out[i] = np.clip(img * 2.0 - 1.0, -1.0, 1.0)
+    return out
+
+
+def _soft(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 8.0, 0.0, 1.0).astype(np.float32)
+
+
+def sample_labels(n: int, c_dim: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + 1).integers(0, 2, (n, c_dim)).astype(np.float32)
+
+
+def extreme_images(size: int, seed: int = 0) -> np.ndarray:
+    """All -1, all +1 and random ±1 images: the worst case for FP16 activation range."""
+    rng = np.random.default_rng(seed)
+    sign = rng.choice(np.array([-1.0, 1.0], np.float32), (3, size, size))
+    return np.stack([-np.ones((3, size, size), np.float32), np.ones((3, size, size), np.float32), sign])
+
+
+def ort_session(path: Path):  # -> onnxruntime.InferenceSession (imported lazily)
+    """An ONNX Runtime CPU session: the reference runtime for every ONNX check here."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # keep ORT's kernel-placement notes out of the user's terminal
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

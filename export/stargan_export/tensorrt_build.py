@@ -1,0 +1,161 @@
+"""ONNX → TensorRT engine (raw plan file), TensorRT 10.x and 11.x Python API; all version branches live here.
+
+Usage: info = onnx_to_engine("b/generator.fp16.onnx", "b/generator.plan", min_batch=1, opt_batch=8,
+       max_batch=64, image_size=128, c_dim=5, workspace_gib=4.0, timing_cache_path="b/timing.cache")
+
+Networks are strongly typed: precision comes from the ONNX graph (FP16 convolutions, FP32 norms), never
+from builder flags (BuilderFlag.FP16 is deprecated since 10.12 and gone in 11). On 11.x strong typing is
+always on and the creation flag is accepted and ignored, so setting it is right for both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stargan_export.errors import EngineUnavailableError, ExportError
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_train.checkpoint import atomic_write
+
+INSTALL_HINT = "pip install stargan[tensorrt] on a machine with an NVIDIA GPU"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+
+
+def engine_unavailable_reason() -> str | None:
+    """Why no engine can be built here (one line), or None when TensorRT and a CUDA GPU are present."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return f"TensorRT is not installed ({INSTALL_HINT})"
+    if gpu_properties() is None:
+        return f"no CUDA GPU is visible ({INSTALL_HINT})"
+    return None
+
+
+def gpu_properties() -> tuple[str, str] | None:
+    """(name, "major.minor") of GPU 0 via cuda-bindings, else torch.cuda; None without a GPU."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, props = cudart.cudaGetDeviceProperties(0)
+        if int(err) == 0:
+            name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+            return name, f"{props.major}.{props.minor}"
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            return torch.cuda.get_device_name(0), f"{major}.{minor}"
+    except ImportError:
+        pass
+    return None
+
+
+def _network_flags(trt: Any) -> int:
+    # The bit position is read from the enum: STRONGLY_TYPED's value changed between 10.x and 11.x.
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if flag is None else 1 << int(flag)
+
+
+def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> Any:
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        lines = []
+        for i in range(parser.num_errors):
+            error = parser.get_error(i)
+            lines.append(f"node {error.node()}: {error.desc()}")
+        raise ExportError(f"TensorRT could not parse {onnx_path.name}:\n" + "\n".join(lines or ["(no details)"]))
+    return parser
+
+
+def _load_timing_cache(config: Any, cache_path: Path | None) -> Any:
+    data = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=True)  # a cache from another GPU/version is just ignored
+    return cache
+
+
+def onnx_to_engine(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    *,
+    min_batch: int,
+    opt_batch: int,
+    max_batch: int,
+    image_size: int,
+    c_dim: int,
+    workspace_gib: float = 4.0,
+    timing_cache_path: str | Path | None = None,
+) -> EngineInfo:
+    """Build a strongly typed engine with one batch profile on both inputs; write the raw plan atomically."""
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        raise EngineUnavailableError(f"cannot build a TensorRT engine: {reason}")
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise ExportError(f"batch profile needs 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(_network_flags(trt))
+    _parser = _parse(trt, network, logger, Path(onnx_path))  # keep alive until the build: it owns weights
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if hasattr(trt.BuilderFlag, "TF32"):
+        # FP32 tensors stay true FP32 so an FP32 engine meets its parity tolerance; FP16 is in the graph.
+        config.clear_flag(trt.BuilderFlag.TF32)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_IMAGE, *[(b, 3, image_size, image_size) for b in (min_batch, opt_batch, max_batch)])
+    profile.set_shape(INPUT_LABEL, *[(b, c_dim) for b in (min_batch, opt_batch, max_batch)])
+    config.add_optimization_profile(profile)
+    cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
+    cache = _load_timing_cache(config, cache_path)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise ExportError("TensorRT failed to build the engine (see the TensorRT log above)")
+    data = bytes(plan)  # the raw plan, no header: `trtexec --loadEngine` reads it as is
+    atomic_write(Path(plan_path), lambda p: p.write_bytes(data))
+    if cache_path is not None:
+        cache_bytes = bytes(cache.serialize())
+        atomic_write(cache_path, lambda p: p.write_bytes(cache_bytes))
+    name, capability = gpu_properties() or ("unknown", "unknown")
+    return EngineInfo(tensorrt_version=trt.__version__, gpu_name=name, compute_capability=capability)
+
+
+def run_engine(plan_path: str | Path, image: Any, label: Any) -> Any:
+    """Run a plan once with the v3 named-tensor API on torch CUDA tensors; returns a numpy array.
+
+    Used for parity at build time and in tests; the SDK has its own runtime with pinned buffers.
+    """
+    import numpy as np
+    import tensorrt as trt
+    import torch
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
+    if engine is None:
+        raise ExportError(f"TensorRT could not load {plan_path}")
+    context = engine.create_execution_context()
+    feeds = {INPUT_IMAGE: torch.from_numpy(np.ascontiguousarray(image)).cuda(),
+             INPUT_LABEL: torch.from_numpy(np.ascontiguousarray(label)).cuda()}
+    for name, tensor in feeds.items():
+        context.set_input_shape(name, tuple(tensor.shape))
+        context.set_tensor_address(name, tensor.data_ptr())
+    output = torch.empty(tuple(context.get_tensor_shape(OUTPUT_IMAGE)), dtype=torch.float32, device="cuda")
+    context.set_tensor_address(OUTPUT_IMAGE, output.data_ptr())
+    stream = torch.cuda.Stream()  # enqueue on a non-default stream, as TensorRT recommends
+    stream.wait_stream(torch.cuda.current_stream())  # the uploads above ran on the default stream
+    with torch.cuda.stream(stream):
+        if not context.execute_async_v3(stream.cuda_stream):
+            raise ExportError("TensorRT execute_async_v3 failed")
+    stream.synchronize()
+    return output.cpu().numpy()

@@ -1,0 +1,54 @@
+"""Opening a bundle: the manifest read and cross-checked against itself and against the loaded graphs.
+
+Usage: manifest = open_bundle("models/toyfaces-64"); check_input_shapes(manifest, backend.input_shapes(), "generator.onnx")
+
+Checksums are verified by whoever opens an artifact (`verify_artifact`), so only the files a
+Translator actually uses are hashed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.errors import BundleError
+from stargan_sdk.manifest import Manifest, read_manifest
+
+
+def _expected(manifest: Manifest) -> dict[str, tuple[int, ...]]:
+    s = manifest.image_size
+    return {INPUT_IMAGE: (3, s, s), INPUT_LABEL: (manifest.c_dim,)}
+
+
+def open_bundle(bundle_dir: str | os.PathLike[str]) -> Manifest:
+    """The manifest, after checking that its tensor specs agree with its image size and attributes."""
+    manifest = read_manifest(bundle_dir)
+    specs = {t.name: tuple(t.shape) for t in manifest.inputs}
+    for name, want in _expected(manifest).items():
+        if name not in specs:
+            raise BundleError(f"manifest declares no input tensor {name!r}; re-export the bundle")
+        got = tuple(specs[name][1:])
+        if got != want:
+            raise BundleError(
+                f"manifest is inconsistent: input {name!r} has shape {list(specs[name])} but image_size "
+                f"{manifest.image_size} and {manifest.c_dim} attributes need [N, {', '.join(map(str, want))}]; "
+                f"the manifest was edited or comes from another export — re-export the bundle"
+            )
+    return manifest
+
+
+def check_input_shapes(manifest: Manifest, shapes: Mapping[str, Sequence[Any]], source: str) -> None:
+    """Refuse a graph whose fixed input dimensions disagree with the manifest (symbolic dims pass)."""
+    for name, want in _expected(manifest).items():
+        if name not in shapes:
+            raise BundleError(f"{source} has no input named {name!r} (inputs: {', '.join(shapes)}); re-export the bundle")
+        got = tuple(shapes[name])
+        fixed = [(g, w) for g, w in zip(got[1:], want) if isinstance(g, int)]
+        if len(got) != len(want) + 1 or any(g != w for g, w in fixed):
+            raise BundleError(
+                f"{source} does not match its manifest: input {name!r} is {list(got)}, the manifest says "
+                f"[N, {', '.join(map(str, want))}] (image_size {manifest.image_size}, c_dim {manifest.c_dim}); "
+                f"the manifest or the graph was replaced — re-export the bundle"
+            )

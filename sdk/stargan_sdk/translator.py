@@ -1,0 +1,229 @@
+"""Translator: load a bundle on a backend and edit face attributes of images.
+
+Usage: with Translator.load("models/toyfaces-64") as t: blond = t.translate(Image.open("face.png"), Blond_Hair=1)
+
+Images: a square PIL image or uint8 numpy array (HxW, HxWx1, HxWx3 RGB, HxWx4 RGBA) of any size; it is
+resized to the model size and the result resized back, returned as the same type and mode. Non-square
+photos go through `translate_photo` (face detection) or `imaging.center_crop` first. Edits apply on top of
+the image's current attributes: `original={...}` or, when omitted, the bundle's classifier's estimate.
+See `stargan_sdk.labels` for the exclusive-group rules.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.registry import select_backend
+from stargan_sdk.bundle import check_input_shapes, open_bundle
+from stargan_sdk.classifier import AttributeClassifier
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
+from stargan_sdk.imaging import ImageMeta, Normalizer, restore, to_model_rgb
+from stargan_sdk.labels import AttributeSpace
+from stargan_sdk.manifest import Manifest
+
+Changes = Mapping[str, object]
+
+
+def _merge(changes: Changes | None, keyword: dict[str, object]) -> dict[str, object]:
+    if changes is not None and not isinstance(changes, Mapping):
+        raise AttributeValueError(f"changes must be a dict of attribute -> 0/1, got {type(changes).__name__}")
+    overlap = set(changes or {}) & set(keyword)
+    if overlap:
+        raise AttributeValueError(f"{', '.join(sorted(overlap))} given both in the dict and as keywords")
+    return {**(changes or {}), **keyword}
+
+
+class Translator:
+    """An opened bundle plus a loaded backend; use `Translator.load`.
+
+    Args:
+        bundle_dir: the bundle folder.
+        manifest: its verified manifest.
+        backend: a loaded backend.
+        classifier: the bundle's attribute classifier, if any.
+        candidates: availability of each backend considered when choosing (for `stargan info`).
+    """
+
+    def __init__(self, bundle_dir: str | os.PathLike[str], manifest: Manifest, backend: Backend,
+                 classifier: AttributeClassifier | None = None, candidates: dict[str, Availability] | None = None) -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = manifest
+        self.backend = backend
+        self.classifier = classifier
+        self.candidates = dict(candidates or {})
+        self.space = AttributeSpace.from_manifest(manifest)
+        self.normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
+        # Backends that are not thread-safe get one lock; ORT sessions and the torch backend need none here.
+        self._lock = nullcontext() if getattr(backend, "thread_safe", False) else threading.Lock()
+
+    @classmethod
+    def load(cls, bundle_dir: str | os.PathLike[str], backend: str = "auto", device: int = 0,
+             max_batch: int | None = None, cuda_graphs: bool = True, **backend_options: Any) -> "Translator":
+        """Open and verify a bundle (manifest schema and consistency, checksums of the artifacts used, graph
+        input shapes) and load it on `backend` ("auto", "tensorrt", "onnxruntime" or "torch")."""
+        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+            raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
+        manifest = open_bundle(bundle_dir)
+        backend_cls, candidates = select_backend(backend, bundle_dir, manifest, device)
+        runner = backend_cls(bundle_dir, manifest, device=device, max_batch=max_batch,
+                             cuda_graphs=cuda_graphs, **backend_options)
+        runner.load()
+        try:
+            if hasattr(runner, "input_shapes"):
+                check_input_shapes(manifest, runner.input_shapes(), f"the {runner.name} backend's generator")
+            classifier = AttributeClassifier.from_bundle(bundle_dir, manifest)
+        except BaseException:
+            runner.close()
+            raise
+        return cls(bundle_dir, manifest, runner, classifier, candidates)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Attributes users can set, in label order."""
+        return self.space.editable
+
+    @property
+    def image_size(self) -> int:
+        return self.manifest.image_size
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Translator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def infer(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The raw path: float32 [N, 3, S, S] in [-1, 1] and float32 [N, c_dim] labels -> float32 outputs.
+        Batches larger than the backend's max batch are split."""
+        self._check_arrays(images, labels)
+        step = self.backend.max_batch or len(images)
+        parts = []
+        for i in range(0, len(images), step):
+            with self._lock:
+                parts.append(self.backend.infer({INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]})[OUTPUT_IMAGE])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _check_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self._require_open()
+        s, c = self.image_size, self.manifest.c_dim
+        if not isinstance(images, np.ndarray) or images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (3, s, s):
+            desc = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise ImageInputError(f"infer expects float32 images [N, 3, {s}, {s}] in [-1, 1], got {desc}")
+        if len(images) == 0:
+            raise ImageInputError("empty batch: pass at least one image")
+        if not isinstance(labels, np.ndarray) or labels.dtype != np.float32 or labels.shape != (len(images), c):
+            desc = f"{labels.dtype}{list(labels.shape)}" if isinstance(labels, np.ndarray) else type(labels).__name__
+            raise AttributeValueError(f"infer expects float32 labels [{len(images)}, {c}], got {desc}")
+        lo, hi = float(images.min()), float(images.max())  # NaN/inf fail these comparisons too
+        if not (lo >= -1.0 - 1e-3 and hi <= 1.0 + 1e-3):
+            raise ImageInputError(f"images must be finite and normalised to [-1, 1], found values in [{lo}, {hi}]")
+        if not np.isfinite(labels).all():
+            raise AttributeValueError("labels contain NaN or infinity")
+
+    def _require_open(self) -> None:
+        if not self.backend.loaded:
+            raise StarGANError("this Translator is closed; load the bundle again")
+
+    def estimate(self, image: Any) -> dict[str, int]:
+        """The classifier's estimate of an image's current attributes."""
+        rgb, _ = to_model_rgb(image, self.image_size)
+        vec = self._originals(self.normalizer.preprocess([rgb]), None)[0]
+        return {a: int(vec[self.space.attributes.index(a)]) for a in self.attributes}
+
+    def _originals(self, x: np.ndarray, original: Changes | Sequence[Changes] | None) -> np.ndarray:
+        if original is None:
+            if self.classifier is None:
+                raise AttributeValueError(
+                    "this bundle has no classifier to estimate what the image shows; pass original={...}, "
+                    f"e.g. original={{{', '.join(repr(a) + ': 0' for a in self.attributes)}}}"
+                )
+            return self.space.estimate_from_logits(self.classifier.logits(x))
+        if isinstance(original, Mapping):
+            return np.tile(self.space.original_vector(original), (len(x), 1))
+        if len(original) != len(x):
+            raise AttributeValueError(f"{len(original)} originals for {len(x)} images")
+        return np.stack([self.space.original_vector(o) for o in original])
+
+    def _prepare(self, images: Sequence[Any]) -> tuple[np.ndarray, list[ImageMeta]]:
+        self._require_open()
+        if len(images) == 0:
+            raise ImageInputError("empty batch: pass at least one image")
+        prepared = [to_model_rgb(im, self.image_size) for im in images]
+        return self.normalizer.preprocess([p[0] for p in prepared]), [p[1] for p in prepared]
+
+    def _finish(self, outputs: np.ndarray, metas: Sequence[ImageMeta]) -> list[Any]:
+        return [restore(rgb, meta) for rgb, meta in zip(self.normalizer.postprocess(outputs), metas)]
+
+    def translate(self, image: Any, changes: Changes | None = None, /, *, original: Changes | None = None,
+                  **keyword_changes: object) -> Any:
+        """One edited image, same type/size/mode as given: `t.translate(img, Blond_Hair=1, Young=0)`."""
+        if isinstance(image, (list, tuple)) or (isinstance(image, np.ndarray) and image.ndim == 4):
+            raise ImageInputError("translate takes one image; use translate_batch for several")
+        return self.translate_batch([image], _merge(changes, keyword_changes), original=original)[0]
+
+    def translate_batch(self, images: Sequence[Any] | np.ndarray, changes: Changes | Sequence[Changes] | None = None,
+                        *, original: Changes | Sequence[Changes] | None = None) -> list[Any] | np.ndarray:
+        """Edit several images in one run. `changes`: one dict for all or a list with one per image;
+        `original` likewise. A uint8 [N, H, W, C] array in gives an array out, a list gives a list."""
+        stacked = isinstance(images, np.ndarray)
+        if not stacked and not isinstance(images, (list, tuple)):
+            raise ImageInputError(f"translate_batch takes a list of images, got {type(images).__name__}; use translate for one")
+        if stacked and images.ndim != 4:
+            raise ImageInputError(f"translate_batch takes a list of images or a uint8 [N, H, W, C] array, got shape {images.shape}")
+        per_image = self._per_image_changes(changes, len(images))
+        x, metas = self._prepare(list(images))
+        originals = self._originals(x, original)
+        targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(originals, per_image)])
+        results = self._finish(self.infer(x, targets), metas)
+        return np.stack(results) if stacked else results
+
+    def _per_image_changes(self, changes: Changes | Sequence[Changes] | None, n: int) -> list[dict[str, int]]:
+        if changes is None or isinstance(changes, Mapping):
+            return [self.space.validate_changes(changes or {})] * n
+        if isinstance(changes, (str, bytes)) or len(changes) != n:
+            raise AttributeValueError(f"changes must be one dict or a list of {n} dicts (one per image)")
+        return [self.space.validate_changes(_merge(c, {})) for c in changes]
+
+    def translate_all(self, image: Any, *, original: Changes | None = None) -> dict[str, Any]:
+        """Every single-attribute edit of one image, in label order (the paper's figure row):
+        {"Black_Hair": img, "Blond_Hair": img, ..., "Male=0": img, "Young=1": img}."""
+        x, metas = self._prepare([image])
+        targets = self.space.single_attribute_targets(self._originals(x, original)[0])
+        labels = np.stack([vec for _, vec in targets])
+        outputs = self._finish(self.infer(np.repeat(x, len(targets), axis=0), labels), metas * len(targets))
+        return {name: out for (name, _), out in zip(targets, outputs)}
+
+    def translate_photo(self, photo: Any, changes: Changes | None = None, /, *, original: Changes | None = None,
+                        face_index: int | None = None, on_no_face: str = "raise", detector: Any = None,
+                        **keyword_changes: object) -> Any:
+        """Edit the face(s) in a photo of any shape and paste them back (see `stargan_sdk.faces`)."""
+        from stargan_sdk.faces import translate_photo  # needs OpenCV: imported only for photos
+
+        merged = self.space.validate_changes(_merge(changes, keyword_changes))  # fail before detecting faces
+        return translate_photo(self, photo, merged, original=original, face_index=face_index,
+                               on_no_face=on_no_face, detector=detector)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.bundle_dir),
+            "attributes": list(self.attributes),
+            "image_size": self.image_size,
+            "classifier": self.classifier is not None,
+            **self.backend.describe(),
+        }

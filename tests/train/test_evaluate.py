@@ -1,0 +1,248 @@
+"""The evaluation protocol: attribute classifier, edit accuracy with oracle/identity generators, L1, localisation, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from stargan_train.attribute_classifier import (
+    ClassifierError,
+    attribute_groups,
+    data_fingerprint,
+    load_classifier,
+    load_or_train_classifier,
+    train_attribute_classifier,
+)
+from stargan_train.checkpoint import TrainState, capture_rng, save_checkpoint
+from stargan_train.cli_eval import eval_command
+from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
+from stargan_train.data.transforms import build_transform
+from stargan_train.evaluate import Localisation, _test_dataset, create_labels, evaluate, localisation_sums
+from stargan_train.model import Discriminator, Generator
+
+ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+SIZE = 32
+TEST_COUNT = 48
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> DataConfig:
+    from stargan_train.data.toyfaces import generate_toyfaces
+
+    root = tmp_path_factory.mktemp("toyfaces")
+    generate_toyfaces(root, 288, seed=0, progress=False)
+    return DataConfig(dataset="toyfaces", celeba_image_dir=str(root / "images"),
+                      attr_path=str(root / "list_attr_celeba.txt"), image_size=SIZE, test_count=TEST_COUNT,
+                      num_workers=0)
+
+
+@pytest.fixture(scope="session")
+def trained(toy_data: DataConfig):
+    return train_attribute_classifier(toy_data, iters=250, batch_size=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, toy_data: DataConfig) -> Path:
+    """A run dir as the trainer leaves it, with an untrained seeded 32 px generator at iteration 7."""
+    torch.manual_seed(0)
+    G = Generator(conv_dim=8, c_dim=5, repeat_num=1)
+    D = Discriminator(image_size=SIZE, conv_dim=8, c_dim=5, repeat_num=3)
+    config = RunConfig(generator=GeneratorConfig(conv_dim=8, c_dim=5, repeat_num=1),
+                       discriminator=DiscriminatorConfig(image_size=SIZE, conv_dim=8, c_dim=5, repeat_num=3),
+                       data=toy_data)
+    folder = tmp_path_factory.mktemp("run")
+    save_checkpoint(folder, TrainState(7, config, G.state_dict(), D.state_dict(), {}, {}, capture_rng()))
+    return folder
+
+
+class IdentityGenerator(nn.Module):
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+class OracleGenerator(nn.Module):
+    """Ignores the input and draws a fresh real toy face with exactly the target attributes."""
+
+    def __init__(self, data: DataConfig) -> None:
+        super().__init__()
+        self.transform = build_transform(data.celeba_crop_size, data.image_size, "test")
+        self.rng = np.random.default_rng(123)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        from stargan_train.data.toyfaces import render_face, sample_params
+
+        out = []
+        for row in c.cpu():
+            params = sample_params(self.rng, {a: int(v > 0.5) for a, v in zip(ATTRS, row)})
+            rgb, _ = render_face(params)
+            out.append(self.transform(Image.fromarray(rgb)))
+        return torch.stack(out).to(x.device)
+
+
+def test_groups_and_create_labels_follow_the_official_semantics() -> None:
+    groups = attribute_groups(ATTRS)
+    assert [(g.kind, g.indices) for g in groups] == [("exclusive", (0, 1, 2)), ("binary", (3,)), ("binary", (4,))]
+    c_org = torch.tensor([[1.0, 0, 0, 1, 0], [0, 0, 1, 0, 1]])
+    labels = create_labels(c_org, ATTRS)
+    assert len(labels) == 5
+    assert labels[1].tolist() == [[0, 1, 0, 1, 0], [0, 1, 0, 0, 1]]  # blond set one-hot, rest untouched
+    assert labels[0].tolist() == [[1, 0, 0, 1, 0], [1, 0, 0, 0, 1]]
+    assert labels[3].tolist() == [[1, 0, 0, 0, 0], [0, 0, 1, 1, 1]]  # Male flipped
+    assert labels[4].tolist() == [[1, 0, 0, 1, 1], [0, 0, 1, 0, 0]]  # Young flipped
+    assert c_org.tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 1]]  # input not modified
+
+
+def test_classifier_learns_toyfaces_attributes(trained) -> None:
+    classifier, accuracy = trained
+    assert set(accuracy) == set(ATTRS)
+    # Chance is 50% for a binary attribute (and ~67% for "is it this hair colour" of 3): clearly above.
+    for attr, acc in accuracy.items():
+        assert acc >= 0.85, (attr, accuracy)
+    assert np.mean(list(accuracy.values())) >= 0.9, accuracy
+
+
+def test_identity_generator_scores_zero_on_flips_and_zero_l1(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    report = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=40, batch_size=16)
+    assert report.images_used == 40
+    assert report.rec_l1 == {a: 0.0 for a in ATTRS}
+    assert report.identity_l1 == 0.0
+    # Unchanged image: a flipped target is hit exactly when the classifier errs on the real image.
+    for attr in ("Male", "Young"):
+        assert report.target_accuracy[attr] == pytest.approx(1.0 - report.classifier_accuracy[attr])
+        assert report.target_accuracy[attr] <= 0.15
+    # A hair "edit" is hit only on images that (per the classifier) already have that colour.
+    labels = torch.stack([_test_dataset(toy_data).base[i][1] for i in range(40)])
+    for k, attr in enumerate(ATTRS[:3]):
+        assert abs(report.target_accuracy[attr] - float(labels[:, k].mean())) <= 0.15
+    # Everything else is untouched, so "preserved" equals the classifier's accuracy on those attributes.
+    assert report.preserved_accuracy["Male"] >= 0.85
+    assert report.localisation["Blond_Hair"]["inside"] == 0.0
+    assert report.localisation["Blond_Hair"]["images"] == int((labels[:, 1] < 0.5).sum())
+
+
+def test_oracle_generator_scores_near_perfect(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    report = evaluate(OracleGenerator(toy_data), toy_data, classifier=classifier, num_images=24, batch_size=12)
+    assert report.mean_target_accuracy >= 0.9, report.target_accuracy
+    for attr, acc in report.target_accuracy.items():
+        assert acc >= 0.8, (attr, report.target_accuracy)
+    assert report.mean_preserved_accuracy >= 0.85
+    assert report.mean_rec_l1 > 0.1  # a fresh face is not the input: the cycle term must notice
+
+
+def test_localisation_sums_on_a_synthetic_edit() -> None:
+    x = torch.zeros(2, 3, 4, 4)
+    y = x.clone()
+    mask = torch.zeros(2, 4, 4)
+    mask[:, :2, :] = 1.0  # top half is "hair": 8 pixels per image
+    y[:, :, :2, :] = 0.8  # inside: |y - x| = 0.8 in every channel
+    y[0, 0, 2:, :] = 0.3  # outside, image 0, one channel: channel mean 0.1 over 8 pixels
+    sums = localisation_sums(x, y, mask)
+    assert sums.tolist() == pytest.approx([0.8 * 16, 16, 0.1 * 8, 16])
+    loc = Localisation()
+    loc.add(x, y, mask)
+    d = loc.to_dict()
+    assert d["inside"] == pytest.approx(0.8)
+    assert d["outside"] == pytest.approx(0.05)
+    assert d["outside_over_inside"] == pytest.approx(0.0625)
+    assert d["images"] == 2
+
+
+def test_masks_are_cropped_like_the_image(toy_data: DataConfig) -> None:
+    """Hair pixels under the mask are dark for black hair and bright for blond: mask and image line up."""
+    ds = _test_dataset(toy_data)
+    assert ds.mask_paths is not None
+    inside = {0: [], 1: []}
+    for i in range(24):
+        image, label, mask = ds[i]
+        assert mask.shape == (SIZE, SIZE)
+        hair = mask > 0.5
+        for k in (0, 1):
+            if label[k] > 0.5 and hair.sum() > 0:
+                inside[k].append(float(image.mean(dim=0)[hair].mean()))
+    assert inside[0] and inside[1]
+    assert max(inside[0]) < min(inside[1])
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(eval_command)
+    return app
+
+
+def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> None:
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))  # a fresh run dir: no cached classifier yet
+    args = [str(run_dir), "--num-images", "16", "--classifier-iters", "20", "--batch-size", "8", "--device",
+            "cpu", "--json"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["images_used"] == 16 and out["checkpoint_iteration"] == 7
+    assert out["attrs"] == list(ATTRS)
+    assert set(out["per_attribute"]) == set(ATTRS)
+    for row in out["per_attribute"].values():
+        assert set(row) == {"target_accuracy", "preserved_accuracy", "rec_l1", "classifier_accuracy"}
+        assert 0.0 <= row["target_accuracy"] <= 1.0 and row["rec_l1"] > 0.0
+    for key in ("mean_target_accuracy", "mean_preserved_accuracy", "mean_rec_l1", "identity_l1",
+                "classifier_accuracy", "wall_time_s", "localisation", "warnings"):
+        assert key in out
+    assert set(out["localisation"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair"}
+    assert out["classifier"]["cached"] is False
+    sidecar = json.loads((run_dir / "eval" / "classifier.json").read_text())
+    assert sidecar["attrs"] == list(ATTRS) and len(sidecar["fingerprint"]) == 64
+    assert set(sidecar["accuracy"]) == set(ATTRS)
+    again = json.loads(CliRunner().invoke(_app(), args).stdout)
+    assert again["classifier"]["cached"] is True
+    assert again["per_attribute"] == out["per_attribute"]  # same cached classifier, same generator
+
+
+def test_cli_table_output(run_dir: Path) -> None:
+    result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20",
+                                         "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for text in ("Black_Hair", "target acc", "rec L1", "inside hair", "identity L1"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "no_checkpoints", "bad_count"])
+def test_cli_bad_inputs_give_one_line_errors(tmp_path: Path, run_dir: Path, case: str) -> None:
+    if case == "missing":
+        args, expected = [str(tmp_path / "nope")], "run dir not found"
+    elif case == "no_checkpoints":
+        args, expected = [str(tmp_path)], "without checkpoints"
+    else:
+        args, expected = [str(run_dir), "--num-images", "0", "--classifier-iters", "20"], "must be > 0"
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cache_is_retrained_when_the_data_changes(tmp_path: Path, toy_data: DataConfig) -> None:
+    fingerprint = data_fingerprint(toy_data)
+    assert fingerprint == data_fingerprint(toy_data)
+    assert data_fingerprint(DataConfig(**{**toy_data.__dict__, "image_size": 64})) != fingerprint
+    clf, info, reused = load_or_train_classifier(tmp_path, toy_data, iters=2, batch_size=8)
+    assert not reused and info.fingerprint == fingerprint
+    loaded, loaded_info = load_classifier(tmp_path / "eval")
+    x = torch.zeros(2, 3, SIZE, SIZE)
+    assert torch.equal(loaded.predict(x), clf.predict(x)) and loaded_info == info
+    # A sidecar from other data (or a broken one) is not reused.
+    (tmp_path / "eval" / "classifier.json").write_text(json.dumps({**info.__dict__, "fingerprint": "0" * 64}))
+    assert load_or_train_classifier(tmp_path, toy_data, iters=2, batch_size=8)[2] is False
+    (tmp_path / "eval" / "classifier.json").write_text("{not json")
+    assert load_or_train_classifier(tmp_path, toy_data, iters=2, batch_size=8)[2] is False
+    assert load_or_train_classifier(tmp_path, toy_data, iters=2, batch_size=8)[2] is True
+    with pytest.raises(ClassifierError, match="attribute file not found"):
+        data_fingerprint(DataConfig(dataset="toyfaces", attr_path=str(tmp_path / "missing.txt")))

@@ -1,0 +1,120 @@
+"""Sample grids like the official test output: per image a row [input | one output per target domain].
+
+Usage: write_checkpoint_samples("runs/toy", Path("grid.png"))  # or write_sample_grid(G, x, c_org, data, path)
+
+Targets follow the official `create_labels`: for each hair colour, that colour on and the others off; for
+every other CelebA attribute, the attribute flipped; for RaFD, each expression one-hot. In joint mode the
+CelebA columns come first, then the eight RaFD ones, each with zeros and mask as in `train_multi`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from stargan_train.checkpoint import atomic_write
+from stargan_train.config import RAFD_EXPRESSIONS, DataConfig, RunConfig
+
+HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+
+def celeba_targets(c_org: Tensor, selected_attrs: tuple[str, ...]) -> list[Tensor]:
+    """One target label batch per single-attribute edit (hair colours exclusive, binary attrs flipped)."""
+    hair = [i for i, name in enumerate(selected_attrs) if name in HAIR_COLOURS]
+    targets = []
+    for i in range(len(selected_attrs)):
+        c = c_org.clone()
+        if i in hair:
+            c[:, hair] = 0
+            c[:, i] = 1
+        else:
+            c[:, i] = (c[:, i] == 0).to(c.dtype)
+        targets.append(c)
+    return targets
+
+
+def rafd_targets(batch: int, n: int = len(RAFD_EXPRESSIONS)) -> list[Tensor]:
+    eye = torch.eye(n)
+    return [eye[i].expand(batch, n).clone() for i in range(n)]
+
+
+def target_labels(c_org: Tensor, data: DataConfig) -> list[Tensor]:
+    """Generator label batches for every column of the grid; `c_org` are the fixed images' own labels.
+
+    In joint mode `c_org` holds the CelebA labels of CelebA test images (the official sampling set).
+    """
+    if data.dataset in ("celeba", "toyfaces"):
+        return celeba_targets(c_org, data.selected_attrs)
+    if data.dataset == "rafd":
+        return rafd_targets(c_org.size(0))
+    n_cel, n_raf, batch = len(data.selected_attrs), len(RAFD_EXPRESSIONS), c_org.size(0)
+    zeros_cel, zeros_raf = torch.zeros(batch, n_cel), torch.zeros(batch, n_raf)
+    mask_cel, mask_raf = torch.tensor([[1.0, 0.0]]).expand(batch, 2), torch.tensor([[0.0, 1.0]]).expand(batch, 2)
+    out = [torch.cat([c, zeros_raf, mask_cel], dim=1) for c in celeba_targets(c_org, data.selected_attrs)]
+    out += [torch.cat([zeros_cel, c, mask_raf], dim=1) for c in rafd_targets(batch, n_raf)]
+    return out
+
+
+@torch.no_grad()
+def sample_grid(G: nn.Module, x: Tensor, c_org: Tensor, data: DataConfig) -> Tensor:
+    """[N, 3, H, W * (1 + domains)] in [-1, 1]: inputs followed by each translation, side by side."""
+    device = next(G.parameters()).device
+    x = x.to(device)
+    columns = [x] + [G(x, c.to(device)) for c in target_labels(c_org, data)]
+    return torch.cat(columns, dim=3).cpu()
+
+
+def grid_to_image(grid: Tensor) -> Image.Image:
+    """Stack the rows of a [N, 3, H, W'] batch vertically into one RGB image."""
+    rows = grid.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    stacked = torch.cat(list(rows), dim=1)  # [3, N*H, W']
+    return Image.fromarray(np.ascontiguousarray(stacked.permute(1, 2, 0).numpy()), mode="RGB")
+
+
+def save_image(image: Image.Image, path: Path) -> Path:
+    """Write a PNG atomically (temp + rename), so a killed run never leaves a torn sample."""
+    path = Path(path)
+    atomic_write(path, lambda p: image.save(p, format="PNG"))
+    return path
+
+
+def write_sample_grid(G: nn.Module, x: Tensor, c_org: Tensor, data: DataConfig, path: Path) -> Path:
+    return save_image(grid_to_image(sample_grid(G, x, c_org, data)), path)
+
+
+def fixed_batch(data: DataConfig, count: int) -> tuple[Tensor, Tensor]:
+    """The first `count` test images and their labels (CelebA images in joint mode, as officially)."""
+    from stargan_train.data import build_loaders
+
+    part = "rafd" if data.dataset == "rafd" else "celeba"
+    loader = build_loaders(data, count, "test", num_workers=0, shuffle=False, drop_last=False)[part]
+    x, labels = next(iter(loader))
+    return x, labels
+
+
+def write_checkpoint_samples(
+    source: str | Path, out: Path, *, count: int = 8, data: DataConfig | None = None, device: str = "cpu"
+) -> dict[str, object]:
+    """Load a generator from a run dir or checkpoint of ours and write the grid for `count` test images.
+
+    `data` overrides the data config stored in the checkpoint (e.g. when the images moved).
+    """
+    from stargan_train.weights import CheckpointError, load_generator
+
+    if count <= 0:
+        raise ValueError(f"count must be > 0, got {count}")
+    loaded = load_generator(source, map_location=device)
+    run_config: RunConfig | None = loaded.run_config
+    if run_config is None and data is None:
+        raise CheckpointError(
+            f"{loaded.source} carries no run config (official checkpoint?); the sample grid needs its dataset"
+        )
+    data = data or run_config.data  # type: ignore[union-attr]
+    x, c_org = fixed_batch(data, count)
+    write_sample_grid(loaded.model, x, c_org, data, Path(out))
+    return {"out": str(out), "checkpoint": str(loaded.source), "iteration": loaded.iteration, "rows": int(x.size(0)),
+            "columns": 1 + len(target_labels(c_org, data))}

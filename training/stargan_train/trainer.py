@@ -1,0 +1,267 @@
+"""The StarGAN training loop: critic and generator steps, lr decay, logs, samples, checkpoints, exact resume.
+
+Usage: summary = run_training(RunConfig(...), "runs/toy")  # or Trainer(cfg, run_dir, ctx=ctx).fit()
+
+One iteration = one critic step per dataset (CelebA then RaFD in joint mode, as the official `train_multi`),
+plus a generator step every `n_critic` iterations. Resume is exact: the data order is a pure function of
+(seed, iteration) (see `BatchStream`), and models, optimizers and RNG states come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stargan_train import checkpoint as ckpt
+from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, label_dim
+from stargan_train.data import build_loaders, joint_labels
+from stargan_train.distributed import (
+    BatchStream, DistContext, barrier, init_distributed, shutdown_distributed, unwrap, wrap_ddp,
+)
+from stargan_train.losses import d_loss, g_loss
+from stargan_train.model import Discriminator, Generator
+from stargan_train.rundir import TrainLog, prepare_run_dir
+from stargan_train.samples import fixed_batch, write_sample_grid
+
+SAMPLE_COUNT = 8  # fixed test images in a sample grid (rows)
+
+
+def lr_at(base: float, iteration: int, num_iters: int, num_iters_decay: int) -> float:
+    """Linear decay to 0 over the last `num_iters_decay` iterations: base * min(1, (num_iters - it) / decay)."""
+    if num_iters_decay <= 0:
+        return base
+    return base * max(0.0, min(1.0, (num_iters - iteration) / num_iters_decay))
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def check_label_sizes(config: RunConfig) -> None:
+    """G and D label sizes and D's image size must agree with the data the run reads."""
+    n = label_dim(config.data)
+    if config.generator.c_dim != n or config.discriminator.c_dim != n:
+        raise ValueError(
+            f"c_dim must be {n} for dataset {config.data.dataset!r} with {len(config.data.selected_attrs)} "
+            f"attribute(s); got generator {config.generator.c_dim}, discriminator {config.discriminator.c_dim}"
+        )
+    if config.discriminator.image_size != config.data.image_size:
+        raise ValueError(
+            f"discriminator image_size {config.discriminator.image_size} != data image_size {config.data.image_size}"
+        )
+
+
+@dataclass
+class Batch:
+    """One dataset's batch with the iteration's targets (shared by the D and G steps, as officially)."""
+
+    x: Tensor  # [B, 3, H, W] in [-1, 1]
+    label_org: Tensor  # this dataset's own labels (classification targets)
+    label_trg: Tensor  # shuffled labels of the batch
+    c_org: Tensor  # generator labels (joint mode: [celeba | rafd | mask])
+    c_trg: Tensor
+    part: str  # "celeba" | "rafd"
+
+
+class Trainer:
+    """StarGAN trainer for one process (single-device or one DDP rank).
+
+    Args:
+        config: the full run configuration (stored as `config.json` and inside each checkpoint).
+        run_dir: output folder (checkpoints/, samples/, logs/, config.json).
+        resume: continue from the newest checkpoint in `run_dir` (config must be compatible).
+        overwrite: delete previous checkpoints, samples and logs in `run_dir` first.
+        progress: show a rich progress bar (only on rank 0 and when stderr is a terminal).
+        ctx: distributed context from `init_distributed`; single-process on `config.train.device` if None.
+        on_log: called on rank 0 with (iteration, logs) every `log_step` iterations.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+        ctx: DistContext | None = None,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        check_label_sizes(config)
+        self.config, self.run_dir, self.on_log, self.progress = config, Path(run_dir), on_log, progress
+        self.ctx = ctx or init_distributed(config.train.device)
+        t, dev = config.train, self.ctx.device
+        state = prepare_run_dir(self.run_dir, config, self.ctx, resume=resume, overwrite=overwrite)
+        self.start = state.iteration if state else 0
+        seed_all(t.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
+        self.G = Generator.from_config(config.generator).to(dev)
+        self.D = Discriminator.from_config(config.discriminator).to(dev)
+        betas = (t.beta1, t.beta2)
+        self.g_opt = torch.optim.Adam(self.G.parameters(), t.g_lr, betas)
+        self.d_opt = torch.optim.Adam(self.D.parameters(), t.d_lr, betas)
+        self.joint = config.data.dataset == "both"
+        self.n_celeba = len(config.data.selected_attrs)
+        loaders = build_loaders(
+            config.data, t.batch_size, "train", rank=self.ctx.rank, world_size=self.ctx.world_size, seed=t.seed
+        )
+        self.streams = {
+            part: BatchStream(loader, seed=t.seed, rank=self.ctx.rank, world_size=self.ctx.world_size, start=self.start)
+            for part, loader in loaders.items()
+        }
+        self.fixed = fixed_batch(config.data, min(SAMPLE_COUNT, t.batch_size)) if self.ctx.is_main else None
+        # Set-up may draw random numbers (e.g. a DataLoader's base seed); training RNG starts only now.
+        if state is not None:
+            self._load_state(state)
+        else:
+            seed_all(t.seed + self.ctx.rank)
+        self.G_step, self.D_step = wrap_ddp(self.G, self.ctx), wrap_ddp(self.D, self.ctx)
+
+    def _load_state(self, state: ckpt.TrainState) -> None:
+        self.G.load_state_dict(state.G)
+        self.D.load_state_dict(state.D)
+        self.g_opt.load_state_dict(state.g_optim)
+        self.d_opt.load_state_dict(state.d_optim)
+        if self.ctx.is_main:
+            ckpt.restore_rng(state.rng)
+        else:  # only rank 0's RNG is stored; other ranks get a fresh stream that still differs per rank
+            seed_all(self.config.train.seed + 7919 * self.ctx.rank + state.iteration)
+
+    # ---- one step each ---------------------------------------------------------------------------------
+
+    def make_batch(self, x: Tensor, label: Tensor, part: str) -> Batch:
+        """Move to the device and draw targets: the batch's own labels shuffled (official)."""
+        dev = self.ctx.device
+        perm = torch.randperm(label.size(0))  # CPU RNG: covered by the checkpoint's RNG state
+        label_org, label_trg = label.to(dev), label[perm].to(dev)
+        c_org, c_trg = label_org, label_trg
+        if self.joint:
+            c_org = joint_labels(part, label_org, self.n_celeba)
+            c_trg = joint_labels(part, label_trg, self.n_celeba)
+        return Batch(x.to(dev), label_org, label_trg, c_org, c_trg, part)
+
+    def _cls(self, part: str) -> tuple[str, slice | None]:
+        if not self.joint:
+            return ("rafd" if part == "rafd" else "celeba"), None
+        if part == "celeba":
+            return "celeba", slice(0, self.n_celeba)
+        return "rafd", slice(self.n_celeba, self.n_celeba + len(RAFD_EXPRESSIONS))
+
+    def d_step(self, batch: Batch) -> dict[str, float]:
+        """One critic update on real images and (detached) translations."""
+        t = self.config.train
+        with torch.no_grad():  # the plain G: no DDP bookkeeping for a forward that never backpropagates
+            x_fake = self.G(batch.x, batch.c_trg)
+        kind, cls_slice = self._cls(batch.part)
+        loss, logs = d_loss(self.D_step, batch.x, x_fake, batch.label_org, t.lambda_cls, t.lambda_gp, kind, cls_slice)
+        self.d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_opt.step()
+        return logs
+
+    def g_step(self, batch: Batch) -> dict[str, float]:
+        """One generator update: fool the critic, hit the target domain, reconstruct the input."""
+        t = self.config.train
+        kind, cls_slice = self._cls(batch.part)
+        # The plain D with frozen weights: gradients flow to G only, D's DDP reducer stays out of it.
+        self.D.requires_grad_(False)
+        try:
+            loss, logs = g_loss(
+                self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
+                t.lambda_cls, t.lambda_rec, kind, cls_slice,
+            )
+            self.g_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.g_opt.step()
+        finally:
+            self.D.requires_grad_(True)
+        return logs
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    def set_lr(self, iteration: int) -> tuple[float, float]:
+        t = self.config.train
+        g_lr = lr_at(t.g_lr, iteration, t.num_iters, t.num_iters_decay)
+        d_lr = lr_at(t.d_lr, iteration, t.num_iters, t.num_iters_decay)
+        for opt, lr in ((self.g_opt, g_lr), (self.d_opt, d_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return g_lr, d_lr
+
+    def train_iteration(self, it: int) -> dict[str, float]:
+        t = self.config.train
+        g_lr, d_lr = self.set_lr(it)  # 1. learning rate of this iteration
+        logs: dict[str, float] = {"lr/g": g_lr, "lr/d": d_lr}
+        for part, stream in self.streams.items():
+            prefix = f"{part}/" if self.joint else ""
+            batch = self.make_batch(*stream.next(), part)  # 2. data and targets
+            logs |= {prefix + k: v for k, v in self.d_step(batch).items()}  # 3. critic
+            if (it + 1) % t.n_critic == 0:  # 4. generator, every n_critic critic steps
+                logs |= {prefix + k: v for k, v in self.g_step(batch).items()}
+        return logs
+
+    def fit(self) -> dict[str, Any]:
+        """Train from the current iteration to `num_iters`; returns a summary (rank 0 wrote the files)."""
+        t = self.config.train
+        log = TrainLog(self.run_dir, self.start, t.num_iters, enabled=self.ctx.is_main, progress=self.progress)
+        last: dict[str, float] = {}
+        started = time.perf_counter()
+        with log:
+            for it in range(self.start, t.num_iters):
+                last = self.train_iteration(it)
+                done = it + 1
+                log.step(done, last, every=t.log_step, on_log=self.on_log)  # 5. logs and progress
+                if done % t.sample_step == 0 or done == t.num_iters:
+                    self.write_samples(done)
+                if done % t.model_save_step == 0 or done == t.num_iters:
+                    self.save(done)
+        seconds = time.perf_counter() - started
+        iters = t.num_iters - self.start
+        return {
+            "run_dir": str(self.run_dir),
+            "start_iteration": self.start,
+            "iterations": t.num_iters,
+            "seconds": round(seconds, 3),
+            "it_per_s": round(iters / seconds, 3) if seconds > 0 and iters else None,
+            "last": last,
+            "checkpoint": str(ckpt.latest_checkpoint(self.run_dir)) if self.ctx.is_main else None,
+        }
+
+    def write_samples(self, iteration: int) -> None:
+        if self.ctx.is_main and self.fixed is not None:
+            x, c_org = self.fixed
+            write_sample_grid(self.G, x, c_org, self.config.data, self.run_dir / "samples" / f"{iteration:06d}.png")
+
+    def save(self, iteration: int) -> None:
+        """Rank 0 writes the plain modules' weights; the barriers keep ranks from racing past a write."""
+        barrier(self.ctx)
+        if self.ctx.is_main:
+            state = ckpt.TrainState(
+                iteration=iteration,
+                config=self.config,
+                G=unwrap(self.G).state_dict(),
+                D=unwrap(self.D).state_dict(),
+                g_optim=self.g_opt.state_dict(),
+                d_optim=self.d_opt.state_dict(),
+                rng=ckpt.capture_rng(),
+            )
+            ckpt.save_checkpoint(self.run_dir, state, keep=self.config.train.keep_checkpoints)
+        barrier(self.ctx)
+
+
+def run_training(config: RunConfig, run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """Join the process group if `torchrun` started us, train, and leave it again."""
+    ctx = init_distributed(config.train.device)
+    try:
+        return Trainer(config, run_dir, ctx=ctx, **kwargs).fit()
+    finally:
+        shutdown_distributed(ctx)
