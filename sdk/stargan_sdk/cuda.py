@@ -1,6 +1,6 @@
 """Small explicit wrappers over the CUDA runtime (cuda-bindings): pinned/device buffers, streams, events, graphs.
 
-Usage: with Stream() as s, PinnedBuffer((8, 3, 128, 128)) as h, DeviceBuffer(h.nbytes) as d: memcpy_htod_async(d, h, h.nbytes, s)
+Usage: with Stream() as s, PinnedBuffer(1024) as h, DeviceBuffer(h.nbytes) as d: memcpy_htod_async(d, h, h.nbytes, s)
 
 Every object frees its CUDA resource in `close()` (also as a context manager); `__del__` is only a safety net
 that never raises. cuda-bindings is imported on first use, so importing this module needs no GPU and no driver.

@@ -30,7 +30,7 @@ from stargan_sdk.manifest import Artifact, Manifest, verify_artifact
 log = logging.getLogger(__name__)
 MIN_TENSORRT_MAJOR = 10
 INPUTS = (INPUT_IMAGE, INPUT_LABEL)
-_trt_logger: Any = None
+_trt_loggers: dict[int, Any] = {}
 
 
 def import_tensorrt() -> ModuleType:
@@ -78,7 +78,7 @@ def match_engine(art: Artifact, trt_version: str, gpu: cuda.DeviceInfo, rebuild:
             f"{art.file} was built for compute capability {art.compute_capability} ({art.gpu_name}), "
             f"this GPU is {gpu.compute_capability} ({gpu.name}); {todo}"
         )
-    if art.gpu_name and art.gpu_name != gpu.name:
+    if art.gpu_name and art.gpu_name.strip() != gpu.name.strip():
         log.warning("%s was built on %s, runs on %s and may be slower; %s", art.file, art.gpu_name, gpu.name, todo)
 
 
@@ -101,10 +101,10 @@ def check_engine(bundle_dir: str | Path, manifest: Manifest, device: int = 0) ->
 
 
 def _logger(trt: ModuleType) -> Any:
-    global _trt_logger  # one per process: TensorRT warns when runtimes are given different loggers
-    if _trt_logger is None:
-        _trt_logger = trt.Logger(trt.Logger.WARNING)
-    return _trt_logger
+    """One logger per process (per tensorrt module): TensorRT warns when runtimes get different loggers."""
+    if id(trt) not in _trt_loggers:
+        _trt_loggers[id(trt)] = trt.Logger(trt.Logger.WARNING)
+    return _trt_loggers[id(trt)]
 
 
 class _Slot:
@@ -156,7 +156,13 @@ class TrtBackend(Backend):
     name = "tensorrt"
 
     def __init__(
-        self, bundle_dir: str | Path, manifest: Manifest, *, device: int = 0, max_batch: int | None = None, **options: Any
+        self,
+        bundle_dir: str | Path,
+        manifest: Manifest,
+        *,
+        device: int = 0,
+        max_batch: int | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(bundle_dir, manifest, device=device, max_batch=max_batch, **options)
         self.cuda_graphs = bool(options.get("cuda_graphs", True))
@@ -333,7 +339,8 @@ class TrtBackend(Backend):
                 self._graphs[key] = cuda.CudaGraph.capture(compute, lambda: self._enqueue(slot, n))
             except StarGANError as e:
                 self._graph_failed.add(key)  # logged once: this batch size runs plain enqueues from now on
-                log.warning("CUDA graph capture failed for batch %d (slot %d), using plain enqueue: %s", n, slot.index, e)
+                log.warning("CUDA graph capture failed for batch %d (slot %d), using plain enqueue: %s",
+                            n, slot.index, e)
 
     def _bind(self, slot: _Slot, n: int) -> None:
         ctx = self._context
@@ -363,7 +370,8 @@ class TrtBackend(Backend):
         if art is not None:
             info.update(precision=art.precision, profile=asdict(art.profile) if art.profile else None)
         if self.loaded:
-            info.update(tensorrt=self._trt_version, device=self._gpu.name, compute_capability=self._gpu.compute_capability)
+            gpu = self._gpu
+            info.update(tensorrt=self._trt_version, device=gpu.name, compute_capability=gpu.compute_capability)
             info.update(max_batch=self.batch, graph_batches=self.graph_batches())
         return info
 
