@@ -39,31 +39,26 @@ class Painter:
         self._label_draw = ImageDraw.Draw(self.labels)
 
     def ellipse(self, box: tuple[float, float, float, float], colour: RGB, label: int | None) -> None:
-        box = _valid_box(box)
-        self._draw.ellipse(box, fill=colour)
-        if label is not None:
-            self._label_draw.ellipse(box, fill=label)
+        self._paint("ellipse", _valid_box(box), colour, label)
 
     def polygon(self, points: list[Point], colour: RGB, label: int | None) -> None:
-        self._draw.polygon(points, fill=colour)
-        if label is not None:
-            self._label_draw.polygon(points, fill=label)
+        self._paint("polygon", points, colour, label)
 
     def rounded_rectangle(
         self, box: tuple[float, float, float, float], radius: float, colour: RGB, label: int | None
     ) -> None:
         box = _valid_box(box)
         radius = max(0.0, min(radius, (box[2] - box[0]) / 2, (box[3] - box[1]) / 2))
-        self._draw.rounded_rectangle(box, radius=radius, fill=colour)
-        if label is not None:
-            self._label_draw.rounded_rectangle(box, radius=radius, fill=label)
+        self._paint("rounded_rectangle", box, colour, label, radius=radius)
 
     def line(self, points: list[Point], colour: RGB, width: float, label: int | None) -> None:
-        w = max(1, int(round(width)))
         # joint="curve" keeps thick polylines (brows, lips) free of notches at the joints.
-        self._draw.line(points, fill=colour, width=w, joint="curve")
-        if label is not None:
-            self._label_draw.line(points, fill=label, width=w, joint="curve")
+        self._paint("line", points, colour, label, width=max(1, int(round(width))), joint="curve")
+
+    def _paint(self, shape: str, geometry: object, colour: RGB, label: int | None, **options: object) -> None:
+        getattr(self._draw, shape)(geometry, fill=colour, **options)
+        if label is not None:  # None: paint over the colour only (lines and creases on skin stay skin)
+            getattr(self._label_draw, shape)(geometry, fill=label, **options)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 HxWx3 RGB, uint8 HxW region labels), writable copies."""
@@ -243,7 +238,7 @@ def _back_hair(pt: Painter, p: FaceParams, f: Frame) -> None:
 def _front_hair(pt: Painter, p: FaceParams, f: Frame) -> None:
     """The fringe over the forehead (a scalloped half-ellipse) and, for long hair, locks over the ears."""
     u, v = f.u, p.hair_volume * f.u
-    fringe_y = f.cy - f.b + p.fringe * 2 * f.b * 0.5
+    fringe_y = f.cy - f.b + p.fringe * f.b
     ry = fringe_y - (f.cy - f.b - p.hair_top * u)
     t = np.linspace(np.pi, 2 * np.pi, 21)
     arc = list(zip((f.cx + (f.a + v) * np.cos(t)).tolist(), (fringe_y + ry * np.sin(t)).tolist()))
