@@ -45,3 +45,7 @@ class NoFaceFoundError(StarGANError):
 
 class FaceDetectorError(StarGANError):
     """A face detector that cannot load (missing model file, OpenCV without cascades) or fails on a photo."""
+
+
+class BackendOptionError(StarGANError, ValueError):
+    """A backend option with an unknown name or a bad value (e.g. an unknown precision, threads < 1)."""

@@ -143,10 +143,12 @@ def translate_photo(
     codec, shape = _decode(photo, max_pixels)
     rgb = codec.to_rgb()
     faces = run_detector(detector or default_detector(), rgb)
-    if not faces and on_no_face == "raise":
-        raise NoFaceFoundError(
-            "no face found in the photo; pass a face box through detector=, or on_no_face='return'"
-        )
+    if not faces:
+        if on_no_face == "raise":
+            raise NoFaceFoundError(
+                "no face found in the photo; pass a face box through detector=, or on_no_face='return'"
+            )
+        faces, face_index = [], None  # nothing to edit, whatever face was asked for
     edited = rgb.copy()
     crops = [celeba_crop_box(face, margin) for face in _pick(faces, face_index)]
     for crop in crops:
@@ -187,7 +189,8 @@ def _decode(photo: Any, max_pixels: int) -> tuple[PhotoCodec, tuple[int, ...] | 
         ok = photo.ndim == 2 or (photo.ndim == 3 and photo.shape[2] in (1, 3, 4))
         if photo.dtype != np.uint8 or not ok:
             raise ImageInputError(
-                f"a numpy photo must be uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {photo.dtype} {photo.shape}"
+                "a numpy photo must be uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
+                f"got {photo.dtype} {photo.shape}"
             )
         _check_size(photo.shape[1], photo.shape[0], max_pixels)
         squeezed = photo[:, :, 0] if photo.ndim == 3 and photo.shape[2] == 1 else photo
