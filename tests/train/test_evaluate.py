@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -26,12 +28,29 @@ from stargan_train.checkpoint import TrainState, capture_rng, save_checkpoint
 from stargan_train.cli_eval import eval_command
 from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
 from stargan_train.data.transforms import build_transform
-from stargan_train.evaluate import Localisation, _test_dataset, create_labels, evaluate, localisation_sums
+from stargan_train.evaluate import EvalError, Localisation, _test_dataset, create_labels, evaluate, localisation_sums
 from stargan_train.model import Discriminator, Generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 SIZE = 32
 TEST_COUNT = 48
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Tiny convs gain nothing from intra-op threads; on a busy 2-core box they lose ~10x to contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +66,8 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> DataConfig:
 
 @pytest.fixture(scope="session")
 def trained(toy_data: DataConfig):
-    return train_attribute_classifier(toy_data, iters=250, batch_size=32, seed=0)
+    with one_thread():
+        return train_attribute_classifier(toy_data, iters=250, batch_size=32, seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +148,27 @@ def test_identity_generator_scores_zero_on_flips_and_zero_l1(toy_data: DataConfi
     assert report.preserved_accuracy["Male"] >= 0.85
     assert report.localisation["Blond_Hair"]["inside"] == 0.0
     assert report.localisation["Blond_Hair"]["images"] == int((labels[:, 1] < 0.5).sum())
+    # Nothing moved inside the hair either: the ratio is undefined, and JSON says null rather than NaN.
+    d = report.to_dict()
+    assert d["localisation"]["Blond_Hair"]["outside_over_inside"] is None
+    json.dumps(d, allow_nan=False)
+
+
+def test_mismatched_attributes_are_refused(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    with pytest.raises(EvalError, match="takes 3 labels"):
+        evaluate(Generator(conv_dim=8, c_dim=3, repeat_num=1), toy_data, classifier=classifier, num_images=4)
+    other = DataConfig(**{**toy_data.__dict__, "selected_attrs": ("Male", "Young")})
+    with pytest.raises(EvalError, match="classifier was trained on"):
+        evaluate(Generator(conv_dim=8, c_dim=2, repeat_num=1), other, classifier=classifier, num_images=4)
+    with pytest.raises(ClassifierError, match="CelebA-style"):
+        evaluate(IdentityGenerator(), DataConfig(dataset="rafd"), classifier=classifier, num_images=4)
 
 
 def test_oracle_generator_scores_near_perfect(toy_data: DataConfig, trained) -> None:
     classifier, _ = trained
     report = evaluate(OracleGenerator(toy_data), toy_data, classifier=classifier, num_images=24, batch_size=12)
-    assert report.mean_target_accuracy >= 0.9, report.target_accuracy
+    assert report.mean_target_accuracy >= 0.95, report.target_accuracy
     for attr, acc in report.target_accuracy.items():
         assert acc >= 0.8, (attr, report.target_accuracy)
     assert report.mean_preserved_accuracy >= 0.85

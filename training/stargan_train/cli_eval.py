@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -28,19 +28,19 @@ def eval_command(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of classifier training.")] = 0,
-    data_root: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder (images/, list_attr_celeba.txt) replacing the run's data paths.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder (images/, list_attr_celeba.txt) replacing the run's data paths.")] = None,
     retrain_classifier: Annotated[bool, typer.Option(help="Ignore the cached classifier in <run_dir>/eval and train a new one.")] = False,
 ) -> None:
     """Translate held-out images to every single-attribute target; report attribute accuracy, L1 and localisation."""
     try:
         result = run_eval(run_dir, checkpoint, num_images=num_images, classifier_iters=classifier_iters,
-                          batch_size=batch_size, device=device, seed=seed, data_root=data_root,
+                          batch_size=batch_size, device=device, seed=seed, data_dir=data_dir,
                           retrain_classifier=retrain_classifier, progress=True)
     except Exception as e:  # one line for the user; the traceback on request
         if os.environ.get("STARGAN_DEBUG") == "1":
             raise
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
+        typer.echo(f"error: {message}", err=True)  # not rich: it would wrap a long path onto two lines
         raise typer.Exit(2) from None
     if json_output:
         typer.echo(json.dumps(result, indent=2, allow_nan=False))
@@ -49,22 +49,23 @@ def eval_command(
 
 
 def run_eval(run_dir: Path, checkpoint: Path | None, *, num_images: int, classifier_iters: int, batch_size: int,
-             device: str, seed: int, data_root: Path | None, retrain_classifier: bool,
+             device: str, seed: int, data_dir: Path | None, retrain_classifier: bool,
              progress: bool) -> dict[str, Any]:
     """Load the generator, get the (cached) classifier, evaluate; the `--json` dict."""
     from stargan_train.attribute_classifier import load_or_train_classifier
-    from stargan_train.evaluate import evaluate, resolve_device
+    from stargan_train.evaluate import evaluate, json_safe, resolve_device
     from stargan_train.weights import load_generator
 
     for name, value in (("num-images", num_images), ("batch-size", batch_size), ("classifier-iters", classifier_iters)):
         if value <= 0:
             raise ValueError(f"--{name} must be > 0, got {value}")
+    start = time.perf_counter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir not found: {run_dir}")
     device = resolve_device(device)
     loaded = load_generator(checkpoint if checkpoint is not None else run_dir, map_location=device)
-    data = _data_config(run_dir, loaded.run_config, data_root)
+    data = _data_config(run_dir, loaded.run_config, data_dir)
     classifier, info, reused = load_or_train_classifier(
         run_dir, data, iters=classifier_iters, batch_size=32, device=device, seed=seed, progress=progress,
         retrain=retrain_classifier,
@@ -75,31 +76,21 @@ def run_eval(run_dir: Path, checkpoint: Path | None, *, num_images: int, classif
     out["checkpoint"] = str(loaded.source)
     out["classifier"] = {"path": str(run_dir / "eval" / "classifier.safetensors"), "cached": reused,
                          "iters": info.iters, "held_out_accuracy": info.accuracy}
-    return _json_safe(out)
+    out["total_wall_time_s"] = time.perf_counter() - start
+    return json_safe(out)
 
 
-def _data_config(run_dir: Path, run_config: RunConfig | None, data_root: Path | None) -> DataConfig:
+def _data_config(run_dir: Path, run_config: RunConfig | None, data_dir: Path | None) -> DataConfig:
     if run_config is None:
         config_path = run_dir / "config.json"
         if not config_path.is_file():
             raise FileNotFoundError(f"{run_dir} has no config.json and the checkpoint carries no config")
         run_config = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     data = run_config.data
-    if data_root is not None:
-        data = dataclasses.replace(data, celeba_image_dir=str(data_root / "images"),
-                                   attr_path=str(data_root / "list_attr_celeba.txt"))
+    if data_dir is not None:
+        data = dataclasses.replace(data, celeba_image_dir=str(data_dir / "images"),
+                                   attr_path=str(data_dir / "list_attr_celeba.txt"))
     return data
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN (e.g. no hair pixels in any image) becomes null: strict JSON readers reject NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _pct(value: float | None) -> str:
@@ -133,6 +124,7 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
         console.print(loc)
     cached = "cached" if result["classifier"]["cached"] else "trained now"
     console.print(f"identity L1 |G(x, c_org) - x|: {result['identity_l1']:.4f}   "
-                  f"classifier: {cached}, {result['classifier']['path']}   wall time: {result['wall_time_s']:.1f} s")
+                  f"wall time: {result['wall_time_s']:.1f} s evaluating, {result['total_wall_time_s']:.1f} s in all")
+    console.print(f"classifier ({cached}): {result['classifier']['path']}")
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")

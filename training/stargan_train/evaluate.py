@@ -1,6 +1,6 @@
 """The paper's evaluation protocol: classify single-attribute edits of held-out images, plus L1 and localisation.
 
-Usage: report = evaluate(load_generator("runs/toy"), run_config.data, num_images=500); print(report.to_dict())
+Usage: g = load_generator("runs/toy"); report = evaluate(g, g.run_config.data, num_images=500); report.to_dict()
 
 For every test image and every attribute, the target label follows the official `create_labels`: a hair
 colour is set one-hot within the hair group, any other attribute is flipped. A classifier trained on real
@@ -10,6 +10,7 @@ whether the other attributes kept theirs (preserved accuracy).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,14 +24,13 @@ from torch.utils.data import DataLoader, Dataset
 from stargan_train.attribute_classifier import (
     AccuracyMeter,
     AttributeClassifier,
-    ClassifierError,
     attribute_groups,
     progress_bar,
     require_celeba_style,
     train_attribute_classifier,
 )
 from stargan_train.config import DataConfig
-from stargan_train.data.transforms import build_transform, center_crop, resize
+from stargan_train.data.transforms import center_crop, resize
 from stargan_train.weights import Loaded
 
 __all__ = ["EvalReport", "Localisation", "create_labels", "evaluate", "train_attribute_classifier"]
@@ -116,6 +116,7 @@ class EvalReport:
         return float(np.mean(list(self.classifier_accuracy.values())))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; NaN becomes None."""
         out = asdict(self)
         out["per_attribute"] = {
             a: {"target_accuracy": self.target_accuracy[a], "preserved_accuracy": self.preserved_accuracy[a],
@@ -125,7 +126,18 @@ class EvalReport:
         out.update(mean_target_accuracy=self.mean_target_accuracy,
                    mean_preserved_accuracy=self.mean_preserved_accuracy, mean_rec_l1=self.mean_rec_l1,
                    mean_classifier_accuracy=self.mean_classifier_accuracy)
-        return out
+        return json_safe(out)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (e.g. a ratio with no changed hair pixels) becomes None: strict JSON readers reject NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class _WithMasks(Dataset):
