@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -105,7 +106,15 @@ def _inputs(src: Path, out: Path) -> list[tuple[Path, Path]]:
     return [(src, out / src.name if out.is_dir() else out)]
 
 
-@app.command()
+TRANSLATE_HELP = (
+    "Edit face attributes of an image or a folder of images.\n\n"
+    "Square images are edited whole (resized to the model size and back). Other shapes go through face "
+    "detection: each face is edited and pasted back into the photo. --crop (centre-crop to a square, then "
+    "edit whole) or --photo (always detect faces) force one way."
+)
+
+
+@app.command(help=TRANSLATE_HELP)
 @friendly
 def translate(
     src: Annotated[Path, typer.Argument(metavar="IN", help="An image file, or a folder of images.")],
@@ -118,11 +127,7 @@ def translate(
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Edit face attributes of an image or a folder of images.
-
-    Square images are edited whole (resized to the model size and back). Other shapes go through face
-    detection: each face is edited and pasted back into the photo. --crop (centre-crop to a square, then
-    edit whole) or --photo (always detect faces) force one way."""
+    """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
@@ -135,7 +140,7 @@ def translate(
         typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
     else:
         for path in done:
-            console.print(f"wrote {path}")
+            console.print(f"wrote {escape(path)}")
     for path, message in failed.items():
         typer.echo(f"error: {path}: {message}", err=True)
     if failed:
@@ -181,7 +186,7 @@ def grid(
         row = t.translate_all(image, original=parse_assignments(original, "--original") or None)
         canvas = figure_row(image, row, tile=tile if tile > 0 else t.image_size)
     save_image(canvas, out)
-    console.print(f"wrote {out} ({len(row)} edits: {', '.join(row)})")
+    console.print(escape(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
 
 
 def bundle_report(bundle: Path) -> dict[str, Any]:
@@ -211,23 +216,26 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
 
 @app.command()
 @friendly
-def info(bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False) -> None:
+def info(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False
+) -> None:
     """Show a bundle's attributes, files (checksums verified) and which backends can run it here."""
     report = bundle_report(bundle)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    console.print(f"[bold]{report['bundle']}[/]: {report['dataset']}, {report['image_size']} px")
+    console.print(f"[bold]{escape(report['bundle'])}[/]: {report['dataset']}, {report['image_size']} px")
     for g in report["groups"]:
         console.print(f"  {g['name']} ({g['kind']}): {', '.join(g['attributes'])}")
     files = Table("file", "kind", "role", "precision", "sha256")
     for a in report["artifacts"]:
-        files.add_row(a["file"], a["kind"], a["role"], a["precision"], "ok" if a["status"] == "ok" else f"[red]{a['status']}")
+        status = "ok" if a["status"] == "ok" else f"[red]{escape(a['status'])}"
+        files.add_row(a["file"], a["kind"], a["role"], a["precision"], status)
     console.print(files)
     table = Table("backend", "available", "why")
     for name, b in report["backends"].items():
         chosen = " (auto)" if name == report["auto"] else ""
-        table.add_row(name + chosen, "yes" if b["available"] else "no", b["reason"])
+        table.add_row(name + chosen, "yes" if b["available"] else "no", escape(b["reason"]))
     console.print(table)
 
 

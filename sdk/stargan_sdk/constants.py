@@ -15,6 +15,7 @@ NORM_STD = (0.5, 0.5, 0.5)
 MANIFEST_NAME = "manifest.json"
 GENERATOR_ONNX = "generator.onnx"
 GENERATOR_FP16_ONNX = "generator.fp16.onnx"
+GENERATOR_INT8_ONNX = "generator.int8.onnx"  # QDQ, per-channel weights (stargan_export.int8)
 GENERATOR_PLAN = "generator.plan"
 GENERATOR_PT2 = "generator.pt2"
 CLASSIFIER_ONNX = "classifier.onnx"

@@ -56,6 +56,8 @@ class Normalizer:
         # x = v * scale + shift, with v the uint8 value; shapes broadcast over [N, 3, H, W].
         self.scale = (1.0 / (255.0 * s)).reshape(1, 3, 1, 1).astype(np.float32)
         self.shift = (-m / s).reshape(1, 3, 1, 1).astype(np.float32)
+        self.out_scale = (255.0 * s).reshape(1, 3, 1, 1).astype(np.float32)  # exact for std 0.5: 127.5
+        self.out_shift = (255.0 * m).reshape(1, 3, 1, 1).astype(np.float32)
 
     def preprocess_into(self, images: np.ndarray | Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
         """Write uint8 HWC RGB images at model size into `out[:n]` (float32 NCHW, e.g. a pinned buffer)."""
@@ -74,9 +76,9 @@ class Normalizer:
         return self.preprocess_into(batch, out)
 
     def postprocess(self, outputs: np.ndarray) -> np.ndarray:
-        """float32 NCHW model outputs -> uint8 NHWC, rounded to nearest (what save_image does)."""
-        v = (outputs - self.shift) / self.scale
-        return np.clip(np.rint(v), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
+        """float32 NCHW model outputs -> uint8 NHWC, rounding halves up as torchvision's save_image."""
+        v = outputs * self.out_scale + self.out_shift
+        return np.clip(np.floor(v + 0.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
 
 
 def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

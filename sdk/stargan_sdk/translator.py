@@ -69,7 +69,17 @@ class Translator:
     def load(cls, bundle_dir: str | os.PathLike[str], backend: str = "auto", device: int = 0,
              max_batch: int | None = None, cuda_graphs: bool = True, **backend_options: Any) -> "Translator":
         """Open and verify a bundle (manifest schema and consistency, checksums of the artifacts used, graph
-        input shapes) and load it on `backend` ("auto", "tensorrt", "onnxruntime" or "torch")."""
+        input shapes) and load it on a backend; raises BundleError for a corrupted or mismatched bundle.
+
+        Args:
+            bundle_dir: the bundle folder.
+            backend: "auto" (TensorRT when a matching engine and GPU exist, else ONNX Runtime), "tensorrt",
+                "onnxruntime" or "torch".
+            device: CUDA device ordinal for GPU backends.
+            max_batch: largest batch per backend call; larger batches are split (None: backend default).
+            cuda_graphs: capture one CUDA graph per batch size on GPU backends.
+            backend_options: passed to the backend, e.g. precision="fp16", provider="cpu", threads=4.
+        """
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         manifest = open_bundle(bundle_dir)
@@ -115,14 +125,16 @@ class Translator:
         step = self.backend.max_batch or len(images)
         parts = []
         for i in range(0, len(images), step):
+            feeds = {INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]}
             with self._lock:
-                parts.append(self.backend.infer({INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]})[OUTPUT_IMAGE])
+                parts.append(self.backend.infer(feeds)[OUTPUT_IMAGE])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _check_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
         self._require_open()
         s, c = self.image_size, self.manifest.c_dim
-        if not isinstance(images, np.ndarray) or images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (3, s, s):
+        is_array = isinstance(images, np.ndarray)
+        if not is_array or images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (3, s, s):
             desc = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
             raise ImageInputError(f"infer expects float32 images [N, 3, {s}, {s}] in [-1, 1], got {desc}")
         if len(images) == 0:
@@ -183,9 +195,13 @@ class Translator:
         `original` likewise. A uint8 [N, H, W, C] array in gives an array out, a list gives a list."""
         stacked = isinstance(images, np.ndarray)
         if not stacked and not isinstance(images, (list, tuple)):
-            raise ImageInputError(f"translate_batch takes a list of images, got {type(images).__name__}; use translate for one")
+            raise ImageInputError(
+                f"translate_batch takes a list of images, got {type(images).__name__}; use translate for one"
+            )
         if stacked and images.ndim != 4:
-            raise ImageInputError(f"translate_batch takes a list of images or a uint8 [N, H, W, C] array, got shape {images.shape}")
+            raise ImageInputError(
+                f"translate_batch takes a list of images or a uint8 [N, H, W, C] array, got shape {images.shape}"
+            )
         per_image = self._per_image_changes(changes, len(images))
         x, metas = self._prepare(list(images))
         originals = self._originals(x, original)

@@ -96,14 +96,14 @@ class OrtBackend(Backend):
     _session: Any = None
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "fp32") -> Availability:
+    def availability(
+        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "fp32"
+    ) -> Availability:
         if importlib.util.find_spec("onnxruntime") is None:
             return Availability(False, "onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
         art = generator_artifact(manifest, precision)
         if art is None:
             return Availability(False, f"the bundle has no {precision} generator ONNX")
-        if not (Path(bundle_dir) / art.file).is_file():
-            return Availability(False, f"{art.file} is missing from the bundle")
         return Availability(True, f"{art.file} ({precision})")
 
     def load(self) -> None:
@@ -121,7 +121,8 @@ class OrtBackend(Backend):
         path = verify_artifact(self.bundle_dir, art)
         providers = pick_providers(self.options.get("provider", "auto"), self.device)
         try:
-            self._session = ort.InferenceSession(str(path), session_options(self.options.get("threads")), providers=providers)
+            options = session_options(self.options.get("threads"))
+            self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types; the message says what broke
             raise BundleError(f"ONNX Runtime could not load {art.file}: {e}") from None
         self._artifact = art

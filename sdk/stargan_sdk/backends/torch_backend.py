@@ -63,6 +63,14 @@ def to_mixed_fp16(torch: Any, gm: Any) -> tuple[int, int]:
     return halved, cast
 
 
+def _program_on(torch: Any, program: Any, device: Any) -> Any:
+    """The program moved to `device`. Exported graphs carry device-specific checks
+    (`_assert_tensor_metadata(..., device=cpu)`), so `module().to("cuda")` alone fails at the first call."""
+    from torch.export.passes import move_to_device_pass
+
+    return move_to_device_pass(program, str(device))
+
+
 def _program_input_shapes(program: Any) -> dict[str, tuple[Any, ...]]:
     """Declared shapes of the program's user inputs (image, label by position); symbolic dims as "N"."""
     user = list(program.graph_signature.user_inputs)
@@ -142,7 +150,8 @@ class TorchBackend(Backend):
         device: CUDA device ordinal.
         max_batch: largest batch per call (CUDA default 64; CPU: any).
         options: `device_type` ("auto" | "cpu" | "cuda"), `precision` ("fp16" default on CUDA, "fp32"),
-            `cuda_graphs` (default True), `cudnn_benchmark` (default True; process-wide setting).
+            `cuda_graphs` (default True), `cudnn_benchmark` (default True). Both cuDNN switches are
+            process-wide: benchmark mode is turned on, and TF32 off when precision is "fp32".
     """
 
     name = "torch"
@@ -155,8 +164,6 @@ class TorchBackend(Backend):
         art = manifest.artifact(role="generator", kind="torch_export")
         if art is None:
             return Availability(False, "the bundle has no torch.export program (generator.pt2)")
-        if not (Path(bundle_dir) / art.file).is_file():
-            return Availability(False, f"{art.file} is missing from the bundle")
         return Availability(True, f"{art.file} (CPU, or CUDA when torch sees a GPU)")
 
     def load(self) -> None:
@@ -177,7 +184,7 @@ class TorchBackend(Backend):
         except Exception as e:  # a corrupt or incompatible archive surfaces as many different types
             raise BundleError(f"torch could not load {art.file}: {e}") from None
         self._shapes = _program_input_shapes(program)
-        module = program.module()
+        module = (_program_on(torch, program, torch.device("cuda", self.device)) if use_cuda else program).module()
         self._fp16_stats = (0, 0)
         self._lock = threading.Lock()
         self._torch, self._precision = torch, precision
@@ -198,6 +205,8 @@ class TorchBackend(Backend):
     def _load_cuda(self, torch: Any, module: Any, fp16: bool) -> None:
         device = torch.device("cuda", self.device)
         torch.backends.cudnn.benchmark = bool(self.options.get("cudnn_benchmark", True))
+        if not fp16:  # "fp32" means FP32: cuDNN would otherwise run convolutions in TF32 on Ampere and later
+            torch.backends.cudnn.allow_tf32 = False
         module = module.to(device)
         if fp16:
             self._fp16_stats = to_mixed_fp16(torch, module)
@@ -215,11 +224,13 @@ class TorchBackend(Backend):
         self._require_loaded()
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         with self._lock:
-            if self._runner is not None:
-                return {OUTPUT_IMAGE: self._runner.run(image, label)}
             torch = self._torch
+            if self._runner is not None:
+                with torch.no_grad():  # not inference_mode: the static buffers outlive this call
+                    return {OUTPUT_IMAGE: self._runner.run(image, label)}
             with torch.inference_mode():
-                out = self._module(torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(label)))
+                x, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in (image, label))
+                out = self._module(x, c)
             return {OUTPUT_IMAGE: out.numpy()}
 
     def close(self) -> None:

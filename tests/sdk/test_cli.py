@@ -1,0 +1,131 @@
+"""`stargan info / translate / grid`: outputs written, JSON readable, bad input -> one error line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from stargan_sdk import Translator
+from stargan_sdk.cli import app
+
+runner = CliRunner()
+ORIGINAL = ["--original", "Black_Hair=1", "--original", "Male=1", "--original", "Young=0"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def face_png(tmp_path: Path, face: np.ndarray) -> Path:
+    path = tmp_path / "face.png"
+    Image.fromarray(face).save(path)
+    return path
+
+
+def test_info_json_and_table(bundle: Path) -> None:
+    result = invoke("info", bundle, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["attributes"] == ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+    assert report["image_size"] == 32 and report["auto"] == "onnxruntime"
+    assert {a["file"]: a["status"] for a in report["artifacts"]}["generator.onnx"] == "ok"
+    assert report["backends"]["onnxruntime"]["available"] and not report["backends"]["tensorrt"]["available"]
+    assert report["backends"]["tensorrt"]["reason"]
+    text = invoke("info", bundle)
+    assert text.exit_code == 0 and "hair_color" in text.stdout and "onnxruntime (auto)" in text.stdout
+
+
+def test_info_shows_a_corrupted_file(bundle_copy: Path) -> None:
+    (bundle_copy / "classifier.onnx").write_bytes(b"garbage")
+    report = json.loads(invoke("info", bundle_copy, "--json").stdout)
+    assert "corrupted" in {a["file"]: a["status"] for a in report["artifacts"]}["classifier.onnx"]
+
+
+def test_translate_file_matches_library(bundle: Path, translator: Translator, face_png: Path, face: np.ndarray, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "blond.png"
+    result = invoke("translate", face_png, "--bundle", bundle, "--set", "Blond_Hair=1", "--set", "Young=true", *ORIGINAL, "-o", out)
+    assert result.exit_code == 0, result.output
+    expected = translator.translate(face, Blond_Hair=1, Young=1, original={"Black_Hair": 1, "Male": 1, "Young": 0})
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_translate_folder_with_json(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(face, i, axis=0)).save(src / f"{i}.png")
+    (src / "notes.txt").write_text("not an image")
+    (src / "wide.jpg").write_bytes(b"broken jpeg")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 2  # the broken file is reported, the others are written
+    report = json.loads(result.stdout)
+    assert sorted(Path(p).name for p in report["written"]) == ["0.png", "1.png", "2.png"]
+    assert list(report["failed"]) == [str(src / "wide.jpg")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_translate_crop_mode(bundle: Path, tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.full((32, 48, 3), 120, np.uint8)).save(wide)
+    result = invoke("translate", wide, "-b", bundle, "--set", "Male=1", *ORIGINAL, "--crop", "-o", tmp_path / "c.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "c.png").size == (32, 32)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "Blond_Hair"], "--set expects NAME=0|1"),
+        (["--set", "Blond_Hair=maybe"], "--set expects NAME=0|1"),
+        (["--set", "Blonde_Hair=1"], "did you mean Blond_Hair"),
+        (["--set", "Male=1", "--original", "Male"], "--original expects NAME=0|1"),
+        (["--set", "Male=1", "--crop", "--photo"], "exclude each other"),
+    ],
+)
+def test_translate_bad_input_is_one_line(bundle: Path, face_png: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke("translate", face_png, "-b", bundle, "-o", tmp_path / "o.png", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_bundle_and_input(face_png: Path, tmp_path: Path, bundle: Path) -> None:
+    result = invoke("translate", face_png, "-b", tmp_path / "nope", "--set", "Male=1", "-o", tmp_path / "o.png")
+    assert result.exit_code == 2 and "bundle folder not found" in result.stderr
+    result = invoke("translate", tmp_path / "missing.png", "-b", bundle, "--set", "Male=1", "-o", tmp_path / "o.png")
+    assert result.exit_code == 2 and "input not found" in result.stderr
+
+
+def test_grid_writes_a_captioned_row(bundle: Path, face_png: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid.png"
+    result = invoke("grid", face_png, "-b", bundle, *ORIGINAL, "-o", out, "--tile", "40")
+    assert result.exit_code == 0, result.output
+    assert "Male=0" in result.stdout
+    assert Image.open(out).size == (6 * 40 + 5 * 2, 40 + 16)  # input + 5 edits, captions above
+
+
+def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "STARGAN_DEBUG": "1"}
+    code = "from stargan_sdk.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "BundleError" in proc.stderr
+    env["STARGAN_DEBUG"] = "0"
+    proc = subprocess.run([sys.executable, "-c", code, "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: bundle folder not found: {tmp_path / 'nope'}"]
+
+
+def test_non_square_goes_to_the_face_pipeline(bundle: Path, tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.full((40, 64, 3), 200, np.uint8)).save(wide)  # flat grey: no face to find
+    result = invoke("translate", wide, "-b", bundle, "--set", "Male=1", *ORIGINAL, "-o", tmp_path / "w.png")
+    assert result.exit_code == 2 and result.stderr.startswith("error: no face found")
+    assert not (tmp_path / "w.png").exists()
