@@ -34,16 +34,12 @@ def onnx_fp32_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     fp32_names = _fp32_initializer_names(graph)
     _convert_initializers(graph, fp32_names)
     _convert_constants(graph)
-    nodes: list[onnx.NodeProto] = []
-    nodes += _cast_graph_inputs(graph)
+    nodes = _cast_graph_inputs(graph)
     for node in graph.node:
-        if node.op_type in FP32_OPS:
-            nodes += _wrap_fp32(node)
-        else:
-            nodes.append(node)
-    nodes += _cast_graph_outputs(graph)
+        nodes += _wrap_fp32(node) if node.op_type in FP32_OPS else [node]
     del graph.node[:]
     graph.node.extend(nodes)
+    graph.node.extend(_cast_graph_outputs(graph))  # after wrapping: a norm may produce a graph output
     del graph.value_info[:]  # stale FP32 types; shape inference below fills them in again
     out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
     onnx.checker.check_model(out, full_check=True)

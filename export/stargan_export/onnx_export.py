@@ -20,9 +20,9 @@ from pathlib import Path
 import onnx
 import torch
 
+from stargan_export.atomic import write_bytes
 from stargan_export.errors import ExportError
 from stargan_sdk.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_train.checkpoint import atomic_write
 
 # The dynamo exporter writes opset 18 natively and down-converts; below 15 the ONNX version converter has
 # no adapter for Shape and silently leaves opset 18. 21 is the newest opset TensorRT 10's parser accepts.
@@ -120,5 +120,4 @@ def check_graph(model: onnx.ModelProto, opset: int, what: str, needs_instance_no
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> None:
     """Write one self-contained .onnx file atomically (protobuf's 2 GiB limit is far above StarGAN's 34 MB)."""
-    data = model.SerializeToString()
-    atomic_write(Path(path), lambda p: p.write_bytes(data))
+    write_bytes(Path(path), model.SerializeToString())

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stargan_export.atomic import write_bytes
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_train.checkpoint import atomic_write
 
 INSTALL_HINT = "pip install stargan[tensorrt] on a machine with an NVIDIA GPU"
 
@@ -123,10 +123,10 @@ def onnx_to_engine(
     if plan is None:
         raise ExportError("TensorRT failed to build the engine (see the TensorRT log above)")
     data = bytes(plan)  # the raw plan, no header: `trtexec --loadEngine` reads it as is
-    atomic_write(Path(plan_path), lambda p: p.write_bytes(data))
+    write_bytes(Path(plan_path), data)
     if cache_path is not None:
         cache_bytes = bytes(cache.serialize())
-        atomic_write(cache_path, lambda p: p.write_bytes(cache_bytes))
+        write_bytes(cache_path, cache_bytes)
     name, capability = gpu_properties() or ("unknown", "unknown")
     return EngineInfo(tensorrt_version=trt.__version__, gpu_name=name, compute_capability=capability)
 

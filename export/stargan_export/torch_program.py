@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from stargan_export.atomic import write_bytes
 from stargan_export.errors import ExportError
-from stargan_train.checkpoint import atomic_write
 
 
 def torch_to_pt2(generator: torch.nn.Module, path: str | Path, image_size: int, c_dim: int) -> torch.export.ExportedProgram:
@@ -31,15 +31,20 @@ def torch_to_pt2(generator: torch.nn.Module, path: str | Path, image_size: int, 
     buffer = io.BytesIO()
     # Saved through a buffer: torch.export.save wants a `.pt2` file name, and the atomic temp name is not.
     torch.export.save(program, buffer)
-    data = buffer.getvalue()
-    atomic_write(Path(path), lambda p: p.write_bytes(data))
+    write_bytes(Path(path), buffer.getvalue())
     return program
 
 
 def load_pt2(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     """The callable module of a saved program, moved to `device` (see the module docstring)."""
-    with open(path, "rb") as f:
-        program = torch.export.load(f)
+    try:
+        with open(path, "rb") as f:
+            program = torch.export.load(f)
+    except Exception as e:  # version skew or a damaged archive: torch raises many internal types
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"torch {torch.__version__} cannot load {Path(path).name}: {first}") from None
     if device != "cpu":
-        program = torch.export.passes.move_to_device_pass(program, device)
+        from torch.export.passes import move_to_device_pass  # a submodule: not loaded by `import torch`
+
+        program = move_to_device_pass(program, device)
     return program.module()

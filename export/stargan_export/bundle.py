@@ -1,0 +1,224 @@
+"""Build a bundle: checkpoint → ONNX (FP32, FP16), classifier, torch.export program, engine, manifest.json.
+
+Usage: manifest = build_bundle("200000-G.ckpt", "bundle", attributes=["Black_Hair", ...], image_size=128)
+
+Every artifact is first written and checked inside a staging folder in the bundle; only when all of them
+pass are they renamed into place, and `manifest.json` is written last. A build that fails at any step
+leaves an existing bundle untouched and never leaves a manifest that describes missing or wrong files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import onnx
+import torch
+
+from stargan_export import __version__
+from stargan_export import checks
+from stargan_export.atomic import readable
+from stargan_export.errors import EngineUnavailableError, ExportError
+from stargan_export.fp16 import onnx_fp32_to_fp16
+from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onnx, torch_to_onnx
+from stargan_export.progress import Steps
+from stargan_export.sources import Sources, load_sources
+from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
+from stargan_export.torch_program import torch_to_pt2
+from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
+from stargan_sdk import constants as C
+from stargan_sdk.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
+from stargan_sdk.errors import BundleError
+
+_log = logging.getLogger("stargan_export")
+TIMING_CACHE = "timing.cache"  # TensorRT timing cache kept in the bundle folder (not an artifact)
+
+
+@dataclass
+class _Build:
+    """State shared by the steps of one build."""
+
+    src: Sources
+    staging: Path
+    opset: int
+    artifacts: list[Artifact] = field(default_factory=list)
+    fp32_model: onnx.ModelProto | None = None
+
+    def add(self, kind: str, role: str, file: str, precision: str, **extra: object) -> Artifact:
+        artifact = Artifact(kind=kind, role=role, file=file, sha256=sha256_file(self.staging / file),
+                            precision=precision, **extra)
+        self.artifacts.append(artifact)
+        return artifact
+
+
+def build_bundle(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    attributes: Sequence[str] | None = None,
+    image_size: int | None = None,
+    fp16: bool = True,
+    classifier: bool = False,
+    engine: bool | None = None,
+    torch_program: bool = True,
+    min_batch: int = 1,
+    opt_batch: int = 8,
+    max_batch: int = 64,
+    opset: int = 17,
+    workspace_gib: float = 4.0,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Export every requested artifact, check each against torch, then write manifest.json last.
+
+    `engine=None` builds a TensorRT engine when TensorRT and a GPU are present and otherwise logs one
+    line saying why not; `engine=True` makes their absence an EngineUnavailableError. `log` receives
+    one-line notes (default: the `stargan_export` logger).
+    """
+    note = log or _log.info
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"output path {out} is a file; give a folder for the bundle")
+    check_opset(opset)
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise ExportError(f"batch sizes need 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
+    src = load_sources(checkpoint, attributes=attributes, image_size=image_size, classifier=classifier)
+    build_engine = _want_engine(engine, note)
+    _make_dir(out)  # only now: bad input never leaves an empty folder behind
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["pt2"] * torch_program
+    plan += ["engine"] * build_engine
+    try:
+        state = _Build(src, staging, opset)
+        with Steps(len(plan) + 1, enabled=progress) as steps:
+            steps.run("ONNX FP32 generator", lambda: _export_fp32(state, (min_batch, opt_batch, max_batch)))
+            if fp16:
+                steps.run("ONNX FP16 generator", lambda: _export_fp16(state))
+            if classifier:
+                steps.run("ONNX classifier", lambda: _export_classifier(state))
+            if torch_program:
+                steps.run("torch.export program", lambda: _export_pt2(state))
+            if build_engine:
+                steps.run("TensorRT engine", lambda: _export_engine(
+                    state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16, note))
+            manifest = steps.run("manifest", lambda: _commit(out, state))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _make_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the bundle folder {out}: {e.strerror}") from None
+
+
+def _want_engine(engine: bool | None, note: Callable[[str], None]) -> bool:
+    if engine is False:
+        return False
+    reason = engine_unavailable_reason()
+    if reason is None:
+        return True
+    if engine:
+        raise EngineUnavailableError(f"--engine was requested but {reason}")
+    note(f"no TensorRT engine built: {reason}")
+    return False
+
+
+def _export_fp32(state: _Build, batches: tuple[int, int, int]) -> None:
+    src = state.src
+    path = state.staging / C.GENERATOR_ONNX
+    state.fp32_model = torch_to_onnx(src.generator.model, path, src.image_size, len(src.attributes), state.opset)
+    parity = checks.generator_onnx_parity(src.generator.model, path, src.image_size, len(src.attributes),
+                                          checks.parity_batches(*batches), "fp32")
+    state.add("onnx", "generator", C.GENERATOR_ONNX, "fp32", opset=state.opset, parity=parity)
+
+
+def _export_fp16(state: _Build) -> None:
+    src = state.src
+    path = state.staging / C.GENERATOR_FP16_ONNX
+    assert state.fp32_model is not None  # the FP32 step always runs first
+    save_onnx(onnx_fp32_to_fp16(state.fp32_model), path)
+    parity = checks.generator_onnx_parity(src.generator.model, path, src.image_size, len(src.attributes), (8,), "fp16")
+    state.add("onnx", "generator", C.GENERATOR_FP16_ONNX, "fp16", opset=state.opset, parity=parity)
+
+
+def _export_classifier(state: _Build) -> None:
+    from stargan_train.model import DomainClassifier
+
+    src = state.src
+    assert src.discriminator is not None
+    head = DomainClassifier(src.discriminator.model)
+    path = state.staging / C.CLASSIFIER_ONNX
+    classifier_to_onnx(head, path, src.image_size, state.opset)
+    parity = checks.classifier_parity(head, path, src.image_size)
+    state.add("onnx", "classifier", C.CLASSIFIER_ONNX, "fp32", opset=state.opset, parity=parity)
+
+
+def _export_pt2(state: _Build) -> None:
+    src = state.src
+    path = state.staging / C.GENERATOR_PT2
+    torch_to_pt2(src.generator.model, path, src.image_size, len(src.attributes))
+    parity = checks.pt2_parity(src.generator.model, path, src.image_size, len(src.attributes))
+    state.add("torch_export", "generator", C.GENERATOR_PT2, "fp32", parity=parity)
+
+
+def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool,
+                   note: Callable[[str], None]) -> None:
+    src = state.src
+    source = C.GENERATOR_FP16_ONNX if fp16 else C.GENERATOR_ONNX
+    precision = "fp16" if fp16 else "fp32"
+    path = state.staging / C.GENERATOR_PLAN
+    info = onnx_to_engine(state.staging / source, path, min_batch=profile.min, opt_batch=profile.opt,
+                          max_batch=profile.max, image_size=src.image_size, c_dim=len(src.attributes),
+                          workspace_gib=workspace_gib, timing_cache_path=cache)
+    parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision, note)
+    state.add("tensorrt", "generator", C.GENERATOR_PLAN, precision, tensorrt_version=info.tensorrt_version,
+              gpu_name=info.gpu_name, compute_capability=info.compute_capability, profile=profile, parity=parity)
+
+
+def _commit(out: Path, state: _Build) -> Manifest:
+    """Move the checked artifacts into the bundle and write manifest.json last."""
+    manifest = _manifest(state)
+    old = _old_artifact_files(out)
+    (out / C.MANIFEST_NAME).unlink(missing_ok=True)  # from here the folder is "unfinished" until the end
+    for artifact in state.artifacts:
+        os.replace(state.staging / artifact.file, out / artifact.file)
+    for stale in old - {a.file for a in state.artifacts}:
+        (out / stale).unlink(missing_ok=True)  # e.g. an engine from an earlier build for another GPU
+    readable(write_manifest(out, manifest))
+    return manifest
+
+
+def _old_artifact_files(out: Path) -> set[str]:
+    try:
+        return {a.file for a in read_manifest(out).artifacts}
+    except BundleError:
+        return set()
+
+
+def _manifest(state: _Build) -> Manifest:
+    src = state.src
+    g = src.generator
+    source = {"checkpoint": str(g.source.resolve()), "sha256": g.sha256, "kind": g.kind}
+    if src.discriminator is not None:
+        source["classifier_checkpoint"] = str(src.discriminator.source.resolve())
+        source["classifier_sha256"] = src.discriminator.sha256
+    return Manifest(
+        attributes=src.attributes,
+        groups=derive_groups(src.attributes),
+        image_size=src.image_size,
+        dataset=src.dataset,
+        generator={"conv_dim": g.config.conv_dim, "c_dim": g.config.c_dim, "repeat_num": g.config.repeat_num},
+        artifacts=tuple(state.artifacts),
+        source=source,
+        producer=f"stargan-export {__version__} (torch {torch.__version__}, onnx {onnx.__version__})",
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,105 @@
+"""Per-artifact parity runs against the torch model, each ending in `check` with its named tolerance.
+
+Usage: parity = generator_onnx_parity(G, "b/generator.onnx", 128, 5, batches=(1, 8, 64), precision="fp32")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stargan_export.parity import (
+    TOLERANCES,
+    check,
+    extreme_images,
+    measure,
+    ort_session,
+    sample_images,
+    sample_labels,
+    worst,
+)
+from stargan_sdk.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.manifest import Profile
+
+
+def parity_batches(min_batch: int, opt_batch: int, max_batch: int) -> tuple[int, ...]:
+    """Batch sizes that prove the batch dim is dynamic: 1, the profile's three sizes and an odd one."""
+    return tuple(sorted({1, 3 if max_batch >= 3 else max_batch, min_batch, opt_batch, max_batch}))
+
+
+def _torch_generator(model: torch.nn.Module, image: np.ndarray, label: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model.eval()(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+
+
+def _report(metrics: dict[str, float], **extra: float) -> dict[str, float]:
+    out = {k: float(v) for k, v in metrics.items() if k != "finite"}
+    out.update({k: float(v) for k, v in extra.items()})
+    return out
+
+
+def generator_onnx_parity(
+    model: torch.nn.Module, path: Path, image_size: int, c_dim: int, batches: Sequence[int], precision: str
+) -> dict[str, float]:
+    """ORT CPU vs the torch generator on face-like images at each batch size (+ extremes for FP16)."""
+    session = ort_session(path)
+    results = []
+    for n in batches:
+        image, label = sample_images(n, image_size, seed=n), sample_labels(n, c_dim, seed=n)
+        actual = session.run([OUTPUT_IMAGE], {INPUT_IMAGE: image, INPUT_LABEL: label})[0]
+        results.append(measure(_torch_generator(model, image, label), actual))
+    metrics = check(worst(*results), TOLERANCES[precision], path.name)
+    extra: dict[str, float] = {"max_batch_checked": max(batches)}
+    if precision == "fp16":
+        image, label = extreme_images(image_size), sample_labels(3, c_dim, seed=7)
+        actual = session.run([OUTPUT_IMAGE], {INPUT_IMAGE: image, INPUT_LABEL: label})[0]
+        extreme = measure(_torch_generator(model, image, label), actual)
+        if extreme["finite"] < 1.0:
+            check(extreme, TOLERANCES[precision], f"{path.name} on all -1 / all +1 / random ±1 images")
+        extra["extremes_max_abs"] = extreme["max_abs"]
+    return _report(metrics, **extra)
+
+
+def classifier_parity(head: torch.nn.Module, path: Path, image_size: int) -> dict[str, float]:
+    session = ort_session(path)
+    results = []
+    for n in (1, 4):
+        image = sample_images(n, image_size, seed=10 + n)
+        with torch.inference_mode():
+            reference = head.eval()(torch.from_numpy(image)).numpy()
+        results.append(measure(reference, session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: image})[0]))
+    return _report(check(worst(*results), TOLERANCES["classifier"], path.name), max_batch_checked=4)
+
+
+def pt2_parity(model: torch.nn.Module, path: Path, image_size: int, c_dim: int) -> dict[str, float]:
+    from stargan_export.torch_program import load_pt2
+
+    program = load_pt2(path)
+    results = []
+    for n in (1, 3):
+        image, label = sample_images(n, image_size, seed=20 + n), sample_labels(n, c_dim, seed=20 + n)
+        with torch.inference_mode():
+            actual = program(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+        results.append(measure(_torch_generator(model, image, label), actual))
+    return _report(check(worst(*results), TOLERANCES["torch_export"], path.name), max_batch_checked=3)
+
+
+def engine_parity(
+    model: torch.nn.Module, path: Path, image_size: int, c_dim: int, profile: Profile, precision: str,
+    note: Callable[[str], None],
+) -> dict[str, float] | None:
+    """TensorRT engine vs torch at the profile's min and max batch (needs torch with CUDA to feed it)."""
+    if not torch.cuda.is_available():
+        note("engine parity not measured: this torch build has no CUDA (the SDK's TensorRT tests cover it)")
+        return None
+    from stargan_export.tensorrt_build import run_engine
+
+    results = []
+    for n in sorted({profile.min, profile.max}):
+        image, label = sample_images(n, image_size, seed=30 + n), sample_labels(n, c_dim, seed=30 + n)
+        results.append(measure(_torch_generator(model, image, label), run_engine(path, image, label)))
+    tolerance = TOLERANCES[f"tensorrt_{precision}"]
+    return _report(check(worst(*results), tolerance, path.name), max_batch_checked=profile.max)

@@ -1,0 +1,124 @@
+"""Re-check a bundle: manifest schema, every artifact's sha256, I/O names/shapes and cross-artifact parity.
+
+Usage: report = validate_bundle("bundle"); [print(r.file, r.status, r.detail) for r in report]
+
+Parity here needs no checkpoint: the FP16 graph is compared with the FP32 graph on ONNX Runtime, the
+torch.export program with the FP32 graph (when torch is installed), the engine with the FP32 graph (when
+TensorRT and a GPU are present), and the classifier must produce finite logits of the right shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stargan_export.errors import ParityError
+from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
+from stargan_sdk import constants as C
+from stargan_sdk.errors import BundleError
+from stargan_sdk.manifest import Artifact, Manifest, read_manifest, verify_artifact
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    file: str
+    status: str  # "ok" | "skipped"
+    detail: str
+
+
+def validate_bundle(bundle_dir: str | Path) -> list[CheckResult]:
+    """Raise BundleError/ParityError (one line) at the first failure; otherwise one result per artifact."""
+    bundle = Path(bundle_dir)
+    manifest = read_manifest(bundle)
+    for artifact in manifest.artifacts:
+        verify_artifact(bundle, artifact)
+    fp32 = manifest.artifact("generator", "onnx", "fp32")
+    if fp32 is None:
+        raise BundleError(f"{bundle} has no FP32 ONNX generator; every bundle needs {C.GENERATOR_ONNX}")
+    image = sample_images(2, manifest.image_size, seed=99)
+    label = sample_labels(2, manifest.c_dim, seed=99)
+    reference = _run_onnx_generator(bundle, fp32, manifest, image, label)
+    results = [CheckResult(fp32.file, "ok", "checksum, I/O names and shapes, finite output")]
+    for artifact in manifest.artifacts:
+        if artifact is not fp32:
+            results.append(_check_artifact(bundle, manifest, artifact, image, label, reference))
+    return results
+
+
+def _run_onnx_generator(bundle: Path, artifact: Artifact, manifest: Manifest, image: np.ndarray,
+                        label: np.ndarray) -> np.ndarray:
+    session = ort_session(bundle / artifact.file)
+    _check_io(artifact.file, [(i.name, i.shape) for i in session.get_inputs()], manifest.inputs)
+    _check_io(artifact.file, [(o.name, o.shape) for o in session.get_outputs()], manifest.outputs)
+    output = session.run([C.OUTPUT_IMAGE], {C.INPUT_IMAGE: image, C.INPUT_LABEL: label})[0]
+    if not np.all(np.isfinite(output)):
+        raise ParityError(f"{artifact.file} produces NaN or Inf outputs")
+    return output
+
+
+def _check_io(file: str, actual: list[tuple[str, list]], specs: tuple) -> None:
+    expected = [(s.name, list(s.shape)) for s in specs]
+    # ORT reports the symbolic batch dim by its ONNX name; the manifest marks it "N". Compare the rest.
+    got = [(name, ["N" if isinstance(d, str) or d is None else int(d) for d in shape]) for name, shape in actual]
+    if got != expected:
+        raise BundleError(f"{file} has inputs/outputs {got}, the manifest says {expected}; re-export the bundle")
+
+
+def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+                    reference: np.ndarray) -> CheckResult:
+    path = bundle / artifact.file
+    if artifact.kind == "onnx" and artifact.role == "generator":
+        actual = _run_onnx_generator(bundle, artifact, manifest, image, label)
+        metrics = check(measure(reference, actual), TOLERANCES[artifact.precision], artifact.file, C.GENERATOR_ONNX)
+        extreme = ort_session(path).run([C.OUTPUT_IMAGE], {C.INPUT_IMAGE: extreme_images(manifest.image_size),
+                                                          C.INPUT_LABEL: sample_labels(3, manifest.c_dim)})[0]
+        if not np.all(np.isfinite(extreme)):
+            raise ParityError(f"{artifact.file} produces NaN or Inf on images at the extremes of [-1, 1]")
+        return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: PSNR {metrics['psnr_db']:.1f} dB, "
+                                                f"max abs {metrics['max_abs']:.2e}")
+    if artifact.kind == "onnx" and artifact.role == "classifier":
+        logits = ort_session(path).run([C.CLASSIFIER_OUTPUT], {C.CLASSIFIER_INPUT: image})[0]
+        if logits.shape != (image.shape[0], manifest.c_dim) or not np.all(np.isfinite(logits)):
+            raise ParityError(f"{artifact.file} returned logits of shape {logits.shape} (expected "
+                              f"{(image.shape[0], manifest.c_dim)}) or non-finite values")
+        return CheckResult(artifact.file, "ok", f"finite logits [N, {manifest.c_dim}]")
+    if artifact.kind == "torch_export":
+        return _check_pt2(path, artifact, image, label, reference)
+    return _check_engine(path, artifact, image, label, reference)
+
+
+def _check_pt2(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+               reference: np.ndarray) -> CheckResult:
+    if importlib.util.find_spec("torch") is None:
+        return CheckResult(artifact.file, "skipped", "checksum only: torch is not installed")
+    import torch
+
+    from stargan_export.torch_program import load_pt2
+
+    with torch.inference_mode():
+        actual = load_pt2(path)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+    metrics = check(measure(reference, actual), TOLERANCES["fp32"], artifact.file, C.GENERATOR_ONNX)
+    return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
+
+
+def _check_engine(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+                  reference: np.ndarray) -> CheckResult:
+    from stargan_export.tensorrt_build import engine_unavailable_reason, gpu_properties, run_engine
+
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        return CheckResult(artifact.file, "skipped", f"checksum only: {reason}")
+    gpu = gpu_properties()
+    if gpu is not None and gpu[1] != artifact.compute_capability:
+        return CheckResult(artifact.file, "skipped", f"checksum only: built for compute capability "
+                                                     f"{artifact.compute_capability}, this GPU is {gpu[1]}")
+    profile = artifact.profile
+    if profile is None or profile.min > image.shape[0]:
+        return CheckResult(artifact.file, "skipped", "checksum only: engine profile needs batches above the probe's 2")
+    n = min(image.shape[0], profile.max)
+    metrics = check(measure(reference[:n], run_engine(path, image[:n], label[:n])),
+                    TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file, C.GENERATOR_ONNX)
+    return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
