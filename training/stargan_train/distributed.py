@@ -40,14 +40,13 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """'auto' means CUDA when available, else CPU; under DDP each process takes cuda:LOCAL_RANK."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
-        return torch.device("cuda", local_rank)
     try:
-        return torch.device(name)
+        dev = torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
     except RuntimeError:
         raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but no CUDA GPU is available (use --device cpu or auto)")
+    return dev
 
 
 def _env_int(name: str, default: int) -> int:
@@ -95,20 +94,11 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-def all_agree(ctx: DistContext, flag: bool) -> bool:
-    """True only if `flag` is true on every rank (so all ranks take the same branch, e.g. to stop)."""
+def broadcast_object(ctx: DistContext, value: object) -> object:
+    """Rank 0's `value` on every rank (e.g. an error message, so that all ranks fail the same way)."""
     if not ctx.enabled:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-
-def broadcast_error(ctx: DistContext, message: str | None) -> str | None:
-    """Share rank 0's error message (or None) with every rank, so all of them fail the same way."""
-    if not ctx.enabled:
-        return message
-    box = [message]
+        return value
+    box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
 

@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from stargan_train import checkpoint as ckpt
 from stargan_train.config import RunConfig
-from stargan_train.distributed import DistContext, barrier, broadcast_error
+from stargan_train.distributed import DistContext, barrier, broadcast_object
 
 # Fields a resumed run may change: they move files or extend the schedule, not what was learned so far.
 RESUMABLE_CHANGES = frozenset({
     "train.num_iters", "train.num_iters_decay", "train.device", "train.log_step", "train.sample_step",
     "train.model_save_step", "train.keep_checkpoints",
-    "data.num_workers", "data.celeba_image_dir", "data.attr_path", "data.rafd_image_dir",
+    "data.num_workers", "data.celeba_image_dir", "data.attr_path", "data.rafd_image_dir", "data.rafd_test_dir",
 })
 _OUTPUTS = ("checkpoints", "samples", "logs")
 
@@ -53,7 +53,7 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     return removed
 
 
-def _prepare_main(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> Path | None:
+def _prepare_main(run_dir: Path, config: RunConfig, resume: bool, overwrite: bool) -> ckpt.TrainState | None:
     """Rank 0's checks and clean-up; returns the checkpoint to resume from, if any."""
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite exclude each other: pick one")
@@ -63,12 +63,12 @@ def _prepare_main(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
     if resume:
         if latest is None:
             raise RunDirError(f"nothing to resume: {run_dir} has no checkpoints/NNNNNN.ckpt")
-        stored = ckpt.load_checkpoint(latest).config
-        diffs = config_differences(stored, config)
+        state = ckpt.load_checkpoint(latest)
+        diffs = config_differences(state.config, config)
         if diffs:
             raise RunDirError(f"cannot resume {run_dir} with a different config: {'; '.join(diffs)}")
         remove_stale_temp_files(run_dir)
-        return latest
+        return state
     if latest is not None and not overwrite:
         raise RunDirError(
             f"{run_dir} already holds checkpoints (newest {latest.name}); "
@@ -86,26 +86,25 @@ def _prepare_main(run_dir: Path, config: RunConfig, resume: bool, overwrite: boo
 def prepare_run_dir(
     run_dir: Path, config: RunConfig, ctx: DistContext, *, resume: bool, overwrite: bool
 ) -> ckpt.TrainState | None:
-    """Check and set up the run dir on rank 0; every rank then loads the same checkpoint (shared filesystem)."""
+    """Check and set up the run dir on rank 0; other ranks then load the same checkpoint (shared filesystem)."""
     run_dir = Path(run_dir)
-    path, error = None, None
+    state: ckpt.TrainState | None = None
+    shared: tuple[str | None, str | None] = (None, None)  # (error, checkpoint to load) for the other ranks
     if ctx.is_main:
         try:
-            path = _prepare_main(run_dir, config, resume, overwrite)
+            state = _prepare_main(run_dir, config, resume, overwrite)
         except ValueError as e:
-            if not ctx.enabled:
-                raise
-            error = str(e)
-            broadcast_error(ctx, error)
+            broadcast_object(ctx, (str(e), None))
             raise
-    error = broadcast_error(ctx, error)
-    if error is not None:  # only non-zero ranks get here with an error
+        if state is not None:
+            shared = (None, str(ckpt.checkpoint_dir(run_dir) / f"{state.iteration:06d}.ckpt"))
+    error, path = broadcast_object(ctx, shared)  # type: ignore[misc]
+    if error is not None:  # only ranks other than 0 get here with an error
         raise RunDirError(error)
     barrier(ctx)
-    if not resume:
-        return None
-    path = path or ckpt.latest_checkpoint(run_dir)
-    return ckpt.load_checkpoint(path, map_location="cpu") if path else None
+    if state is None and path is not None:
+        state = ckpt.load_checkpoint(Path(path), map_location="cpu")
+    return state
 
 
 class TrainLog:

@@ -9,6 +9,7 @@ CelebA columns come first, then the eight RaFD ones, each with zeros and mask as
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from stargan_train.checkpoint import atomic_write
-from stargan_train.config import RAFD_EXPRESSIONS, DataConfig, RunConfig
+from stargan_train.config import RAFD_EXPRESSIONS, DataConfig
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
@@ -87,34 +88,43 @@ def write_sample_grid(G: nn.Module, x: Tensor, c_org: Tensor, data: DataConfig, 
 
 
 def fixed_batch(data: DataConfig, count: int) -> tuple[Tensor, Tensor]:
-    """The first `count` test images and their labels (CelebA images in joint mode, as officially)."""
+    """The first `count` test images and their labels (CelebA images in joint mode, as officially).
+
+    With `test_count` 0 there is no CelebA test split; the first training images (possibly flipped) stand in.
+    """
     from stargan_train.data import build_loaders
 
     part = "rafd" if data.dataset == "rafd" else "celeba"
-    loader = build_loaders(data, count, "test", num_workers=0, shuffle=False, drop_last=False)[part]
+    split = "train" if part == "celeba" and data.test_count == 0 else "test"
+    loader = build_loaders(data, count, split, num_workers=0, shuffle=False, drop_last=False)[part]
     x, labels = next(iter(loader))
     return x, labels
 
 
 def write_checkpoint_samples(
-    source: str | Path, out: Path, *, count: int = 8, data: DataConfig | None = None, device: str = "cpu"
+    source: str | Path, out: Path, *, count: int = 8, data_dir: Path | None = None, device: str = "cpu"
 ) -> dict[str, object]:
-    """Load a generator from a run dir or checkpoint of ours and write the grid for `count` test images.
+    """Load a generator from a run dir or checkpoint and write the grid for its first `count` test images.
 
-    `data` overrides the data config stored in the checkpoint (e.g. when the images moved).
+    `data_dir` (a CelebA-layout folder) replaces the image folder stored in the run config, e.g. when the
+    data moved; it is required for checkpoints without a run config (official ones).
     """
     from stargan_train.weights import CheckpointError, load_generator
 
     if count <= 0:
         raise ValueError(f"count must be > 0, got {count}")
     loaded = load_generator(source, map_location=device)
-    run_config: RunConfig | None = loaded.run_config
-    if run_config is None and data is None:
-        raise CheckpointError(
-            f"{loaded.source} carries no run config (official checkpoint?); the sample grid needs its dataset"
-        )
-    data = data or run_config.data  # type: ignore[union-attr]
+    if loaded.run_config is not None:
+        data = loaded.run_config.data
+    elif data_dir is not None:
+        data = DataConfig(dataset="celeba")
+    else:
+        raise CheckpointError(f"{loaded.source} carries no run config (official checkpoint?); pass a data folder")
+    if data_dir is not None:
+        data = replace(data, celeba_image_dir=str(Path(data_dir) / "images"),
+                       attr_path=str(Path(data_dir) / "list_attr_celeba.txt"))
     x, c_org = fixed_batch(data, count)
     write_sample_grid(loaded.model, x, c_org, data, Path(out))
-    return {"out": str(out), "checkpoint": str(loaded.source), "iteration": loaded.iteration, "rows": int(x.size(0)),
-            "columns": 1 + len(target_labels(c_org, data))}
+    columns = 1 + len(target_labels(c_org, data))
+    return {"out": str(out), "checkpoint": str(loaded.source), "iteration": loaded.iteration,
+            "rows": int(x.size(0)), "columns": columns}

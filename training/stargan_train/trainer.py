@@ -9,7 +9,6 @@ plus a generator step every `n_critic` iterations. Resume is exact: the data ord
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -101,24 +100,25 @@ class Trainer:
         self.config, self.run_dir, self.on_log, self.progress = config, Path(run_dir), on_log, progress
         self.ctx = ctx or init_distributed(config.train.device)
         t, dev = config.train, self.ctx.device
+        # Data first: a bad data path fails before the run dir is touched (or wiped by --overwrite).
+        loaders = build_loaders(
+            config.data, t.batch_size, "train", rank=self.ctx.rank, world_size=self.ctx.world_size, seed=t.seed
+        )
+        self.fixed = fixed_batch(config.data, min(SAMPLE_COUNT, t.batch_size)) if self.ctx.is_main else None
         state = prepare_run_dir(self.run_dir, config, self.ctx, resume=resume, overwrite=overwrite)
         self.start = state.iteration if state else 0
+        self.streams = {
+            part: BatchStream(loader, seed=t.seed, rank=self.ctx.rank, world_size=self.ctx.world_size, start=self.start)
+            for part, loader in loaders.items()
+        }
+        self.joint = config.data.dataset == "both"
+        self.n_celeba = len(config.data.selected_attrs)
         seed_all(t.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
         self.G = Generator.from_config(config.generator).to(dev)
         self.D = Discriminator.from_config(config.discriminator).to(dev)
         betas = (t.beta1, t.beta2)
         self.g_opt = torch.optim.Adam(self.G.parameters(), t.g_lr, betas)
         self.d_opt = torch.optim.Adam(self.D.parameters(), t.d_lr, betas)
-        self.joint = config.data.dataset == "both"
-        self.n_celeba = len(config.data.selected_attrs)
-        loaders = build_loaders(
-            config.data, t.batch_size, "train", rank=self.ctx.rank, world_size=self.ctx.world_size, seed=t.seed
-        )
-        self.streams = {
-            part: BatchStream(loader, seed=t.seed, rank=self.ctx.rank, world_size=self.ctx.world_size, start=self.start)
-            for part, loader in loaders.items()
-        }
-        self.fixed = fixed_batch(config.data, min(SAMPLE_COUNT, t.batch_size)) if self.ctx.is_main else None
         # Set-up may draw random numbers (e.g. a DataLoader's base seed); training RNG starts only now.
         if state is not None:
             self._load_state(state)
@@ -213,13 +213,14 @@ class Trainer:
         """Train from the current iteration to `num_iters`; returns a summary (rank 0 wrote the files)."""
         t = self.config.train
         log = TrainLog(self.run_dir, self.start, t.num_iters, enabled=self.ctx.is_main, progress=self.progress)
-        last: dict[str, float] = {}
+        last: dict[str, float] = {}  # newest value of every term (G terms come every n_critic iterations)
         started = time.perf_counter()
         with log:
             for it in range(self.start, t.num_iters):
-                last = self.train_iteration(it)
+                logs = self.train_iteration(it)
+                last |= logs
                 done = it + 1
-                log.step(done, last, every=t.log_step, on_log=self.on_log)  # 5. logs and progress
+                log.step(done, logs, every=t.log_step, on_log=self.on_log)  # 5. logs and progress
                 if done % t.sample_step == 0 or done == t.num_iters:
                     self.write_samples(done)
                 if done % t.model_save_step == 0 or done == t.num_iters:
@@ -228,6 +229,9 @@ class Trainer:
         iters = t.num_iters - self.start
         return {
             "run_dir": str(self.run_dir),
+            "rank": self.ctx.rank,
+            "world_size": self.ctx.world_size,
+            "device": str(self.ctx.device),
             "start_iteration": self.start,
             "iterations": t.num_iters,
             "seconds": round(seconds, 3),
