@@ -40,12 +40,12 @@ def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple
     return images.astype(np.float32), labels
 
 
-def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:
     if name == BASELINE:
         return _eager_runner(bundle, device, image_size, c_dim)
     if name == ORT_RAW:
         return _ort_raw_runner(bundle, image_size, c_dim)
-    return _sdk_runner(name, bundle, device, image_size, c_dim)
+    return _sdk_runner(name, bundle, device, image_size, c_dim, max_batch)
 
 
 def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
@@ -95,14 +95,18 @@ def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
                   info={"precision": "fp32", "device": "cpu", "provider": "CPUExecutionProvider"})
 
 
-def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:
     from stargan_sdk import Translator
 
     options: dict[str, Any] = {}
     backend = name
     if name.startswith("onnxruntime-"):  # onnxruntime-fp16 runs the FP16 graph
         backend, options["precision"] = "onnxruntime", name.split("-", 1)[1]
-    t = Translator.load(bundle, backend=backend, device=0 if device == "cpu" else _ordinal(device), **options)
+    if device == "cpu" and backend == "torch":
+        options["device_type"] = "cpu"
+    if name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32
+        backend, options["precision"] = "torch", name.split("-", 1)[1]
+    t = Translator.load(bundle, backend=backend, device=_ordinal(device), max_batch=max_batch, **options)
     feeds: dict[str, np.ndarray] = {}
 
     def prepare(batch: int) -> None:
@@ -112,9 +116,10 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     info = describe() if callable(describe) else {"backend": t.backend_name}
     split = None
     timed = getattr(getattr(t, "backend", None), "timed_infer", None)
-    if callable(timed):
-        def split() -> dict[str, float]:
-            return timed({"image": feeds["x"], "label": feeds["c"]})[1]
+    if callable(timed) and device != "cpu":
+        def split() -> dict[str, float]:  # median of 20 event-timed calls per phase
+            runs = [timed({"image": feeds["x"], "label": feeds["c"]})[1] for _ in range(20)]
+            return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     return Runner(name, lambda: t.infer(feeds["x"], feeds["c"]), prepare, t.close, info=info, split=split)
 
 

@@ -29,23 +29,25 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _preprocessing_ms(bundle: Path, image_size: int) -> dict[str, float]:
-    """SDK pre/post-processing cost per image (uint8 HWC -> normalised NCHW -> uint8 HWC), batch of 8."""
+def _preprocessing_ms(image_size: int, batch: int = 8) -> dict[str, float]:
+    """SDK pre/post-processing cost per image: uint8 HWC -> normalised NCHW float32 -> uint8 HWC."""
     import numpy as np
 
-    from stargan_sdk import imaging
+    from stargan_sdk.imaging import Normalizer
 
-    imgs = [np.random.default_rng(i).integers(0, 256, (image_size, image_size, 3), dtype=np.uint8) for i in range(8)]
+    norm = Normalizer()
+    images = np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
+    out = np.empty((batch, 3, image_size, image_size), np.float32)
     pre, post = [], []
     for _ in range(20):
         t0 = time.perf_counter()
-        x = imaging.to_model_input(imgs, image_size)
+        x = norm.preprocess_into(images, out)
         t1 = time.perf_counter()
-        imaging.from_model_output(x)
+        norm.postprocess(x)
         post.append(time.perf_counter() - t1)
         pre.append(t1 - t0)
-    return {"preprocess_ms_per_image": 1000 * float(np.median(pre)) / 8,
-            "postprocess_ms_per_image": 1000 * float(np.median(post)) / 8}
+    return {"preprocess_ms_per_image": 1000 * float(np.median(pre)) / batch,
+            "postprocess_ms_per_image": 1000 * float(np.median(post)) / batch}
 
 
 @app.command()
@@ -74,7 +76,7 @@ def main(
     for name in names:
         before = rss_mib()
         try:
-            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim)
+            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim, max(sizes))
         except Exception as e:  # a backend that cannot run here is reported, not fatal
             skipped[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
@@ -96,7 +98,7 @@ def main(
         r.close()
     gemm = measure_gemm_gflops("cpu" if device == "cpu" else device)
     report = build_report(manifest, device, results, skipped, gemm, memory, peak_rss_mib(),
-                          _preprocessing_ms(bundle, manifest.image_size))
+                          _preprocessing_ms(manifest.image_size))
     print_report(report)
     if json_out:
         write_json(report, json_out)

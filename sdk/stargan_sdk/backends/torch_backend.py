@@ -120,7 +120,8 @@ class _CudaRunner:
             warnings.warn(f"CUDA graph capture failed, running eagerly: {self.graph_error}", RuntimeWarning, stacklevel=3)
             return None
 
-    def run(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
+    def run(self, image: np.ndarray, label: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """One batch; with `timings`, CUDA events split it into h2d_ms / compute_ms / d2h_ms."""
         torch, n = self.torch, image.shape[0]
         self.host_img[:n].numpy()[...] = image  # the one host copy, straight into pinned memory
         self.host_lbl[:n].numpy()[...] = label
@@ -128,17 +129,29 @@ class _CudaRunner:
             captured = self._capture(n)
             if captured is not None:
                 self.graphs[n] = captured
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if timings is not None else None
         with torch.cuda.stream(self.stream):
+            self._mark(events, 0)
             self.dev_img[:n].copy_(self.host_img[:n], non_blocking=True)
             self.dev_lbl[:n].copy_(self.host_lbl[:n], non_blocking=True)
+            self._mark(events, 1)
             if n in self.graphs:
                 graph, out = self.graphs[n]
                 graph.replay()
             else:
                 out = self.forward(self.dev_img[:n], self.dev_lbl[:n])
+            self._mark(events, 2)
             self.host_out[:n].copy_(out, non_blocking=True)
+            self._mark(events, 3)
         self.stream.synchronize()
+        if events is not None and timings is not None:
+            for i, key in enumerate(("h2d_ms", "compute_ms", "d2h_ms")):
+                timings[key] = events[i].elapsed_time(events[i + 1])
         return self.host_out[:n].numpy().copy()  # the pinned buffer is reused by the next call
+
+    def _mark(self, events: list[Any] | None, i: int) -> None:
+        if events is not None:
+            events[i].record(self.stream)
 
 
 class TorchBackend(Backend):
@@ -232,6 +245,16 @@ class TorchBackend(Backend):
                 x, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in (image, label))
                 out = self._module(x, c)
             return {OUTPUT_IMAGE: out.numpy()}
+
+    def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """`infer` plus the H2D / compute / D2H split measured with CUDA events (CUDA only; benchmarks)."""
+        self._require_loaded()
+        if self._runner is None:
+            raise BackendUnavailableError("timed_infer splits GPU transfers from compute; this backend runs on the CPU")
+        timings: dict[str, float] = {}
+        with self._lock, self._torch.no_grad():
+            out = self._runner.run(feeds[INPUT_IMAGE], feeds[INPUT_LABEL], timings)
+        return {OUTPUT_IMAGE: out}, timings
 
     def close(self) -> None:
         if self.loaded:
