@@ -102,10 +102,10 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     backend = name
     if name.startswith("onnxruntime-"):  # onnxruntime-fp16 runs the FP16 graph
         backend, options["precision"] = "onnxruntime", name.split("-", 1)[1]
-    if device == "cpu" and backend == "torch":
-        options["device_type"] = "cpu"
     if name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32
         backend, options["precision"] = "torch", name.split("-", 1)[1]
+    if device == "cpu" and backend == "torch":
+        options["device_type"] = "cpu"
     t = Translator.load(bundle, backend=backend, device=_ordinal(device), max_batch=max_batch, **options)
     feeds: dict[str, np.ndarray] = {}
 
