@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,7 +105,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['p99_ms']:.2f}", _fmt(r["speedup_vs_eager"], "×"), _fmt(r["speedup_vs_raw"], "×"),
             f"{r['gflops']:.0f}", _fmt(r["fraction_of_gemm"] and 100 * r["fraction_of_gemm"], "%"),
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     for r in report["results"]:
         if "split_ms" in r:

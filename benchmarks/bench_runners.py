@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 BASELINE = "torch-eager-fp32"
+BASELINE_STRICT = "torch-eager-fp32-notf32"  # the same with cuDNN's TF32 off: IEEE FP32 convolutions
 ORT_RAW = "ort-raw"
 TRT_RAW = "trt-raw"
 
@@ -42,16 +43,21 @@ def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple
 
 def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:
     if name == BASELINE:
-        return _eager_runner(bundle, device, image_size, c_dim)
+        return _eager_runner(bundle, device, image_size, c_dim, tf32=True)
+    if name == BASELINE_STRICT:
+        return _eager_runner(bundle, device, image_size, c_dim, tf32=False)
     if name == ORT_RAW:
         return _ort_raw_runner(bundle, image_size, c_dim)
     return _sdk_runner(name, bundle, device, image_size, c_dim, max_batch)
 
 
-def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int) -> Runner:
+def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: bool) -> Runner:
     """The official code's way: eager PyTorch, FP32, per-instance InstanceNorm, same weights.
 
     The weights come from the bundle's exported program, whose state_dict uses the official key names.
+    `tf32` is cuDNN's switch as PyTorch ships it (on: convolutions in TF32 on Ampere and later); it is
+    set for each call because other runners in the process may flip it. cudnn.benchmark is on, as in
+    the official main.py.
     """
     import torch
 
@@ -71,12 +77,16 @@ def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int) -> Run
 
     @torch.inference_mode()
     def run() -> np.ndarray:
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
         x = torch.from_numpy(feeds["x"]).to(device)
         c = torch.from_numpy(feeds["c"]).to(device)
         return G(x, c).cpu().numpy()
 
-    return Runner(BASELINE, run, prepare, info={"precision": "fp32", "device": device, "cuda_graphs": False,
-                                                 "transfers_included": device != "cpu"})
+    name = BASELINE if tf32 else BASELINE_STRICT
+    return Runner(name, run, prepare, info={"precision": "fp32", "device": device, "cuda_graphs": False,
+                                            "cudnn_tf32": tf32 and device != "cpu",
+                                            "transfers_included": device != "cpu"})
 
 
 def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
@@ -102,7 +112,9 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     backend = name
     if name.startswith("onnxruntime-"):  # onnxruntime-fp16 runs the FP16 graph
         backend, options["precision"] = "onnxruntime", name.split("-", 1)[1]
-    if name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32
+    if name == "torch-cl":  # the torch backend with NHWC (channels_last) weights
+        backend, options["channels_last"] = "torch", True
+    elif name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32
         backend, options["precision"] = "torch", name.split("-", 1)[1]
     if device == "cpu" and backend == "torch":
         options["device_type"] = "cpu"

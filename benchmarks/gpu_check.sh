@@ -37,7 +37,7 @@ step bundle 100 "$PY" benchmarks/make_bundle.py "$WORK/bundle128" --image-size 1
 # 3. Latency/throughput of the GPU backends against the eager FP32 baseline, interleaved.
 if [ -f "$WORK/bundle128/manifest.json" ]; then
     step latency 100 "$PY" benchmarks/latency.py "$WORK/bundle128" --device cuda \
-        --backends torch,tensorrt --batch-sizes 1,8,64,256 --iterations 40 --warmup 3 \
+        --backends torch,torch-cl,torch-eager-fp32-notf32,tensorrt --batch-sizes 1,8,64,256 --iterations 30 --warmup 3 \
         --budget-s 12 --json "$OUT/latency-gpu.json" --plot "$OUT/latency-gpu.png"
 fi
 rm -rf "$WORK"

@@ -53,7 +53,9 @@ def _preprocessing_ms(image_size: int, batch: int = 8) -> dict[str, float]:
 @app.command()
 def main(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
-    backends: Annotated[str, typer.Option(help="Comma list of SDK backends; the baselines are always added.")] = "auto,onnxruntime,torch",
+    backends: Annotated[str, typer.Option(help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
+                                               "torch-fp32, torch-cl, tensorrt, openvino) and optionally "
+                                               "torch-eager-fp32-notf32; the baselines are always added.")] = "auto,onnxruntime,torch",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
     iterations: Annotated[int, typer.Option(min=3, help="Timed rounds per batch size.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 3,

@@ -163,7 +163,8 @@ class TorchBackend(Backend):
         device: CUDA device ordinal.
         max_batch: largest batch per call (CUDA default 64; CPU: any).
         options: `device_type` ("auto" | "cpu" | "cuda"), `precision` ("fp16" default on CUDA, "fp32"),
-            `cuda_graphs` (default True), `cudnn_benchmark` (default True). Both cuDNN switches are
+            `cuda_graphs` (default True), `cudnn_benchmark` (default True), `channels_last` (default False:
+            NHWC weights on CUDA). Both cuDNN switches are
             process-wide: benchmark mode is turned on, and TF32 off when precision is "fp32".
     """
 
@@ -223,6 +224,9 @@ class TorchBackend(Backend):
         module = module.to(device)
         if fp16:
             self._fp16_stats = to_mixed_fp16(torch, module)
+        if self.options.get("channels_last", False):
+            # NHWC weights steer cuDNN to its tensor-core NHWC kernels; activations follow the weights.
+            module = module.to(memory_format=torch.channels_last)
         self.max_batch = self.max_batch or DEFAULT_CUDA_MAX_BATCH
         size = self.manifest.image_size
         self._module = module
@@ -269,5 +273,6 @@ class TorchBackend(Backend):
             if runner is not None:
                 info.update(cuda_graphs=runner.graphs_enabled, graph_batch_sizes=sorted(runner.graphs),
                             graph_error=runner.graph_error, fp16_conv_weights=self._fp16_stats[0],
-                            fp32_norms=self._fp16_stats[1], max_batch=self.max_batch)
+                            fp32_norms=self._fp16_stats[1], max_batch=self.max_batch,
+                            channels_last=bool(self.options.get("channels_last", False)))
         return info
