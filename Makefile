@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/stargan demo --out demo-out
+	$(VENV)/bin/stargan-demo --out demo-out
 
 test: install
 	$(PY) -m pytest -q

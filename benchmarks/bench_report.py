@@ -96,7 +96,7 @@ def print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"{dev['name']} — {report['gflop_per_image']:.1f} GFLOP/image, "
                         f"GEMM {max(report['gemm_gflops'].values(), default=float('nan')):.0f} GFLOP/s")
     for col in ("backend", "batch", "img/s", "mean ms", "min", "p50", "p90", "p95", "p99", "×eager", "×raw",
-                "GFLOP/s", "%GEMM"):
+                "GFLOP/s", "%GEMM", "PSNR dB"):
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in report["results"]:
         table.add_row(
@@ -104,6 +104,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['min_ms']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p95_ms']:.2f}",
             f"{r['p99_ms']:.2f}", _fmt(r["speedup_vs_eager"], "×"), _fmt(r["speedup_vs_raw"], "×"),
             f"{r['gflops']:.0f}", _fmt(r["fraction_of_gemm"] and 100 * r["fraction_of_gemm"], "%"),
+            "exact" if r.get("psnr_db_vs_fp32", 0) >= 200 else f"{r.get('psnr_db_vs_fp32', float('nan')):.1f}",
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)

@@ -31,6 +31,12 @@ class Runner:
     split: Callable[[], dict[str, float]] | None = None  # H2D / compute / D2H ms for one batch, GPU only
 
 
+def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
+    """PSNR over the [-1, 1] range (peak-to-peak 2), capped at 200 dB so JSON never holds infinity."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(actual, np.float64)) ** 2))
+    return 200.0 if mse == 0 else min(200.0, 10 * np.log10(4.0 / mse))
+
+
 def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels."""
     rng = np.random.default_rng(seed)
@@ -110,8 +116,8 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
 
     options: dict[str, Any] = {}
     backend = name
-    if name.startswith("onnxruntime-"):  # onnxruntime-fp16 runs the FP16 graph
-        backend, options["precision"] = "onnxruntime", name.split("-", 1)[1]
+    if name.startswith(("onnxruntime-", "openvino-")):  # e.g. onnxruntime-fp16, openvino-bf16, openvino-int8
+        backend, options["precision"] = name.split("-", 1)
     if name == "torch-cl":  # the torch backend with NHWC (channels_last) weights
         backend, options["channels_last"] = "torch", True
     elif name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32

@@ -19,7 +19,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_report import build_report, print_report, write_json, write_plot  # noqa: E402
-from bench_runners import BASELINE, ORT_RAW, make_runner, peak_rss_mib, rss_mib  # noqa: E402
+from bench_runners import BASELINE, ORT_RAW, make_runner, peak_rss_mib, psnr_db, rss_mib  # noqa: E402
 from bench_timing import interleaved, measure_gemm_gflops, summarize  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
@@ -54,7 +54,8 @@ def _preprocessing_ms(image_size: int, batch: int = 8) -> dict[str, float]:
 def main(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
     backends: Annotated[str, typer.Option(help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
-                                               "torch-fp32, torch-cl, tensorrt, openvino) and optionally "
+                                               "torch-fp32, torch-cl, tensorrt, openvino, openvino-fp32, openvino-bf16, "
+                                               "openvino-int8) and optionally "
                                                "torch-eager-fp32-notf32; the baselines are always added.")] = "auto,onnxruntime,torch",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
     iterations: Annotated[int, typer.Option(min=3, help="Timed rounds per batch size.")] = 30,
@@ -91,8 +92,10 @@ def main(
         for r in runners.values():
             r.prepare(batch)
         samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s)
+        reference = runners[BASELINE].run()  # FP32 outputs on the same inputs: the accuracy reference
         for name, ms in samples.items():
-            entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info}
+            entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info,
+                     "psnr_db_vs_fp32": psnr_db(reference, runners[name].run())}
             if runners[name].split is not None:
                 entry["split_ms"] = runners[name].split()
             results.append(entry)

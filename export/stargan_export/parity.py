@@ -35,6 +35,9 @@ TOLERANCES: dict[str, Tolerance] = {
     "torch_export": Tolerance(max_abs=1e-5),
     "tensorrt_fp32": Tolerance(max_abs=1e-3),
     "tensorrt_fp16": Tolerance(min_psnr_db=40.0),
+    # INT8 is measured on calibration faces at build time (bar: 30 dB, recorded in the manifest); validate
+    # re-runs it on synthetic images, so this floor only catches a broken or swapped file.
+    "int8": Tolerance(min_psnr_db=25.0),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,14 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(2.0**2 / mse)
 
 
-def test_auto_picks_onnxruntime_and_keeps_the_reasons(bundle: Path) -> None:
+def test_auto_picks_a_cpu_backend_and_keeps_the_reasons(bundle: Path) -> None:
+    expected = "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"  # OpenVINO first on CPU
     with Translator.load(bundle) as t:
-        assert t.backend_name == "onnxruntime"
-        assert t.candidates["onnxruntime"].ok
+        assert t.backend_name == expected
+        assert t.candidates[expected].ok
         assert not t.candidates["tensorrt"].ok and t.candidates["tensorrt"].reason  # no engine/GPU here
     report = registry.availability_report(bundle, read_manifest(bundle))
-    assert set(report) == {"tensorrt", "onnxruntime", "torch"}
+    assert set(report) == {"tensorrt", "onnxruntime", "torch", "openvino"}
     assert report["torch"].ok and "generator.pt2" in report["torch"].reason
 
 
@@ -42,7 +44,14 @@ def test_unknown_or_broken_backends_are_reported(bundle: Path, monkeypatch: pyte
     monkeypatch.setitem(registry.BACKENDS, "tensorrt", "stargan_sdk.backends.no_such_module:X")
     avail = registry.availability("tensorrt", bundle, read_manifest(bundle))
     assert not avail.ok and "cannot be imported" in avail.reason
-    assert registry.select_backend("auto", bundle, read_manifest(bundle))[0] is OrtBackend
+    chosen = registry.select_backend("auto", bundle, read_manifest(bundle))[0]
+    assert chosen.name == ("openvino" if importlib.util.find_spec("openvino") else "onnxruntime")
+
+
+def test_auto_falls_back_to_onnxruntime_without_openvino(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.BACKENDS, "openvino", "stargan_sdk.backends.no_such_module:X")
+    cls, reasons = registry.select_backend("auto", bundle, read_manifest(bundle))
+    assert cls is OrtBackend and not reasons["openvino"].ok and not reasons["tensorrt"].ok
 
 
 def test_torch_cpu_matches_onnxruntime(bundle: Path, translator: Translator) -> None:

@@ -48,6 +48,10 @@ def physical_cores() -> int:
 
 
 def generator_artifact(manifest: Manifest, precision: str) -> Artifact | None:
+    if precision == "int8" and manifest.artifact(role="generator", kind="onnx", precision="int8") is not None:
+        from stargan_sdk.backends.openvino import int8_artifact  # imports no openvino: shared usability rule
+
+        return int8_artifact(manifest)  # refuses an INT8 model that missed the PSNR bar, with its PSNR
     return manifest.artifact(role="generator", kind="onnx", precision=precision)
 
 

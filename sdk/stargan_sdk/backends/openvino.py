@@ -1,0 +1,288 @@
+"""OpenVINO backend: the bundle's generator ONNX compiled for the CPU in FP32, BF16 or INT8.
+
+Usage: with OpenVinoBackend(bundle, manifest, precision="auto") as b: y = b.infer({"image": x, "label": c})["output"]
+
+FP32 on a CPU is near its arithmetic limit in every engine, so the large CPU win is lower precision:
+OpenVINO's CPU plugin runs BF16 on AVX512-BF16/AMX and the bundle's QDQ INT8 graph on VNNI/AMX kernels.
+Shapes are made static per batch size (one compiled model per size and performance hint, cached), which
+lets the plugin pick blocked layouts and fold the label tiling. `infer` uses the LATENCY hint (one stream,
+every core on one batch); `infer_pipelined` uses THROUGHPUT (several streams, one request each, in flight
+together). Not thread-safe: one infer request per compiled model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.onnxruntime import physical_cores
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
+from stargan_sdk.manifest import Artifact, Manifest, verify_artifact
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+HINTS = ("auto", "latency", "throughput")
+OPTIONS = ("precision", "threads", "performance_hint", "cpu_capabilities", "num_requests")
+IGNORED_OPTIONS = ("cuda_graphs",)  # passed to every backend by Translator.load; GPU-only
+_OV_TYPE = {"fp32": "f32", "bf16": "bf16"}
+_INSTALL = "openvino is not installed (pip install 'stargan[openvino]')"
+
+
+def resolve_precision(requested: str, capabilities: Sequence[str]) -> str:
+    """The precision to run: `auto` is BF16 where the CPU reports it, else FP32; BF16 without it is refused."""
+    if requested not in PRECISIONS:
+        raise BackendOptionError(f"openvino precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    has_bf16 = "BF16" in capabilities
+    if requested == "auto":
+        return "bf16" if has_bf16 else "fp32"
+    if requested == "bf16" and not has_bf16:
+        raise BackendUnavailableError(
+            f"this CPU has no BF16 support (OpenVINO reports {', '.join(capabilities) or 'nothing'}); "
+            f"use precision='fp32' or 'auto'"
+        )
+    return requested
+
+
+def int8_artifact(manifest: Manifest) -> Artifact:
+    """The bundle's INT8 generator, refused unless its PSNR vs FP32 passed the bar at quantization."""
+    art = manifest.artifact(role="generator", kind="onnx", precision="int8")
+    if art is None:
+        raise BackendUnavailableError(
+            "the bundle has no INT8 generator; build one with `stargan-export build --int8-calibration FACES_DIR`"
+        )
+    parity = art.parity or {}
+    if parity.get("usable") != 1.0:
+        psnr = parity.get("psnr_db")
+        measured = f"measured {psnr:.1f} dB PSNR vs FP32" if psnr is not None else "has no measured PSNR"
+        bar = parity.get("min_psnr_db", 30.0)
+        raise BackendUnavailableError(
+            f"{art.file} {measured}, below the {bar:g} dB bar, so it is not used; run precision='bf16' or "
+            f"'fp32', or re-quantize with calibration images closer to the faces you edit"
+        )
+    return art
+
+
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options with defaults filled in; unknown names and bad values raise BackendOptionError."""
+    unknown = sorted(set(options) - set(OPTIONS) - set(IGNORED_OPTIONS))
+    if unknown:
+        raise BackendOptionError(f"unknown openvino option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
+    out = {"precision": options.get("precision", "auto"), "performance_hint": options.get("performance_hint", "auto")}
+    if out["precision"] not in PRECISIONS:
+        raise BackendOptionError(f"openvino precision must be one of {', '.join(PRECISIONS)}, got {out['precision']!r}")
+    if out["performance_hint"] not in HINTS:
+        raise BackendOptionError(f"performance_hint must be one of {', '.join(HINTS)}, got {out['performance_hint']!r}")
+    for key in ("threads", "num_requests"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise BackendOptionError(f"{key} must be a positive integer or None, got {value!r}")
+        out[key] = value
+    caps = options.get("cpu_capabilities")
+    if caps is not None and (isinstance(caps, str) or not all(isinstance(c, str) for c in caps)):
+        raise BackendOptionError(f"cpu_capabilities must be a list of names such as ['FP32', 'BF16'], got {caps!r}")
+    out["cpu_capabilities"] = None if caps is None else tuple(caps)
+    return out
+
+
+class OpenVinoBackend(Backend):
+    """Runs `generator.onnx` (FP32/BF16) or `generator.int8.onnx` with OpenVINO on the CPU.
+
+    Args:
+        bundle_dir: the bundle folder.
+        manifest: its parsed manifest.
+        device: ignored (CPU only).
+        max_batch: largest batch per call (None: any; each new size compiles once).
+        options: `precision` ("auto" | "fp32" | "bf16" | "int8"; INT8 runs its float ops in BF16 where the
+            CPU has it), `threads` (default: physical cores), `performance_hint` ("auto": LATENCY for
+            `infer`, THROUGHPUT for `infer_pipelined`; or force one), `num_requests` (requests in flight in
+            `infer_pipelined`; default OpenVINO's optimum), `cpu_capabilities` (override what the CPU
+            reports, e.g. ["FP32"] to test the fallback on a CPU without BF16).
+    """
+
+    name = "openvino"
+    thread_safe = False
+    compile_count = 0  # models compiled since load (one per batch size and hint)
+
+    @classmethod
+    def availability(
+        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "auto"
+    ) -> Availability:
+        if importlib.util.find_spec("openvino") is None:
+            return Availability(False, _INSTALL)
+        try:
+            art = int8_artifact(manifest) if precision == "int8" else _fp32_artifact(manifest)
+        except BackendUnavailableError as e:
+            return Availability(False, str(e))
+        if not (Path(bundle_dir) / art.file).is_file():
+            return Availability(False, f"{art.file} is missing from the bundle")
+        return Availability(True, f"{art.file} on the CPU ({precision})")
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        opts = check_options(self.options)
+        if importlib.util.find_spec("openvino") is None:
+            raise BackendUnavailableError(_INSTALL)
+        import openvino as ov
+
+        core = ov.Core()
+        caps = opts["cpu_capabilities"]
+        if caps is None:
+            caps = tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        precision = resolve_precision(opts["precision"], caps)
+        art = int8_artifact(self.manifest) if precision == "int8" else _fp32_artifact(self.manifest)
+        path = verify_artifact(self.bundle_dir, art)
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses with the parser's message
+            raise BundleError(f"OpenVINO could not read {art.file}: {e}") from None
+        self._ov, self._core, self._model, self._artifact = ov, core, model, art
+        # Declared shapes, kept before `compiled_model` reshapes the graph to static batch sizes.
+        self._declared = {i.get_any_name(): _dims(i.get_partial_shape()) for i in model.inputs}
+        self._opts, self._caps, self._precision = opts, caps, precision
+        # INT8 graphs keep InstanceNorm, ReLU, Tanh and the dequantised tensors in float: BF16 there is ~3x
+        # faster at the same PSNR (the INT8 rounding dominates), so it follows the CPU like `auto`.
+        self._float = "fp32" if precision == "fp32" or "BF16" not in caps else "bf16"
+        self._threads = opts["threads"] or physical_cores()
+        self._compiled: dict[tuple[int, str], Any] = {}
+        self._requests: dict[int, Any] = {}  # one synchronous request per batch size, for `infer`
+        self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_pipelined`
+        self.compile_count = 0
+        self.loaded = True
+
+    def compiled_model(self, batch: int, hint: str = "latency") -> Any:
+        """The model compiled for a static batch size and performance hint (compiled once, then cached)."""
+        self._require_loaded()
+        forced = self._opts["performance_hint"]
+        key = (batch, hint if forced == "auto" else forced)
+        if key not in self._compiled:
+            size, c_dim = self.manifest.image_size, self.manifest.c_dim
+            try:
+                self._model.reshape({INPUT_IMAGE: [batch, 3, size, size], INPUT_LABEL: [batch, c_dim]})
+                self._compiled[key] = self._core.compile_model(self._model, "CPU", {
+                    "INFERENCE_PRECISION_HINT": _OV_TYPE[self._float],
+                    "INFERENCE_NUM_THREADS": self._threads,
+                    "PERFORMANCE_HINT": key[1].upper(),
+                })
+            except Exception as e:  # wrong input names or an op the CPU plugin lacks
+                raise BundleError(f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {e}") from None
+            self.compile_count += 1
+        return self._compiled[key]
+
+    def input_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """The graph's declared input shapes (dynamic dims as "N"), for the bundle consistency check."""
+        self._require_loaded()
+        return dict(self._declared)
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._require_loaded()
+        inputs = self._inputs(feeds)
+        n = inputs[INPUT_IMAGE].shape[0]
+        if n not in self._requests:
+            self._requests[n] = self.compiled_model(n, "latency").create_infer_request()
+        request = self._requests[n]
+        request.infer(inputs, share_inputs=True)  # contiguous float32 inputs are read in place
+        return {OUTPUT_IMAGE: request.get_tensor(OUTPUT_IMAGE).data.copy()}
+
+    def infer_pipelined(self, batches: Iterable[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Run many batches with several infer requests in flight; results come back in input order.
+
+        Requests are used round-robin and waited on from this thread. Not `AsyncInferQueue`: its Python
+        completion callback takes the GIL on an OpenVINO worker thread after `wait_all` has returned, and
+        freeing the compiled model then (close()) deadlocks the interpreter (hit within 30 load/run/close
+        cycles on OpenVINO 2026.4).
+        """
+        self._require_loaded()
+        results: list[dict[str, np.ndarray]] = []
+        pending: list[tuple[Any, int]] = []  # (request, result index), oldest first
+        try:
+            for feeds in batches:
+                inputs = self._inputs(feeds)
+                pool = self._pool(inputs[INPUT_IMAGE].shape[0])
+                busy = {id(r) for r, _ in pending}
+                request = next((r for r in pool if id(r) not in busy), None)
+                if request is None:  # every request of this size is in flight: collect the oldest of them
+                    request = self._collect(pending, results, pool)
+                results.append({})
+                request.start_async(inputs)  # copies the inputs: the caller may reuse its arrays
+                pending.append((request, len(results) - 1))
+        finally:  # also on a bad batch: requests in flight must finish before anything is freed
+            while pending:
+                self._collect(pending, results, None)
+        return results
+
+    @staticmethod
+    def _collect(pending: list[tuple[Any, int]], results: list[dict[str, np.ndarray]], pool: list[Any] | None) -> Any:
+        """Wait for the oldest pending request (of `pool` if given), store its output, return it."""
+        at = next(i for i, (r, _) in enumerate(pending) if pool is None or any(r is p for p in pool))
+        request, index = pending.pop(at)
+        request.wait()
+        results[index] = {OUTPUT_IMAGE: request.get_tensor(OUTPUT_IMAGE).data.copy()}
+        return request
+
+    def _pool(self, batch: int) -> list[Any]:
+        if batch not in self._pools:
+            compiled = self.compiled_model(batch, "throughput")
+            jobs = self._opts["num_requests"] or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+            self._pools[batch] = [compiled.create_infer_request() for _ in range(jobs)]
+        return self._pools[batch]
+
+    def _inputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        size, c_dim = self.manifest.image_size, self.manifest.c_dim
+        try:
+            image = np.ascontiguousarray(feeds[INPUT_IMAGE], np.float32)
+            label = np.ascontiguousarray(feeds[INPUT_LABEL], np.float32)
+        except KeyError as e:
+            raise ImageInputError(
+                f"openvino backend needs the inputs {INPUT_IMAGE!r} and {INPUT_LABEL!r}; {e} is missing"
+            ) from None
+        n = image.shape[0] if image.ndim else 0
+        if image.shape[1:] != (3, size, size) or label.shape != (n, c_dim) or n < 1:
+            raise ImageInputError(
+                f"expected image [N, 3, {size}, {size}] and label [N, {c_dim}] with N >= 1, "
+                f"got {list(image.shape)} and {list(label.shape)}"
+            )
+        if self.max_batch is not None and n > self.max_batch:
+            raise ImageInputError(f"batch of {n} exceeds max_batch {self.max_batch}; split it")
+        return {INPUT_IMAGE: image, INPUT_LABEL: label}
+
+    def close(self) -> None:
+        self._requests, self._pools, self._compiled = {}, {}, {}
+        self._model = self._core = None
+        self.loaded = False
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"backend": self.name, "precision": self.options.get("precision", "auto")}
+        if not self.loaded:
+            return info
+        info.update(
+            precision=self._precision,
+            requested_precision=self._opts["precision"],
+            float_precision=self._float,
+            file=self._artifact.file,
+            openvino_version=self._ov.get_version(),
+            cpu=self._core.get_property("CPU", "FULL_DEVICE_NAME"),
+            cpu_capabilities=list(self._caps),
+            threads=self._threads,
+            compiled=[
+                {"batch": b, "hint": h, "inference_precision": c.get_property("INFERENCE_PRECISION_HINT").to_string()}
+                for (b, h), c in sorted(self._compiled.items())
+            ],
+        )
+        return info
+
+
+def _fp32_artifact(manifest: Manifest) -> Artifact:
+    art = manifest.artifact(role="generator", kind="onnx", precision="fp32")
+    if art is None:
+        raise BackendUnavailableError("the bundle has no FP32 generator ONNX; re-export the bundle")
+    return art
+
+
+def _dims(shape: Any) -> tuple[int | str, ...]:
+    return tuple(d.get_length() if d.is_static else "N" for d in shape)
