@@ -1,0 +1,65 @@
+"""benchmarks/: the FLOP model, timing statistics, and one real latency run writing a complete JSON report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_timing import gflop_per_image, interleaved, summarize  # noqa: E402
+
+
+def test_flop_model_matches_the_published_cost() -> None:
+    assert gflop_per_image(128) == pytest.approx(19.92, abs=0.01)  # 9.96 GMAC per 128 px image (design.md)
+    assert gflop_per_image(256) == pytest.approx(4 * gflop_per_image(128), rel=1e-3)
+
+
+def test_summary_statistics_on_known_samples() -> None:
+    s = summarize([float(v) for v in range(1, 101)], batch=4)
+    assert (s.min_ms, s.max_ms, s.median_ms, s.mean_ms) == (1.0, 100.0, 50.5, 50.5)
+    assert s.p90_ms == pytest.approx(90.1) and s.p99_ms == pytest.approx(99.01)
+    assert s.throughput_ips == pytest.approx(4 * 1000 / 50.5)
+    with pytest.raises(ValueError):
+        summarize([], batch=1)
+
+
+def test_interleaving_rotates_the_order() -> None:
+    calls: list[str] = []
+    interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, iterations=2, warmup=0)
+    assert calls == ["a", "b", "b", "a"]
+
+
+def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_bundle.py"), str(bundle), "--image-size", "32",
+                    "--conv-dim", "8", "--repeat-num", "1", "--max-batch", "2", "--opt-batch", "1", "--engine", "no"],
+                   check=True, capture_output=True, timeout=300)
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(bundle), "--backends",
+                           "onnxruntime,tensorrt", "--batch-sizes", "1,2", "--iterations", "3", "--warmup", "0",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    rows = {(r["backend"], r["batch"]): r for r in report["results"]}
+    assert set(rows) == {(b, n) for b in ("torch-eager-fp32", "ort-raw", "onnxruntime") for n in (1, 2)}
+    for (name, _), r in rows.items():
+        assert r["iterations"] == 3 and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["gflops"] == pytest.approx(report["gflop_per_image"] * r["throughput_ips"])
+    assert rows[("torch-eager-fp32", 1)]["speedup_vs_eager"] == 1.0
+    assert rows[("ort-raw", 2)]["speedup_vs_raw"] == 1.0
+    assert rows[("onnxruntime", 1)]["psnr_db_vs_fp32"] > 80  # the same FP32 weights, another engine
+    assert "tensorrt" in report["skipped"]  # no TensorRT here: reported, not fatal
+    assert report["device"]["kind"] == "cpu" and report["gemm_gflops"] and report["versions"]["onnxruntime"]
+    assert report["sdk_processing"]["preprocess_ms_per_image"] > 0
+
+
+def test_bad_bundle_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
