@@ -38,7 +38,7 @@ app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face 
 console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto | tensorrt | onnxruntime | torch.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto | tensorrt | openvino | onnxruntime | torch.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 OriginalOpt = Annotated[Optional[list[str]], typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]

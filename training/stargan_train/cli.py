@@ -207,7 +207,7 @@ def toyfaces(
 @cli_errors
 def sample(
     run_dir: Annotated[Path, typer.Argument(help="Run dir (newest checkpoint) or a checkpoint file of ours.")],
-    out: Annotated[Path, typer.Option(help="PNG to write: per test image a row [input | one output per domain].")] = Path("samples.png"),
+    out: Annotated[Path, typer.Option(help="PNG to write: per test image a row: input, then one output per domain.")] = Path("samples.png"),
     count: Annotated[int, typer.Option(help="Test images (rows).")] = 8,
     data_dir: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder to read test images from instead of the run's.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
