@@ -33,15 +33,6 @@ def tiny_config(data_dir: Path, dataset: str = "toyfaces", **train: object) -> R
     return RunConfig(GeneratorConfig(8, n, 1), DiscriminatorConfig(32, 8, n, 3), data, TrainConfig(**options))  # type: ignore[arg-type]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> object:
-    """Two cores shared by several test processes: torch's thread pool oversubscribed runs ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_toyfaces(tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True, progress=False)

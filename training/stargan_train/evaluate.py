@@ -31,6 +31,7 @@ from stargan_train.attribute_classifier import (
 )
 from stargan_train.config import DataConfig
 from stargan_train.data.transforms import center_crop, resize
+from stargan_train.samples import celeba_targets
 from stargan_train.weights import Loaded
 
 __all__ = ["EvalReport", "Localisation", "create_labels", "evaluate", "train_attribute_classifier"]
@@ -44,17 +45,7 @@ class EvalError(ValueError):
 
 def create_labels(c_org: torch.Tensor, attrs: tuple[str, ...] | list[str]) -> list[torch.Tensor]:
     """One target label batch per attribute, as the official solver: hair colours one-hot, others flipped."""
-    hair = [i for g in attribute_groups(attrs) if g.kind == "exclusive" for i in g.indices]
-    out = []
-    for i in range(len(attrs)):
-        c_trg = c_org.clone()
-        if i in hair:
-            c_trg[:, hair] = 0
-            c_trg[:, i] = 1
-        else:
-            c_trg[:, i] = (c_org[:, i] < 0.5).float()
-        out.append(c_trg)
-    return out
+    return celeba_targets(c_org, tuple(attrs))
 
 
 def localisation_sums(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
