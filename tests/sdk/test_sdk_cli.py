@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import os
 import subprocess
@@ -133,3 +132,21 @@ def test_non_square_goes_to_the_face_pipeline(bundle: Path, tmp_path: Path) -> N
     result = invoke("translate", wide, "-b", bundle, "--set", "Male=1", *ORIGINAL, "-o", tmp_path / "w.png")
     assert result.exit_code == 2 and result.stderr.startswith("error: no face found")
     assert not (tmp_path / "w.png").exists()
+
+
+def test_translate_a_real_photo_edits_the_detected_face_only(bundle: Path, tmp_path: Path) -> None:
+    """A real photo of a person (scikit-image's astronaut, shipped in its wheel) through --photo: the Haar
+    detector finds the face, the edit is blended back, and the far corners are left bit-identical."""
+    data = pytest.importorskip("skimage.data")
+    photo = data.astronaut()[:, :400]  # 512 x 400: not square, so it is a photo even without --photo
+    src, out = tmp_path / "astronaut.png", tmp_path / "out" / "astronaut.png"
+    Image.fromarray(photo).save(src)
+    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--set", "Blond_Hair=1", *ORIGINAL,
+                    "-o", out)
+    assert result.exit_code == 0, result.output
+    edited = np.asarray(Image.open(out))
+    assert edited.shape == photo.shape
+    changed = np.any(edited != photo, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and 150 < xs.mean() < 300 and ys.mean() < 260  # around the face (box ~ x 177-270, y 67-160)
+    assert not changed[400:].any() and not changed[:, :100].any()  # body and far left untouched
