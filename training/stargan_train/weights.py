@@ -62,10 +62,13 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> obj
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{path} contains Python objects that are not plain tensors; refusing to unpickle it ({first})"
-        ) from None
+        global_name = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), None)
+        if global_name:  # a torch.save file holding objects: loading it would run arbitrary code
+            raise CheckpointError(
+                f"{path} contains pickled Python objects, not plain tensors; refusing to unpickle it ({global_name})"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or not written by "
+                              f"torch.save)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated): {e}") from None
 
