@@ -6,24 +6,31 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q
 
-.PHONY: install demo test test-all gpu-check clean
+.PHONY: install install-dev demo test test-all gpu-check clean
 
+# The demo needs the runtime only (torch CPU, export, OpenVINO); the tests add the dev extra on top.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip setuptools wheel
 	$(PY) -m pip install $(PIP_FLAGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[export,openvino]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
 
+install-dev: $(VENV)/.installed-dev
+
 demo: install
 	$(VENV)/bin/stargan-demo --out demo-out
 
-test: install
+test: install-dev
 	$(PY) -m pytest -q
 
-test-all: install
+test-all: install-dev
 	$(PY) -m pytest -q -m ""
 
 gpu-check:
