@@ -59,7 +59,7 @@ def run_benchmark(bundle: Path, out: Path) -> int:
     if not script.is_file():
         typer.echo("benchmark skipped: benchmarks/latency.py is not in this installation (run from the repo)")
         return 0
-    cmd = [sys.executable, str(script), str(bundle), "--backends", "onnxruntime", "--batch-sizes", "1,8",
+    cmd = [sys.executable, str(script), str(bundle), "--backends", "auto,onnxruntime", "--batch-sizes", "1,8",
            "--iterations", "20", "--budget-s", "20", "--json", str(out / "benchmark.json")]
     return subprocess.run(cmd, check=False).returncode
 
