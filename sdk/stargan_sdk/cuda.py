@@ -8,6 +8,7 @@ that never raises. cuda-bindings is imported on first use, so importing this mod
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import math
 from dataclasses import dataclass
@@ -130,13 +131,14 @@ def cuda_available() -> Availability:
     return Availability(True, f"{count} CUDA device(s), CUDA runtime {runtime_version()}")
 
 
-class _Resource:
+class _Resource(abc.ABC):
     """One CUDA handle with deterministic release; `_handle` is None once closed."""
 
     _handle: Any = None
 
+    @abc.abstractmethod
     def _release(self, handle: Any) -> None:
-        raise NotImplementedError
+        """Free `handle` (called once, by `close`)."""
 
     @property
     def closed(self) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from stargan_sdk.constants import (
     OUTPUT_IMAGE,
 )
 from stargan_sdk.errors import BundleError, ManifestError
+from stargan_sdk.files import atomic_write
 
 FORMAT = "stargan-bundle"
 FORMAT_VERSION = 1
@@ -241,19 +241,8 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> Manifest:
 
 def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
     """Write manifest.json atomically (temp file + rename)."""
-    bundle = Path(bundle_dir)
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=bundle)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, bundle / MANIFEST_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return bundle / MANIFEST_NAME
+    return atomic_write(Path(bundle_dir) / MANIFEST_NAME, lambda f: f.write(text.encode("utf-8")))
 
 
 def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> Path:
