@@ -73,7 +73,7 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> obj
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated): {e}") from None
 
 
-def resolve_source(source: str | Path, part: str = "G") -> Path:
+def resolve_source(source: str | Path) -> Path:
     """Map a run dir to its newest checkpoint; check that a file exists."""
     from stargan_train.checkpoint import latest_checkpoint
 
@@ -156,7 +156,7 @@ def _load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path
 
 def load_generator(source: str | Path, c_dim: int | None = None, map_location: str = "cpu") -> Loaded:
     """Build a Generator from a checkpoint; `c_dim`, when given, must match the checkpoint's label size."""
-    path = resolve_source(source, "G")
+    path = resolve_source(source)
     sd, kind, run_config, iteration = _read_state_dicts(path, "G")
     sd = _strip_running_stats(sd)
     config = infer_generator_config(sd)
@@ -173,9 +173,9 @@ def load_generator(source: str | Path, c_dim: int | None = None, map_location: s
 
 def load_discriminator(source: str | Path, image_size: int | None = None, map_location: str = "cpu") -> Loaded:
     """Build a Discriminator; `image_size`, when given, must match the size its classifier kernel implies."""
-    path = resolve_source(source, "D")
-    if kind_hint := _official_d_path(path):
-        path = kind_hint
+    path = resolve_source(source)
+    if sibling := _official_d_path(path):  # given the G file of a pair, read the D beside it
+        path = sibling
     sd, kind, run_config, iteration = _read_state_dicts(path, "D")
     config = infer_discriminator_config(sd)
     if image_size is not None and image_size != config.image_size:
