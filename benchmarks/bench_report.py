@@ -10,13 +10,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench_runners import BASELINE, ORT_RAW, TRT_RAW
 from bench_timing import gflop_per_image
+from stargan_sdk.files import atomic_write
 
 
 def device_name(device: str) -> str:
@@ -125,11 +125,8 @@ def _fmt(value: float | None, unit: str) -> str:
 
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
@@ -150,5 +147,5 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)

@@ -23,7 +23,6 @@ import torch
 
 from stargan_export import __version__
 from stargan_export import checks
-from stargan_export.atomic import readable
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_export.fp16 import onnx_fp32_to_fp16
 from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onnx, torch_to_onnx
@@ -193,7 +192,7 @@ def _commit(out: Path, state: _Build) -> Manifest:
         os.replace(state.staging / artifact.file, out / artifact.file)
     for stale in old - {a.file for a in state.artifacts}:
         (out / stale).unlink(missing_ok=True)  # e.g. an engine from an earlier build for another GPU
-    readable(write_manifest(out, manifest))
+    write_manifest(out, manifest)
     return manifest
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL,
 from stargan_sdk.errors import BundleError, ImageInputError
 from stargan_sdk.imaging import Normalizer, center_crop, to_model_rgb
 from stargan_sdk.manifest import Artifact, Manifest, read_manifest, sha256_file, verify_artifact, write_manifest
-from stargan_train.checkpoint import atomic_write
+from stargan_train.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
@@ -134,7 +133,6 @@ def _quantize(fp32_path: Path, out: Path, images: np.ndarray, labels: np.ndarray
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"CalibMovingAverage": True},
         )
-    os.chmod(out, 0o644)  # the temp file was created 0600; artifacts are plain readable files
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ Usage: atomic_write(Path("out.png"), lambda f: image.save(f, format="PNG"))
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -15,7 +15,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(binary_file)` on a temp file beside `path` and rename it into place; a crash or an
     exception leaves the old file (or nothing) and no temp file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Not mkstemp: it always makes 0600 files. Creating with 0o666 lets the kernel apply the umask, so
+    # images, manifests and reports get the mode any other file the user writes gets.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -23,6 +26,6 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
-from stargan_train.checkpoint import atomic_write, atomic_write_text
+from stargan_train.files import atomic_write, atomic_write_text
 from stargan_train.config import DataConfig
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")

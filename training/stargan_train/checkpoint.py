@@ -16,19 +16,18 @@ Checkpoints hold only tensors and plain Python values, so they load with `weight
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from stargan_train.config import RunConfig
+from stargan_train.files import atomic_write, atomic_write_text
 
 CHECKPOINT_FORMAT = "stargan-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -44,27 +43,6 @@ class TrainState:
     g_optim: dict[str, Any]
     d_optim: dict[str, Any]
     rng: dict[str, Any]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)`, fsync, then rename over `path`; the temp file is removed on any error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def capture_rng() -> dict[str, Any]:

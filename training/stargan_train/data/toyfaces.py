@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from stargan_train.config import CELEBA_DEFAULT_ATTRS, RAFD_EXPRESSIONS
 from stargan_train.data.toyfaces_draw import (
     BEARD, HAIR, SKIN, Frame, add_noise, draw_face, gradient, hair_texture, mix, shade, stubble,
 )
+from stargan_train.files import atomic_write_bytes
 
 TOYFACES_VERSION = 1  # bump when the same seed would draw different pixels
 TOY_ATTRS: tuple[str, ...] = CELEBA_DEFAULT_ATTRS
@@ -160,9 +159,9 @@ def generate_toyfaces(
         "masks": "masks/<image name>: hair mask, 8-bit L, 255 = hair",
         "rafd": {s: sum(1 for sp, _ in plan if sp == s) for s in ("train", "test")} if expressions else None,
     }
-    _atomic_write(out / "toyfaces.json", (json.dumps(info, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "toyfaces.json", (json.dumps(info, indent=2) + "\n").encode(), sync=False)
     listing = f"{count}\n{' '.join(TOY_ATTRS)}\n" + "\n".join(rows) + "\n"
-    _atomic_write(out / "list_attr_celeba.txt", listing.encode(), sync=True)
+    atomic_write_bytes(out / "list_attr_celeba.txt", listing.encode())
     return out
 
 
@@ -220,7 +219,7 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:
-    _atomic_write(path, png_bytes(pixels))
+    atomic_write_bytes(path, png_bytes(pixels), sync=False)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -242,22 +241,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     chunks = ((b"IHDR", header), (b"IDAT", z.compress(data.tobytes()) + z.flush()), (b"IEND", b""))
     body = b"".join(struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d)) for k, d in chunks)
     return b"\x89PNG\r\n\x1a\n" + body
-
-
-def _atomic_write(path: Path, data: bytes, sync: bool = False) -> None:
-    """Write to a temp file beside `path`, then rename over it; a crash leaves no torn file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_frame(width: int, height: int) -> None:

@@ -1,0 +1,74 @@
+"""Both atomic writers (training's path-callback one, the SDK's file-callback one): the mode follows the
+umask like open() would, a failing write keeps the old file and leaves no temp file, success replaces."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from stargan_sdk import files as sdk_files
+from stargan_train import files as train_files
+
+
+def _train_write(path: Path, data: bytes, fail: bool = False) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        if fail:
+            raise RuntimeError("disk full")
+
+    train_files.atomic_write(path, write)
+
+
+def _sdk_write(path: Path, data: bytes, fail: bool = False) -> None:
+    def write(f) -> None:
+        f.write(data)
+        if fail:
+            raise RuntimeError("disk full")
+
+    sdk_files.atomic_write(path, write)
+
+
+WRITERS = pytest.mark.parametrize("write", [_train_write, _sdk_write], ids=["train", "sdk"])
+
+
+@pytest.fixture
+def umask():
+    def set_mask(mask: int) -> None:
+        os.umask(mask)
+
+    old = os.umask(0o022)
+    os.umask(old)
+    yield set_mask
+    os.umask(old)
+
+
+@WRITERS
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_mode_follows_the_umask(tmp_path: Path, write: Callable, umask, mask: int) -> None:
+    umask(mask)
+    path = tmp_path / "out.bin"
+    write(path, b"abc")
+    assert path.read_bytes() == b"abc"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~mask)
+
+
+@WRITERS
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path, write: Callable) -> None:
+    path = tmp_path / "out.bin"
+    write(path, b"old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        write(path, b"new-and-torn", fail=True)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+    write(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_bytes_without_sync_creates_parents(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "face.png"
+    train_files.atomic_write_bytes(path, b"\x89PNG", sync=False)
+    assert path.read_bytes() == b"\x89PNG"
