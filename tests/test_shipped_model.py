@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,23 @@ def test_manifest_and_checksums() -> None:
     assert {"generator.onnx", "generator.fp16.onnx", "classifier.onnx"} <= files
     for artifact in manifest.artifacts:
         verify_artifact(BUNDLE, artifact)  # raises on a missing or altered file
+
+
+def test_model_card_reports_the_shipped_checkpoints_eval() -> None:
+    """eval.json was measured on the checkpoint the bundle was exported from, and the card's quality table
+    quotes it: a re-export without a re-evaluation (or a stale card) fails here."""
+    manifest = read_manifest(BUNDLE)
+    report = json.loads((BUNDLE / "eval.json").read_text(encoding="utf-8"))
+    source = Path(manifest.source["checkpoint"]).name
+    assert source == f"{report['checkpoint_iteration']:06d}.ckpt"
+    card = (BUNDLE / "MODEL_CARD.md").read_text(encoding="utf-8")
+    accuracy = report["target_accuracy"]
+    for attr, value in accuracy.items():
+        row = next(line for line in card.splitlines() if line.startswith(f"| {attr}"))
+        assert f"| {100 * value:.1f}% |" in row, (attr, row)
+    mean = sum(accuracy.values()) / len(accuracy)
+    assert f"| **{100 * mean:.1f}%** |" in card
+    assert f"{report['checkpoint_iteration']:,} iterations" in card
 
 
 @pytest.mark.parametrize(("source", "target"), [("Black_Hair", "Blond_Hair"), ("Blond_Hair", "Black_Hair"),
