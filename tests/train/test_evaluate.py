@@ -148,6 +148,17 @@ def test_identity_generator_scores_zero_on_flips_and_zero_l1(toy_data: DataConfi
     assert report.preserved_accuracy["Male"] >= 0.85
     assert report.localisation["Blond_Hair"]["inside"] == 0.0
     assert report.localisation["Blond_Hair"]["images"] == int((labels[:, 1] < 0.5).sum())
+    # Split by the input's own attributes: an identity "edit" to blond is right on blond inputs only.
+    by_input = report.target_accuracy_by_input
+    blond = by_input["Blond_Hair"]["Blond_Hair"]
+    assert blond["1"]["images"] == int(labels[:, 1].sum()) and blond["0"]["images"] == 40 - blond["1"]["images"]
+    assert blond["1"]["accuracy"] >= 0.85 and blond["0"]["accuracy"] <= 0.15
+    for edit in ATTRS:  # each split recombines to the overall accuracy
+        for attr in ATTRS:
+            parts = by_input[edit][attr].values()
+            assert sum(p["images"] for p in parts) == 40
+            recombined = sum(p["accuracy"] * p["images"] for p in parts if p["images"]) / 40
+            assert recombined == pytest.approx(report.target_accuracy[edit])
     # Nothing moved inside the hair either: the ratio is undefined, and JSON says null rather than NaN.
     d = report.to_dict()
     assert d["localisation"]["Blond_Hair"]["outside_over_inside"] is None
@@ -229,8 +240,10 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
         assert set(row) == {"target_accuracy", "preserved_accuracy", "rec_l1", "classifier_accuracy"}
         assert 0.0 <= row["target_accuracy"] <= 1.0 and row["rec_l1"] > 0.0
     for key in ("mean_target_accuracy", "mean_preserved_accuracy", "mean_rec_l1", "identity_l1",
-                "classifier_accuracy", "wall_time_s", "localisation", "warnings"):
+                "classifier_accuracy", "wall_time_s", "localisation", "warnings", "target_accuracy_by_input"):
         assert key in out
+    young = out["target_accuracy_by_input"]["Young"]["Young"]
+    assert young["0"]["images"] + young["1"]["images"] == 16
     assert set(out["localisation"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair"}
     assert out["classifier"]["cached"] is False
     sidecar = json.loads((run_dir / "eval" / "classifier.json").read_text())
@@ -245,7 +258,7 @@ def test_cli_table_output(run_dir: Path) -> None:
     result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20",
                                          "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for text in ("Black_Hair", "target acc", "rec L1", "inside hair", "identity L1"):
+    for text in ("Black_Hair", "target acc", "rec L1", "input had it", "inside hair", "identity L1"):
         assert text in result.stdout
 
 

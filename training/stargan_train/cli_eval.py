@@ -114,6 +114,17 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
     table.add_row("mean", _pct(result["mean_target_accuracy"]), _pct(result["mean_preserved_accuracy"]),
                   _num(result["mean_rec_l1"]), _pct(result["mean_classifier_accuracy"]))
     console.print(table)
+    by_input = result.get("target_accuracy_by_input")
+    if by_input:
+        # For a flip, "input had it" is one direction (e.g. young -> old) and "had not" the other.
+        split = Table(title="target accuracy by the input's own value of the edited attribute")
+        for column in ("edit", "input had it", "images", "input had not", "images "):
+            split.add_column(column, justify="left" if column == "edit" else "right")
+        for attr in result["attrs"]:
+            had, had_not = by_input[attr][attr]["1"], by_input[attr][attr]["0"]
+            split.add_row(attr, _pct(had["accuracy"]), str(had["images"]), _pct(had_not["accuracy"]),
+                          str(had_not["images"]))
+        console.print(split)
     if result["localisation"]:
         loc = Table(title="hair edits: mean |output - input| (images whose hair colour changed)")
         for column in ("edit", "inside hair", "outside hair", "outside / inside", "images"):

@@ -86,6 +86,9 @@ class EvalReport:
     localisation: dict[str, dict[str, float | int]]  # per hair colour, on images whose hair colour changed
     classifier_accuracy: dict[str, float]  # on the real images used
     images_used: int
+    # per edited attribute, per attribute of the *input*, per input value "0"/"1": target accuracy and image
+    # count; e.g. ["Young"]["Young"]["1"] is the young -> old direction of the Young flip
+    target_accuracy_by_input: dict[str, dict[str, dict[str, dict[str, float | int]]]]
     checkpoint_iteration: int | None
     wall_time_s: float
     warnings: list[str] = field(default_factory=list)
@@ -180,6 +183,8 @@ class _Tally:
     preserved_hits: torch.Tensor = field(init=False)
     preserved_count: torch.Tensor = field(init=False)
     rec: torch.Tensor = field(init=False)
+    by_input_hits: torch.Tensor = field(init=False)  # [edit, input attribute, input value 0/1]
+    by_input_count: torch.Tensor = field(init=False)
     identity: float = 0.0
     images: int = 0
     loc: dict[str, Localisation] = field(init=False)
@@ -189,6 +194,7 @@ class _Tally:
         self.classifier = AccuracyMeter(self.attrs)
         self.target_hits, self.preserved_hits, self.preserved_count, self.rec = (
             torch.zeros(n, dtype=torch.float64) for _ in range(4))
+        self.by_input_hits, self.by_input_count = (torch.zeros(n, n, 2, dtype=torch.float64) for _ in range(2))
         self.loc = {self.attrs[i]: Localisation() for i in self.hair} if self.masks else {}
 
     def others(self, i: int) -> torch.Tensor:
@@ -208,6 +214,10 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
         y = G(x, c_trg)
         hit = (clf.predict(y) == c_trg).cpu()
         t.target_hits[i] += float(hit[:, i].sum())
+        for v in (0, 1):
+            has = (c_org.cpu() > 0.5) == bool(v)  # [N, n_attrs]: inputs whose attribute j has value v
+            t.by_input_hits[i, :, v] += (hit[:, i:i + 1] & has).sum(dim=0).double()
+            t.by_input_count[i, :, v] += has.sum(dim=0).double()
         others = t.others(i)
         t.preserved_hits[i] += float(hit[:, others].sum())
         t.preserved_count[i] += x.shape[0] * int(others.sum())
@@ -242,6 +252,12 @@ def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
         localisation={a: loc.to_dict() for a, loc in t.loc.items()},
         classifier_accuracy=clf_acc,
         images_used=t.images,
+        target_accuracy_by_input={
+            edit: {a: {str(v): {"accuracy": float(t.by_input_hits[i, j, v] / t.by_input_count[i, j, v])
+                                if t.by_input_count[i, j, v] > 0 else float("nan"),
+                                "images": int(t.by_input_count[i, j, v])} for v in (0, 1)}
+                   for j, a in enumerate(attrs)}
+            for i, edit in enumerate(attrs)},
         checkpoint_iteration=iteration,
         wall_time_s=time.perf_counter() - start,
         warnings=warnings,
