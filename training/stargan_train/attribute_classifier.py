@@ -26,8 +26,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
-from stargan_train.files import atomic_write, atomic_write_text
 from stargan_train.config import DataConfig
+from stargan_train.files import atomic_write, atomic_write_text
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 CLASSIFIER_FILE = "classifier.safetensors"

@@ -184,7 +184,7 @@ class _Tally:
     preserved_count: torch.Tensor = field(init=False)
     rec: torch.Tensor = field(init=False)
     by_input_hits: torch.Tensor = field(init=False)  # [edit, input attribute, input value 0/1]
-    by_input_count: torch.Tensor = field(init=False)
+    by_input_count: torch.Tensor = field(init=False)  # [input attribute, input value 0/1]: same for every edit
     identity: float = 0.0
     images: int = 0
     loc: dict[str, Localisation] = field(init=False)
@@ -194,7 +194,8 @@ class _Tally:
         self.classifier = AccuracyMeter(self.attrs)
         self.target_hits, self.preserved_hits, self.preserved_count, self.rec = (
             torch.zeros(n, dtype=torch.float64) for _ in range(4))
-        self.by_input_hits, self.by_input_count = (torch.zeros(n, n, 2, dtype=torch.float64) for _ in range(2))
+        self.by_input_hits = torch.zeros(n, n, 2, dtype=torch.float64)
+        self.by_input_count = torch.zeros(n, 2, dtype=torch.float64)
         self.loc = {self.attrs[i]: Localisation() for i in self.hair} if self.masks else {}
 
     def others(self, i: int) -> torch.Tensor:
@@ -210,14 +211,13 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
     t.classifier.add(clf.predict(x), c_org)
     t.identity += float((G(x, c_org) - x).abs().mean(dim=(1, 2, 3)).sum())
     t.images += x.shape[0]
+    has = torch.stack([c_org.cpu() <= 0.5, c_org.cpu() > 0.5], dim=2)  # [N, n_attrs, value 0/1] of the input
+    t.by_input_count += has.sum(dim=0).double()
     for i, c_trg in enumerate(create_labels(c_org, t.attrs)):
         y = G(x, c_trg)
         hit = (clf.predict(y) == c_trg).cpu()
         t.target_hits[i] += float(hit[:, i].sum())
-        for v in (0, 1):
-            has = (c_org.cpu() > 0.5) == bool(v)  # [N, n_attrs]: inputs whose attribute j has value v
-            t.by_input_hits[i, :, v] += (hit[:, i:i + 1] & has).sum(dim=0).double()
-            t.by_input_count[i, :, v] += has.sum(dim=0).double()
+        t.by_input_hits[i] += (hit[:, i, None, None] & has).sum(dim=0).double()
         others = t.others(i)
         t.preserved_hits[i] += float(hit[:, others].sum())
         t.preserved_count[i] += x.shape[0] * int(others.sum())
@@ -233,6 +233,17 @@ def _check_attrs(G: torch.nn.Module, classifier: AttributeClassifier | None, att
         raise EvalError(f"the generator takes {c_dim} labels but the data selects {len(attrs)} attributes: {attrs}")
     if classifier is not None and list(classifier.attrs) != attrs:
         raise EvalError(f"the classifier was trained on {list(classifier.attrs)}, the data selects {attrs}")
+
+
+def _by_input(t: _Tally) -> dict[str, dict[str, dict[str, dict[str, float | int]]]]:
+    """EvalReport.target_accuracy_by_input from the tally; NaN where no input had that value."""
+    def cell(i: int, j: int, v: int) -> dict[str, float | int]:
+        count = t.by_input_count[j, v]
+        accuracy = float(t.by_input_hits[i, j, v] / count) if count > 0 else float("nan")
+        return {"accuracy": accuracy, "images": int(count)}
+
+    return {edit: {a: {str(v): cell(i, j, v) for v in (0, 1)} for j, a in enumerate(t.attrs)}
+            for i, edit in enumerate(t.attrs)}
 
 
 def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
@@ -252,12 +263,7 @@ def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
         localisation={a: loc.to_dict() for a, loc in t.loc.items()},
         classifier_accuracy=clf_acc,
         images_used=t.images,
-        target_accuracy_by_input={
-            edit: {a: {str(v): {"accuracy": float(t.by_input_hits[i, j, v] / t.by_input_count[i, j, v])
-                                if t.by_input_count[i, j, v] > 0 else float("nan"),
-                                "images": int(t.by_input_count[i, j, v])} for v in (0, 1)}
-                   for j, a in enumerate(attrs)}
-            for i, edit in enumerate(attrs)},
+        target_accuracy_by_input=_by_input(t),
         checkpoint_iteration=iteration,
         wall_time_s=time.perf_counter() - start,
         warnings=warnings,

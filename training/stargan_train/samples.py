@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from stargan_train.files import atomic_write
 from stargan_train.config import RAFD_EXPRESSIONS, DataConfig
+from stargan_train.files import atomic_write
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
