@@ -45,8 +45,13 @@ def _assert_same_state(a: Path, b: Path) -> None:
     assert torch.equal(sa.rng["torch"], sb.rng["torch"])
 
 
-def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = tiny_config(toy, batch_size=3, num_iters=12, num_iters_decay=6, model_save_step=4, sample_step=100, log_step=4)
+@pytest.mark.parametrize("augment", [(), ("translation", "cutout")])
+def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, augment: tuple[str, ...]
+) -> None:
+    # With DiffAugment the random shifts and holes are part of what the checkpoint's RNG state must cover.
+    cfg = tiny_config(toy, batch_size=3, num_iters=12, num_iters_decay=6, model_save_step=4, sample_step=100, log_step=4,
+                      augment=augment)
     Trainer(cfg, tmp_path / "straight", progress=False).fit()
 
     d_step, calls = Trainer.d_step, [0]

@@ -101,6 +101,8 @@ def test_sample_command_writes_the_grid(trained: tuple[Path, dict], tmp_path: Pa
         (["--selected-attrs", "Black_Hair,Purple_Hair"], "Purple_Hair"),
         (["--resume", "--overwrite"], "exclude each other"),
         (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--augment", "translation,colour"], "unknown augmentation(s) 'colour'"),
+        (["--init-weights", "/nowhere/run"], "checkpoint not found: /nowhere/run"),
     ],
 )
 def test_bad_options_give_one_line_errors(toy: Path, tmp_path: Path, args: list[str], message: str) -> None:

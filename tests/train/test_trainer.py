@@ -15,7 +15,8 @@ from stargan_train.model import Generator
 from stargan_train.rundir import RunDirError
 from stargan_train.samples import celeba_targets, target_labels
 from stargan_train.trainer import Trainer
-from stargan_train.weights import load_generator
+from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
+from stargan_train.weights import CheckpointError, load_generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 
@@ -177,3 +178,32 @@ def test_without_a_test_split_samples_come_from_training_images(toy: Path, tmp_p
     Trainer(cfg, tmp_path, progress=False).fit()
     with Image.open(tmp_path / "samples" / "000001.png") as img:
         assert img.size == (32 * 6, 32 * 4)
+
+
+def test_init_weights_starts_from_a_checkpoint_with_fresh_optimisers(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+    source_dir, _, _ = short_run
+    source = load_checkpoint(latest_checkpoint(source_dir))
+    cfg = tiny_config(toy, num_iters=2, num_iters_decay=1, model_save_step=2, sample_step=2, init_weights=str(source_dir))
+    tuned = Trainer(cfg, tmp_path / "tuned", progress=False)
+    assert tuned.start == 0 and not tuned.g_opt.state and not tuned.d_opt.state
+    for part in ("G", "D"):
+        for key, value in getattr(tuned, part).state_dict().items():
+            assert torch.equal(value, getattr(source, part)[key]), f"{part} {key}"
+    # Not the weights a fresh run with the same seed would start from (the test has teeth).
+    fresh = Trainer(tiny_config(toy), tmp_path / "fresh", progress=False)
+    assert not torch.equal(fresh.G.state_dict()["main.0.weight"], tuned.G.state_dict()["main.0.weight"])
+    tuned.fit()
+    stored = load_checkpoint(tmp_path / "tuned/checkpoints/000002.ckpt")
+    assert stored.config.train.init_weights == str(source_dir) and stored.iteration == 2
+
+
+def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_touched(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+    source_dir, _, _ = short_run
+    cfg = tiny_config(toy, init_weights=str(source_dir))
+    cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, conv_dim=16))
+    with pytest.raises(CheckpointError, match="--init-weights .*generator.*conv_dim=8.*conv_dim=16"):
+        Trainer(cfg, tmp_path / "wide", progress=False)
+    assert not (tmp_path / "wide").exists()
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        Trainer(tiny_config(toy, init_weights=str(tmp_path / "none.ckpt")), tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()

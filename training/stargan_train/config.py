@@ -14,6 +14,18 @@ RAFD_EXPRESSIONS: tuple[str, ...] = (
     "angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
 )
 DATASETS: tuple[str, ...] = ("celeba", "rafd", "both", "toyfaces")
+AUGMENTATIONS: tuple[str, ...] = ("translation", "cutout")  # what `augment.DiffAugment` implements
+
+
+def parse_augment(policy: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """'translation,cutout' (or a sequence) -> a validated tuple in canonical order; '' -> ()."""
+    names = policy.replace(",", " ").split() if isinstance(policy, str) else list(policy)
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation(s) {', '.join(map(repr, unknown))}; choose from {', '.join(AUGMENTATIONS)}"
+        )
+    return tuple(a for a in AUGMENTATIONS if a in names)
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,8 @@ class TrainConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    augment: tuple[str, ...] = ()  # DiffAugment policy for every critic input; () = the official recipe
+    init_weights: str = ""  # start G and D from this checkpoint (fresh optimisers, iteration 0); "" = random init
     seed: int = 0
     device: str = "auto"
     log_step: int = 10
@@ -98,6 +112,7 @@ class TrainConfig:
         _require_positive(self, "batch_size", "num_iters", "n_critic", "log_step", "sample_step", "model_save_step")
         if not 0 <= self.num_iters_decay <= self.num_iters:
             raise ValueError(f"num_iters_decay must be in [0, num_iters], got {self.num_iters_decay}")
+        object.__setattr__(self, "augment", parse_augment(self.augment))
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["data"]["selected_attrs"] = list(self.data.selected_attrs)
+        out["train"]["augment"] = list(self.train.augment)
         return out
 
     @classmethod

@@ -5,9 +5,13 @@ Usage: loss, logs = d_loss(D, x_real, x_fake, label_org, lambda_cls=1.0, lambda_
 `cls_kind` is "celeba" (independent binary attributes) or "rafd" (one exclusive expression). In joint
 CelebA+RaFD training pass `cls_slice` to use only the current dataset's block of the discriminator's
 logits, as the official `train_multi` does; the labels passed in are then that dataset's own labels.
+`augment` (e.g. `augment.DiffAugment`) transforms every image before the critic sees it: real and fake in
+the critic's loss (the gradient penalty is taken between the augmented pair), fake in the generator's.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,11 +60,14 @@ def d_loss(
     lambda_gp: float,
     cls_kind: str,
     cls_slice: slice | None = None,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Critic loss: -mean(D(real)) + mean(D(fake)) + lambda_cls * cls(real, org) + lambda_gp * GP.
 
     `x_fake` must already be detached from the generator's graph.
     """
+    if augment:
+        x_real, x_fake = augment(x_real), augment(x_fake)
     out_src, out_cls = D(x_real)
     loss_real = -out_src.mean()
     loss_cls = classification_loss(_cls_logits(out_cls, cls_slice), label_org, cls_kind)
@@ -89,6 +96,7 @@ def g_loss(
     lambda_rec: float,
     cls_kind: str,
     cls_slice: slice | None = None,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Generator loss: -mean(D(G(x, c_trg))) + lambda_rec * L1(G(G(x, c_trg), c_org), x) + lambda_cls * cls.
 
@@ -96,7 +104,7 @@ def g_loss(
     `label_trg` is the classification target for the current dataset's logit block.
     """
     x_fake = G(x_real, c_trg)
-    out_src, out_cls = D(x_fake)
+    out_src, out_cls = D(augment(x_fake) if augment else x_fake)
     loss_fake = -out_src.mean()
     loss_cls = classification_loss(_cls_logits(out_cls, cls_slice), label_trg, cls_kind)
     x_rec = G(x_fake, c_org)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from stargan_train import checkpoint as ckpt
 from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, label_dim
+from stargan_train.augment import DiffAugment
 from stargan_train.data import build_loaders, joint_labels
 from stargan_train.distributed import (
     BatchStream, DistContext, barrier, init_distributed, shutdown_distributed, unwrap, wrap_ddp,
@@ -29,6 +30,7 @@ from stargan_train.losses import d_loss, g_loss
 from stargan_train.model import Discriminator, Generator
 from stargan_train.rundir import TrainLog, prepare_run_dir
 from stargan_train.samples import fixed_batch, write_sample_grid
+from stargan_train.weights import CheckpointError, load_discriminator, load_generator
 
 SAMPLE_COUNT = 8  # fixed test images in a sample grid (rows)
 
@@ -105,6 +107,8 @@ class Trainer:
             config.data, t.batch_size, "train", rank=self.ctx.rank, world_size=self.ctx.world_size, seed=t.seed
         )
         self.fixed = fixed_batch(config.data, min(SAMPLE_COUNT, t.batch_size)) if self.ctx.is_main else None
+        # Like the data, fine-tuning weights are checked before the run dir is touched; a resume ignores them.
+        init = self._load_init_weights(t.init_weights) if t.init_weights and not resume else None
         state = prepare_run_dir(self.run_dir, config, self.ctx, resume=resume, overwrite=overwrite)
         self.start = state.iteration if state else 0
         self.streams = {
@@ -119,10 +123,14 @@ class Trainer:
         betas = (t.beta1, t.beta2)
         self.g_opt = torch.optim.Adam(self.G.parameters(), t.g_lr, betas)
         self.d_opt = torch.optim.Adam(self.D.parameters(), t.d_lr, betas)
+        self.augment = DiffAugment(t.augment)
         # Set-up may draw random numbers (e.g. a DataLoader's base seed); training RNG starts only now.
         if state is not None:
             self._load_state(state)
         else:
+            if init is not None:
+                self.G.load_state_dict(init[0])
+                self.D.load_state_dict(init[1])
             seed_all(t.seed + self.ctx.rank)
         self.G_step, self.D_step = wrap_ddp(self.G, self.ctx), wrap_ddp(self.D, self.ctx)
 
@@ -135,6 +143,21 @@ class Trainer:
             ckpt.restore_rng(state.rng)
         else:  # only rank 0's RNG is stored; other ranks get a fresh stream that still differs per rank
             seed_all(self.config.train.seed + 7919 * self.ctx.rank + state.iteration)
+
+    def _load_init_weights(self, source: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Fine-tuning: G and D state dicts from a checkpoint whose architecture matches this run's config."""
+        out = []
+        for what, loaded, expected in (
+            ("generator", load_generator(source), self.config.generator),
+            ("discriminator", load_discriminator(source), self.config.discriminator),
+        ):
+            if loaded.config != expected:
+                raise CheckpointError(
+                    f"--init-weights {source}: its {what} is {loaded.config}, this run builds {expected}; "
+                    f"give the matching --g-*/--d-* options"
+                )
+            out.append(loaded.model.state_dict())
+        return out[0], out[1]
 
     # ---- one step each ---------------------------------------------------------------------------------
 
@@ -162,7 +185,9 @@ class Trainer:
         with torch.no_grad():  # the plain G: no DDP bookkeeping for a forward that never backpropagates
             x_fake = self.G(batch.x, batch.c_trg)
         kind, cls_slice = self._cls(batch.part)
-        loss, logs = d_loss(self.D_step, batch.x, x_fake, batch.label_org, t.lambda_cls, t.lambda_gp, kind, cls_slice)
+        loss, logs = d_loss(
+            self.D_step, batch.x, x_fake, batch.label_org, t.lambda_cls, t.lambda_gp, kind, cls_slice, self.augment
+        )
         self.d_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.d_opt.step()
@@ -177,7 +202,7 @@ class Trainer:
         try:
             loss, logs = g_loss(
                 self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
-                t.lambda_cls, t.lambda_rec, kind, cls_slice,
+                t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment,
             )
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()
