@@ -104,6 +104,23 @@ def test_d_step_leaves_g_alone_and_g_step_leaves_d_alone(toy: Path, tmp_path: Pa
     assert all(p.requires_grad for p in trainer.D.parameters())
 
 
+@pytest.mark.parametrize("augment", [(), ("cutout",)])
+def test_the_critic_sees_augmented_images_only_when_asked(toy: Path, tmp_path: Path, augment: tuple[str, ...]) -> None:
+    trainer = Trainer(tiny_config(toy, augment=augment), tmp_path, progress=False)
+    batch = trainer.make_batch(*trainer.streams["celeba"].next(), "celeba")
+    seen: list[torch.Tensor] = []
+    forward = trainer.D.forward
+    trainer.D.forward = lambda img: (seen.append(img.detach().clone()), forward(img))[1]  # type: ignore[method-assign]
+    trainer.d_step(batch)
+    trainer.g_step(batch)
+    real, from_g_step = seen[0], seen[-1]
+    holes = [int((img == 0).all(dim=0).sum()) for img in (*real, *from_g_step)]  # cutout: a 16x16 square, maybe clipped
+    if augment:
+        assert not torch.equal(real, batch.x) and all(h >= 8 * 8 for h in holes)
+    else:
+        assert torch.equal(real, batch.x) and all(h < 8 * 8 for h in holes)
+
+
 def test_targets_are_the_batch_labels_shuffled(toy: Path, tmp_path: Path) -> None:
     trainer = Trainer(tiny_config(toy), tmp_path, progress=False)
     label = torch.eye(4, 5)  # four distinct rows
