@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from stargan_train import checkpoint as ckpt
-from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, label_dim
 from stargan_train.augment import DiffAugment
+from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, label_dim
 from stargan_train.data import build_loaders, joint_labels
 from stargan_train.distributed import (
     BatchStream, DistContext, barrier, init_distributed, shutdown_distributed, unwrap, wrap_ddp,
