@@ -28,7 +28,15 @@ from stargan_train.checkpoint import TrainState, capture_rng, save_checkpoint
 from stargan_train.cli_eval import eval_command
 from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
 from stargan_train.data.transforms import build_transform
-from stargan_train.evaluate import EvalError, Localisation, _test_dataset, create_labels, evaluate, localisation_sums
+from stargan_train.evaluate import (
+    EvalError,
+    Localisation,
+    _test_dataset,
+    create_labels,
+    critic_predict,
+    evaluate,
+    localisation_sums,
+)
 from stargan_train.model import Discriminator, Generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -165,6 +173,47 @@ def test_identity_generator_scores_zero_on_flips_and_zero_l1(toy_data: DataConfi
     json.dumps(d, allow_nan=False)
 
 
+class ConstantCritic(nn.Module):
+    """A discriminator whose classifier says the same thing about every image."""
+
+    def __init__(self, logits: list[float], image_size: int = SIZE) -> None:
+        super().__init__()
+        self.logits = torch.tensor(logits)
+        self.config = DiscriminatorConfig(image_size=image_size, conv_dim=8, c_dim=len(logits), repeat_num=3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.new_zeros(x.shape[0], 1, 2, 2), self.logits.expand(x.shape[0], -1)
+
+
+def test_critic_predictions_decode_the_hair_group_like_the_classifier() -> None:
+    critic = ConstantCritic([-1.0, -3.0, -0.5, 2.0, -2.0])  # all hair logits negative: the highest still wins
+    assert critic_predict(critic, torch.zeros(2, 3, SIZE, SIZE), list(ATTRS)).tolist() == [[0, 0, 1, 1, 0]] * 2
+    critic = ConstantCritic([4.0, 3.0, -1.0, -2.0, 0.5])  # two positive hair logits: one colour only
+    assert critic_predict(critic, torch.zeros(1, 3, SIZE, SIZE), list(ATTRS)).tolist() == [[1, 0, 0, 0, 1]]
+
+
+def test_critic_verdict_is_reported_and_a_gap_to_the_classifier_warned_about(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    # An unchanged image and a critic that always answers "black hair, old, female".
+    critic = ConstantCritic([5.0, -5.0, -5.0, -5.0, -5.0])
+    report = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=40, batch_size=16, critic=critic)
+    labels = torch.stack([_test_dataset(toy_data).base[i][1] for i in range(40)])
+    young_inputs = float(labels[:, 4].mean())  # flipping Young targets "old" exactly on the young inputs
+    male_inputs = float(labels[:, 3].mean())
+    assert report.critic_target_accuracy == pytest.approx(
+        {"Black_Hair": 1.0, "Blond_Hair": 0.0, "Brown_Hair": 0.0, "Male": male_inputs, "Young": young_inputs})
+    assert report.target_accuracy["Young"] <= 0.15 and young_inputs > 0.25  # the gap is real
+    warned = [w for w in report.warnings if w.startswith("the critic accepts")]
+    assert any("of the Young edits" in w for w in warned) and any("of the Black_Hair edits" in w for w in warned)
+    assert not any("of the Blond_Hair edits" in w for w in warned)
+    assert evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=8).critic_target_accuracy == {}
+    with pytest.raises(EvalError, match="critic classifies 3 labels at 32px"):
+        evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4, critic=ConstantCritic([0.0] * 3))
+    with pytest.raises(EvalError, match="critic classifies 5 labels at 64px"):
+        evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4,
+                 critic=ConstantCritic([0.0] * 5, image_size=64))
+
+
 def test_mismatched_attributes_are_refused(toy_data: DataConfig, trained) -> None:
     classifier, _ = trained
     with pytest.raises(EvalError, match="takes 3 labels"):
@@ -244,6 +293,8 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
         assert key in out
     young = out["target_accuracy_by_input"]["Young"]["Young"]
     assert young["0"]["images"] + young["1"]["images"] == 16
+    # The run's checkpoint holds D too: its classifier's verdict comes beside the independent one.
+    assert out["critic"] == out["checkpoint"] and set(out["critic_target_accuracy"]) == set(ATTRS)
     assert set(out["localisation"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair"}
     assert out["classifier"]["cached"] is False
     sidecar = json.loads((run_dir / "eval" / "classifier.json").read_text())
@@ -254,11 +305,21 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
     assert again["per_attribute"] == out["per_attribute"]  # same cached classifier, same generator
 
 
+def test_cli_without_discriminator_weights_reports_no_critic(run_dir: Path, tmp_path: Path) -> None:
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (run_dir / "checkpoints" / "000007-D.safetensors").unlink()  # a G file alone, as an official G without its D
+    result = CliRunner().invoke(_app(), [str(run_dir), "--checkpoint", str(run_dir / "checkpoints" / "000007-G.safetensors"),
+                                         "--num-images", "8", "--classifier-iters", "20", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["critic"] is None and out["critic_target_accuracy"] == {}
+
+
 def test_cli_table_output(run_dir: Path) -> None:
     result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20",
                                          "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for text in ("Black_Hair", "target acc", "rec L1", "input had it", "inside hair", "identity L1"):
+    for text in ("Black_Hair", "target acc", "rec L1", "critic's", "input had it", "inside hair", "identity L1"):
         assert text in result.stdout
 
 

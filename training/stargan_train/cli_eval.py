@@ -54,7 +54,7 @@ def run_eval(run_dir: Path, checkpoint: Path | None, *, num_images: int, classif
     """Load the generator, get the (cached) classifier, evaluate; the `--json` dict."""
     from stargan_train.attribute_classifier import load_or_train_classifier
     from stargan_train.evaluate import evaluate, json_safe, resolve_device
-    from stargan_train.weights import load_generator
+    from stargan_train.weights import CheckpointError, load_discriminator, load_generator
 
     for name, value in (("num-images", num_images), ("batch-size", batch_size), ("classifier-iters", classifier_iters)):
         if value <= 0:
@@ -64,16 +64,22 @@ def run_eval(run_dir: Path, checkpoint: Path | None, *, num_images: int, classif
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir not found: {run_dir}")
     device = resolve_device(device)
-    loaded = load_generator(checkpoint if checkpoint is not None else run_dir, map_location=device)
+    source = checkpoint if checkpoint is not None else run_dir
+    loaded = load_generator(source, map_location=device)
+    try:  # the run's critic, when its weights are there (a G-only file has none): reported beside the classifier
+        critic = load_discriminator(loaded.source, map_location=device)
+    except CheckpointError:
+        critic = None
     data = _data_config(run_dir, loaded.run_config, data_dir)
     classifier, info, reused = load_or_train_classifier(
         run_dir, data, iters=classifier_iters, batch_size=32, device=device, seed=seed, progress=progress,
         retrain=retrain_classifier,
     )
     report = evaluate(loaded, data, classifier=classifier, num_images=num_images, batch_size=batch_size,
-                      device=device, seed=seed, progress=progress)
+                      device=device, seed=seed, progress=progress, critic=critic)
     out = report.to_dict()
     out["checkpoint"] = str(loaded.source)
+    out["critic"] = str(critic.source) if critic is not None else None
     out["classifier"] = {"path": str(run_dir / "eval" / "classifier.safetensors"), "cached": reused,
                          "iters": info.iters, "held_out_accuracy": info.accuracy}
     out["total_wall_time_s"] = time.perf_counter() - start
@@ -105,14 +111,17 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
     """Per-attribute table, localisation table, summary lines, warnings."""
     table = Table(title=f"single-attribute edits of {result['images_used']} test images "
                         f"(checkpoint iteration {result['checkpoint_iteration']})")
-    for column in ("edit", "target acc", "others preserved", "rec L1", "classifier acc (real)"):
+    critic = result.get("critic_target_accuracy") or {}
+    columns = ["edit", "target acc", "others preserved", "rec L1", "classifier acc (real)"]
+    for column in columns + (["critic's verdict"] if critic else []):
         table.add_column(column, justify="left" if column == "edit" else "right")
     for attr, row in result["per_attribute"].items():
         table.add_row(attr, _pct(row["target_accuracy"]), _pct(row["preserved_accuracy"]), _num(row["rec_l1"]),
-                      _pct(row["classifier_accuracy"]))
+                      _pct(row["classifier_accuracy"]), *([_pct(critic[attr])] if critic else []))
     table.add_section()
+    mean_critic = [_pct(sum(critic.values()) / len(critic))] if critic else []
     table.add_row("mean", _pct(result["mean_target_accuracy"]), _pct(result["mean_preserved_accuracy"]),
-                  _num(result["mean_rec_l1"]), _pct(result["mean_classifier_accuracy"]))
+                  _num(result["mean_rec_l1"]), _pct(result["mean_classifier_accuracy"]), *mean_critic)
     console.print(table)
     by_input = result.get("target_accuracy_by_input")
     if by_input:

@@ -37,6 +37,7 @@ from stargan_train.weights import Loaded
 __all__ = ["EvalReport", "Localisation", "create_labels", "evaluate", "train_attribute_classifier"]
 
 MIN_CLASSIFIER_ACCURACY = 0.9  # below this the protocol measures the classifier more than the generator
+CRITIC_GAP_WARNING = 0.1  # critic accepts this much more of an edit than the classifier: worth a warning
 
 
 class EvalError(ValueError):
@@ -91,6 +92,9 @@ class EvalReport:
     target_accuracy_by_input: dict[str, dict[str, dict[str, dict[str, float | int]]]]
     checkpoint_iteration: int | None
     wall_time_s: float
+    # per edited attribute: the run's own critic (D's classifier) sees the target value; empty without a critic.
+    # Far above target_accuracy means the generator learned patterns that satisfy D but no other classifier.
+    critic_target_accuracy: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -188,6 +192,7 @@ class _Tally:
     identity: float = 0.0
     images: int = 0
     loc: dict[str, Localisation] = field(init=False)
+    critic_hits: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.attrs)
@@ -196,6 +201,7 @@ class _Tally:
             torch.zeros(n, dtype=torch.float64) for _ in range(4))
         self.by_input_hits = torch.zeros(n, n, 2, dtype=torch.float64)
         self.by_input_count = torch.zeros(n, 2, dtype=torch.float64)
+        self.critic_hits = torch.zeros(n, dtype=torch.float64)
         self.loc = {self.attrs[i]: Localisation() for i in self.hair} if self.masks else {}
 
     def others(self, i: int) -> torch.Tensor:
@@ -205,9 +211,22 @@ class _Tally:
         return keep
 
 
+def critic_predict(D: torch.nn.Module, x: torch.Tensor, attrs: list[str]) -> torch.Tensor:
+    """0/1 attribute vectors from the discriminator's classification logits, decoded like the classifier's
+    (the hair colours as one exclusive group: the highest logit wins; every other attribute: logit > 0)."""
+    logits = D(x)[1].flatten(1)
+    out = (logits > 0).float()
+    for group in attribute_groups(attrs):
+        if group.kind == "exclusive":
+            winner = logits[:, list(group.indices)].argmax(dim=1)
+            for k, idx in enumerate(group.indices):
+                out[:, idx] = (winner == k).float()
+    return out
+
+
 @torch.no_grad()
 def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tensor, c_org: torch.Tensor,
-                    mask: torch.Tensor, t: _Tally) -> None:
+                    mask: torch.Tensor, t: _Tally, critic: torch.nn.Module | None = None) -> None:
     t.classifier.add(clf.predict(x), c_org)
     t.identity += float((G(x, c_org) - x).abs().mean(dim=(1, 2, 3)).sum())
     t.images += x.shape[0]
@@ -217,6 +236,8 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
         y = G(x, c_trg)
         hit = (clf.predict(y) == c_trg).cpu()
         t.target_hits[i] += float(hit[:, i].sum())
+        if critic is not None:
+            t.critic_hits[i] += float((critic_predict(critic, y, t.attrs)[:, i] == c_trg[:, i]).sum())
         t.by_input_hits[i] += (hit[:, i, None, None] & has).sum(dim=0).double()
         others = t.others(i)
         t.preserved_hits[i] += float(hit[:, others].sum())
@@ -227,10 +248,15 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
             t.loc[t.attrs[i]].add(x[changed], y[changed], mask[changed])
 
 
-def _check_attrs(G: torch.nn.Module, classifier: AttributeClassifier | None, attrs: list[str]) -> None:
+def _check_attrs(G: torch.nn.Module, classifier: AttributeClassifier | None, attrs: list[str],
+                 critic: torch.nn.Module | None = None, image_size: int | None = None) -> None:
     c_dim = getattr(getattr(G, "config", None), "c_dim", None)
     if c_dim is not None and c_dim != len(attrs):
         raise EvalError(f"the generator takes {c_dim} labels but the data selects {len(attrs)} attributes: {attrs}")
+    d_config = getattr(critic, "config", None)
+    if d_config is not None and (d_config.c_dim != len(attrs) or d_config.image_size != image_size):
+        raise EvalError(f"the critic classifies {d_config.c_dim} labels at {d_config.image_size}px; the data "
+                        f"selects {len(attrs)} attributes at {image_size}px")
     if classifier is not None and list(classifier.attrs) != attrs:
         raise EvalError(f"the classifier was trained on {list(classifier.attrs)}, the data selects {attrs}")
 
@@ -246,16 +272,23 @@ def _by_input(t: _Tally) -> dict[str, dict[str, dict[str, dict[str, float | int]
             for i, edit in enumerate(t.attrs)}
 
 
-def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
+def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) -> EvalReport:
     n, attrs = max(t.images, 1), t.attrs
     clf_acc = t.classifier.per_attribute()
     warnings = [
         f"classifier accuracy on real {a} is {acc:.1%} (< {MIN_CLASSIFIER_ACCURACY:.0%}): its target accuracy is unreliable"
         for a, acc in clf_acc.items() if acc < MIN_CLASSIFIER_ACCURACY
     ]
+    target = {a: float(t.target_hits[i] / n) for i, a in enumerate(attrs)}
+    critic = {a: float(t.critic_hits[i] / n) for i, a in enumerate(attrs)} if has_critic else {}
+    warnings += [
+        f"the critic accepts {critic[a]:.1%} of the {a} edits but the classifier only {target[a]:.1%}: the generator "
+        f"satisfies the critic's classifier with patterns others do not read as {a} (try --augment translation,cutout)"
+        for a in critic if critic[a] - target[a] > CRITIC_GAP_WARNING
+    ]
     return EvalReport(
         attrs=attrs,
-        target_accuracy={a: float(t.target_hits[i] / n) for i, a in enumerate(attrs)},
+        target_accuracy=target,
         preserved_accuracy={a: float(t.preserved_hits[i] / t.preserved_count[i])
                             for i, a in enumerate(attrs) if t.preserved_count[i] > 0},
         rec_l1={a: float(t.rec[i] / n) for i, a in enumerate(attrs)},
@@ -266,6 +299,7 @@ def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
         target_accuracy_by_input=_by_input(t),
         checkpoint_iteration=iteration,
         wall_time_s=time.perf_counter() - start,
+        critic_target_accuracy=critic,
         warnings=warnings,
     )
 
@@ -273,11 +307,12 @@ def _report(t: _Tally, iteration: int | None, start: float) -> EvalReport:
 def evaluate(
     generator: torch.nn.Module | Loaded, data: DataConfig, *, classifier: AttributeClassifier | None = None,
     num_images: int = 2000, batch_size: int = 16, device: str = "cpu", seed: int = 0, progress: bool = False,
-    classifier_iters: int = 1500, num_workers: int | None = None,
+    classifier_iters: int = 1500, num_workers: int | None = None, critic: torch.nn.Module | Loaded | None = None,
 ) -> EvalReport:
     """Translate the first `num_images` test images to every single-attribute target and score the results.
 
-    Without `classifier`, one is trained first on the real train split (`classifier_iters` steps).
+    Without `classifier`, one is trained first on the real train split (`classifier_iters` steps). With
+    `critic` (the run's discriminator), its own classifier's verdict on each edit is reported beside it.
     """
     start = time.perf_counter()
     if num_images <= 0 or batch_size <= 0:
@@ -285,7 +320,8 @@ def evaluate(
     device = resolve_device(device)
     G, iteration = (generator.model, generator.iteration) if isinstance(generator, Loaded) else (generator, None)
     attrs = list(data.selected_attrs)
-    _check_attrs(G, classifier, attrs)
+    D = critic.model if isinstance(critic, Loaded) else critic
+    _check_attrs(G, classifier, attrs, D, data.image_size)
     dataset = _test_dataset(data)
     if classifier is None:
         classifier, _ = train_attribute_classifier(data, iters=classifier_iters, batch_size=32, device=device,
@@ -299,11 +335,13 @@ def evaluate(
     was_training = G.training
     G.to(device).eval()
     classifier.to(device).eval()
+    if D is not None:
+        D.to(device).eval()
     try:
         with progress_bar(progress, "translating test images", n) as advance:
             for x, c_org, mask in loader:
-                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally)
+                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally, D)
                 advance(x.shape[0])
     finally:
         G.train(was_training)
-    return _report(tally, iteration, start)
+    return _report(tally, iteration, start, has_critic=D is not None)
