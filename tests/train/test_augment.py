@@ -27,6 +27,12 @@ def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
+def _offsets(original: torch.Tensor, shifted: torch.Tensor, sy: int, sx: int) -> list[tuple[int, int]]:
+    """Every (dy, dx) within [-sy, sy] x [-sx, sx] that turns `original` into exactly `shifted`."""
+    return [(dy, dx) for dy in range(-sy, sy + 1) for dx in range(-sx, sx + 1)
+            if torch.equal(shifted, _shifted(original, dy, dx))]
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 4), h=st.integers(4, 24), w=st.integers(4, 24), seed=st.integers(0, 10_000))
 def test_translate_shifts_each_image_by_an_offset_within_range_and_fills_with_zero(n: int, h: int, w: int, seed: int) -> None:
@@ -35,7 +41,7 @@ def test_translate_shifts_each_image_by_an_offset_within_range_and_fills_with_ze
     y = translate(x)
     sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
     for i in range(n):
-        matches = [(dy, dx) for dy in range(-sy, sy + 1) for dx in range(-sx, sx + 1) if torch.equal(y[i], _shifted(x[i], dy, dx))]
+        matches = _offsets(x[i], y[i], sy, sx)
         assert len(matches) == 1, matches
 
 
@@ -43,7 +49,7 @@ def test_translate_uses_every_offset_in_range() -> None:
     x = _images(400, 16, 16, 0)
     torch.manual_seed(0)
     y = translate(x)
-    seen = {next((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(y[i], _shifted(x[i], dy, dx))) for i in range(400)}
+    seen = {_offsets(x[i], y[i], 2, 2)[0] for i in range(400)}
     assert len(seen) == 25  # all (dy, dx) in [-2, 2]^2 for a 16 px side
 
 

@@ -107,12 +107,17 @@ class AttributeClassifier(nn.Module):
         out = torch.zeros(x.shape[0], len(self.attrs), device=x.device)
         for group, part in zip(self.groups, self._split(logits)):
             if group.kind == "exclusive":
-                winner = part.argmax(dim=1)
-                for k, idx in enumerate(group.indices):
-                    out[:, idx] = (winner == k).float()
+                set_winner(out, group, part.argmax(dim=1))
             else:
                 out[:, group.indices[0]] = (part[:, 0] > 0).float()
         return out
+
+
+def set_winner(out: torch.Tensor, group: AttributeGroup, winner: torch.Tensor) -> None:
+    """Write an exclusive group's decision into 0/1 attribute vectors `out` (in place): member `winner[n]` is 1,
+    the others 0; a winner past the last member (the classifier's "none" logit) leaves them all 0."""
+    for k, idx in enumerate(group.indices):
+        out[:, idx] = (winner == k).float()
 
 
 def exclusive_targets(labels: torch.Tensor, group: AttributeGroup) -> torch.Tensor:

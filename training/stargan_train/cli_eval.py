@@ -64,8 +64,7 @@ def run_eval(run_dir: Path, checkpoint: Path | None, *, num_images: int, classif
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir not found: {run_dir}")
     device = resolve_device(device)
-    source = checkpoint if checkpoint is not None else run_dir
-    loaded = load_generator(source, map_location=device)
+    loaded = load_generator(checkpoint if checkpoint is not None else run_dir, map_location=device)
     try:  # the run's critic, when its weights are there (a G-only file has none): reported beside the classifier
         critic = load_discriminator(loaded.source, map_location=device)
     except CheckpointError:

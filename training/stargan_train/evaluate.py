@@ -27,6 +27,7 @@ from stargan_train.attribute_classifier import (
     attribute_groups,
     progress_bar,
     require_celeba_style,
+    set_winner,
     train_attribute_classifier,
 )
 from stargan_train.config import DataConfig
@@ -218,9 +219,7 @@ def critic_predict(D: torch.nn.Module, x: torch.Tensor, attrs: list[str]) -> tor
     out = (logits > 0).float()
     for group in attribute_groups(attrs):
         if group.kind == "exclusive":
-            winner = logits[:, list(group.indices)].argmax(dim=1)
-            for k, idx in enumerate(group.indices):
-                out[:, idx] = (winner == k).float()
+            set_winner(out, group, logits[:, list(group.indices)].argmax(dim=1))
     return out
 
 
