@@ -1,4 +1,4 @@
-"""Build a bundle: checkpoint → ONNX (FP32, FP16), classifier, torch.export program, engine, manifest.json.
+"""Build a bundle: checkpoint → ONNX (FP32, FP16), classifier, safetensors weights, engine, manifest.json.
 
 Usage: manifest = build_bundle("200000-G.ckpt", "bundle", attributes=["Black_Hair", ...], image_size=128)
 
@@ -29,7 +29,7 @@ from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onn
 from stargan_export.progress import Steps
 from stargan_export.sources import Sources, load_sources
 from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
-from stargan_export.torch_program import torch_to_pt2
+from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
 from stargan_sdk import constants as C
 from stargan_sdk.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
@@ -65,7 +65,7 @@ def build_bundle(
     fp16: bool = True,
     classifier: bool = False,
     engine: bool | None = None,
-    torch_program: bool = True,
+    torch_weights: bool = True,
     min_batch: int = 1,
     opt_batch: int = 8,
     max_batch: int = 64,
@@ -91,7 +91,7 @@ def build_bundle(
     build_engine = _want_engine(engine, note)
     _make_dir(out)  # only now: bad input never leaves an empty folder behind
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["pt2"] * torch_program
+    plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["weights"] * torch_weights
     plan += ["engine"] * build_engine
     try:
         state = _Build(src, staging, opset)
@@ -101,8 +101,8 @@ def build_bundle(
                 steps.run("ONNX FP16 generator", lambda: _export_fp16(state))
             if classifier:
                 steps.run("ONNX classifier", lambda: _export_classifier(state))
-            if torch_program:
-                steps.run("torch.export program", lambda: _export_pt2(state))
+            if torch_weights:
+                steps.run("safetensors weights", lambda: _export_weights(state))
             if build_engine:
                 steps.run("TensorRT engine", lambda: _export_engine(
                     state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16, note))
@@ -161,12 +161,13 @@ def _export_classifier(state: _Build) -> None:
     state.add("onnx", "classifier", C.CLASSIFIER_ONNX, "fp32", opset=state.opset, parity=parity)
 
 
-def _export_pt2(state: _Build) -> None:
+def _export_weights(state: _Build) -> None:
     src = state.src
-    path = state.staging / C.GENERATOR_PT2
-    torch_to_pt2(src.generator.model, path, src.image_size, len(src.attributes))
-    parity = checks.pt2_parity(src.generator.model, path, src.image_size, len(src.attributes))
-    state.add("torch_export", "generator", C.GENERATOR_PT2, "fp32", parity=parity)
+    path = state.staging / C.GENERATOR_WEIGHTS
+    torch_to_safetensors(src.generator.model, path)
+    g = src.generator.config
+    parity = weights_parity(src.generator.model, path, src.image_size, len(src.attributes), g.conv_dim, g.repeat_num)
+    state.add(C.WEIGHTS_KIND, "generator", C.GENERATOR_WEIGHTS, "fp32", parity=parity)
 
 
 def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool,

@@ -74,19 +74,6 @@ def classifier_parity(head: torch.nn.Module, path: Path, image_size: int) -> dic
     return _report(check(worst(*results), TOLERANCES["classifier"], path.name), max_batch_checked=4)
 
 
-def pt2_parity(model: torch.nn.Module, path: Path, image_size: int, c_dim: int) -> dict[str, float]:
-    from stargan_export.torch_program import load_pt2
-
-    program = load_pt2(path)
-    results = []
-    for n in (1, 3):
-        image, label = sample_images(n, image_size, seed=20 + n), sample_labels(n, c_dim, seed=20 + n)
-        with torch.inference_mode():
-            actual = program(torch.from_numpy(image), torch.from_numpy(label)).numpy()
-        results.append(measure(_torch_generator(model, image, label), actual))
-    return _report(check(worst(*results), TOLERANCES["torch_export"], path.name), max_batch_checked=3)
-
-
 def engine_parity(
     model: torch.nn.Module, path: Path, image_size: int, c_dim: int, profile: Profile, precision: str,
     note: Callable[[str], None],

@@ -85,21 +85,22 @@ def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image:
             raise ParityError(f"{artifact.file} returned logits of shape {logits.shape} (expected "
                               f"{(image.shape[0], manifest.c_dim)}) or non-finite values")
         return CheckResult(artifact.file, "ok", f"finite logits [N, {manifest.c_dim}]")
-    if artifact.kind == "torch_export":
-        return _check_pt2(path, artifact, image, label, reference)
+    if artifact.kind == C.WEIGHTS_KIND:
+        return _check_weights(bundle, manifest, artifact, image, label, reference)
     return _check_engine(path, artifact, image, label, reference)
 
 
-def _check_pt2(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
-               reference: np.ndarray) -> CheckResult:
+def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+                   reference: np.ndarray) -> CheckResult:
+    """The SDK's torch module on generator.safetensors (read without pickle) vs the FP32 ONNX graph."""
     if importlib.util.find_spec("torch") is None:
         return CheckResult(artifact.file, "skipped", "checksum only: torch is not installed")
     import torch
 
-    from stargan_export.torch_program import load_pt2
+    from stargan_sdk.backends.torch_generator import load_generator
 
     with torch.inference_mode():
-        actual = load_pt2(path)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+        actual = load_generator(bundle_dir, manifest)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
     metrics = check(measure(reference, actual), TOLERANCES["fp32"], artifact.file, C.GENERATOR_ONNX)
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
 

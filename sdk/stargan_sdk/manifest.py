@@ -29,7 +29,7 @@ from stargan_sdk.files import atomic_write
 
 FORMAT = "stargan-bundle"
 FORMAT_VERSION = 1
-ARTIFACT_KINDS = ("onnx", "tensorrt", "torch_export")
+ARTIFACT_KINDS = ("onnx", "tensorrt", "safetensors")
 ROLES = ("generator", "classifier")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 GROUP_KINDS = ("exclusive", "binary", "mask")
@@ -62,7 +62,7 @@ class Profile:
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # onnx | tensorrt | torch_export
+    kind: str  # onnx | tensorrt | safetensors
     role: str  # generator | classifier
     file: str
     sha256: str
@@ -204,6 +204,9 @@ def validate(m: Manifest) -> None:
     if sorted(grouped) != sorted(m.attributes):
         raise ManifestError("every attribute must belong to exactly one group")
     for a in m.artifacts:
+        if a.kind == "torch_export":  # torch.export archives unpickle on load: never opened, the bundle is refused
+            raise ManifestError(f"artifact {a.file} is a torch.export archive, which runs code when loaded; this SDK "
+                                "reads generator.safetensors instead: re-export the bundle with stargan-export build")
         if a.kind not in ARTIFACT_KINDS or a.role not in ROLES or a.precision not in PRECISIONS:
             raise ManifestError(f"artifact {a.file}: unknown kind/role/precision {a.kind}/{a.role}/{a.precision}")
         if Path(a.file).name != a.file:

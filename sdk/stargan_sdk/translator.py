@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.backends.registry import select_backend
+from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle import check_input_shapes, open_bundle
 from stargan_sdk.classifier import AttributeClassifier
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
@@ -73,8 +73,9 @@ class Translator:
 
         Args:
             bundle_dir: the bundle folder.
-            backend: "auto" (TensorRT when a matching engine and GPU exist, else ONNX Runtime), "tensorrt",
-                "onnxruntime" or "torch".
+            backend: "auto" (GPU: TensorRT with a matching engine, else inductor, else torch; CPU: OpenVINO,
+                else ONNX Runtime; a backend that fails to load hands over to the next, see `candidates`),
+                "tensorrt", "inductor", "torch", "onnxruntime" or "openvino".
             device: CUDA device ordinal for GPU backends.
             max_batch: largest batch per backend call; larger batches are split (None: backend default).
             cuda_graphs: capture one CUDA graph per batch size on GPU backends.
@@ -83,10 +84,8 @@ class Translator:
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         manifest = open_bundle(bundle_dir)
-        backend_cls, candidates = select_backend(backend, bundle_dir, manifest, device)
-        runner = backend_cls(bundle_dir, manifest, device=device, max_batch=max_batch,
-                             cuda_graphs=cuda_graphs, **backend_options)
-        runner.load()
+        runner, candidates = load_backend(backend, bundle_dir, manifest, device, max_batch=max_batch,
+                                          cuda_graphs=cuda_graphs, **backend_options)
         try:
             if hasattr(runner, "input_shapes"):
                 check_input_shapes(manifest, runner.input_shapes(), f"the {runner.name} backend's generator")

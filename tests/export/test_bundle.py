@@ -30,10 +30,10 @@ def test_manifest_describes_the_bundle(tiny_bundle, official_checkpoint):
     assert [(g.name, g.kind) for g in m.groups] == [("hair_color", "exclusive"), ("binary", "binary")]
     assert [(a.file, a.kind, a.precision) for a in m.artifacts] == [
         ("generator.onnx", "onnx", "fp32"), ("generator.fp16.onnx", "onnx", "fp16"),
-        ("classifier.onnx", "onnx", "fp32"), ("generator.pt2", "torch_export", "fp32")]
+        ("classifier.onnx", "onnx", "fp32"), ("generator.safetensors", "safetensors", "fp32")]
     for a in m.artifacts:
         assert a.sha256 == _sha(tiny_bundle / a.file)
-        assert a.opset == (None if a.kind == "torch_export" else 17)
+        assert a.opset == (None if a.kind == "safetensors" else 17)
         assert a.parity is not None and a.parity["max_abs"] <= (0.05 if a.precision == "fp16" else 1e-4)
     assert m.artifact("generator", "onnx", "fp32").parity["max_batch_checked"] == 16
     assert m.source["checkpoint"] == str(official_checkpoint.resolve())
@@ -62,7 +62,7 @@ def test_interrupted_build_leaves_no_manifest(official_checkpoint, tmp_path, mon
     monkeypatch.setattr(bundle_mod, "onnx_fp32_to_fp16", crash)
     with pytest.raises(RuntimeError, match="injected"):
         build_bundle(official_checkpoint, tmp_path / "out", attributes=ATTRS, image_size=32, opt_batch=2,
-                     max_batch=2, torch_program=False, engine=False)
+                     max_batch=2, torch_weights=False, engine=False)
     assert "generator.onnx" in seen
     assert list((tmp_path / "out").iterdir()) == []  # no manifest, no half-moved artifacts, no staging
 

@@ -71,7 +71,7 @@ def test_bundle_with_engine_records_gpu_and_profile(official_checkpoint, tmp_pat
     from stargan_export.validate import validate_bundle
 
     m = build_bundle(official_checkpoint, tmp_path / "b", attributes=["Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
-                     "Young"], image_size=SIZE, engine=True, torch_program=False, opt_batch=2, max_batch=4)
+                     "Young"], image_size=SIZE, engine=True, torch_weights=False, opt_batch=2, max_batch=4)
     engine = m.artifact("generator", "tensorrt")
     assert engine is not None and engine.precision == "fp16" and engine.tensorrt_version == trt.__version__
     major, minor = torch.cuda.get_device_capability(0)

@@ -303,7 +303,7 @@ def engine_bundle(official_checkpoint, tmp_path_factory) -> tuple[Path, Manifest
     from stargan_export.bundle import build_bundle
 
     folder = tmp_path_factory.mktemp("trt-bundle")
-    manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), engine=True, torch_program=False,
+    manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), engine=True, torch_weights=False,
                             opt_batch=4, max_batch=8)  # fmt: skip
     return folder, manifest
 
