@@ -142,3 +142,25 @@ def test_cuda_fp16_graphs_close_to_fp32(bundle: Path, translator: Translator, n:
     mse = float(np.mean((first.astype(np.float64) - reference) ** 2))
     assert 10 * np.log10(4.0 / mse) >= 40
     np.testing.assert_array_equal(second, first)
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_are_correct_from_eight_threads(bundle: Path) -> None:
+    import threading
+
+    inputs = [batch(1 + i % 4, seed=20 + i) for i in range(8)]
+    with Translator.load(bundle, backend="inductor", batch_sizes=(1, 4)) as t:
+        reference = [t.infer(x, c) for x, c in inputs]
+        errors: list[str] = []
+
+        def work(i: int) -> None:
+            for _ in range(5):
+                if not np.array_equal(t.infer(*inputs[i]), reference[i]):
+                    errors.append(f"thread {i} got another output")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert not errors, errors

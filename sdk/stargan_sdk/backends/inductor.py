@@ -82,7 +82,7 @@ class InductorBackend(Backend):
         options: `batch_sizes` (compiled static sizes; CUDA default 1, 8, 64, 256; CPU 1, 8), `precision`
             ("fp16" default on CUDA, "fp32"), `channels_last` (CUDA default True), `cuda_graphs` (default True),
             `mode` ("default" or "max-autotune-no-cudagraphs"), `cache_dir` (Inductor's caches; process-wide),
-            `device_type` ("auto" | "cpu" | "cuda").
+            `cudnn_benchmark` (default True; process-wide), `device_type` ("auto" | "cpu" | "cuda").
     """
 
     name = "inductor"
@@ -151,6 +151,11 @@ class InductorBackend(Backend):
         from stargan_sdk.backends.torch_cuda import CudaGraphRunner
 
         device = torch.device("cuda", self.device)
+        # Process-wide cuDNN switches, as in the torch backend: Inductor leaves convolutions to cuDNN, whose
+        # algorithm search pays off for static shapes; "fp32" means IEEE FP32, not TF32 (parity is 1e-4).
+        torch.backends.cudnn.benchmark = bool(self.options.get("cudnn_benchmark", True))
+        if self._precision == "fp32":
+            torch.backends.cudnn.allow_tf32 = False
         module = to_precision(torch, _copy(reference).to(device), self._precision == "fp16")
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
