@@ -2,7 +2,7 @@
 
 Usage: runner = CudaGraphRunner(torch, forward, device, max_batch, (3, S, S), c_dim); y = runner.run(x, c)
 
-Mirrors the TensorRT backend: pinned host buffers and device buffers allocated once for `max_batch`, async
+Mirrors the TensorRT backend: pinned input staging and device buffers allocated once for `max_batch`, async
 copies and the model on a non-default stream, and a graph captured per batch size after one warm-up run
 (cuDNN's algorithm search and Inductor's compilation must not happen inside a capture). Capture failing
 means eager execution from then on, with the reason kept for `describe()`. Imports nothing heavy itself:
@@ -15,6 +15,8 @@ import warnings
 from typing import Any, Callable
 
 import numpy as np
+
+from stargan_sdk.hostmem import copy_into
 
 
 class CudaGraphRunner:
@@ -38,7 +40,7 @@ class CudaGraphRunner:
         pinned = dict(dtype=torch.float32, pin_memory=True)
         self.host_img = torch.empty((max_batch, *image), **pinned)
         self.host_lbl = torch.empty((max_batch, c_dim), **pinned)
-        self.host_out = torch.empty((max_batch, *image), **pinned)
+        self.image = tuple(image)
         self.dev_img = torch.empty((max_batch, *image), dtype=torch.float32, device=device)
         self.dev_lbl = torch.empty((max_batch, c_dim), dtype=torch.float32, device=device)
         self.graphs: dict[int, tuple[Any, Any]] = {}
@@ -64,8 +66,11 @@ class CudaGraphRunner:
     def run(self, image: np.ndarray, label: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
         """One batch; with `timings`, CUDA events split it into h2d_ms / compute_ms / d2h_ms."""
         torch, n = self.torch, image.shape[0]
-        self.host_img[:n].numpy()[...] = image  # the one host copy, straight into pinned memory
+        copy_into(self.host_img[:n].numpy(), image)  # the one input copy, straight into pinned memory
         self.host_lbl[:n].numpy()[...] = label
+        # The output lands in pinned memory from torch's caching host allocator and is handed out as is: no
+        # second host copy, and a freed output's block is reused (after its copy's event) by a later call.
+        host_out = torch.empty((n, *self.image), dtype=torch.float32, pin_memory=True)
         if self.graphs_enabled and n not in self.graphs:
             captured = self._capture(n)
             if captured is not None:
@@ -82,13 +87,13 @@ class CudaGraphRunner:
             else:
                 out = self.forward(self.dev_img[:n], self.dev_lbl[:n])
             self._mark(events, 2)
-            self.host_out[:n].copy_(out, non_blocking=True)
+            host_out.copy_(out, non_blocking=True)
             self._mark(events, 3)
         self.stream.synchronize()
         if events is not None and timings is not None:
             for i, key in enumerate(("h2d_ms", "compute_ms", "d2h_ms")):
                 timings[key] = events[i].elapsed_time(events[i + 1])
-        return self.host_out[:n].numpy().copy()  # the pinned buffer is reused by the next call
+        return host_out.numpy()
 
     def _mark(self, events: list[Any] | None, i: int) -> None:
         if events is not None:
