@@ -34,7 +34,7 @@ def test_auto_picks_a_cpu_backend_and_keeps_the_reasons(bundle: Path) -> None:
         assert t.candidates[expected].ok
         assert not t.candidates["tensorrt"].ok and t.candidates["tensorrt"].reason  # no engine/GPU here
     report = registry.availability_report(bundle, read_manifest(bundle))
-    assert set(report) == {"tensorrt", "onnxruntime", "torch", "openvino"}
+    assert set(report) == {"tensorrt", "inductor", "torch", "onnxruntime", "openvino"}
     assert report["torch"].ok and "generator.safetensors" in report["torch"].reason
 
 
