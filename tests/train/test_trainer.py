@@ -218,6 +218,16 @@ def test_init_weights_starts_from_a_checkpoint_with_fresh_optimisers(short_run: 
     assert stored.config.train.init_weights == str(source_dir) and stored.iteration == 2
 
 
+def test_init_weights_from_an_official_joint_pair(official_joint_checkpoint: Path, toy: Path, tmp_path: Path) -> None:
+    raw_g = torch.load(official_joint_checkpoint, weights_only=True)
+    raw_d = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
+    cfg = tiny_config(toy, "both", init_weights=str(official_joint_checkpoint), num_iters=1, num_iters_decay=0)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    assert all(torch.equal(v, raw_d[k]) for k, v in trainer.D.state_dict().items())
+    assert all(torch.equal(v, raw_g[k]) for k, v in trainer.G.state_dict().items())
+    assert trainer.fit()["last"]["rafd/D/loss_cls"] > 0  # and trains on from them
+
+
 def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_touched(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
     source_dir, _, _ = short_run
     cfg = tiny_config(toy, init_weights=str(source_dir))
