@@ -169,6 +169,8 @@ class Trainer:
         return Batch(x.to(dev), label_org, label_trg, c_org, c_trg, part)
 
     def _cls(self, part: str) -> tuple[str, slice | None]:
+        """Loss kind and D's logit block for a batch: joint mode uses the official out_cls[:, :c_dim] (CelebA)
+        or out_cls[:, c_dim:] (RaFD) of D's c_dim + c2_dim logits."""
         if not self.joint:
             return ("rafd" if part == "rafd" else "celeba"), None
         if part == "celeba":

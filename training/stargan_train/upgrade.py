@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from stargan_train.config import RunConfig, classifier_dim, label_dim
+
+if TYPE_CHECKING:  # checkpoint imports this module when it loads one
+    from stargan_train.checkpoint import TrainState
 
 CLASSIFIER_WEIGHT = "conv2.weight"
 
@@ -50,7 +53,7 @@ def upgrade_discriminator(
     return _drop_rows(sd, upgraded.discriminator.c_dim), upgraded
 
 
-def upgrade_train_state(state: Any) -> Any:
+def upgrade_train_state(state: "TrainState") -> "TrainState":
     """A `checkpoint.TrainState` with D, D's Adam moments and the config upgraded (unchanged when current)."""
     if not is_legacy_joint(state.config):
         return state
