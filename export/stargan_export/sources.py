@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stargan_export.errors import ExportError
 from stargan_sdk.manifest import RAFD_EXPRESSIONS
-from stargan_train.config import domain_names
+from stargan_train.config import MASK_NAMES, domain_names
 from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
 DEFAULT_OFFICIAL_IMAGE_SIZE = 128
@@ -69,16 +69,20 @@ def load_sources(
         raise ExportError(f"{len(names)} attribute names given but the generator takes c_dim {c_dim} labels")
     if size <= 0 or size % 4:
         raise ExportError(f"image size {size} must be a positive multiple of 4 (two stride-2 convolutions)")
-    return Sources(generator, _load_classifier(checkpoint, size, c_dim) if classifier else None, names, size, dataset)
+    return Sources(generator, _load_classifier(checkpoint, size, names) if classifier else None, names, size, dataset)
 
 
-def _load_classifier(checkpoint: str | Path, image_size: int, c_dim: int) -> Loaded:
+def _load_classifier(checkpoint: str | Path, image_size: int, names: tuple[str, ...]) -> Loaded:
+    """D with one logit per attribute; a joint model's mask entries are not classified (official layout)."""
     try:
         loaded = load_discriminator(checkpoint, image_size=image_size)
     except CheckpointError as e:
         raise ExportError(f"--classifier needs the discriminator: {e}") from None
-    if loaded.config.c_dim != c_dim:
-        raise ExportError(f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits, the generator c_dim {c_dim}")
+    classified = [n for n in names if n not in MASK_NAMES]
+    if loaded.config.c_dim != len(classified):
+        masks = " (the mask entries have no logits)" if len(classified) != len(names) else ""
+        raise ExportError(f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits; the classifier "
+                          f"needs one per attribute, {len(classified)}{masks}")
     return loaded
 
 

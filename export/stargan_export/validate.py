@@ -3,7 +3,7 @@
 Usage: report = validate_bundle("bundle"); [print(r.file, r.status, r.detail) for r in report]
 
 Parity here needs no checkpoint: the FP16 graph is compared with the FP32 graph on ONNX Runtime, the
-torch.export program with the FP32 graph (when torch is installed), the engine with the FP32 graph (when
+safetensors weights (in the SDK's own module, read without pickle) with the FP32 graph (when torch is installed), the engine with the FP32 graph (when
 TensorRT and a GPU are present), and the classifier must produce finite logits of the right shape.
 """
 
@@ -19,6 +19,7 @@ from stargan_export.errors import ParityError
 from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
 from stargan_sdk import constants as C
 from stargan_sdk.errors import BundleError
+from stargan_sdk.labels import AttributeSpace
 from stargan_sdk.manifest import Artifact, Manifest, read_manifest, verify_artifact
 
 
@@ -81,10 +82,11 @@ def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image:
                                                 f"max abs {metrics['max_abs']:.2e}")
     if artifact.kind == "onnx" and artifact.role == "classifier":
         logits = ort_session(path).run([C.CLASSIFIER_OUTPUT], {C.CLASSIFIER_INPUT: image})[0]
-        if logits.shape != (image.shape[0], manifest.c_dim) or not np.all(np.isfinite(logits)):
+        width = len(AttributeSpace.from_manifest(manifest).editable)  # joint bundles: the mask is not classified
+        if logits.shape != (image.shape[0], width) or not np.all(np.isfinite(logits)):
             raise ParityError(f"{artifact.file} returned logits of shape {logits.shape} (expected "
-                              f"{(image.shape[0], manifest.c_dim)}) or non-finite values")
-        return CheckResult(artifact.file, "ok", f"finite logits [N, {manifest.c_dim}]")
+                              f"{(image.shape[0], width)}, one per attribute) or non-finite values")
+        return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
     if artifact.kind == C.WEIGHTS_KIND:
         return _check_weights(bundle, manifest, artifact, image, label, reference)
     return _check_engine(path, artifact, image, label, reference)

@@ -7,7 +7,7 @@ INPUT_IMAGE = "image"  # float32 [N, 3, H, W] in [-1, 1]
 INPUT_LABEL = "label"  # float32 [N, c_dim], target-domain vector
 OUTPUT_IMAGE = "output"  # float32 [N, 3, H, W] in [-1, 1]
 CLASSIFIER_INPUT = "image"
-CLASSIFIER_OUTPUT = "logits"  # float32 [N, c_dim], domain logits of the discriminator's head
+CLASSIFIER_OUTPUT = "logits"  # float32 [N, attributes]: the discriminator's domain logits (joint: no mask logits)
 
 NORM_MEAN = (0.5, 0.5, 0.5)
 NORM_STD = (0.5, 0.5, 0.5)
