@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
-from stargan_sdk.backends.onnxruntime import OrtBackend, physical_cores
+from stargan_sdk.backends.onnxruntime import OrtBackend
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
+from stargan_sdk.hardware import physical_cores
 from stargan_sdk.manifest import read_manifest
 
 
@@ -139,3 +141,35 @@ def test_torch_cuda_is_correct_from_eight_threads(bundle: Path) -> None:
         for th in threads:
             th.join()
     assert len(results) == 8 and all(np.array_equal(results[i], reference[i]) for i in range(8))
+
+
+def _backend_imports() -> dict[str, set[str]]:
+    """Backend module -> the stargan_sdk modules it imports anywhere (also inside functions), from its source."""
+    folder = Path(registry.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[f"stargan_sdk.backends.{path.stem}"] = {m for m in found if m.startswith("stargan_sdk.")}
+    return graph
+
+
+def test_no_import_cycle_between_backends() -> None:
+    graph = _backend_imports()
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), set()):
+                if nxt in graph and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert cycles == [], f"backend modules importing each other in a cycle: {cycles}"
+    assert "stargan_sdk.backends.openvino" not in graph["stargan_sdk.backends.onnxruntime"]
