@@ -88,6 +88,32 @@ def test_backend_contract(bundle: Path) -> None:
     backend.close()  # idempotent
 
 
+@pytest.mark.parametrize(("name", "options"), [("onnxruntime", {}), ("openvino", {"precision": "fp32"})])
+def test_translator_splits_a_large_batch_into_one_infer_batches_call(bundle: Path, name: str, options: dict) -> None:
+    pytest.importorskip(name)
+    x, c = batch(5, seed=3)
+    with Translator.load(bundle, backend="onnxruntime") as whole:
+        reference = whole.infer(x, c)
+    with Translator.load(bundle, backend=name, max_batch=2, **options) as t:
+        calls = []
+        original = t.backend.infer_batches
+        t.backend.infer_batches = lambda parts: calls.append([len(p["image"]) for p in parts]) or original(parts)
+        np.testing.assert_allclose(t.infer(x, c), reference, atol=1e-4)
+        assert calls == [[2, 2, 1]]
+        np.testing.assert_allclose(t.infer(x[:2], c[:2]), reference[:2], atol=1e-4)  # one part: plain infer
+        assert calls == [[2, 2, 1]]
+
+
+def test_default_infer_batches_is_one_infer_per_batch(bundle: Path) -> None:
+    x, c = batch(3, seed=4)
+    parts = [{"image": x[:1], "label": c[:1]}, {"image": x[1:], "label": c[1:]}]
+    with OrtBackend(bundle, read_manifest(bundle)) as backend:
+        outs = backend.infer_batches(parts)
+        assert [o["output"].shape[0] for o in outs] == [1, 2]
+        for part, out in zip(parts, outs):
+            np.testing.assert_array_equal(out["output"], backend.infer(part)["output"])
+
+
 def test_fp16_pass_halves_convs_and_keeps_norms_fp32(bundle: Path) -> None:
     torch = pytest.importorskip("torch")
     from stargan_sdk.backends.torch_backend import to_mixed_fp16

@@ -6,14 +6,14 @@ FP32 on a CPU is near its arithmetic limit in every engine, so the large CPU win
 OpenVINO's CPU plugin runs BF16 on AVX512-BF16/AMX and the bundle's QDQ INT8 graph on VNNI/AMX kernels.
 Shapes are made static per batch size (one compiled model per size and performance hint, cached), which
 lets the plugin pick blocked layouts and fold the label tiling. `infer` uses the LATENCY hint (one stream,
-every core on one batch); `infer_pipelined` uses THROUGHPUT (several streams, one request each, in flight
+every core on one batch); `infer_batches` uses THROUGHPUT (several streams, one request each, in flight
 together). Not thread-safe: one infer request per compiled model.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ class OpenVinoBackend(Backend):
         max_batch: largest batch per call (None: any; each new size compiles once).
         options: `precision` ("auto" | "fp32" | "bf16" | "int8"; INT8 runs its float ops in BF16 where the
             CPU has it), `threads` (default: physical cores), `performance_hint` ("auto": LATENCY for
-            `infer`, THROUGHPUT for `infer_pipelined`; or force one), `num_requests` (requests in flight in
-            `infer_pipelined`; default OpenVINO's optimum), `cpu_capabilities` (override what the CPU
+            `infer`, THROUGHPUT for `infer_batches`; or force one), `num_requests` (requests in flight in
+            `infer_batches`; default OpenVINO's optimum), `cpu_capabilities` (override what the CPU
             reports, e.g. ["FP32"] to test the fallback on a CPU without BF16).
     """
 
@@ -133,7 +133,7 @@ class OpenVinoBackend(Backend):
         self._threads = opts["threads"] or physical_cores()
         self._compiled: dict[tuple[int, str], Any] = {}
         self._requests: dict[int, Any] = {}  # one synchronous request per batch size, for `infer`
-        self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_pipelined`
+        self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_batches`
         self.compile_count = 0
         self.loaded = True
 
@@ -171,7 +171,7 @@ class OpenVinoBackend(Backend):
         request.infer(inputs, share_inputs=True)  # contiguous float32 inputs are read in place
         return {OUTPUT_IMAGE: request.get_tensor(OUTPUT_IMAGE).data.copy()}
 
-    def infer_pipelined(self, batches: Iterable[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Run many batches with several infer requests in flight; results come back in input order.
 
         Requests are used round-robin and waited on from this thread. Not `AsyncInferQueue`: its Python
