@@ -1,5 +1,6 @@
 """TrtBackend: why it is unavailable (CPU), its buffer/stream/graph machinery on a GPU with a torch-backed stand-in
-for TensorRT (`gpu`), and a real engine built by the exporter against ONNX Runtime FP32 (`tensorrt`)."""
+for TensorRT (`gpu`), and an engine built by the exporter against ONNX Runtime FP32: real TensorRT (`tensorrt`)
+and NVIDIA's newest bindings simulated on the CPU (`trt_api`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 import types
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -309,14 +311,27 @@ def test_fake_engine_corrupt_plan_refused(fake_bundle):
 # ---- TensorRT: a real engine from the exporter ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine_bundle(official_checkpoint, tmp_path_factory) -> tuple[Path, Manifest]:
+@pytest.fixture(scope="module", params=[pytest.param("tensorrt", marks=pytest.mark.tensorrt),
+                                        pytest.param("simulated", marks=pytest.mark.trt_api)])
+def engine_bundle(request, official_checkpoint, tmp_path_factory) -> Iterator[tuple[Path, Manifest]]:
+    """A bundle with an engine from the exporter: real TensorRT on a GPU, or the newest release's bindings
+    simulated on the CPU (tests/trtsim), so these tests also run, and fail on a wiring bug, without a GPU."""
     from stargan_export.bundle import build_bundle
 
-    folder = tmp_path_factory.mktemp("trt-bundle")
-    manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), image_size=SIZE, engine=True,
-                            torch_program=False, opt_batch=4, max_batch=8)  # fmt: skip
-    return folder, manifest
+    with pytest.MonkeyPatch.context() as patch:
+        simulation = None
+        if request.param == "simulated":
+            from trtsim.bindings import VERSIONS
+            from trtsim.fixtures import load_surface
+            from trtsim.simulate import Simulation
+
+            simulation = Simulation(load_surface(list(VERSIONS)[-1])).install(patch)
+        folder = tmp_path_factory.mktemp("trt-bundle")
+        manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), image_size=SIZE, engine=True,
+                                torch_program=False, opt_batch=4, max_batch=8)  # fmt: skip
+        yield folder, manifest
+        if simulation is not None:
+            simulation.assert_clean()
 
 
 def _ort_fp32(folder: Path, manifest: Manifest, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -332,7 +347,6 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)  # peak-to-peak of [-1, 1] is 2
 
 
-@pytest.mark.tensorrt
 def test_engine_matches_onnxruntime_fp32(engine_bundle):
     folder, manifest = engine_bundle
     rng = np.random.default_rng(3)
@@ -345,8 +359,7 @@ def test_engine_matches_onnxruntime_fp32(engine_bundle):
             assert _psnr(out, _ort_fp32(folder, manifest, feeds)) >= 40.0
 
 
-@pytest.mark.tensorrt
-def test_engine_graph_replay_and_pipeline_equal_eager(engine_bundle):
+def test_engine_graph_replay_and_infer_batches_equal_eager(engine_bundle):
     folder, manifest = engine_bundle
     rng = np.random.default_rng(4)
     batches = [_batch(rng, n) for n in (1, 3, 8, 3, 1, 8, 5)]
