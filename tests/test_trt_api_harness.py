@@ -38,7 +38,8 @@ def test_each_release_has_what_the_design_says(trt_surface):
     assert trt_surface["version"] in VERSIONS
     assert ("FP16" in types["BuilderFlag"]["values"]) == HAS_FP16_FLAG[trt_surface["version"]]
     # STRONGLY_TYPED moved from bit 1 (10.x) to bit 0 (11.x): the builder reads it from the enum.
-    assert types["NetworkDefinitionCreationFlag"]["values"]["STRONGLY_TYPED"] == (0 if int(trt_surface["version"].split(".")[0]) >= 11 else 1)
+    major = int(trt_surface["version"].split(".")[0])
+    assert types["NetworkDefinitionCreationFlag"]["values"]["STRONGLY_TYPED"] == (0 if major >= 11 else 1)
     (timing,) = types["IBuilderConfig"]["members"]["set_timing_cache"]["overloads"]
     assert [(p["name"], p["default"]) for p in timing["params"]] == [("self", False), ("cache", False),
                                                                      ("ignore_mismatch", False)]  # fmt: skip
@@ -107,8 +108,10 @@ def test_the_builder_using_a_flag_removed_in_11_fails_there_only(version, monkey
         return original(config, cache_path)
 
     monkeypatch.setattr(tensorrt_build, "_load_timing_cache", with_fp16_flag)
-    build = lambda: tensorrt_build.onnx_to_engine(_tiny_onnx(tmp_path / "g.onnx"), tmp_path / "g.plan", min_batch=1,  # noqa: E731
-                                                  opt_batch=1, max_batch=2, image_size=4, c_dim=1)  # fmt: skip
+    def build() -> None:
+        tensorrt_build.onnx_to_engine(_tiny_onnx(tmp_path / "g.onnx"), tmp_path / "g.plan", min_batch=1, opt_batch=1,
+                                      max_batch=2, image_size=4, c_dim=1)  # fmt: skip
+
     if HAS_FP16_FLAG[version]:
         build()
         assert [c["flag"].name for c in sim.fake.called("IBuilderConfig.set_flag")] == ["FP16"]

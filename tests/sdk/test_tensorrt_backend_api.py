@@ -84,8 +84,12 @@ def test_graph_replay_and_infer_batches_equal_eager(sim, engine_bundle):
         assert b.graph_batches() == [1, 2, 3, 4]
         for out, ref in zip(b.infer_batches(batches), expected):  # both buffer slots, graphs per slot
             np.testing.assert_array_equal(out["output"], ref)
+        too_big = dict(zip(("image", "label"), _batch(5, seed=5)))
         with pytest.raises(ImageInputError, match="batch of 5"):
-            b.infer(dict(zip(("image", "label"), _batch(5, seed=5))))
+            b.infer(too_big)
+        with pytest.raises(ImageInputError, match="batch of 5"):  # after batch 0 is in flight
+            b.infer_batches([batches[2], too_big])
+        np.testing.assert_array_equal(b.infer_batches(batches[:2])[1]["output"], expected[1])  # still usable
     for feeds, ref in zip(batches, expected):
         np.testing.assert_allclose(ref, _fp16_reference(engine_bundle, feeds["image"], feeds["label"]), atol=1e-5)
 

@@ -89,11 +89,11 @@ def _unpack(wheel: Path, dest: Path) -> Path:
 def _build_stubs(extension: Path, dest: Path) -> Path:
     """One shared library per libnv* SONAME the extension needs, each defining its undefined native symbols."""
     undefined = _run(["nm", "-D", "--undefined-only", str(extension)], "listing undefined symbols")
-    symbols = sorted({
-        line.split()[-1] for line in undefined.splitlines()
-        if line.split() and line.split()[0] == "U" and "@" not in line and not re.match(r"_?Py|dl(open|sym|close)$", line.split()[-1])
-    })  # fmt: skip
-    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(libnv[^\]]+)\]", _run(["readelf", "-d", str(extension)], "readelf"))
+    rows = [line.split() for line in undefined.splitlines() if "@" not in line]  # name@GLIBC...: the C library
+    python_or_libc = re.compile(r"_?Py|dl(open|sym|close)$")
+    symbols = sorted({r[-1] for r in rows if len(r) == 2 and r[0] == "U" and not python_or_libc.match(r[-1])})
+    dynamic = _run(["readelf", "-d", str(extension)], "reading the libraries it needs")
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(libnv[^\]]+)\]", dynamic)
     if not symbols or not needed:
         raise RuntimeError(f"{extension}: found no TensorRT symbols ({symbols}) or libraries ({needed}) to stub")
     dest.mkdir(parents=True, exist_ok=True)
@@ -101,12 +101,15 @@ def _build_stubs(extension: Path, dest: Path) -> Path:
     # Never called: the import only binds the names. A call would return NULL, as a failed factory does.
     source.write_text("".join(f"void *{s}(void) {{ return 0; }}\n" for s in symbols), encoding="utf-8")
     for soname in needed:
-        _run(["gcc", "-shared", "-fPIC", "-o", str(dest / soname), f"-Wl,-soname,{soname}", str(source)], f"gcc {soname}")
+        cmd = ["gcc", "-shared", "-fPIC", "-o", str(dest / soname), f"-Wl,-soname,{soname}", str(source)]
+        _run(cmd, f"building the stub {soname}")
     return dest
 
 
 def _dump(wheel_dir: Path, stubs: Path, out: Path) -> None:
-    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, [str(stubs), os.environ.get("LD_LIBRARY_PATH")])))
+    paths = [str(stubs), os.environ.get("LD_LIBRARY_PATH", "")]
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(filter(None, paths)))
     tmp = out.with_suffix(".tmp")
-    _run([sys.executable, str(DUMPER), str(wheel_dir), "tensorrt_bindings", str(tmp)], "importing the bindings", env=env)
+    cmd = [sys.executable, str(DUMPER), str(wheel_dir), "tensorrt_bindings", str(tmp)]
+    _run(cmd, "importing the bindings on the stubs", env=env)
     os.replace(tmp, out)

@@ -73,7 +73,8 @@ class Device:
         class PinnedBuffer(Resource):
             def __init__(self, shape: Any, dtype: Any = np.float32) -> None:
                 self.array = np.zeros(shape, dtype)
-                self.shape, self.dtype, self.nbytes, self.ptr = self.array.shape, self.array.dtype, self.array.nbytes, self.array.ctypes.data
+                self.shape, self.dtype, self.nbytes = self.array.shape, self.array.dtype, self.array.nbytes
+                self.ptr = self.array.ctypes.data
 
         class DeviceBuffer(Resource):
             def __init__(self, nbytes: int) -> None:
@@ -232,7 +233,8 @@ class Simulation:
         if meta["version"] != self.version:
             return None  # a plan from another TensorRT release does not deserialize
         profile = {name: [tuple(d) for d in dims] for name, dims in meta["profile"].items()}
-        tensors = {"image": profile["image"][0][1:], "label": profile["label"][0][1:], "output": profile["image"][0][1:]}
+        image, label = profile["image"][0][1:], profile["label"][0][1:]
+        tensors = {"image": image, "label": label, "output": image}
         session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
         return self.fake.make("ICudaEngine", profile=profile, tensors=tensors, session=session)
 
