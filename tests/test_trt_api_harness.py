@@ -75,12 +75,14 @@ def test_calls_outside_the_signatures_are_caught_even_when_swallowed():
         trt.OnnxParser(trt.Builder(logger).create_network(0), logger).parse_from_file(Path("g.onnx"))
     with pytest.raises(ApiMismatch, match="missing argument 'logger'"):
         trt.Builder()
+    with pytest.raises(ApiMismatch, match="'min' must be Dims"):  # a tuple would need an implicit conversion
+        trt.Builder(logger).create_optimization_profile().set_shape("image", (1, 3), (1, 3), (1, 3))
     engine = trt.Runtime(logger).deserialize_cuda_engine(b"plan")
     with pytest.raises(ApiMismatch, match="num_io_tensors cannot be assigned"):
         engine.num_io_tensors = 3
     with pytest.raises(ApiMismatch, match="'stream_handle' must be typing.SupportsInt"):
         engine.create_execution_context().execute_async_v3("stream")
-    assert len(fake.problems) == 5
+    assert len(fake.problems) == 6
 
 
 def _tiny_onnx(path: Path) -> Path:

@@ -104,8 +104,10 @@ def onnx_to_engine(
         # FP32 tensors stay true FP32 so an FP32 engine meets its parity tolerance; FP16 is in the graph.
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_IMAGE, *[(b, 3, image_size, image_size) for b in (min_batch, opt_batch, max_batch)])
-    profile.set_shape(INPUT_LABEL, *[(b, c_dim) for b in (min_batch, opt_batch, max_batch)])
+    batches = (min_batch, opt_batch, max_batch)
+    # Explicit Dims: set_shape is declared with Dims only, and a tuple would rely on an implicit conversion
+    profile.set_shape(INPUT_IMAGE, *[trt.Dims([b, 3, image_size, image_size]) for b in batches])
+    profile.set_shape(INPUT_LABEL, *[trt.Dims([b, c_dim]) for b in batches])
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
     cache = _load_timing_cache(config, cache_path)

@@ -33,7 +33,8 @@ def test_engine_build_uses_only_this_releases_api(sim, tiny_bundle, tmp_path, so
     assert [c["pool"].name for c in fake.called("IBuilderConfig.set_memory_pool_limit")] == ["WORKSPACE"]
     assert [c["flag"].name for c in fake.called("IBuilderConfig.clear_flag")] == ["TF32"]
     assert [c["ignore_mismatch"] for c in fake.called("IBuilderConfig.set_timing_cache")] == [True]
-    shapes = {c["input"]: (c["min"], c["opt"], c["max"]) for c in fake.called("IOptimizationProfile.set_shape")}
+    shapes = {c["input"]: tuple(tuple(c[k]) for k in ("min", "opt", "max"))
+              for c in fake.called("IOptimizationProfile.set_shape")}  # fmt: skip
     assert shapes == {"image": ((1, 3, SIZE, SIZE), (4, 3, SIZE, SIZE), (8, 3, SIZE, SIZE)),
                       "label": ((1, C_DIM), (4, C_DIM), (8, C_DIM))}  # fmt: skip
     # The file holds exactly the bytes the builder serialized: no header of ours in front or behind.

@@ -139,8 +139,8 @@ class FakeTensorRT:
             return value.enum == t
         if isinstance(value, FakeObject):
             return value._fk_type == t or t in self.types[value._fk_type]["bases"]
-        if t.startswith("Dims"):  # the bindings convert tuples and lists of ints to Dims implicitly
-            return isinstance(value, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in value)
+        # No implicit conversions (a tuple for a Dims parameter): pybind11 does not show which are registered,
+        # so the code must pass what the signature declares.
         return False
 
     def bind(self, qual: str, overloads: list[dict[str, Any]], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -162,6 +162,7 @@ class Simulation:
     def _handlers(self) -> dict[str, Callable[..., Any]]:
         return {
             "nptype": lambda _, trt_type: {"FLOAT": np.float32, "HALF": np.float16}[trt_type.name],
+            "Dims.__init__": lambda d, shape=(): d._fk_state.update(items=tuple(int(v) for v in shape)),
             "Builder.create_network": lambda b, flags=0: self.fake.make("INetworkDefinition", flags=int(flags)),
             "OnnxParser.__init__": lambda p, network, logger: p._fk_state.update(network=network, errors=[]),
             "OnnxParser.parse_from_file": self._parse,
