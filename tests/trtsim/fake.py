@@ -53,7 +53,8 @@ class FakeTensorRT:
         return [args for qual, args in self.calls if qual == name]
 
     def report(self) -> str:
-        return "\n".join(self.problems + [f"missing: {m}" for m in self.missing])
+        lines = self.problems + [f"missing: {m}" for m in self.missing]
+        return "\n".join(lines + [f"type not checked: {t}" for t in sorted(self.unchecked)])
 
     # -- values ----------------------------------------------------------------------------------------------
     def materialize(self, entry: dict[str, Any], owner: str, name: str, obj: "FakeObject | None" = None) -> Any:
