@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 # version -> PyPI package of its bindings. 10.0.1 is the oldest release the SDK accepts (TensorRT 10+);
-# 10.13.3.9 is the last 10.x with BuilderFlag.FP16 deprecated but present; 11.4 is strongly typed only.
+# 10.13.3.9 a recent 10.x (BuilderFlag.FP16 deprecated since 10.12, still there); 11.4 has no FP16 flag at all.
+# pyproject's `tensorrt` extra allows exactly this range of majors (>=10,<12).
 VERSIONS = {
     "10.0.1": "tensorrt-cu12-bindings",
     "10.13.3.9": "tensorrt-cu12-bindings",
