@@ -105,7 +105,7 @@ def build_bundle(
                 steps.run("safetensors weights", lambda: _export_weights(state))
             if build_engine:
                 steps.run("TensorRT engine", lambda: _export_engine(
-                    state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16, note))
+                    state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16))
             manifest = steps.run("manifest", lambda: _commit(out, state))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -170,8 +170,7 @@ def _export_weights(state: _Build) -> None:
     state.add(C.WEIGHTS_KIND, "generator", C.GENERATOR_WEIGHTS, "fp32", parity=parity)
 
 
-def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool,
-                   note: Callable[[str], None]) -> None:
+def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool) -> None:
     src = state.src
     source = C.GENERATOR_FP16_ONNX if fp16 else C.GENERATOR_ONNX
     precision = "fp16" if fp16 else "fp32"
@@ -179,7 +178,7 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
     info = onnx_to_engine(state.staging / source, path, min_batch=profile.min, opt_batch=profile.opt,
                           max_batch=profile.max, image_size=src.image_size, c_dim=len(src.attributes),
                           workspace_gib=workspace_gib, timing_cache_path=cache)
-    parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision, note)
+    parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision)
     state.add("tensorrt", "generator", C.GENERATOR_PLAN, precision, tensorrt_version=info.tensorrt_version,
               gpu_name=info.gpu_name, compute_capability=info.compute_capability, profile=profile, parity=parity)
 

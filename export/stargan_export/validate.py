@@ -3,8 +3,9 @@
 Usage: report = validate_bundle("bundle"); [print(r.file, r.status, r.detail) for r in report]
 
 Parity here needs no checkpoint: the FP16 graph is compared with the FP32 graph on ONNX Runtime, the
-safetensors weights (in the SDK's own module, read without pickle) with the FP32 graph (when torch is installed), the engine with the FP32 graph (when
-TensorRT and a GPU are present), and the classifier must produce finite logits of the right shape.
+safetensors weights (in the SDK's own module, read without pickle) with the FP32 graph (when torch is installed),
+the engine with the FP32 graph (run by the SDK's TensorRT backend when TensorRT, a GPU and a matching release are
+present), and the classifier must produce finite logits of the right shape.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image:
         return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
     if artifact.kind == C.WEIGHTS_KIND:
         return _check_weights(bundle, manifest, artifact, image, label, reference)
-    return _check_engine(path, artifact, image, label, reference)
+    return _check_engine(bundle, manifest, artifact, image, label, reference)
 
 
 def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
@@ -107,21 +108,20 @@ def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, ima
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
 
 
-def _check_engine(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+def _check_engine(bundle: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
                   reference: np.ndarray) -> CheckResult:
-    from stargan_export.tensorrt_build import engine_unavailable_reason, gpu_properties, run_engine
+    """Run the engine with the SDK's TensorRT backend (the code that serves it) when it can run here."""
+    from stargan_sdk.backends.tensorrt import TrtBackend
 
-    reason = engine_unavailable_reason()
-    if reason is not None:
-        return CheckResult(artifact.file, "skipped", f"checksum only: {reason}")
-    gpu = gpu_properties()
-    if gpu is not None and gpu[1] != artifact.compute_capability:
-        return CheckResult(artifact.file, "skipped", f"checksum only: built for compute capability "
-                                                     f"{artifact.compute_capability}, this GPU is {gpu[1]}")
+    available = TrtBackend.availability(bundle, manifest)  # TensorRT, a GPU, the exact release and architecture
+    if not available.ok:
+        return CheckResult(artifact.file, "skipped", f"checksum only: {available.reason}")
     profile = artifact.profile
     if profile is None or profile.min > image.shape[0]:
         return CheckResult(artifact.file, "skipped", "checksum only: engine profile needs batches above the probe's 2")
     n = min(image.shape[0], profile.max)
-    metrics = check(measure(reference[:n], run_engine(path, image[:n], label[:n])),
-                    TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file, C.GENERATOR_ONNX)
+    with TrtBackend(bundle, manifest, cuda_graphs=False) as backend:
+        actual = backend.infer({C.INPUT_IMAGE: image[:n], C.INPUT_LABEL: label[:n]})[C.OUTPUT_IMAGE]
+    metrics = check(measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file,
+                    C.GENERATOR_ONNX)
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")

@@ -120,15 +120,16 @@ class Translator:
 
     def infer(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The raw path: float32 [N, 3, S, S] in [-1, 1] and float32 [N, c_dim] labels -> float32 outputs.
-        Batches larger than the backend's max batch are split."""
+        A batch larger than the backend's max batch is split and run with `backend.infer_batches`."""
         self._check_arrays(images, labels)
         step = self.backend.max_batch or len(images)
-        parts = []
-        for i in range(0, len(images), step):
-            feeds = {INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]}
-            with self._lock:
-                parts.append(self.backend.infer(feeds)[OUTPUT_IMAGE])
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        parts = [{INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]}
+                 for i in range(0, len(images), step)]  # fmt: skip
+        with self._lock:
+            if len(parts) == 1:
+                return self.backend.infer(parts[0])[OUTPUT_IMAGE]
+            outputs = self.backend.infer_batches(parts)
+        return np.concatenate([out[OUTPUT_IMAGE] for out in outputs])
 
     def _check_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
         self._require_open()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
-from stargan_sdk.backends.onnxruntime import OrtBackend, physical_cores
+from stargan_sdk.backends.onnxruntime import OrtBackend
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
+from stargan_sdk.hardware import physical_cores
 from stargan_sdk.manifest import read_manifest
 
 
@@ -86,6 +88,32 @@ def test_backend_contract(bundle: Path) -> None:
     backend.close()  # idempotent
 
 
+@pytest.mark.parametrize(("name", "options"), [("onnxruntime", {}), ("openvino", {"precision": "fp32"})])
+def test_translator_splits_a_large_batch_into_one_infer_batches_call(bundle: Path, name: str, options: dict) -> None:
+    pytest.importorskip(name)
+    x, c = batch(5, seed=3)
+    with Translator.load(bundle, backend="onnxruntime") as whole:
+        reference = whole.infer(x, c)
+    with Translator.load(bundle, backend=name, max_batch=2, **options) as t:
+        calls = []
+        original = t.backend.infer_batches
+        t.backend.infer_batches = lambda parts: calls.append([len(p["image"]) for p in parts]) or original(parts)
+        np.testing.assert_allclose(t.infer(x, c), reference, atol=1e-4)
+        assert calls == [[2, 2, 1]]
+        np.testing.assert_allclose(t.infer(x[:2], c[:2]), reference[:2], atol=1e-4)  # one part: plain infer
+        assert calls == [[2, 2, 1]]
+
+
+def test_default_infer_batches_is_one_infer_per_batch(bundle: Path) -> None:
+    x, c = batch(3, seed=4)
+    parts = [{"image": x[:1], "label": c[:1]}, {"image": x[1:], "label": c[1:]}]
+    with OrtBackend(bundle, read_manifest(bundle)) as backend:
+        outs = backend.infer_batches(parts)
+        assert [o["output"].shape[0] for o in outs] == [1, 2]
+        for part, out in zip(parts, outs):
+            np.testing.assert_array_equal(out["output"], backend.infer(part)["output"])
+
+
 def test_fp16_keeps_norms_fp32(bundle: Path) -> None:
     torch = pytest.importorskip("torch")
     from stargan_sdk.backends.torch_backend import to_precision
@@ -139,3 +167,35 @@ def test_torch_cuda_is_correct_from_eight_threads(bundle: Path) -> None:
         for th in threads:
             th.join()
     assert len(results) == 8 and all(np.array_equal(results[i], reference[i]) for i in range(8))
+
+
+def _backend_imports() -> dict[str, set[str]]:
+    """Backend module -> the stargan_sdk modules it imports anywhere (also inside functions), from its source."""
+    folder = Path(registry.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[f"stargan_sdk.backends.{path.stem}"] = {m for m in found if m.startswith("stargan_sdk.")}
+    return graph
+
+
+def test_no_import_cycle_between_backends() -> None:
+    graph = _backend_imports()
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), set()):
+                if nxt in graph and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert cycles == [], f"backend modules importing each other in a cycle: {cycles}"
+    assert "stargan_sdk.backends.openvino" not in graph["stargan_sdk.backends.onnxruntime"]

@@ -4,7 +4,8 @@ Usage: with OrtBackend(bundle_dir, manifest) as b: out = b.infer({"image": x, "l
 
 Constructing a backend does no heavy or GPU work; `load()` does (sessions, engines, buffers). `infer`
 takes and returns named float32 numpy arrays at the engine boundary (NCHW in [-1, 1]); callers split
-batches larger than `max_batch`.
+batches larger than `max_batch` and hand the parts to `infer_batches`, which a backend may override to overlap
+work across them (same results as one `infer` per part).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -69,6 +70,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch (N <= max_batch) and return the named outputs as new float32 arrays."""
+
+    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Run several batches (each N <= max_batch) and return their outputs in the same order.
+
+        The contract: the same values as `[self.infer(b) for b in batches]` (this default), returned when every
+        batch has finished; input arrays are not kept or modified; a bad batch raises the error `infer` would
+        and leaves the backend usable; nothing is held (locks, requests, buffers) after the call returns. A
+        backend overrides it only to overlap work across batches, e.g. host-device copies with compute
+        (TensorRT) or several requests in flight (OpenVINO). The Translator calls it for a batch larger than
+        `max_batch`, already split into parts of at most `max_batch`.
+        """
+        return [self.infer(feeds) for feeds in batches]
 
     @abc.abstractmethod
     def close(self) -> None:
