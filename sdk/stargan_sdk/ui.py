@@ -74,7 +74,7 @@ class Page:
         """A new upload (or mode): estimate it and set both panels from the estimate."""
         n = len(self.controls.toggles)
         if not path:
-            return [None, "Upload a face or a photo.", None, *[False] * n, "keep", *[False] * n,
+            return [None, "Upload a face or a photo.", gr.update(), None, *[False] * n, "keep", *[False] * n,
                     None, None, gr.update(value=None, visible=False), ""]
         try:
             prepared = prepare(self.translator, path, mode)
@@ -88,7 +88,7 @@ class Page:
         toggles = [bool(values.get(a, 0)) for a in self.controls.toggles]
         face = " (face 1)" if len(prepared.faces) > 1 and not prepared.whole else ""
         text = f"**Estimated{face}:** {describe(self.controls, est)}"
-        return [prepared, text, hair, *toggles, "keep", *toggles, None, None,
+        return [prepared, text, gr.update(open=est is None), hair, *toggles, "keep", *toggles, None, None,
                 gr.update(value=None, visible=False), prepared.note]
 
     def on_edit(self, prepared: Prepared | None, *values: Any) -> list[Any]:
@@ -121,7 +121,8 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
     """The page's Blocks (not launched)."""
     page = Page(translator, download_dir or tempfile.mkdtemp(prefix="stargan-ui-"))
     c = page.controls
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    # Uploads and results are personal photos: Gradio deletes its cached copies after an hour.
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         gr.Markdown(f"# {title}\n{_subtitle(translator)}")
         state = gr.State(None)
         with gr.Row():
@@ -133,7 +134,7 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
                     gr.Examples([[str(EXAMPLE)]], inputs=[upload], label="Example")
             with gr.Column():
                 estimate = gr.Markdown("Upload a face or a photo.", elem_id="estimate")
-                with gr.Accordion("Correct the estimate", open=False):
+                with gr.Accordion("Correct the estimate", open=False) as correct:
                     shown_hair = gr.Radio([*c.choice, HAIR_NONE], value=HAIR_NONE, label="The input's hair colour",
                                           visible=bool(c.choice), elem_id="shown-hair")
                     shown = [gr.Checkbox(label=a, elem_id=f"shown-{a}") for a in c.toggles]
@@ -144,11 +145,12 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
                 run = gr.Button("Edit", variant="primary", elem_id="edit-button")
                 note = gr.Markdown(elem_id="note")
             with gr.Column():
-                result = gr.Image(label="Result", format="png", interactive=False, elem_id="result-image")
+                result = gr.Image(label="Result", format="png", interactive=False, elem_id="result-image",
+                                  buttons=["download", "fullscreen"])  # no "share": it posts to a hub
                 download = gr.DownloadButton("Download the result (PNG)", visible=False, elem_id="download")
         row = gr.Gallery(label="Every single-attribute edit", columns=len(c.choice) + len(c.toggles) + 1,
-                         format="png", elem_id="all-edits", height="auto")
-        image_outputs = [state, estimate, shown_hair, *shown, target_hair, *targets, result, row, download, note]
+                         format="png", elem_id="all-edits", height="auto", buttons=["download", "fullscreen"])
+        image_outputs = [state, estimate, correct, shown_hair, *shown, target_hair, *targets, result, row, download, note]
         upload.change(page.on_image, [upload, mode], image_outputs)
         mode.change(page.on_image, [upload, mode], image_outputs)
         run.click(page.on_edit, [state, target_hair, *targets, shown_hair, *shown], [result, row, download, note])
@@ -163,8 +165,15 @@ def _subtitle(translator: Any) -> str:
 
 def serve(translator: Any, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
           title: str = "StarGAN face editor") -> gr.Blocks:
-    """Launch the page on host:port (no share link, no telemetry); `block=False` returns the running Blocks."""
-    blocks = build_page(translator, title=title)
+    """Launch the page on host:port (no share link, no telemetry); `block=False` returns the running Blocks
+    (stop it with `.close()`)."""
+    if block:
+        with tempfile.TemporaryDirectory(prefix="stargan-ui-") as downloads:
+            return _launch(build_page(translator, title=title, download_dir=downloads), host, port, block)
+    return _launch(build_page(translator, title=title), host, port, block)
+
+
+def _launch(blocks: gr.Blocks, host: str, port: int, block: bool) -> gr.Blocks:
     blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
                   max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
                   prevent_thread_lock=not block, quiet=False)
