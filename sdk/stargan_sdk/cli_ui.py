@@ -8,6 +8,7 @@ rest of the CLI import without them.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -28,10 +29,9 @@ UI_HELP = (
 
 def _load_gradio_page() -> Any:
     try:
-        from stargan_sdk import ui
+        return importlib.import_module("stargan_sdk.ui")
     except ImportError as e:
         raise StarGANError(f"stargan ui needs Gradio ({e}): pip install 'stargan[ui]'") from None
-    return ui
 
 
 def _remote(url: str, model: str, bundle: Path | None) -> Any:
