@@ -76,13 +76,13 @@ def ui(
         raise StarGANError("give a BUNDLE folder, or --url of a served bundle")
     page = _load_gradio_page()  # before loading a model, so a missing extra fails fast
     translator = _remote(url, model, bundle) if url else Translator.load(bundle, backend=backend)
-    where = url or str(bundle)
+    title = f"StarGAN face editor: {url if url else bundle.resolve().name}"
     if not _is_loopback(host):
         typer.echo(f"warning: serving on {host}: anyone who can reach it can use this page (no login)", err=True)
-    typer.echo(f"serving {where} on http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port} (Ctrl+C stops)")
-    try:
-        page.serve(translator, host=host, port=port, title=f"StarGAN face editor: {Path(where).name or where}")
+    try:  # Gradio prints the address once it listens; Ctrl+C stops it
+        page.serve(translator, host=host, port=port, title=title)
     except OSError as e:
-        raise StarGANError(f"cannot serve on {host}:{port}: {e}") from None
+        reason = str(e).split(". ")[0]  # Gradio's advice after the first sentence names its own API
+        raise StarGANError(f"cannot serve on {host}:{port} ({reason}); choose another --port") from None
     finally:
         translator.close()
