@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import signal
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -52,6 +53,11 @@ def _remote(url: str, model: str, bundle: Path | None) -> Any:
     return translator
 
 
+def _stop(signum: int, frame: Any) -> None:
+    """`kill` (SIGTERM) stops the page as Ctrl+C does, so its downloads folder is removed."""
+    raise KeyboardInterrupt
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -79,10 +85,12 @@ def ui(
     title = f"StarGAN face editor: {url if url else bundle.resolve().name}"
     if not _is_loopback(host):
         typer.echo(f"warning: serving on {host}: anyone who can reach it can use this page (no login)", err=True)
-    try:  # Gradio prints the address once it listens; Ctrl+C stops it
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:  # prints the address once it listens; serves until Ctrl+C or SIGTERM
         page.serve(translator, host=host, port=port, title=title)
     except OSError as e:
         reason = str(e).split(". ")[0]  # Gradio's advice after the first sentence names its own API
         raise StarGANError(f"cannot serve on {host}:{port} ({reason}); choose another --port") from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         translator.close()

@@ -106,7 +106,8 @@ class Page:
             result, row = edit(self.translator, prepared, changes, None if same else original)
         except (StarGANError, OSError, ValueError) as e:
             raise _message(e) from e
-        gallery = [(prepared.face, "input"), *[(img, name) for name, img in row.items()]]
+        gallery = [(prepared.face, "input" if prepared.whole else "input (face 1)"),
+                   *[(img, name) for name, img in row.items()]]
         path = self._save(result)
         said = ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing (same attributes: a reconstruction)"
         return [result, gallery, gr.update(value=str(path), visible=True), f"{prepared.note} Changed: {said}."]
@@ -165,16 +166,21 @@ def _subtitle(translator: Any) -> str:
 
 def serve(translator: Any, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
           title: str = "StarGAN face editor") -> gr.Blocks:
-    """Launch the page on host:port (no share link, no telemetry); `block=False` returns the running Blocks
-    (stop it with `.close()`)."""
-    if block:
-        with tempfile.TemporaryDirectory(prefix="stargan-ui-") as downloads:
-            return _launch(build_page(translator, title=title, download_dir=downloads), host, port, block)
-    return _launch(build_page(translator, title=title), host, port, block)
+    """Launch the page on host:port (no share link, no telemetry) and print its address; `block=False`
+    returns the running Blocks (stop it with `.close()`), otherwise it serves until Ctrl+C."""
+    if not block:
+        return _launch(build_page(translator, title=title), host, port)
+    with tempfile.TemporaryDirectory(prefix="stargan-ui-") as downloads:
+        blocks = _launch(build_page(translator, title=title, download_dir=downloads), host, port)
+        blocks.block_thread()  # returns on Ctrl+C, with the server closed
+        return blocks
 
 
-def _launch(blocks: gr.Blocks, host: str, port: int, block: bool) -> gr.Blocks:
+def _launch(blocks: gr.Blocks, host: str, port: int) -> gr.Blocks:
+    # quiet: Gradio's banner suggests share=True, a public tunnel this command never opens.
     blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
                   max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
-                  prevent_thread_lock=not block, quiet=False)
+                  prevent_thread_lock=True, quiet=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"serving the StarGAN face editor on http://{shown}:{blocks.server_port}/ (Ctrl+C stops)", flush=True)
     return blocks

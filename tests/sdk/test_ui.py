@@ -235,3 +235,20 @@ def test_cli_reports_a_busy_port_in_one_line() -> None:
         result = CliRunner().invoke(app, ["ui", str(BUNDLE), "--port", str(port), "--backend", "onnxruntime"])
     assert result.exit_code == 2, result.output
     assert f"cannot serve on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.parametrize(("content", "message"), [(png_claiming(20_000, 20_000), "decompression bomb"),
+                                                  (b"<html>not an image</html>", "not a readable image")])
+def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content: bytes, message: str) -> None:
+    """Gradio opens the upload before any handler runs; its errors must still read as a reason."""
+    gr = pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
+    from gradio.data_classes import FileData
+
+    from stargan_sdk.ui import UploadImage
+
+    path = tmp_path / "upload.png"
+    path.write_bytes(content)
+    component = UploadImage(type="filepath", format="png")
+    assert component.get_block_name() == "image"  # the page shows it with gr.Image's front-end
+    with pytest.raises(gr.Error, match=message):
+        component.preprocess(FileData(path=str(path), orig_name="upload.png"))
