@@ -70,6 +70,10 @@ class Page:
         self.controls: Controls = controls_for(translator)
         self.download_dir = Path(download_dir)
 
+    def forget(self) -> list[Any]:
+        """Clear the image and its results (runs before each new upload is examined)."""
+        return [None, None, None, gr.update(value=None, visible=False), ""]
+
     def on_image(self, path: str | None, mode: str) -> list[Any]:
         """A new upload (or mode): estimate it and set both panels from the estimate."""
         n = len(self.controls.toggles)
@@ -152,9 +156,13 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
         row = gr.Gallery(label="Every single-attribute edit", columns=len(c.choice) + len(c.toggles) + 1,
                          format="png", elem_id="all-edits", height="auto", buttons=["download", "fullscreen"])
         image_outputs = [state, estimate, correct, shown_hair, *shown, target_hair, *targets, result, row, download, note]
-        upload.change(page.on_image, [upload, mode], image_outputs)
-        mode.change(page.on_image, [upload, mode], image_outputs)
-        run.click(page.on_edit, [state, target_hair, *targets, shown_hair, *shown], [result, row, download, note])
+        # Forget the previous image first, so a rejected upload never leaves it to be edited; progress and
+        # error badges go on the one component the user waits for, not on every output.
+        for changed in (upload.change, mode.change):
+            changed(page.forget, None, [state, result, row, download, note], show_progress="hidden").then(
+                page.on_image, [upload, mode], image_outputs, show_progress_on=[estimate])
+        run.click(page.on_edit, [state, target_hair, *targets, shown_hair, *shown], [result, row, download, note],
+                  show_progress_on=[result])
     return blocks
 
 

@@ -174,3 +174,21 @@ def test_blond_edit_in_a_real_browser(server: str, browser, tmp_path: Path) -> N
     assert (shown[hair].mean(axis=0) - face[hair].mean(axis=0)).min() > 40, "the hair did not get lighter"
 
     assert requested_hosts(browser) == {"127.0.0.1"}, "the page asked for something beyond the local server"
+
+
+def test_a_photo_without_a_face_gets_a_message_and_nothing_to_edit(server: str, browser, tmp_path: Path) -> None:
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (300, 200), (120, 130, 140)).save(wall)
+    browser.get(server)
+    wait = WebDriverWait(browser, TIMEOUT)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#input-image input[type=file]").send_keys(str(EXAMPLE))
+    wait.until(lambda d: "Estimated" in d.find_element(By.ID, "estimate").text)
+    browser.find_element(By.CSS_SELECTOR, "#input-image input[type=file]").send_keys(str(wall))
+    toast = wait.until(lambda d: next((e.text for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")
+                                       if "no face found" in e.text), None))
+    assert "upload a photo with a clear frontal face" in toast
+    browser.find_element(By.ID, "edit-button").click()  # the rejected upload must not leave the face to edit
+    wait.until(lambda d: any("Upload a face or a photo first" in e.text
+                             for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#result-image img[src]")
