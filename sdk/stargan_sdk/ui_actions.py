@@ -27,6 +27,7 @@ from stargan_sdk.errors import (
 from stargan_sdk.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
 from stargan_sdk.face_detect import FaceBox
 from stargan_sdk.imaging import center_crop
+from stargan_sdk.photo_modes import PhotoCodec
 
 MODES = ("auto", "whole", "faces")
 # A square image whose face crop is at least this share of its side is an aligned face crop (CelebA's are
@@ -89,7 +90,7 @@ def open_upload(path: str | os.PathLike[str]) -> Image.Image:
     if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
         white = Image.new("RGBA", upright.size, "white")
         return Image.alpha_composite(white, upright.convert("RGBA")).convert("RGB")
-    return upright.convert("RGB")
+    return Image.fromarray(PhotoCodec(upright).to_rgb())  # 16-bit and float greyscale scaled, not clipped
 
 
 def prepare(translator: Any, path: str | os.PathLike[str], mode: str = "auto") -> Prepared:
@@ -100,7 +101,7 @@ def prepare(translator: Any, path: str | os.PathLike[str], mode: str = "auto") -
     whole, faces, note = choose_whole(image, mode)
     if whole and image.width != image.height:
         image = center_crop(image)
-        note += f" (centre-cropped to {image.width}x{image.height})"
+        note = f"{note[:-1]}, centre-cropped to {image.width}x{image.height}."
     face = image if whole else face_crop(image, faces[0])
     return Prepared(image, whole, face, faces, note, estimate_or_none(translator, face))
 

@@ -124,6 +124,22 @@ def test_whole_mode_centre_crops_a_photo(toy: Translator, tmp_path: Path) -> Non
     assert prepared.whole and prepared.image.size == (200, 200) and "centre-cropped" in prepared.note
 
 
+def test_uploads_of_any_mode_become_upright_rgb(tmp_path: Path) -> None:
+    from stargan_sdk.ui_actions import open_upload
+
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(clear)
+    assert np.asarray(open_upload(clear)).tolist() == [[[255, 255, 255]] * 8] * 8  # transparent: white, as translate
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(deep)  # 16-bit greyscale, full scale
+    assert np.asarray(open_upload(deep)).min() == 255
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), (0, 128, 0)).save(turned, exif=exif)
+    assert open_upload(turned).size == (20, 40)
+
+
 def test_no_face_in_a_photo_says_so(toy: Translator, tmp_path: Path) -> None:
     path = tmp_path / "wall.png"
     Image.new("RGB", (300, 200), (120, 130, 140)).save(path)
