@@ -38,19 +38,25 @@ MODE_CHOICES = [("auto", "auto"), ("whole image (an aligned face)", "whole"), ("
 MAX_UPLOAD = "64mb"
 
 
-class UploadImage(gr.Image):
-    """gr.Image whose upload errors (not an image, a decompression bomb) read as messages, not 'Error'."""
+def upload_image(**kwargs: Any) -> gr.Image:
+    """A gr.Image whose upload errors (not an image, a decompression bomb) read as messages, not 'Error'.
 
-    def get_block_name(self) -> str:
-        return "image"  # the same front-end component as gr.Image
+    Gradio opens each upload with PIL before any handler runs. Wrapped on the instance, not subclassed:
+    Gradio writes a .pyi stub beside the module of every component subclass at import time.
+    """
+    image = gr.Image(**kwargs)
+    inner = image.preprocess
 
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return inner(payload)
         except Image.DecompressionBombError as e:
             raise gr.Error(f"refused as a decompression bomb: {e}") from e
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise gr.Error(f"not a readable image: {str(e).splitlines()[0]}") from e
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 def _message(e: BaseException) -> gr.Error:
@@ -132,7 +138,7 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
         state = gr.State(None)
         with gr.Row():
             with gr.Column():
-                upload = UploadImage(type="filepath", label="Input: a face or a photo", sources=["upload", "clipboard"],
+                upload = upload_image(type="filepath", label="Input: a face or a photo", sources=["upload", "clipboard"],
                                      elem_id="input-image", format="png")
                 mode = gr.Radio(MODE_CHOICES, value="auto", label="How to edit it", elem_id="mode")
                 if EXAMPLE.is_file():

@@ -260,11 +260,12 @@ def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content
     gr = pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
     from gradio.data_classes import FileData
 
-    from stargan_sdk.ui import UploadImage
+    from stargan_sdk.ui import upload_image
 
     path = tmp_path / "upload.png"
     path.write_bytes(content)
-    component = UploadImage(type="filepath", format="png")
-    assert component.get_block_name() == "image"  # the page shows it with gr.Image's front-end
+    component = upload_image(type="filepath", format="png")
     with pytest.raises(gr.Error, match=message):
         component.preprocess(FileData(path=str(path), orig_name="upload.png"))
+    # Gradio writes a .pyi stub beside any module that subclasses a component; the page must not (read-only installs).
+    assert not (Path(sys.modules["stargan_sdk.ui"].__file__).with_suffix(".pyi")).exists()
