@@ -3,7 +3,7 @@
 Usage: pytest -q tests/sdk/test_ui_browser.py   (skips without chromium + chromedriver; STARGAN_UI_SCREENSHOT=path
 also saves the screenshot there, e.g. docs/ui.png)
 
-The page is served by `python -m stargan_sdk.cli ui` in its own process group on 127.0.0.1 and a free port,
+The page is served by `stargan ui` (under an audit hook) in its own process group on 127.0.0.1 and a free port,
 and stopped by the test. Chromium runs with the network closed: the test also asserts that the page asked
 for nothing beyond the server.
 """
@@ -42,6 +42,20 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--window-size=1400,1000")
 HAIR_RGB = (91, 51, 29)  # the example face's brown hair
 TIMEOUT = 40.0
+# Runs `stargan` with an audit hook that reports every connection or name lookup beyond loopback.
+SERVE_AUDITED = """
+import sys
+LOCAL = ("127.0.0.1", "::1", "localhost", None)
+def hook(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in LOCAL:
+        print(f"OUTBOUND connect {args[1]!r}", file=sys.stderr, flush=True)
+    if event == "socket.getaddrinfo" and args[0] not in LOCAL:
+        print(f"OUTBOUND lookup {args[0]!r}", file=sys.stderr, flush=True)
+sys.addaudithook(hook)
+from stargan_sdk.cli import main
+sys.argv[0] = "stargan"
+main()
+"""
 
 if not (CHROMIUM and DRIVER):
     pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
@@ -59,11 +73,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server_log() -> Iterator[io.BufferedRandom]:
+    with tempfile.TemporaryFile() as log:
+        yield log
+
+
+@pytest.fixture(scope="module")
+def server(server_log: io.BufferedRandom) -> Iterator[str]:
     """`stargan ui` on the shipped bundle (ONNX Runtime, so the test can reproduce the result exactly)."""
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "stargan_sdk.cli", "ui", str(BUNDLE), "--port", str(port),
+    port, log = free_port(), server_log
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_AUDITED, "ui", str(BUNDLE), "--port", str(port),
                              "--backend", "onnxruntime"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -76,7 +95,6 @@ def server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        log.close()
 
 
 def _wait_until_up(proc: subprocess.Popen, url: str, log: io.BufferedRandom) -> None:
@@ -192,3 +210,11 @@ def test_a_photo_without_a_face_gets_a_message_and_nothing_to_edit(server: str, 
     wait.until(lambda d: any("Upload a face or a photo first" in e.text
                              for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")))
     assert not browser.find_elements(By.CSS_SELECTOR, "#result-image img[src]")
+
+
+def test_the_server_reached_for_nothing_beyond_loopback(server: str, server_log: io.BufferedRandom) -> None:
+    """Runs after the browser tests (file order): no telemetry, update check, CDN or share tunnel."""
+    server_log.seek(0)
+    text = server_log.read().decode(errors="replace")
+    assert "serving the StarGAN face editor on http://127.0.0.1:" in text
+    assert "OUTBOUND" not in text, text
