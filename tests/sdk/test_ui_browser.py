@@ -4,8 +4,8 @@ Usage: pytest -q tests/sdk/test_ui_browser.py   (skips without chromium + chrome
 also saves the screenshot there, e.g. docs/ui.png)
 
 The page is served by `stargan ui` (under an audit hook) in its own process group on 127.0.0.1 and a free port,
-and stopped by the test. Chromium runs with the network closed: the test also asserts that the page asked
-for nothing beyond the server.
+and stopped by the test. Chromium resolves no name but 127.0.0.1 (as with no internet), and the test asserts
+that neither the page nor the server asked for anything beyond loopback.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 DRIVER = shutil.which("chromedriver")
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                  "--window-size=1400,1000")
+                  "--window-size=1400,1000", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
 HAIR_RGB = (91, 51, 29)  # the example face's brown hair
 TIMEOUT = 40.0
 # Runs `stargan` with an audit hook that reports every connection or name lookup beyond loopback.
