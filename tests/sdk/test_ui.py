@@ -269,3 +269,33 @@ def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content
         component.preprocess(FileData(path=str(path), orig_name="upload.png"))
     # Gradio writes a .pyi stub beside any module that subclasses a component; the page must not (read-only installs).
     assert not (Path(sys.modules["stargan_sdk.ui"].__file__).with_suffix(".pyi")).exists()
+
+
+def test_cli_url_serves_the_remote_translator(monkeypatch: pytest.MonkeyPatch, bundle: Path) -> None:
+    """--url loads `stargan_sdk.remote.RemoteTranslator` (a stand-in here: the real one needs a Triton server)
+    and hands it to the page; a BUNDLE given too must be the served model."""
+    pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
+    import types
+
+    import stargan_sdk.ui
+
+    loaded: list[tuple[str, str]] = []
+
+    class RemoteTranslator:
+        @classmethod
+        def load(cls, url: str, model: str = "stargan") -> Translator:
+            loaded.append((url, model))
+            return Translator.load(BUNDLE, backend="onnxruntime")  # the served bundle
+
+    served: list[object] = []
+    monkeypatch.setitem(sys.modules, "stargan_sdk.remote", types.SimpleNamespace(RemoteTranslator=RemoteTranslator))
+    monkeypatch.setattr(stargan_sdk.ui, "serve", lambda t, **kw: served.append((t.image_size, kw)))
+    result = CliRunner().invoke(app, ["ui", "--url", "grpc://127.0.0.1:8001", "--model", "faces", "--port", "7999"])
+    assert result.exit_code == 0, result.output
+    assert loaded == [("grpc://127.0.0.1:8001", "faces")]
+    assert served == [(64, {"host": "127.0.0.1", "port": 7999, "title": "StarGAN face editor: grpc://127.0.0.1:8001"})]
+    result = CliRunner().invoke(app, ["ui", str(bundle), "--url", "grpc://127.0.0.1:8001"])  # a 32 px bundle
+    assert result.exit_code == 2 and "is not" in result.output and "drop BUNDLE" in result.output
+    assert len(served) == 1
+    result = CliRunner().invoke(app, ["ui", "--url", "grpc://127.0.0.1:8001", "--host", "0.0.0.0"])
+    assert result.exit_code == 0 and "warning: serving on 0.0.0.0: anyone who can reach it" in result.output
