@@ -1,6 +1,6 @@
 """The `stargan ui` web page (Gradio): upload a face or photo, see the estimate, set the edit, get the result.
 
-Usage: build_page(Translator.load("models/toyfaces-64")).launch(server_name="127.0.0.1", server_port=7860)
+Usage: serve(Translator.load("models/toyfaces-64"), host="127.0.0.1", port=7860)  # or: stargan ui BUNDLE
 
 Gradio is imported here only (extra `ui`), with telemetry and its update check off; the page loads nothing
 from outside the server (the default theme's fonts are served locally), so it works with no internet.
@@ -161,7 +161,8 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
                 download = gr.DownloadButton("Download the result (PNG)", visible=False, elem_id="download")
         row = gr.Gallery(label="Every single-attribute edit", columns=len(c.choice) + len(c.toggles) + 1,
                          format="png", elem_id="all-edits", height="auto", buttons=["download", "fullscreen"])
-        image_outputs = [state, estimate, correct, shown_hair, *shown, target_hair, *targets, result, row, download, note]
+        image_outputs = [state, estimate, correct, shown_hair, *shown, target_hair, *targets,
+                         result, row, download, note]
         # Forget the previous image first, so a rejected upload never leaves it to be edited; progress and
         # error badges go on the one component the user waits for, not on every output.
         for changed in (upload.change, mode.change):
