@@ -138,8 +138,8 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
         state = gr.State(None)
         with gr.Row():
             with gr.Column():
-                upload = upload_image(type="filepath", label="Input: a face or a photo", sources=["upload", "clipboard"],
-                                     elem_id="input-image", format="png")
+                upload = upload_image(type="filepath", label="Input: a face or a photo",
+                                      sources=["upload", "clipboard"], elem_id="input-image", format="png")
                 mode = gr.Radio(MODE_CHOICES, value="auto", label="How to edit it", elem_id="mode")
                 if EXAMPLE.is_file():
                     gr.Examples([[str(EXAMPLE)]], inputs=[upload], label="Example")
