@@ -24,6 +24,7 @@ from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, select_backend
 from stargan_sdk.bundle import open_bundle
+from stargan_sdk.cli_ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.figure import figure_row
 from stargan_sdk.imaging import center_crop, save_image
@@ -237,6 +238,9 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", escape(b["reason"]))
     console.print(table)
+
+
+app.command(help=UI_HELP)(friendly(ui))
 
 
 def main() -> None:
