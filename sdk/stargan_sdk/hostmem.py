@@ -1,6 +1,6 @@
 """Large host-memory passes (copies, min/max) split over a few threads: numpy releases the GIL for both.
 
-Usage: copy_into(pinned_view, images); lo, hi = value_range(images)
+Usage: copy_into(pinned_view, images); check_image_range(*value_range(images))
 
 At batch 256 and 128 px a batch is 50 MB: one thread copying it into a pinned staging buffer, or scanning
 it for the [-1, 1] check, costs several milliseconds, as much as the GPU's whole generator pass. Small
@@ -14,6 +14,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from stargan_sdk.errors import ImageInputError
 
 PARALLEL_BYTES = 4 << 20  # below this, thread hand-off costs more than it saves
 MAX_THREADS = 8
@@ -60,3 +62,9 @@ def value_range(a: np.ndarray) -> tuple[float, float]:
     ranges = list(_executor().map(lambda s: (a[s].min(), a[s].max()), parts))
     lows, highs = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
     return float(lows.min()), float(highs.max())
+
+
+def check_image_range(low: float, high: float) -> None:
+    """ImageInputError unless every value lay in [-1, 1] (a little slack for rounding); NaN fails too."""
+    if not (low >= -1.0 - 1e-3 and high <= 1.0 + 1e-3):
+        raise ImageInputError(f"images must be finite and normalised to [-1, 1], found values in [{low}, {high}]")

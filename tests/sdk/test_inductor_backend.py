@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
-from stargan_sdk.backends.inductor import InductorBackend, plan_chunks
-from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.backends.inductor import InductorBackend, pipelined_plan, plan_chunks
+from stargan_sdk.errors import BackendUnavailableError, ImageInputError
 from stargan_sdk.manifest import read_manifest
 
 pytest.importorskip("torch")
@@ -51,6 +51,17 @@ def test_plan_covers_every_batch_with_compiled_sizes(n: int, sizes: list[int]) -
     assert run <= 2 * take or run == min(sizes)  # padding wastes at most half a launch unless nothing smaller exists
 
 
+@given(n=st.integers(1, 700), chunk=st.sampled_from([0, 16, 32]))
+def test_pipelined_plan_cuts_large_batches_into_chunks(n: int, chunk: int) -> None:
+    sizes = (1, 8, 32, 64, 256)
+    plan = pipelined_plan(n, sizes, chunk)
+    assert sum(take for take, _ in plan) == n and all(run in sizes + (chunk,) for _, run in plan)
+    if chunk and n >= 2 * chunk:
+        assert plan[: n // chunk] == [(chunk, chunk)] * (n // chunk)
+    else:
+        assert plan == plan_chunks(n, sizes)
+
+
 def test_plan_examples() -> None:
     sizes = (1, 8, 64, 256)
     assert plan_chunks(64, sizes) == [(64, 64)]
@@ -72,10 +83,21 @@ def test_translate_through_the_public_api(compiled: Translator, translator: Tran
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1  # uint8 rounding of 1e-4-close floats
 
 
+def test_out_of_range_images_are_refused_by_the_backend(compiled: Translator) -> None:
+    assert compiled.backend.checks_input_range  # the Translator leaves the scan to the backend
+    x, c = batch(3, seed=9)
+    for bad in (np.nan, 1.5, -np.inf):
+        y = x.copy()
+        y[2, 1, 5, 5] = bad
+        with pytest.raises(ImageInputError, match="normalised to"):
+            compiled.infer(y, c)
+    np.testing.assert_array_equal(compiled.infer(x, c), compiled.infer(x, c))  # still usable
+
+
 def test_describe_reports_sizes_and_parity(compiled: Translator) -> None:
     info = compiled.describe()
     assert info["backend"] == "inductor" and info["device"] == "cpu" and info["precision"] == "fp32"
-    assert info["batch_sizes"] == [2] and compiled.backend.max_batch == 2
+    assert info["batch_sizes"] == [2] and compiled.backend.max_batch == 2 and info["pipeline_chunk"] == 0
     assert info["parity_psnr_db"]["2"] > 100  # FP32 compiled vs FP32 eager: summation order only
 
 
@@ -142,6 +164,20 @@ def test_cuda_fp16_graphs_close_to_fp32(bundle: Path, translator: Translator, n:
     mse = float(np.mean((first.astype(np.float64) - reference) ** 2))
     assert 10 * np.log10(4.0 / mse) >= 40
     np.testing.assert_array_equal(second, first)
+
+
+@pytest.mark.gpu
+def test_cuda_pipelined_chunks_equal_single_launches(bundle: Path) -> None:
+    x, c = batch(11, seed=5)
+    with Translator.load(bundle, backend="inductor", batch_sizes=(1, 4, 8), pipeline_chunk=2) as t:
+        piped = t.infer(x, c)  # 5 chunks of 2 (two staging slots alternate) and 1
+        single = np.concatenate([t.infer(x[i:i + 1], c[i:i + 1]) for i in range(11)])
+        assert t.describe()["pipeline_chunk"] == 2 and 2 in t.describe()["batch_sizes"]
+        y = x.copy()
+        y[7, 0, 0, 0] = np.nan  # a bad row in the fourth chunk: refused on the device
+        with pytest.raises(ImageInputError):
+            t.infer(y, c)
+    np.testing.assert_allclose(piped, single, atol=2e-3)
 
 
 @pytest.mark.gpu

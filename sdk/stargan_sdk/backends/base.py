@@ -41,6 +41,9 @@ class Backend(abc.ABC):
     """
 
     name: str = "base"
+    # True: `infer` itself refuses images outside [-1, 1] or non-finite (ImageInputError), e.g. on the GPU as
+    # part of the captured graph, so the Translator skips its own host-side scan. Same error either way.
+    checks_input_range: bool = False
 
     def __init__(
         self,

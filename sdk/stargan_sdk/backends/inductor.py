@@ -26,10 +26,12 @@ from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.backends.torch_backend import to_precision, torch_availability, want_cuda
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.hostmem import check_image_range, value_range
 from stargan_sdk.manifest import Manifest
 from stargan_sdk.tolerances import TOLERANCES, psnr_db
 
 CUDA_BATCH_SIZES = (1, 8, 64, 256)
+PIPELINE_CHUNK = 32  # CUDA: batches of at least twice this run as chunks, the host copying one while the GPU runs one
 CPU_BATCH_SIZES = (1, 8)
 MODES = ("default", "max-autotune-no-cudagraphs")  # CUDA graphs are ours, so Inductor's own are never asked for
 
@@ -52,6 +54,14 @@ def plan_chunks(n: int, sizes: Sequence[int]) -> list[tuple[int, int]]:
         plan.append((min(step, rest), step))
         rest -= min(step, rest)
     return plan
+
+
+def pipelined_plan(n: int, sizes: Sequence[int], chunk: int) -> list[tuple[int, int]]:
+    """`plan_chunks`, except that a batch of at least two `chunk`s (a compiled size) is cut into such chunks
+    first, so copies and compute overlap; the rest is planned as usual."""
+    if not chunk or n < 2 * chunk:
+        return plan_chunks(n, sizes)
+    return [(chunk, chunk)] * (n // chunk) + (plan_chunks(n % chunk, sizes) if n % chunk else [])
 
 
 def default_cache_dir() -> Path:
@@ -82,11 +92,14 @@ class InductorBackend(Backend):
         options: `batch_sizes` (compiled static sizes; CUDA default 1, 8, 64, 256; CPU 1, 8), `precision`
             ("fp16" default on CUDA, "fp32"), `channels_last` (CUDA default True), `cuda_graphs` (default True),
             `mode` ("default" or "max-autotune-no-cudagraphs"), `cache_dir` (Inductor's caches; process-wide),
-            `cudnn_benchmark` (default True; process-wide), `device_type` ("auto" | "cpu" | "cuda").
+            `cudnn_benchmark` (default True; process-wide), `pipeline_chunk` (CUDA: batches of at least twice
+            this size run as chunks of it, copies overlapping compute; default 32, 0 = off; compiled too),
+            `device_type` ("auto" | "cpu" | "cuda").
     """
 
     name = "inductor"
     thread_safe = True  # one lock around the staging buffers and graphs
+    checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 
     @classmethod
     def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
@@ -131,6 +144,11 @@ class InductorBackend(Backend):
         mode = self.options.get("mode", "default")
         if mode not in MODES:
             raise BackendUnavailableError(f"inductor mode must be one of {', '.join(MODES)}, got {mode!r}")
+        chunk = self.options.get("pipeline_chunk", PIPELINE_CHUNK) if use_cuda else 0
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 0:
+            raise BackendUnavailableError(f"pipeline_chunk must be a non-negative integer, got {chunk!r}")
+        self._chunk = chunk if chunk and chunk * 2 <= max(sizes) else 0  # no chunking below the largest size
+        sizes = sizes + ((self._chunk,) if self._chunk else ())
         self._sizes, self._precision, self._mode, self._cuda = tuple(sorted(set(sizes))), precision, mode, use_cuda
         self._channels_last = bool(self.options.get("channels_last", use_cuda))
 
@@ -193,28 +211,37 @@ class InductorBackend(Backend):
                     f"the Inductor-compiled generator at batch {n} misses FP32 parity ({tolerance.describe(max_abs, psnr)}); "
                     f"refusing it (torch {torch.__version__})")
 
-    def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
-        """One compiled size exactly (len(image) is in self._sizes)."""
+    def _run_sizes(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Compiled sizes exactly (each len(image) is in self._sizes), pipelined on CUDA; checks the input range."""
         torch = self._torch
-        if self._runner is not None:
-            with torch.no_grad():  # not inference_mode: the static buffers outlive this call
-                return self._runner.run(image, label)
-        with torch.no_grad():
-            return self._compiled(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+        with torch.no_grad():  # not inference_mode: the runner's static buffers outlive this call
+            if self._runner is not None:
+                outs, ranges = self._runner.run(chunks)
+                check_image_range(min(r[0] for r in ranges), max(r[1] for r in ranges))
+                return outs
+            for x, _ in chunks:
+                check_image_range(*value_range(x))
+            return [self._compiled(torch.from_numpy(x), torch.from_numpy(c)).numpy() for x, c in chunks]
+
+    def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
+        return self._run_sizes([(image, label)])[0]
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._require_loaded()
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
-        parts, start = [], 0
+        chunks, takes, start = [], [], 0
+        for take, run in pipelined_plan(len(image), self._sizes, self._chunk):
+            x, c = image[start:start + take], label[start:start + take]
+            if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
+                x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
+                c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
+            chunks.append((np.ascontiguousarray(x), np.ascontiguousarray(c)))
+            takes.append(take)
+            start += take
         with self._lock:
             self._require_loaded()  # close() may have run while this call waited
-            for take, run in plan_chunks(len(image), self._sizes):
-                x, c = image[start:start + take], label[start:start + take]
-                if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
-                    x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
-                    c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
-                parts.append(self._run_size(np.ascontiguousarray(x), np.ascontiguousarray(c))[:take])
-                start += take
+            outs = self._run_sizes(chunks)
+        parts = [out[:take] for out, take in zip(outs, takes)]
         return {OUTPUT_IMAGE: parts[0] if len(parts) == 1 else np.concatenate(parts)}
 
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -225,7 +252,8 @@ class InductorBackend(Backend):
             raise BackendUnavailableError("timed_infer needs CUDA and a compiled batch size")
         timings: dict[str, float] = {}
         with self._lock, self._torch.no_grad():
-            out = self._runner.run(image, label, timings)
+            (out,), ((low, high),) = self._runner.run([(image, label)], timings)
+        check_image_range(low, high)
         return {OUTPUT_IMAGE: out}, timings
 
     def close(self) -> None:
@@ -239,7 +267,7 @@ class InductorBackend(Backend):
         if self.loaded:
             runner = self._runner
             info.update(device=f"cuda:{self.device}" if runner else "cpu", precision=self._precision, mode=self._mode,
-                        batch_sizes=list(self._sizes), channels_last=self._channels_last,
+                        batch_sizes=list(self._sizes), pipeline_chunk=self._chunk, channels_last=self._channels_last,
                         cache_dir=str(self._cache_dir), torch=self._torch.__version__,
                         first_call_s={str(k): round(v, 3) for k, v in self._compile_s.items()},
                         parity_psnr_db={str(k): round(v, 2) for k, v in self._parity.items()})

@@ -21,6 +21,7 @@ import numpy as np
 from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE, WEIGHTS_KIND
 from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.hostmem import check_image_range, value_range
 from stargan_sdk.manifest import Manifest
 
 DEFAULT_CUDA_MAX_BATCH = 64  # the export's default optimisation profile; buffers are sized for it
@@ -74,6 +75,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     thread_safe = True  # one lock around the shared staging buffers and graphs
+    checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 
     @classmethod
     def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
@@ -127,7 +129,10 @@ class TorchBackend(Backend):
             torch = self._torch
             if self._runner is not None:
                 with torch.no_grad():  # not inference_mode: the static buffers outlive this call
-                    return {OUTPUT_IMAGE: self._runner.run(image, label)}
+                    (out,), ((low, high),) = self._runner.run([(image, label)])
+                check_image_range(low, high)
+                return {OUTPUT_IMAGE: out}
+            check_image_range(*value_range(image))
             with torch.inference_mode():
                 x, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in (image, label))
                 out = self._module(x, c)
@@ -140,7 +145,8 @@ class TorchBackend(Backend):
             raise BackendUnavailableError("timed_infer splits GPU transfers from compute; this backend runs on the CPU")
         timings: dict[str, float] = {}
         with self._lock, self._torch.no_grad():
-            out = self._runner.run(feeds[INPUT_IMAGE], feeds[INPUT_LABEL], timings)
+            (out,), ((low, high),) = self._runner.run([(feeds[INPUT_IMAGE], feeds[INPUT_LABEL])], timings)
+        check_image_range(low, high)
         return {OUTPUT_IMAGE: out}, timings
 
     def close(self) -> None:

@@ -1,32 +1,37 @@
 """CUDA execution for the torch-based backends: pinned staging, a private stream, one CUDA graph per batch size.
 
-Usage: runner = CudaGraphRunner(torch, forward, device, max_batch, (3, S, S), c_dim); y = runner.run(x, c)
+Usage: runner = CudaGraphRunner(torch, forward, device, max_batch, (3, S, S), c_dim); outs, ranges = runner.run([(x, c)])
 
-Mirrors the TensorRT backend: pinned input staging and device buffers allocated once for `max_batch`, async
-copies and the model on a non-default stream, and a graph captured per batch size after one warm-up run
-(cuDNN's algorithm search and Inductor's compilation must not happen inside a capture). Capture failing
-means eager execution from then on, with the reason kept for `describe()`. Imports nothing heavy itself:
+Mirrors the TensorRT backend: device buffers allocated once for `max_batch`, async copies and the model on a
+non-default stream, and a graph captured per batch size after one warm-up run (cuDNN's algorithm search and
+Inductor's compilation must not happen inside a capture; capture failing means eager launches from then on,
+with the reason kept for `describe()`). Several chunks in one call are pipelined: two pinned staging slots
+alternate, so the host copies chunk i+1 while the GPU runs chunk i. Each graph also records its input's
+(min, max) on the device, so the [-1, 1] check costs no host pass over the images. Outputs land in pinned
+blocks of torch's caching host allocator and are handed out without a second copy. Imports nothing heavy:
 the caller passes the torch module in.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from stargan_sdk.hostmem import copy_into
 
+Chunk = tuple[np.ndarray, np.ndarray]
+
 
 class CudaGraphRunner:
-    """Staging buffers, a private stream and per-batch-size CUDA graphs around one `forward(x, c)`.
+    """Staging slots, a private stream and per-batch-size CUDA graphs around one `forward(x, c)`.
 
     Args:
         torch: the imported torch module.
         forward: float32 device tensors [n, 3, S, S] and [n, c_dim] -> float32 device tensor [n, 3, S, S].
         device: the torch.device to run on.
-        max_batch: largest batch; buffers are sized for it.
+        max_batch: largest chunk; buffers are sized for it.
         image: (3, S, S).
         c_dim: label length.
         graphs: capture CUDA graphs (else eager launches every call).
@@ -34,66 +39,83 @@ class CudaGraphRunner:
 
     def __init__(self, torch: Any, forward: Callable[[Any, Any], Any], device: Any, max_batch: int,
                  image: tuple[int, ...], c_dim: int, graphs: bool = True) -> None:
-        self.torch, self.forward, self.device = torch, forward, device
+        self.torch, self.forward, self.device, self.image = torch, forward, device, tuple(image)
         self.graphs_enabled, self.graph_error = graphs, ""
         self.stream = torch.cuda.Stream(device)
         pinned = dict(dtype=torch.float32, pin_memory=True)
-        self.host_img = torch.empty((max_batch, *image), **pinned)
-        self.host_lbl = torch.empty((max_batch, c_dim), **pinned)
-        self.image = tuple(image)
+        self.slots = [(torch.empty((max_batch, *image), **pinned), torch.empty((max_batch, c_dim), **pinned))
+                      for _ in range(2)]
+        self.slot_free: list[Any] = [None, None]  # event after the upload that last read each slot
         self.dev_img = torch.empty((max_batch, *image), dtype=torch.float32, device=device)
         self.dev_lbl = torch.empty((max_batch, c_dim), dtype=torch.float32, device=device)
-        self.graphs: dict[int, tuple[Any, Any]] = {}
+        self.graphs: dict[int, tuple[Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle()  # graphs replay one at a time, so they can share memory
 
-    def _capture(self, n: int) -> tuple[Any, Any] | None:
+    def _step(self, x: Any, c: Any) -> tuple[Any, Any]:
+        """The captured work: the output and the input's (min, max); NaN propagates into both."""
+        low, high = self.torch.aminmax(x)
+        return self.forward(x, c), self.torch.stack([low, high])
+
+    def _capture(self, n: int) -> None:
         torch = self.torch
         x, c = self.dev_img[:n], self.dev_lbl[:n]
         try:
             with torch.cuda.stream(self.stream):
-                self.forward(x, c)  # warm-up: algorithm choice, compilation and lazy init stay out of the capture
+                self._step(x, c)  # warm-up: algorithm choice, compilation and lazy init stay out of the capture
             self.stream.synchronize()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
-                out = self.forward(x, c)
-            return graph, out
+                out, stats = self._step(x, c)
+            self.graphs[n] = (graph, out, stats)
         except Exception as e:  # capture is an optimisation: any failure means eager from now on
             torch.cuda.synchronize(self.device)
             self.graphs_enabled, self.graph_error = False, f"{type(e).__name__}: {e}"
             warnings.warn(f"CUDA graph capture failed, running eagerly: {self.graph_error}", RuntimeWarning, stacklevel=3)
-            return None
 
-    def run(self, image: np.ndarray, label: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
-        """One batch; with `timings`, CUDA events split it into h2d_ms / compute_ms / d2h_ms."""
-        torch, n = self.torch, image.shape[0]
-        copy_into(self.host_img[:n].numpy(), image)  # the one input copy, straight into pinned memory
-        self.host_lbl[:n].numpy()[...] = label
-        # The output lands in pinned memory from torch's caching host allocator and is handed out as is: no
-        # second host copy, and a freed output's block is reused (after its copy's event) by a later call.
-        host_out = torch.empty((n, *self.image), dtype=torch.float32, pin_memory=True)
-        if self.graphs_enabled and n not in self.graphs:
-            captured = self._capture(n)
-            if captured is not None:
-                self.graphs[n] = captured
+    def run(self, chunks: Sequence[Chunk], timings: dict[str, float] | None = None
+            ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+        """Outputs and input (min, max) of each chunk, all finished. `timings` (one chunk only): CUDA events
+        split it into h2d_ms / compute_ms / d2h_ms."""
+        torch = self.torch
         events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if timings is not None else None
-        with torch.cuda.stream(self.stream):
-            self._mark(events, 0)
-            self.dev_img[:n].copy_(self.host_img[:n], non_blocking=True)
-            self.dev_lbl[:n].copy_(self.host_lbl[:n], non_blocking=True)
-            self._mark(events, 1)
-            if n in self.graphs:
-                graph, out = self.graphs[n]
-                graph.replay()
-            else:
-                out = self.forward(self.dev_img[:n], self.dev_lbl[:n])
-            self._mark(events, 2)
-            host_out.copy_(out, non_blocking=True)
-            self._mark(events, 3)
+        pending = []
+        for i, (image, label) in enumerate(chunks):
+            slot, n = i % 2, len(image)
+            if self.slot_free[slot] is not None:
+                self.slot_free[slot].synchronize()  # the upload that read this slot two chunks ago is done
+            host_img, host_lbl = self.slots[slot]
+            copy_into(host_img[:n].numpy(), image)  # overlaps with the GPU's work on the previous chunk
+            host_lbl[:n].numpy()[...] = label
+            if self.graphs_enabled and n not in self.graphs:
+                self._capture(n)
+            pending.append(self._enqueue(host_img[:n], host_lbl[:n], slot, events))
         self.stream.synchronize()
         if events is not None and timings is not None:
             for i, key in enumerate(("h2d_ms", "compute_ms", "d2h_ms")):
                 timings[key] = events[i].elapsed_time(events[i + 1])
-        return host_out.numpy()
+        return [out.numpy() for out, _ in pending], [(float(s[0]), float(s[1])) for _, s in pending]
+
+    def _enqueue(self, host_img: Any, host_lbl: Any, slot: int, events: list[Any] | None) -> tuple[Any, Any]:
+        torch, n = self.torch, len(host_img)
+        out_host = torch.empty((n, *self.image), dtype=torch.float32, pin_memory=True)
+        stats_host = torch.empty(2, dtype=torch.float32, pin_memory=True)
+        with torch.cuda.stream(self.stream):
+            self._mark(events, 0)
+            self.dev_img[:n].copy_(host_img, non_blocking=True)
+            self.dev_lbl[:n].copy_(host_lbl, non_blocking=True)
+            self.slot_free[slot] = torch.cuda.Event()
+            self.slot_free[slot].record(self.stream)
+            self._mark(events, 1)
+            if n in self.graphs:
+                graph, out, stats = self.graphs[n]
+                graph.replay()
+            else:
+                out, stats = self._step(self.dev_img[:n], self.dev_lbl[:n])
+            self._mark(events, 2)
+            out_host.copy_(out, non_blocking=True)
+            stats_host.copy_(stats, non_blocking=True)
+            self._mark(events, 3)
+        return out_host, stats_host
 
     def _mark(self, events: list[Any] | None, i: int) -> None:
         if events is not None:
