@@ -94,6 +94,19 @@ def test_out_of_range_images_are_refused_by_the_backend(compiled: Translator) ->
     np.testing.assert_array_equal(compiled.infer(x, c), compiled.infer(x, c))  # still usable
 
 
+def test_a_nan_in_any_chunk_fails_the_device_range_check(compiled: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA runner reports each chunk's (min, max); a NaN in a later chunk must not be stepped over."""
+
+    class Runner:  # stands in for CudaGraphRunner on the CPU: what the graphs would report
+        def run(self, chunks):
+            return [x for x, _ in chunks], [(-0.5, 0.5), (float("nan"), float("nan")), (-0.2, 0.9)]
+
+    monkeypatch.setattr(compiled.backend, "_runner", Runner())
+    x, c = batch(2)
+    with pytest.raises(ImageInputError, match="normalised to"):
+        compiled.backend._run_sizes([(x, c)] * 3)
+
+
 def test_describe_reports_sizes_and_parity(compiled: Translator) -> None:
     info = compiled.describe()
     assert info["backend"] == "inductor" and info["device"] == "cpu" and info["precision"] == "fp32"
@@ -177,7 +190,8 @@ def test_cuda_pipelined_chunks_equal_single_launches(bundle: Path) -> None:
         y[7, 0, 0, 0] = np.nan  # a bad row in the fourth chunk: refused on the device
         with pytest.raises(ImageInputError):
             t.infer(y, c)
-    np.testing.assert_allclose(piped, single, atol=2e-3)
+    mse = float(np.mean((piped.astype(np.float64) - single) ** 2))  # other batch sizes: other FP16 kernels
+    assert 10 * np.log10(4.0 / max(mse, 1e-20)) >= 50
 
 
 @pytest.mark.gpu
