@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.backends.torch_backend import to_precision, torch_availability, want_cuda
+from stargan_sdk.backends.torch_backend import open_generator, to_precision, torch_availability
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.hostmem import check_image_range, value_range
@@ -113,17 +113,9 @@ class InductorBackend(Backend):
     def load(self) -> None:
         if self.loaded:
             return
-        available = torch_availability(self.manifest)
-        if not available.ok:
-            raise BackendUnavailableError(available.reason)
-        import torch
-
-        from stargan_sdk.backends.torch_generator import load_generator
-
-        use_cuda = want_cuda(torch, self.options.get("device_type", "auto"))
-        self._settings(use_cuda)
+        torch, reference, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "inductor")
+        self._settings(use_cuda, precision)
         self._prepare_compiler(torch)
-        reference = load_generator(self.bundle_dir, self.manifest)  # float32 CPU module, eager
         self._torch, self._lock = torch, threading.Lock()
         self._compile_s: dict[int, float] = {}
         self._parity: dict[int, float] = {}
@@ -136,13 +128,10 @@ class InductorBackend(Backend):
         self.max_batch = max(self._sizes)
         self.loaded = True
 
-    def _settings(self, use_cuda: bool) -> None:
+    def _settings(self, use_cuda: bool, precision: str) -> None:
         sizes = tuple(self.options.get("batch_sizes") or (CUDA_BATCH_SIZES if use_cuda else CPU_BATCH_SIZES))
         if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
             raise BackendUnavailableError(f"batch_sizes must be positive integers, got {sizes!r}")
-        precision = self.options.get("precision", "fp16" if use_cuda else "fp32")
-        if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
-            raise BackendUnavailableError(f"inductor precision {precision!r} is not available here (fp16 needs CUDA)")
         mode = self.options.get("mode", "default")
         if mode not in MODES:
             raise BackendUnavailableError(f"inductor mode must be one of {', '.join(MODES)}, got {mode!r}")

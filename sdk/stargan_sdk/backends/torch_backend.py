@@ -47,6 +47,24 @@ def want_cuda(torch: Any, kind: str) -> bool:
     return kind != "cpu" and torch.cuda.is_available()
 
 
+def open_generator(bundle_dir: Path, manifest: Manifest, options: dict[str, Any], name: str
+                   ) -> tuple[Any, Any, bool, str]:
+    """What both torch-based backends start from: torch, the bundle's float32 generator on the CPU, whether to
+    run on CUDA, and the precision ("fp16" default on CUDA, "fp32"). BackendUnavailableError otherwise."""
+    available = torch_availability(manifest)
+    if not available.ok:
+        raise BackendUnavailableError(available.reason)
+    import torch
+
+    from stargan_sdk.backends.torch_generator import load_generator
+
+    use_cuda = want_cuda(torch, options.get("device_type", "auto"))
+    precision = options.get("precision", "fp16" if use_cuda else "fp32")
+    if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
+        raise BackendUnavailableError(f"{name} precision {precision!r} is not available here (fp16 needs CUDA)")
+    return torch, load_generator(bundle_dir, manifest), use_cuda, precision
+
+
 def to_precision(torch: Any, module: Any, fp16: bool) -> Any:
     """Convolutions in half when `fp16`; InstanceNorm parameters stay float32 either way."""
     from stargan_sdk.backends.torch_generator import InstanceNorm32
@@ -84,18 +102,7 @@ class TorchBackend(Backend):
     def load(self) -> None:
         if self.loaded:
             return
-        available = torch_availability(self.manifest)
-        if not available.ok:
-            raise BackendUnavailableError(available.reason)
-        import torch
-
-        from stargan_sdk.backends.torch_generator import load_generator
-
-        use_cuda = want_cuda(torch, self.options.get("device_type", "auto"))
-        precision = self.options.get("precision", "fp16" if use_cuda else "fp32")
-        if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
-            raise BackendUnavailableError(f"torch backend precision {precision!r} is not available here (fp16 needs CUDA)")
-        module = load_generator(self.bundle_dir, self.manifest)
+        torch, module, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "torch backend")
         self._lock = threading.Lock()
         self._torch, self._precision = torch, precision
         if use_cuda:
