@@ -26,7 +26,7 @@ from stargan_sdk.backends.registry import availability_report, select_backend
 from stargan_sdk.bundle import open_bundle
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.figure import figure_row
-from stargan_sdk.imaging import center_crop, save_image
+from stargan_sdk.imaging import center_crop, save_image, upright
 from stargan_sdk.manifest import verify_artifact
 from stargan_sdk.translator import Translator
 
@@ -40,6 +40,8 @@ console = Console()
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto | tensorrt | openvino | onnxruntime | torch.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+MaxPixelsOpt = Annotated[float, typer.Option(
+    "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
 OriginalOpt = Annotated[Optional[list[str]], typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
 
@@ -58,10 +60,15 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         except (StarGANError, OSError, UnidentifiedImageError, ValueError) as e:
             if os.environ.get("STARGAN_DEBUG") == "1":
                 raise
-            typer.echo(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", err=True)
+            typer.echo(f"error: {_one_line(e)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
@@ -76,10 +83,12 @@ def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
     return out
 
 
-def _open_image(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im
+def _open_image(path: Path, max_megapixels: float) -> Image.Image:
+    """Decode a file (sized from its header first, so a bomb is refused before decoding) and turn it
+    upright as its EXIF orientation says, so every later rule sees what a viewer shows."""
+    from stargan_sdk.faces import open_photo  # OpenCV is imported only when a face is detected
+
+    return upright(open_photo(path, max_pixels=int(max_megapixels * 1e6)))
 
 
 def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
@@ -125,6 +134,7 @@ def translate(
     backend: BackendOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop every image to a square first.")] = False,
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
+    max_megapixels: MaxPixelsOpt = 64.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
@@ -135,7 +145,7 @@ def translate(
     with Translator.load(bundle, backend=backend) as t:
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         mode = "crop" if crop else "photo" if photo else "auto"
-        done, failed = _run_all(t, pairs, changes, orig, mode, progress=len(pairs) > 1 and not as_json)
+        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, progress=len(pairs) > 1 and not as_json)
     if as_json:
         typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
     else:
@@ -148,7 +158,7 @@ def translate(
 
 
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
-             mode: str, progress: bool) -> tuple[list[str], dict[str, str]]:
+             mode: str, max_megapixels: float, progress: bool) -> tuple[list[str], dict[str, str]]:
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
     done: list[str] = []
     failed: dict[str, str] = {}
@@ -156,12 +166,12 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
         task = bar.add_task("translating", total=len(pairs))
         for src, dst in pairs:
             try:
-                save_image(_edit(t, _open_image(src), changes, orig, mode), dst)
+                save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode), dst)
                 done.append(str(dst))
-            except (StarGANError, OSError, UnidentifiedImageError) as e:
-                if len(pairs) == 1 or isinstance(e, (BackendUnavailableError,)):
+            except (StarGANError, OSError, ValueError) as e:
+                if len(pairs) == 1 or isinstance(e, BackendUnavailableError):
                     raise
-                failed[str(src)] = str(e)
+                failed[str(src)] = _one_line(e)
             bar.advance(task)
     return done, failed
 
@@ -176,11 +186,12 @@ def grid(
     backend: BackendOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop the image to a square first.")] = False,
     tile: Annotated[int, typer.Option(help="Side of each tile in pixels (default: the model size).")] = 0,
+    max_megapixels: MaxPixelsOpt = 64.0,
 ) -> None:
     """Save the input and one output per single-attribute edit as one captioned PNG (the paper's figure row)."""
     if not src.is_file():
         raise UsageError(f"input not found: {src}")
-    image = _open_image(src)
+    image = _open_image(src, max_megapixels)
     image = center_crop(image) if crop else image
     with Translator.load(bundle, backend=backend) as t:
         row = t.translate_all(image, original=parse_assignments(original, "--original") or None)

@@ -2,9 +2,10 @@
 
 Usage: with Translator.load("models/toyfaces-64") as t: blond = t.translate(Image.open("face.png"), Blond_Hair=1)
 
-Images: a square PIL image or uint8 numpy array (HxW, HxWx1, HxWx3 RGB, HxWx4 RGBA) of any size; it is
-resized to the model size and the result resized back, returned as the same type and mode. Non-square
-photos go through `translate_photo` (face detection) or `imaging.center_crop` first. Edits apply on top of
+Images: a PIL image or uint8 numpy array (HxW, HxWx1, HxWx3 RGB, HxWx4 RGBA) of any size, upright by its
+EXIF orientation. As in training, its largest centred square (CelebA: 178x178 of an aligned 178x218 face)
+is resized to the model size; the result is resized back and put in place, returned at the input's size,
+type and mode. Photos where the face is small go through `translate_photo` (face detection). Edits apply on top of
 the image's current attributes: `original={...}` or, when omitted, the bundle's classifier's estimate.
 See `stargan_sdk.labels` for the exclusive-group rules.
 """

@@ -150,3 +150,55 @@ def test_translate_a_real_photo_edits_the_detected_face_only(bundle: Path, tmp_p
     ys, xs = np.nonzero(changed)
     assert changed.any() and 150 < xs.mean() < 300 and ys.mean() < 260  # around the face (box ~ x 177-270, y 67-160)
     assert not changed[400:].any() and not changed[:, :100].any()  # body and far left untouched
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height RGB pixels, with no pixel data: decoding it would need
+    width * height * 3 bytes, so refusing it from the header is the only way to refuse it cheaply."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_folder_run_reports_a_bomb_and_keeps_going(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(face).save(src / "a.png")
+    png_header_only(src / "b_100mp.png", 10_000, 10_000)  # 100 MP: 300 MB of RGB if decoded
+    png_header_only(src / "c_bomb.png", 30_000, 30_000)  # 900 MP: PIL's own DecompressionBombError
+    Image.fromarray(face).save(src / "d.png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert "b_100mp.png" in errors[0] and "100.0 megapixels exceeds the limit of 64" in errors[0]
+    assert "c_bomb.png" in errors[1]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "d.png"]
+    # the limit is the user's to raise; the header-only file then fails as the truncated file it is
+    result = invoke("translate", src / "b_100mp.png", "-b", bundle, "--set", "Male=0", *ORIGINAL,
+                    "--max-megapixels", "200", "-o", tmp_path / "big.png")
+    assert result.exit_code == 2 and "truncated or corrupt" in result.stderr
+
+
+def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, translator: Translator,
+                                                              face: np.ndarray, tmp_path: Path) -> None:
+    """A camera JPEG stores pixels sideways plus an orientation tag; viewers show it upright, so the edit
+    must see (and return) the upright face."""
+    upright = np.ascontiguousarray(face[:, :24])  # 24 x 32 portrait, as a viewer shows it
+    stored = Image.fromarray(np.rot90(upright, k=1))  # sensor pixels, turned 90 degrees anticlockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    src = tmp_path / "camera.png"
+    stored.save(src, exif=exif)
+    out = tmp_path / "out.png"
+    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--crop", "--set", "Male=0",
+                    *ORIGINAL, "-o", out)
+    assert result.exit_code == 0, result.output
+    expected = translator.translate(upright[4:28], Male=0, original={"Black_Hair": 1, "Male": 1, "Young": 0})
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
