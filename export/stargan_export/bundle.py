@@ -22,7 +22,7 @@ import onnx
 import torch
 
 from stargan_export import __version__
-from stargan_export import checks
+from stargan_export import checks, int8
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_export.fp16 import onnx_fp32_to_fp16
 from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onnx, torch_to_onnx
@@ -71,6 +71,7 @@ def build_bundle(
     max_batch: int = 64,
     opset: int = 17,
     workspace_gib: float = 4.0,
+    int8_calibration: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Manifest:
@@ -78,7 +79,8 @@ def build_bundle(
 
     `engine=None` builds a TensorRT engine when TensorRT and a GPU are present and otherwise logs one
     line saying why not; `engine=True` makes their absence an EngineUnavailableError. `log` receives
-    one-line notes (default: the `stargan_export` logger).
+    one-line notes (default: the `stargan_export` logger). `int8_calibration`, a folder of face images, adds
+    `generator.int8.onnx` (see `stargan_export.int8`); its images are read before anything is written.
     """
     note = log or _log.info
     out = Path(out_dir)
@@ -88,11 +90,14 @@ def build_bundle(
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise ExportError(f"batch sizes need 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
     src = load_sources(checkpoint, attributes=attributes, image_size=image_size, classifier=classifier)
+    calibration = None
+    if int8_calibration is not None:  # a bad calibration image fails here, before the bundle is touched
+        calibration = int8.prepare_calibration(int8_calibration, src.image_size, src.attributes)
     build_engine = _want_engine(engine, note)
     _make_dir(out)  # only now: bad input never leaves an empty folder behind
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["pt2"] * torch_program
-    plan += ["engine"] * build_engine
+    plan += ["engine"] * build_engine + ["int8"] * (calibration is not None)
     try:
         state = _Build(src, staging, opset)
         with Steps(len(plan) + 1, enabled=progress) as steps:
@@ -106,6 +111,9 @@ def build_bundle(
             if build_engine:
                 steps.run("TensorRT engine", lambda: _export_engine(
                     state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16, note))
+            if calibration is not None:
+                steps.run("ONNX INT8 generator", lambda: state.artifacts.append(int8.quantize_onnx(
+                    staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset)))
             manifest = steps.run("manifest", lambda: _commit(out, state))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
