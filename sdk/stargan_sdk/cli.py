@@ -25,7 +25,7 @@ from rich.table import Table
 from stargan_sdk.backends.registry import availability_report, select_backend
 from stargan_sdk.bundle import open_bundle
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
-from stargan_sdk.figure import figure_row
+from stargan_sdk.figure import MAX_TILE, figure_row
 from stargan_sdk.imaging import center_crop, save_image, upright
 from stargan_sdk.manifest import verify_artifact
 from stargan_sdk.translator import Translator
@@ -191,11 +191,17 @@ def grid(
     """Save the input and one output per single-attribute edit as one captioned PNG (the paper's figure row)."""
     if not src.is_file():
         raise UsageError(f"input not found: {src}")
+    if not 0 <= tile <= MAX_TILE:
+        raise UsageError(f"--tile must be 1..{MAX_TILE} pixels (0: the model size), got {tile}")
     image = _open_image(src, max_megapixels)
     image = center_crop(image) if crop else image
     with Translator.load(bundle, backend=backend) as t:
+        side = tile or t.image_size
+        # Every edit comes back at the input's size; the figure shows them `side` px high, so a large photo
+        # is first scaled down to what the figure shows (memory: c_dim + 1 images of that size, not of 64 MP).
+        image.thumbnail((4 * max(side, t.image_size), max(side, t.image_size)), Image.Resampling.LANCZOS)
         row = t.translate_all(image, original=parse_assignments(original, "--original") or None)
-        canvas = figure_row(image, row, tile=tile if tile > 0 else t.image_size)
+        canvas = figure_row(image, row, tile=side)
     save_image(canvas, out)
     console.print(escape(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
 

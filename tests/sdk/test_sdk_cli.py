@@ -202,3 +202,12 @@ def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, trans
     assert result.exit_code == 0, result.output
     expected = translator.translate(upright[4:28], Male=0, original={"Black_Hair": 1, "Male": 1, "Young": 0})
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_grid_tile_is_bounded_and_keeps_the_aspect_ratio(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(face[:, :24])).save(tmp_path / "tall.png")  # 24 x 32
+    result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "100000", "-o", tmp_path / "g.png")
+    assert result.exit_code == 2 and result.stderr.strip() == "error: --tile must be 1..1024 pixels (0: the model size), got 100000"
+    result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "64", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "g.png").size == (6 * 48 + 5 * 2, 64 + 16)

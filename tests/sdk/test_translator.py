@@ -192,6 +192,24 @@ def test_closed_translator_refuses_work(bundle: Path, face: np.ndarray) -> None:
     t.close()
     with pytest.raises(StarGANError, match="closed"):
         t.translate(face, Male=1)
+    with pytest.raises(StarGANError, match="closed"):
+        t.estimate(face)
+
+
+def test_large_batches_are_prepared_in_chunks(translator: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded: at most CHUNK_PIXELS of float tensors exist at once, results are unchanged."""
+    import stargan_sdk.translator as translator_mod
+
+    images = np.random.default_rng(5).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    originals = [{"Black_Hair": i % 2, "Male": 1, "Young": 0} for i in range(7)]
+    whole = translator.translate_batch(images, {"Blond_Hair": 1}, original=originals)
+    monkeypatch.setattr(translator_mod, "CHUNK_PIXELS", 3 * 32 * 32)
+    seen: list[int] = []
+    real = translator.infer
+    monkeypatch.setattr(translator, "infer", lambda x, c: (seen.append(len(x)), real(x, c))[1])
+    chunked = translator.translate_batch(images, {"Blond_Hair": 1}, original=originals)
+    assert seen == [3, 3, 1]
+    np.testing.assert_array_equal(chunked, whole)
 
 
 def test_translate_photo_edits_only_the_face_region(translator: Translator) -> None:
