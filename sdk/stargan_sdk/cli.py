@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -68,7 +69,21 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return printable(text.splitlines()[0] if text else type(e).__name__)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Text from a bundle or a file name with control characters (ANSI escapes) shown as \\xNN, never sent
+    to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def safe(text: object) -> str:
+    """`printable`, and Rich markup shown literally: for values interpolated into console.print."""
+    return escape(printable(text))
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
@@ -150,9 +165,9 @@ def translate(
         typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
     else:
         for path in done:
-            console.print(f"wrote {escape(path)}")
+            console.print(f"wrote {safe(path)}")
     for path, message in failed.items():
-        typer.echo(f"error: {path}: {message}", err=True)
+        typer.echo(f"error: {printable(path)}: {message}", err=True)
     if failed:
         raise typer.Exit(2)
 
@@ -203,7 +218,7 @@ def grid(
         row = t.translate_all(image, original=parse_assignments(original, "--original") or None)
         canvas = figure_row(image, row, tile=side)
     save_image(canvas, out)
-    console.print(escape(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
+    console.print(safe(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
 
 
 def bundle_report(bundle: Path) -> dict[str, Any]:
@@ -241,18 +256,18 @@ def info(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    console.print(f"[bold]{escape(report['bundle'])}[/]: {report['dataset']}, {report['image_size']} px")
+    console.print(f"[bold]{safe(report['bundle'])}[/]: {safe(report['dataset'])}, {report['image_size']} px")
     for g in report["groups"]:
-        console.print(f"  {g['name']} ({g['kind']}): {', '.join(g['attributes'])}")
+        console.print(f"  {safe(g['name'])} ({safe(g['kind'])}): {safe(', '.join(g['attributes']))}")
     files = Table("file", "kind", "role", "precision", "sha256")
     for a in report["artifacts"]:
-        status = "ok" if a["status"] == "ok" else f"[red]{escape(a['status'])}"
-        files.add_row(a["file"], a["kind"], a["role"], a["precision"], status)
+        status = "ok" if a["status"] == "ok" else f"[red]{safe(a['status'])}"
+        files.add_row(safe(a["file"]), safe(a["kind"]), safe(a["role"]), safe(a["precision"]), status)
     console.print(files)
     table = Table("backend", "available", "why")
     for name, b in report["backends"].items():
         chosen = " (auto)" if name == report["auto"] else ""
-        table.add_row(name + chosen, "yes" if b["available"] else "no", escape(b["reason"]))
+        table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
 
 

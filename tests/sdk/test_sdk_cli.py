@@ -211,3 +211,29 @@ def test_grid_tile_is_bounded_and_keeps_the_aspect_ratio(bundle: Path, face: np.
     result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "64", "-o", tmp_path / "g.png")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "g.png").size == (6 * 48 + 5 * 2, 64 + 16)
+
+
+def test_info_prints_markup_in_names_literally(bundle_copy: Path) -> None:
+    """Names come from whoever wrote the bundle: Rich markup is shown as text, never interpreted."""
+    path = bundle_copy / "manifest.json"
+    m = json.loads(path.read_text())
+    hostile = "[blink][link=http://example.invalid]Male[/link][/blink]"
+    m["attributes"] = [hostile if a == "Male" else a for a in m["attributes"]]
+    for g in m["groups"]:
+        g["attributes"] = [hostile if a == "Male" else a for a in g["attributes"]]
+    m["dataset"] = "[bold red]celeba[/]"
+    path.write_text(json.dumps(m))
+    result = invoke("info", bundle_copy)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())  # Rich wraps long lines at spaces
+    assert hostile in flat and "[bold red]celeba[/]" in flat
+
+
+def test_control_characters_in_file_names_never_reach_the_terminal(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(face).save(src / "good\x1b[31m.png")
+    (src / "bad\x1b[2J.png").write_bytes(b"not a png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "\x1b" not in result.output and "bad\\x1b[2J.png" in result.stderr and "good\\x1b" in result.stdout
