@@ -188,9 +188,6 @@ def validate(m: Manifest) -> None:
             f"manifest lists {len(m.attributes)} attributes but the generator's c_dim is {m.generator.get('c_dim')}"
         )
     _validate_groups(m)
-    files = [a.file for a in m.artifacts]
-    if len(set(files)) != len(files):
-        raise ManifestError(f"manifest lists an artifact file twice: {sorted(f for f in files if files.count(f) > 1)[0]}")
     for a in m.artifacts:
         if a.kind not in ARTIFACT_KINDS or a.role not in ROLES or a.precision not in PRECISIONS:
             raise ManifestError(f"artifact {a.file}: unknown kind/role/precision {a.kind}/{a.role}/{a.precision}")

@@ -139,3 +139,43 @@ def test_torch_cuda_is_correct_from_eight_threads(bundle: Path) -> None:
         for th in threads:
             th.join()
     assert len(results) == 8 and all(np.array_equal(results[i], reference[i]) for i in range(8))
+
+
+BACKEND_CLASSES = [
+    ("stargan_sdk.backends.onnxruntime", "OrtBackend"),
+    ("stargan_sdk.backends.openvino", "OpenVinoBackend"),
+    ("stargan_sdk.backends.tensorrt", "TrtBackend"),
+    ("stargan_sdk.backends.torch_backend", "TorchBackend"),
+]
+
+
+@pytest.mark.parametrize("module, cls", BACKEND_CLASSES)
+@pytest.mark.parametrize("options, message", [
+    ({"thread": 4}, "unknown .* option\\(s\\) thread; known"),
+    ({"threads": 0}, "threads must be a positive integer"),
+    ({"threads": True}, "threads must be a positive integer"),
+    ({"max_batch": 0}, "max_batch must be a positive integer"),
+    ({"device": -1}, "device must be a CUDA device ordinal"),
+])
+def test_every_backend_refuses_unknown_options_and_bad_counts(bundle: Path, module: str, cls: str, options: dict,
+                                                              message: str) -> None:
+    """Checked in the constructor, before any heavy import or GPU work; `cuda_graphs` (which
+    Translator.load passes to every backend) is always accepted."""
+    from stargan_sdk.errors import BackendOptionError
+    from stargan_sdk.manifest import read_manifest
+
+    backend_cls = getattr(importlib.import_module(module), cls)
+    manifest = read_manifest(bundle)
+    if "threads" in options and "threads" not in (backend_cls.accepted_options or ()):
+        options = {"thread_count": 1}  # a backend without threads refuses the name itself
+        message = "unknown .* option\\(s\\) thread_count"
+    with pytest.raises(BackendOptionError, match=message):
+        backend_cls(bundle, manifest, **options)
+    backend_cls(bundle, manifest, cuda_graphs=False)  # accepted everywhere, nothing loaded
+
+
+def test_translator_load_refuses_a_misspelt_option(bundle: Path) -> None:
+    from stargan_sdk.errors import BackendOptionError
+
+    with pytest.raises(BackendOptionError, match="unknown onnxruntime option\\(s\\) thread; known: precision"):
+        Translator.load(bundle, backend="onnxruntime", thread=2)

@@ -4,7 +4,9 @@ Usage: with OrtBackend(bundle_dir, manifest) as b: out = b.infer({"image": x, "l
 
 Constructing a backend does no heavy or GPU work; `load()` does (sessions, engines, buffers). `infer`
 takes and returns named float32 numpy arrays at the engine boundary (NCHW in [-1, 1]); callers split
-batches larger than `max_batch`.
+batches larger than `max_batch`. Each backend declares the options it takes (`accepted_options`); the
+base constructor refuses any other name and a `threads` or `max_batch` below 1, so a typo never runs silently
+with defaults.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from stargan_sdk.errors import StarGANError
+from stargan_sdk.errors import BackendOptionError, StarGANError
 from stargan_sdk.manifest import Manifest
 
 
@@ -40,6 +42,10 @@ class Backend(abc.ABC):
     """
 
     name: str = "base"
+    # Option names this backend reads; None means "not declared" (every name passes). `cuda_graphs` is
+    # always accepted: Translator.load passes it to every backend (CPU backends ignore it).
+    accepted_options: ClassVar[tuple[str, ...] | None] = None
+    COMMON_OPTIONS: ClassVar[tuple[str, ...]] = ("cuda_graphs",)
 
     def __init__(
         self,
@@ -50,12 +56,26 @@ class Backend(abc.ABC):
         max_batch: int | None = None,
         **options: Any,
     ) -> None:
+        self._check_options(device, max_batch, options)
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest
         self.device = device
         self.max_batch = max_batch
         self.options = options
         self.loaded = False
+
+    def _check_options(self, device: Any, max_batch: Any, options: dict[str, Any]) -> None:
+        if self.accepted_options is not None:
+            known = tuple(self.accepted_options) + self.COMMON_OPTIONS
+            unknown = sorted(set(options) - set(known))
+            if unknown:
+                raise BackendOptionError(f"unknown {self.name} option(s) {', '.join(unknown)}; known: "
+                                         f"{', '.join(self.accepted_options) or 'none besides cuda_graphs'}")
+        for key, value in (("threads", options.get("threads")), ("max_batch", max_batch)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BackendOptionError(f"{key} must be a positive integer or None, got {value!r}")
+        if isinstance(device, bool) or not isinstance(device, int) or device < 0:
+            raise BackendOptionError(f"device must be a CUDA device ordinal (an integer >= 0), got {device!r}")
 
     @classmethod
     @abc.abstractmethod

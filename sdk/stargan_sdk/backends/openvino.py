@@ -105,6 +105,7 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
+    accepted_options = OPTIONS
     thread_safe = False
     compile_count = 0  # models compiled since load (one per batch size and hint)
 

@@ -154,6 +154,7 @@ class TrtBackend(Backend):
     """
 
     name = "tensorrt"
+    accepted_options = ()  # cuda_graphs only (common to all backends)
 
     def __init__(
         self,

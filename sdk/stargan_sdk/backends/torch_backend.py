@@ -169,6 +169,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    accepted_options = ("device_type", "precision", "cudnn_benchmark", "channels_last")
     thread_safe = True  # one lock around the shared staging buffers and graphs
 
     @classmethod
