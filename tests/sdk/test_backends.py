@@ -179,3 +179,29 @@ def test_translator_load_refuses_a_misspelt_option(bundle: Path) -> None:
 
     with pytest.raises(BackendOptionError, match="unknown onnxruntime option\\(s\\) thread; known: precision"):
         Translator.load(bundle, backend="onnxruntime", thread=2)
+
+
+def test_openvino_load_errors_keep_their_reason(bundle_copy: Path) -> None:
+    """OpenVINO's first lines are source locations; the one-line error must still say what went wrong."""
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from stargan_sdk.backends.openvino import OpenVinoBackend
+    from stargan_sdk.errors import BundleError
+    from stargan_sdk.manifest import sha256_file
+
+    io = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
+          helper.make_tensor_value_info("label", TensorProto.FLOAT, ["N", 5])]
+    out = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 32, 32])]
+    graph = helper.make_graph([helper.make_node("FooBarOp", ["image", "label"], ["output"])], "g", io, out)
+    onnx.save(helper.make_model(graph), str(bundle_copy / "generator.onnx"))
+    manifest_path = bundle_copy / "manifest.json"
+    text = manifest_path.read_text()
+    old = next(a for a in read_manifest(bundle_copy).artifacts if a.file == "generator.onnx").sha256
+    manifest_path.write_text(text.replace(old, sha256_file(bundle_copy / "generator.onnx")))
+    with pytest.raises(BundleError) as info:
+        OpenVinoBackend(bundle_copy, read_manifest(bundle_copy), precision="fp32").load()
+    message = str(info.value)
+    assert "\n" not in message and "No conversion rule found for operations: FooBarOp" in message
+    assert message.startswith("OpenVINO could not read generator.onnx: ")

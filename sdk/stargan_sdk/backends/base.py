@@ -12,6 +12,7 @@ with defaults.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +21,17 @@ import numpy as np
 
 from stargan_sdk.errors import BackendOptionError, StarGANError
 from stargan_sdk.manifest import Manifest
+
+
+_RUNTIME_NOISE = re.compile(r"^\s*(Exception from \S+|Check '.*' failed at \S+)\s*$")
+
+
+def error_reason(e: BaseException, limit: int = 400) -> str:
+    """A runtime's multi-line exception as one line that keeps the reason: OpenVINO, for one, puts only
+    source locations ("Exception from src/.../core.cpp:84:") on its first lines."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not _RUNTIME_NOISE.match(ln)]
+    text = " ".join(lines) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
