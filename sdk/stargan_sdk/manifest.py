@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class Artifact:
     compute_capability: str | None = None
     profile: Profile | None = None
     parity: dict[str, float] | None = None  # measured at export: max_abs, mean_abs, psnr_db vs torch fp32
+    external_data: dict[str, str] | None = None  # ONNX external-data files in the bundle -> their sha256
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,28 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# An ONNX TensorProto.external_data entry {key: "location", value: NAME}: field 1 "location", field 2 NAME.
+_EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
+_OVERLAP = 256
+
+
+def _scan(path: Path) -> tuple[str, set[str]]:
+    """sha256 of a file and, in the same pass, the external-data file names an ONNX graph in it refers to."""
+    h = hashlib.sha256()
+    names: set[str] = set()
+    tail = b""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            window = tail + chunk
+            for m in _EXTERNAL_LOCATION.finditer(window):
+                start, end = m.end(), m.end() + m.group(1)[0]
+                if end <= len(window):  # else cut by the chunk: found whole in the next window (tail)
+                    names.add(window[start:end].decode("utf-8", "replace"))
+            tail = window[-_OVERLAP:]
+    return h.hexdigest(), names
+
+
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> Manifest:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
@@ -275,14 +299,31 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Pa
 
 
 def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> Path:
-    """Path of an artifact after checking that it exists and its sha256 matches the manifest."""
+    """Path of an artifact after checking that it exists and its sha256 matches the manifest; for an ONNX
+    graph, every external-data file it loads must be listed in the manifest with a matching sha256 too."""
     path = Path(bundle_dir) / artifact.file
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
-    actual = sha256_file(path)
-    if actual != artifact.sha256:
-        raise BundleError(
-            f"{artifact.file} is corrupted or was replaced: sha256 {actual[:12]}… does not match the manifest's "
-            f"{artifact.sha256[:12]}…; re-export the bundle"
-        )
+    actual, external = _scan(path)
+    _check_sha(artifact.file, actual, artifact.sha256)
+    if artifact.kind == "onnx":
+        listed = artifact.external_data or {}
+        unlisted = sorted(external - set(listed))
+        if unlisted:
+            raise BundleError(
+                f"{artifact.file} loads external data {unlisted[0]!r} that the manifest does not checksum; "
+                f"re-export the bundle (or list it under the artifact's external_data)"
+            )
+        for name, sha in listed.items():
+            if not (Path(bundle_dir) / name).is_file():
+                raise BundleError(f"bundle is missing {name}, external data of {artifact.file}; re-export the bundle")
+            _check_sha(name, sha256_file(Path(bundle_dir) / name), sha)
     return path
+
+
+def _check_sha(file: str, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise BundleError(
+            f"{file} is corrupted or was replaced: sha256 {actual[:12]}… does not match the manifest's "
+            f"{expected[:12]}…; re-export the bundle"
+        )

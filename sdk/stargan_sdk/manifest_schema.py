@@ -153,6 +153,14 @@ def _parity(value: Any, where: str) -> None:
         number(v, f"{where}.{text(key, where, name=True)}")
 
 
+def _external_data(value: Any, where: str) -> None:
+    if not isinstance(value, dict) or len(value) > 64:
+        fail(where, "must be an object of at most 64 file names -> sha256")
+    for key, sha in value.items():
+        _file(key, f"{where} key")
+        _sha256(sha, f"{where}.{key}")
+
+
 ARTIFACT_FIELDS: Mapping[str, Callable[[Any, str], Any]] = {
     "kind": lambda v, w: choice(v, w, ARTIFACT_KINDS),
     "role": lambda v, w: choice(v, w, ROLES),
@@ -165,6 +173,7 @@ ARTIFACT_FIELDS: Mapping[str, Callable[[Any, str], Any]] = {
     "compute_capability": optional(lambda v, w: text(v, w, name=True)),
     "profile": optional(_profile),
     "parity": optional(_parity),
+    "external_data": optional(_external_data),
 }
 ARTIFACT_REQUIRED = ("kind", "role", "file", "sha256", "precision")
 
