@@ -27,6 +27,7 @@ from stargan_sdk.backends.registry import availability_report, select_backend
 from stargan_sdk.bundle import open_bundle
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.figure import MAX_TILE, figure_row
+from stargan_sdk.framing import Framing
 from stargan_sdk.imaging import center_crop, save_image, upright
 from stargan_sdk.manifest import verify_artifact
 from stargan_sdk.translator import Translator
@@ -107,12 +108,12 @@ def _open_image(path: Path, max_megapixels: float) -> Image.Image:
 
 
 def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
-          mode: str) -> Image.Image:
-    """The CLI's rule: --photo always finds faces; --crop centre-crops; otherwise square images are
-    translated whole and other shapes go to the face pipeline."""
+          mode: str, framing: Framing) -> Image.Image:
+    """--photo always finds faces; --crop centre-crops; `auto` edits an aligned face crop (a face filling
+    the frame) whole and sends anything else to the face pipeline (see stargan_sdk.framing)."""
     if mode == "crop":
         image = center_crop(image)
-    if mode == "photo" or (mode == "auto" and image.width != image.height):
+    if mode == "photo" or (mode == "auto" and not framing.edit_whole(image)):
         return t.translate_photo(image, changes, original=original)
     return t.translate(image, changes, original=original)
 
@@ -132,9 +133,10 @@ def _inputs(src: Path, out: Path) -> list[tuple[Path, Path]]:
 
 TRANSLATE_HELP = (
     "Edit face attributes of an image or a folder of images.\n\n"
-    "Square images are edited whole (resized to the model size and back). Other shapes go through face "
-    "detection: each face is edited and pasted back into the photo. --crop (centre-crop to a square, then "
-    "edit whole) or --photo (always detect faces) force one way."
+    "An aligned face (the detected face fills the frame, as in CelebA) is edited whole, at its own size: "
+    "non-square images have their centre square edited, as in training. Anything else goes through face "
+    "detection: each face is edited and pasted back into the photo. Without OpenCV, square images are edited "
+    "whole. --crop (centre-crop to a square, then edit whole) or --photo (always detect faces) force one way."
 )
 
 
@@ -177,11 +179,12 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
     done: list[str] = []
     failed: dict[str, str] = {}
+    framing = Framing(note=lambda line: typer.echo(line, err=True))
     with Progress(console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(pairs))
         for src, dst in pairs:
             try:
-                save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode), dst)
+                save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing), dst)
                 done.append(str(dst))
             except (StarGANError, OSError, ValueError) as e:
                 if len(pairs) == 1 or isinstance(e, BackendUnavailableError):

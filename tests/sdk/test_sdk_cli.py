@@ -237,3 +237,52 @@ def test_control_characters_in_file_names_never_reach_the_terminal(bundle: Path,
     result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert "\x1b" not in result.output and "bad\\x1b[2J.png" in result.stderr and "good\\x1b" in result.stdout
+
+
+def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, translator: Translator,
+                                                             tmp_path: Path) -> None:
+    """The 512x512 astronaut is square but a photo: only the face region changes. A CelebA-style crop of the
+    same face (the face fills the frame) is edited whole, exactly as translate() does."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2", reason="the auto rule's face detector needs OpenCV (stargan[photo])")
+    from stargan_sdk.faces import celeba_crop_box, detect_faces
+
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    result = invoke("translate", tmp_path / "astronaut.png", "-b", bundle, "--backend", "onnxruntime",
+                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    changed = np.any(np.asarray(Image.open(tmp_path / "out.png")) != photo, axis=2)
+    assert changed.any() and not changed[400:].any() and not changed[:, :100].any()  # the body is untouched
+    box = celeba_crop_box(detect_faces(photo)[0])
+    aligned = photo[box.top : box.top + box.side, box.left : box.left + box.side]
+    Image.fromarray(aligned).save(tmp_path / "aligned.png")
+    result = invoke("translate", tmp_path / "aligned.png", "-b", bundle, "--backend", "onnxruntime",
+                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "aligned-out.png")
+    assert result.exit_code == 0, result.output
+    expected = translator.translate(aligned, Blond_Hair=1, original={"Black_Hair": 1, "Male": 1, "Young": 0})
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "aligned-out.png")), expected)
+
+
+def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarray, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from stargan_sdk import face_detect
+    from stargan_sdk.errors import BackendUnavailableError
+
+    def no_opencv():
+        raise BackendUnavailableError("face detection needs OpenCV 4.x: pip install 'stargan[photo]'")
+
+    monkeypatch.setattr(face_detect, "import_cv2", no_opencv)
+    import stargan_sdk.faces as faces
+
+    faces.default_detector.cache_clear()
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(face, i, axis=1)).save(src / f"{i}.png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out")
+    faces.default_detector.cache_clear()
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "pip install 'stargan[photo]'" in notes[0] and "edited whole" in notes[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
