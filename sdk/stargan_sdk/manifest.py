@@ -118,7 +118,11 @@ class Manifest:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for a in d["artifacts"]:  # written only when used: manifests stay readable by earlier SDKs
+            if a.get("external_data") is None:
+                a.pop("external_data", None)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Manifest":
