@@ -197,7 +197,7 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
 @app.command()
 @friendly
 def grid(
-    src: Annotated[Path, typer.Argument(metavar="IN", help="A face image (square, or use --crop).")],
+    src: Annotated[Path, typer.Argument(metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
     bundle: BundleOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
     original: OriginalOpt = None,
