@@ -39,15 +39,26 @@ def device_name(device: str) -> str:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for mod in ("numpy", "onnxruntime", "torch", "tensorrt", "onnx"):
+    for mod in ("numpy", "onnxruntime", "torch", "triton", "tensorrt", "onnx", "openvino"):
         try:
             out[mod] = __import__(mod).__version__
         except Exception:
             continue
+    try:
+        import torch
+
+        if torch.version.cuda:
+            out["cuda"] = torch.version.cuda
+            out["cudnn"] = str(torch.backends.cudnn.version())
+    except Exception:
+        pass
     return out
 
 
 def git_commit() -> str:
+    """The commit measured: STARGAN_GIT_COMMIT where the tree travels without .git (a GPU machine), else git's."""
+    if os.environ.get("STARGAN_GIT_COMMIT"):
+        return os.environ["STARGAN_GIT_COMMIT"]
     try:
         root = Path(__file__).resolve().parent.parent
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

@@ -33,8 +33,9 @@ class Runner:
 
 def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     """PSNR over the [-1, 1] range (peak-to-peak 2), capped at 200 dB so JSON never holds infinity."""
-    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(actual, np.float64)) ** 2))
-    return 200.0 if mse == 0 else min(200.0, 10 * np.log10(4.0 / mse))
+    from stargan_sdk.tolerances import psnr_db as sdk_psnr
+
+    return sdk_psnr(reference, actual)
 
 
 def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,31 +48,36 @@ def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple
     return images.astype(np.float32), labels
 
 
-def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:
+def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
+                batch_sizes: tuple[int, ...]) -> Runner:
     if name == BASELINE:
         return _eager_runner(bundle, device, image_size, c_dim, tf32=True)
     if name == BASELINE_STRICT:
         return _eager_runner(bundle, device, image_size, c_dim, tf32=False)
     if name == ORT_RAW:
         return _ort_raw_runner(bundle, image_size, c_dim)
-    return _sdk_runner(name, bundle, device, image_size, c_dim, max_batch)
+    if name == TRT_RAW:
+        from bench_trt_raw import trt_raw_runner
+
+        return trt_raw_runner(bundle, device, image_size, c_dim, max(batch_sizes))
+    return _sdk_runner(name, bundle, device, image_size, c_dim, batch_sizes)
 
 
 def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: bool) -> Runner:
     """The official code's way: eager PyTorch, FP32, per-instance InstanceNorm, same weights.
 
-    The weights come from the bundle's exported program, whose state_dict uses the official key names.
+    The weights come from the bundle's generator.safetensors, whose keys are the official ones.
     `tf32` is cuDNN's switch as PyTorch ships it (on: convolutions in TF32 on Ampere and later); it is
     set for each call because other runners in the process may flip it. cudnn.benchmark is on, as in
     the official main.py.
     """
     import torch
+    from safetensors.torch import load_file
 
     from stargan_train.model import Generator
     from stargan_train.weights import infer_generator_config
 
-    program = torch.export.load(str(bundle / "generator.pt2"))
-    state = {k: v for k, v in program.state_dict.items()}
+    state = load_file(str(bundle / "generator.safetensors"))
     G = Generator.from_config(infer_generator_config(state))
     G.load_state_dict(state, strict=True)
     G.to(device)
@@ -111,20 +117,32 @@ def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
                   info={"precision": "fp32", "device": "cpu", "provider": "CPUExecutionProvider"})
 
 
-def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:
-    from stargan_sdk import Translator
-
+def sdk_options(name: str, device: str, batch_sizes: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+    """Backend and options for a benchmark row name, e.g. openvino-bf16, torch-cl, inductor-nchw."""
     options: dict[str, Any] = {}
     backend = name
     if name.startswith(("onnxruntime-", "openvino-")):  # e.g. onnxruntime-fp16, openvino-bf16, openvino-int8
         backend, options["precision"] = name.split("-", 1)
     if name == "torch-cl":  # the torch backend with NHWC (channels_last) weights
         backend, options["channels_last"] = "torch", True
-    elif name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the exported program in FP32
+    elif name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the generator in FP32
         backend, options["precision"] = "torch", name.split("-", 1)[1]
-    if device == "cpu" and backend == "torch":
+    if name.startswith("inductor"):  # inductor, inductor-fp32, inductor-nchw, inductor-autotune
+        backend, variant = "inductor", name.partition("-")[2]
+        options["batch_sizes"] = tuple(batch_sizes)  # compile exactly the sizes measured
+        options.update({"": {}, "fp32": {"precision": "fp32"}, "nchw": {"channels_last": False},
+                        "autotune": {"mode": "max-autotune-no-cudagraphs"}}[variant])
+    if device == "cpu" and backend in ("torch", "inductor"):
         options["device_type"] = "cpu"
-    t = Translator.load(bundle, backend=backend, device=_ordinal(device), max_batch=max_batch, **options)
+    return backend, options
+
+
+def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
+                batch_sizes: tuple[int, ...]) -> Runner:
+    from stargan_sdk import Translator
+
+    backend, options = sdk_options(name, device, batch_sizes)
+    t = Translator.load(bundle, backend=backend, device=_ordinal(device), max_batch=max(batch_sizes), **options)
     feeds: dict[str, np.ndarray] = {}
 
     def prepare(batch: int) -> None:

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Every gpu/tensorrt test and the GPU latency benchmark in one call; logs and JSON land in $OUT.
-# Usage (on a CUDA machine with PyTorch, from the checkout): OUT=/tmp/gpu bash benchmarks/gpu_check.sh
-# Runs the code from the checkout (PYTHONPATH), installs nothing, and keeps going past a failing step so
-# one call always returns whatever it measured. Exit status: non-zero if any step failed.
+# Every gpu/tensorrt test, the inductor compile (cold and warm cache) and the GPU latency benchmark in one call;
+# logs and JSON land in $OUT. Usage (on a CUDA machine with PyTorch, from the checkout):
+#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh            # the H100/H200 run (about 5 minutes)
+#   GPU_CHECK_DEVICE=cpu OUT=/tmp/cpu bash benchmarks/gpu_check.sh   # the same steps, tiny sizes, on a CPU (dry run)
+# Runs the code from the checkout (PYTHONPATH), installs nothing, and keeps going past a failing step so one
+# call always returns whatever it measured. STARGAN_GIT_COMMIT names the commit where .git does not travel.
+# Exit status: non-zero if any step failed.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$ROOT/.gpu}"
 PY="${PYTHON:-python3}"
+DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 WORK="$(mktemp -d)"
 mkdir -p "$OUT"
 export PYTHONPATH="$ROOT/training:$ROOT/export:$ROOT/sdk${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export STARGAN_CACHE_DIR="$WORK/cache"   # the inductor compile cache shared by the steps below
+export STARGAN_GIT_COMMIT="${STARGAN_GIT_COMMIT:-$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)}"
 cd "$ROOT"
 failed=()
 
@@ -26,19 +32,27 @@ step() {  # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.l
     [ "$rc" -eq 0 ] || failed+=("$name")
 }
 
-{ nvidia-smi; "$PY" -c "import torch, sys; print(sys.version); print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"; "$PY" -m pip list 2>/dev/null | grep -i -E "^(torch|onnx|onnxruntime|onnxscript|cuda-bindings|tensorrt|numpy) "; } >"$OUT/env.txt" 2>&1
-head -n 20 "$OUT/env.txt"
+if [ "$DEVICE" = "cuda" ]; then
+    SIZE=128 CONV=64 REPEAT=6 BATCHES=1,8,64,256 MAXB=256 OPTB=64 PROFILE=64 TESTS="gpu or tensorrt"
+else  # the dry run: the same steps on the tiny architecture
+    SIZE=32 CONV=8 REPEAT=1 BATCHES=1,2 MAXB=2 OPTB=1 PROFILE=0 TESTS="gpu or tensorrt"
+fi
+{ echo "commit $STARGAN_GIT_COMMIT"; nvidia-smi 2>&1 | head -n 15; "$PY" -c "import torch, sys; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"; "$PY" -m pip list 2>/dev/null | grep -i -E "^(torch|triton|onnx|onnxruntime|onnxscript|cuda-bindings|tensorrt|numpy|safetensors) "; } >"$OUT/env.txt" 2>&1
+head -n 30 "$OUT/env.txt"
 
 # 1. All GPU-marked tests (TensorRT ones skip with a reason where tensorrt is absent).
-step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or tensorrt" -rs \
-    --junitxml="$OUT/gpu_tests.xml" tests
-# 2. A bundle of the official 128 px architecture (random weights), profile up to batch 256.
-step bundle 100 "$PY" benchmarks/make_bundle.py "$WORK/bundle128" --image-size 128 --max-batch 256 --opt-batch 64
-# 3. Latency/throughput of the GPU backends against the eager FP32 baseline, interleaved.
-if [ -f "$WORK/bundle128/manifest.json" ]; then
-    step latency 100 "$PY" benchmarks/latency.py "$WORK/bundle128" --device cuda \
-        --backends torch,torch-cl,torch-eager-fp32-notf32,tensorrt --batch-sizes 1,8,64,256 --iterations 30 --warmup 3 \
-        --budget-s 12 --json "$OUT/latency-gpu.json" --plot "$OUT/latency-gpu.png"
+step gpu_tests 240 "$PY" -m pytest -q -p no:cacheprovider -m "$TESTS" -rs --junitxml="$OUT/gpu_tests.xml" tests
+# 2. A bundle of the official architecture (random weights), engine profile up to the largest batch.
+step bundle 150 "$PY" benchmarks/make_bundle.py "$WORK/bundle" --image-size "$SIZE" --conv-dim "$CONV" \
+    --repeat-num "$REPEAT" --max-batch "$MAXB" --opt-batch "$OPTB"
+if [ -f "$WORK/bundle/manifest.json" ]; then
+    # 3. The inductor backend's load: cold cache, then warm in a fresh process; kernel profile at batch 64.
+    step inductor_probe 240 "$PY" benchmarks/inductor_probe.py "$WORK/bundle" --batch-sizes "$BATCHES" \
+        --device-type "$DEVICE" --profile-batch "$PROFILE" --cache-dir "$STARGAN_CACHE_DIR/inductor" --json "$OUT/inductor-probe.json"
+    # 4. Latency/throughput host to host, every backend interleaved with the eager FP32 baselines.
+    step latency 300 "$PY" benchmarks/latency.py "$WORK/bundle" --device "$DEVICE" \
+        --backends torch-eager-fp32-notf32,torch,inductor,tensorrt,trt-raw --batch-sizes "$BATCHES" \
+        --iterations 40 --warmup 3 --budget-s 15 --json "$OUT/latency-gpu.json" --plot "$OUT/latency-gpu.png"
 fi
 rm -rf "$WORK"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -19,7 +19,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_report import build_report, print_report, write_json, write_plot  # noqa: E402
-from bench_runners import BASELINE, ORT_RAW, make_runner, peak_rss_mib, psnr_db, rss_mib  # noqa: E402
+from bench_runners import BASELINE, BASELINE_STRICT, ORT_RAW, make_runner, peak_rss_mib, psnr_db, rss_mib  # noqa: E402
 from bench_timing import interleaved, measure_gemm_gflops, summarize  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
@@ -55,8 +55,9 @@ def main(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
     backends: Annotated[str, typer.Option(help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
                                                "torch-fp32, torch-cl, tensorrt, openvino, openvino-fp32, openvino-bf16, "
-                                               "openvino-int8) and optionally "
-                                               "torch-eager-fp32-notf32; the baselines are always added.")] = "auto,onnxruntime,torch",
+                                               "openvino-int8, inductor, inductor-fp32, inductor-nchw, inductor-autotune, "
+                                               "trt-raw) and optionally torch-eager-fp32-notf32 (then the PSNR "
+                                               "reference: IEEE FP32); the baselines are always added.")] = "auto,onnxruntime,torch",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
     iterations: Annotated[int, typer.Option(min=3, help="Timed rounds per batch size.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 3,
@@ -77,22 +78,24 @@ def main(
     sizes = [int(b) for b in _csv(batch_sizes)]
     runners, skipped, memory = {}, {}, {}
     for name in names:
-        before = rss_mib()
+        before, t0 = rss_mib(), time.perf_counter()
         try:
-            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim, max(sizes))
+            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim, tuple(sizes))
         except Exception as e:  # a backend that cannot run here is reported, not fatal
             skipped[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
-        memory[name] = {"rss_delta_after_load_mib": rss_mib() - before}
+        memory[name] = {"rss_delta_after_load_mib": rss_mib() - before, "load_s": time.perf_counter() - t0}
     if BASELINE not in runners:
         typer.echo(f"error: the eager baseline cannot run: {skipped.get(BASELINE)}", err=True)
         raise typer.Exit(2)
+    # IEEE FP32 (TF32 off) is the accuracy reference when it runs; else the eager baseline.
+    reference_name = BASELINE_STRICT if BASELINE_STRICT in runners else BASELINE
     results = []
     for batch in sizes:
         for r in runners.values():
             r.prepare(batch)
         samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s)
-        reference = runners[BASELINE].run()  # FP32 outputs on the same inputs: the accuracy reference
+        reference = runners[reference_name].run()  # FP32 outputs on the same inputs
         for name, ms in samples.items():
             entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info,
                      "psnr_db_vs_fp32": psnr_db(reference, runners[name].run())}
@@ -104,6 +107,7 @@ def main(
     gemm = measure_gemm_gflops("cpu" if device == "cpu" else device)
     report = build_report(manifest, device, results, skipped, gemm, memory, peak_rss_mib(),
                           _preprocessing_ms(manifest.image_size))
+    report["psnr_reference"] = reference_name
     print_report(report)
     if json_out:
         write_json(report, json_out)

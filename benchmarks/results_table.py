@@ -49,7 +49,8 @@ def table(report: dict) -> str:
 def main() -> int:
     readme = HERE / "README.md"
     head = readme.read_text(encoding="utf-8").split(MARKER)[0] if readme.exists() else ""
-    reports = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
+    loaded = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
+    reports = [r for r in loaded if "results" in r and "device" in r]  # latency reports (not inductor probes)
     body = "\n\n".join(table(r) for r in reports)
     text = f"{head.rstrip()}\n\n{MARKER}\n\n{body}\n"
     atomic_write(readme, lambda f: f.write(text.encode("utf-8")))

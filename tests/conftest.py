@@ -80,3 +80,39 @@ def official_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(_official_state_dict(G), folder / "1000-G.ckpt")
     torch.save(D.state_dict(), folder / "1000-D.ckpt")
     return folder / "1000-G.ckpt"
+
+
+def official_discriminator_layout(image_size: int, conv: int, c_dim: int, repeat: int) -> dict[str, tuple[int, ...]]:
+    """yunjey/stargan model.py's Discriminator state_dict shapes, written out by hand (no code of ours).
+
+    For joint training the official solver passes c_dim + c2_dim (5 + 8 = 13): the mask is not classified.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    channels = [3] + [conv * 2**i for i in range(repeat)]
+    for layer in range(repeat):  # main.0, main.2, ...: stride-2 4x4 convs with bias, LeakyReLU between
+        shapes[f"main.{2 * layer}.weight"] = (channels[layer + 1], channels[layer], 4, 4)
+        shapes[f"main.{2 * layer}.bias"] = (channels[layer + 1],)
+    kernel = image_size // 2**repeat
+    shapes["conv1.weight"] = (1, channels[-1], 3, 3)
+    shapes["conv2.weight"] = (c_dim, channels[-1], kernel, kernel)
+    return shapes
+
+
+@pytest.fixture(scope="session")
+def official_joint_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An official joint (`--dataset Both`) pair `1000-{G,D}.ckpt` at 32 px, conv_dim 8: G takes 5 + 8 + 2 labels
+    (one residual block), D has 5 + 8 logits and three stride-2 convs, its tensors laid out by hand."""
+    import torch
+
+    from stargan_train.model import Generator
+
+    torch.manual_seed(1)
+    G = Generator(conv_dim=8, c_dim=15, repeat_num=1)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    D = {k: 0.1 * torch.randn(shape) for k, shape in official_discriminator_layout(TINY_SIZE, 8, 13, 3).items()}
+    folder = tmp_path_factory.mktemp("official-joint")
+    torch.save(_official_state_dict(G), folder / "1000-G.ckpt")
+    torch.save(D, folder / "1000-D.ckpt")
+    return folder / "1000-G.ckpt"

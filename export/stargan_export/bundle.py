@@ -1,4 +1,4 @@
-"""Build a bundle: checkpoint → ONNX (FP32, FP16), classifier, torch.export program, engine, manifest.json.
+"""Build a bundle: checkpoint → ONNX (FP32, FP16), classifier, safetensors weights, engine, manifest.json.
 
 Usage: manifest = build_bundle("200000-G.ckpt", "bundle", attributes=["Black_Hair", ...], image_size=128)
 
@@ -28,7 +28,7 @@ from stargan_export.progress import Steps
 from stargan_export.sources import Sources, load_sources
 from stargan_export.staging import Staging, remove_stale
 from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
-from stargan_export.torch_program import torch_to_pt2
+from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
 from stargan_sdk import constants as C
 from stargan_sdk.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
@@ -64,7 +64,7 @@ def build_bundle(
     fp16: bool = True,
     classifier: bool = False,
     engine: bool | None = None,
-    torch_program: bool = True,
+    torch_weights: bool = True,
     min_batch: int = 1,
     opt_batch: int = 8,
     max_batch: int = 64,
@@ -98,7 +98,7 @@ def build_bundle(
         note(f"removed {stale.name}, left by an export that was killed")
     stage = Staging(out)  # the bundle folder itself is created (or swapped) only by a successful commit
     staging = stage.path
-    plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["pt2"] * torch_program
+    plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["weights"] * torch_weights
     plan += ["engine"] * build_engine + ["int8"] * (calibration is not None)
     try:
         state = _Build(src, staging, opset)
@@ -108,11 +108,11 @@ def build_bundle(
                 steps.run("ONNX FP16 generator", lambda: _export_fp16(state))
             if classifier:
                 steps.run("ONNX classifier", lambda: _export_classifier(state))
-            if torch_program:
-                steps.run("torch.export program", lambda: _export_pt2(state))
+            if torch_weights:
+                steps.run("safetensors weights", lambda: _export_weights(state))
             if build_engine:
                 steps.run("TensorRT engine", lambda: _export_engine(
-                    state, _timing_cache(out, staging), Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16, note))
+                    state, _timing_cache(out, staging), Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16))
             if calibration is not None:
                 steps.run("ONNX INT8 generator", lambda: state.artifacts.append(int8.quantize_onnx(
                     staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset)))
@@ -178,16 +178,16 @@ def _export_classifier(state: _Build) -> None:
     state.add("onnx", "classifier", C.CLASSIFIER_ONNX, "fp32", opset=state.opset, parity=parity)
 
 
-def _export_pt2(state: _Build) -> None:
+def _export_weights(state: _Build) -> None:
     src = state.src
-    path = state.staging / C.GENERATOR_PT2
-    torch_to_pt2(src.generator.model, path, src.image_size, len(src.attributes))
-    parity = checks.pt2_parity(src.generator.model, path, src.image_size, len(src.attributes))
-    state.add("torch_export", "generator", C.GENERATOR_PT2, "fp32", parity=parity)
+    path = state.staging / C.GENERATOR_WEIGHTS
+    torch_to_safetensors(src.generator.model, path)
+    g = src.generator.config
+    parity = weights_parity(src.generator.model, path, src.image_size, len(src.attributes), g.conv_dim, g.repeat_num)
+    state.add(C.WEIGHTS_KIND, "generator", C.GENERATOR_WEIGHTS, "fp32", parity=parity)
 
 
-def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool,
-                   note: Callable[[str], None]) -> None:
+def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: float, fp16: bool) -> None:
     src = state.src
     source = C.GENERATOR_FP16_ONNX if fp16 else C.GENERATOR_ONNX
     precision = "fp16" if fp16 else "fp32"
@@ -195,7 +195,7 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
     info = onnx_to_engine(state.staging / source, path, min_batch=profile.min, opt_batch=profile.opt,
                           max_batch=profile.max, image_size=src.image_size, c_dim=len(src.attributes),
                           workspace_gib=workspace_gib, timing_cache_path=cache)
-    parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision, note)
+    parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision)
     state.add("tensorrt", "generator", C.GENERATOR_PLAN, precision, tensorrt_version=info.tensorrt_version,
               gpu_name=info.gpu_name, compute_capability=info.compute_capability, profile=profile, parity=parity)
 

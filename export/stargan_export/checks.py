@@ -5,7 +5,7 @@ Usage: parity = generator_onnx_parity(G, "b/generator.onnx", 128, 5, batches=(1,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,32 +74,19 @@ def classifier_parity(head: torch.nn.Module, path: Path, image_size: int) -> dic
     return _report(check(worst(*results), TOLERANCES["classifier"], path.name), max_batch_checked=4)
 
 
-def pt2_parity(model: torch.nn.Module, path: Path, image_size: int, c_dim: int) -> dict[str, float]:
-    from stargan_export.torch_program import load_pt2
-
-    program = load_pt2(path)
-    results = []
-    for n in (1, 3):
-        image, label = sample_images(n, image_size, seed=20 + n), sample_labels(n, c_dim, seed=20 + n)
-        with torch.inference_mode():
-            actual = program(torch.from_numpy(image), torch.from_numpy(label)).numpy()
-        results.append(measure(_torch_generator(model, image, label), actual))
-    return _report(check(worst(*results), TOLERANCES["torch_export"], path.name), max_batch_checked=3)
-
-
 def engine_parity(
-    model: torch.nn.Module, path: Path, image_size: int, c_dim: int, profile: Profile, precision: str,
-    note: Callable[[str], None],
-) -> dict[str, float] | None:
-    """TensorRT engine vs torch at the profile's min and max batch (needs torch with CUDA to feed it)."""
-    if not torch.cuda.is_available():
-        note("engine parity not measured: this torch build has no CUDA (the SDK's TensorRT tests cover it)")
-        return None
-    from stargan_export.tensorrt_build import run_engine
+    model: torch.nn.Module, path: Path, image_size: int, c_dim: int, profile: Profile, precision: str
+) -> dict[str, float]:
+    """TensorRT engine vs torch at the profile's min and max batch, run by the SDK's own engine runner (the
+    code that serves it later), so no torch CUDA is needed and there is one way to run an engine."""
+    from stargan_sdk.backends.tensorrt_engine import TrtEngine
 
     results = []
-    for n in sorted({profile.min, profile.max}):
-        image, label = sample_images(n, image_size, seed=30 + n), sample_labels(n, c_dim, seed=30 + n)
-        results.append(measure(_torch_generator(model, image, label), run_engine(path, image, label)))
+    with TrtEngine(path.read_bytes(), image_size=image_size, c_dim=c_dim, max_batch=profile.max, cuda_graphs=False,
+                   source=path.name) as engine:  # fmt: skip
+        for n in sorted({profile.min, profile.max}):
+            image, label = sample_images(n, image_size, seed=30 + n), sample_labels(n, c_dim, seed=30 + n)
+            actual = engine.infer({INPUT_IMAGE: image, INPUT_LABEL: label})[OUTPUT_IMAGE]
+            results.append(measure(_torch_generator(model, image, label), actual))
     tolerance = TOLERANCES[f"tensorrt_{precision}"]
     return _report(check(worst(*results), tolerance, path.name), max_batch_checked=profile.max)

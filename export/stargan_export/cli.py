@@ -53,7 +53,7 @@ def build(
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="Also write generator.fp16.onnx.")] = True,
     classifier: Annotated[bool, typer.Option("--classifier", help="Also export the attribute classifier (D).")] = False,
     engine: EngineOpt = None,
-    torch_program: Annotated[bool, typer.Option("--torch-program/--no-torch-program", help="Write generator.pt2.")] = True,
+    torch_weights: Annotated[bool, typer.Option("--torch-weights/--no-torch-weights", help="Write generator.safetensors (for the torch and inductor backends).")] = True,
     min_batch: Annotated[int, typer.Option(help="Engine profile: smallest batch.")] = 1,
     opt_batch: Annotated[int, typer.Option(help="Engine profile: batch to tune for.")] = 8,
     max_batch: Annotated[int, typer.Option(help="Engine profile: largest batch; parity is checked up to it.")] = 64,
@@ -64,7 +64,7 @@ def build(
              "PSNR vs FP32 is recorded and it is marked unusable below 30 dB.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a checkpoint to a bundle (ONNX FP32/FP16/INT8, torch.export, TensorRT engine, manifest.json)."""
+    """Export a checkpoint to a bundle (ONNX FP32/FP16/INT8, safetensors weights, TensorRT engine, manifest.json)."""
     from stargan_export.bundle import build_bundle
     from stargan_export.errors import ExportError
 
@@ -79,7 +79,7 @@ def build(
     start = time.perf_counter()
     manifest = build_bundle(
         checkpoint, out, attributes=attrs, image_size=image_size, fp16=fp16, classifier=classifier, engine=engine,
-        torch_program=torch_program, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, opset=opset,
+        torch_weights=torch_weights, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, opset=opset,
         workspace_gib=workspace_gib, int8_calibration=int8_calibration, progress=not as_json, log=note,
     )
     int8 = manifest.artifact(precision="int8")

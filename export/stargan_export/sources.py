@@ -14,7 +14,7 @@ from stargan_sdk import manifest_schema
 from stargan_sdk.errors import ManifestError
 from stargan_sdk.manifest import RAFD_EXPRESSIONS
 from stargan_sdk.manifest_schema import MAX_IMAGE_SIZE
-from stargan_train.config import domain_names
+from stargan_train.config import MASK_NAMES, domain_names
 from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
 DEFAULT_OFFICIAL_IMAGE_SIZE = 128
@@ -78,16 +78,20 @@ def load_sources(
             manifest_schema.text(name, "attribute", name=True)
         except ManifestError as e:
             raise ExportError(f"attribute name {name!r}: {str(e).split(': ', 1)[-1]}") from None
-    return Sources(generator, _load_classifier(checkpoint, size, c_dim) if classifier else None, names, size, dataset)
+    return Sources(generator, _load_classifier(checkpoint, size, names) if classifier else None, names, size, dataset)
 
 
-def _load_classifier(checkpoint: str | Path, image_size: int, c_dim: int) -> Loaded:
+def _load_classifier(checkpoint: str | Path, image_size: int, names: tuple[str, ...]) -> Loaded:
+    """D with one logit per attribute; a joint model's mask entries are not classified (official layout)."""
     try:
         loaded = load_discriminator(checkpoint, image_size=image_size)
     except CheckpointError as e:
         raise ExportError(f"--classifier needs the discriminator: {e}") from None
-    if loaded.config.c_dim != c_dim:
-        raise ExportError(f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits, the generator c_dim {c_dim}")
+    classified = [n for n in names if n not in MASK_NAMES]
+    if loaded.config.c_dim != len(classified):
+        masks = " (the mask entries have no logits)" if len(classified) != len(names) else ""
+        raise ExportError(f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits; the classifier "
+                          f"needs one per attribute, {len(classified)}{masks}")
     return loaded
 
 

@@ -17,7 +17,10 @@ from typing import Any
 
 from stargan_export.atomic import write_bytes
 from stargan_export.errors import EngineUnavailableError, ExportError
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk import cuda
+from stargan_sdk.backends.tensorrt_compat import import_tensorrt
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.errors import BackendUnavailableError
 
 INSTALL_HINT = "pip install stargan[tensorrt] on a machine with an NVIDIA GPU"
 
@@ -33,31 +36,16 @@ def engine_unavailable_reason() -> str | None:
     """Why no engine can be built here (one line), or None when TensorRT and a CUDA GPU are present."""
     if importlib.util.find_spec("tensorrt") is None:
         return f"TensorRT is not installed ({INSTALL_HINT})"
-    if gpu_properties() is None:
-        return f"no CUDA GPU is visible ({INSTALL_HINT})"
+    available = cuda.cuda_available()  # the SDK's view of the GPU: the same one that will run the engine
+    if not available.ok:
+        return f"no usable CUDA GPU: {available.reason} ({INSTALL_HINT})"
     return None
 
 
-def gpu_properties() -> tuple[str, str] | None:
-    """(name, "major.minor") of GPU 0 via cuda-bindings, else torch.cuda; None without a GPU."""
-    try:
-        from cuda.bindings import runtime as cudart
-
-        err, props = cudart.cudaGetDeviceProperties(0)
-        if int(err) == 0:
-            name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-            return name, f"{props.major}.{props.minor}"
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except ImportError:
-        pass
-    return None
+def gpu_properties() -> tuple[str, str]:
+    """(name, "major.minor") of GPU 0, the one engines are built on."""
+    gpu = cuda.device_properties(0)
+    return gpu.name, gpu.compute_capability
 
 
 def _network_flags(trt: Any) -> int:
@@ -102,8 +90,10 @@ def onnx_to_engine(
         raise EngineUnavailableError(f"cannot build a TensorRT engine: {reason}")
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise ExportError(f"batch profile needs 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
-    import tensorrt as trt
-
+    try:
+        trt = import_tensorrt()  # the SDK's import: the same version floor and library errors as at run time
+    except BackendUnavailableError as e:
+        raise EngineUnavailableError(f"cannot build a TensorRT engine: {e}") from None
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(_network_flags(trt))
@@ -114,48 +104,20 @@ def onnx_to_engine(
         # FP32 tensors stay true FP32 so an FP32 engine meets its parity tolerance; FP16 is in the graph.
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_IMAGE, *[(b, 3, image_size, image_size) for b in (min_batch, opt_batch, max_batch)])
-    profile.set_shape(INPUT_LABEL, *[(b, c_dim) for b in (min_batch, opt_batch, max_batch)])
+    batches = (min_batch, opt_batch, max_batch)
+    # Explicit Dims: set_shape is declared with Dims only, and a tuple would rely on an implicit conversion
+    profile.set_shape(INPUT_IMAGE, *[trt.Dims([b, 3, image_size, image_size]) for b in batches])
+    profile.set_shape(INPUT_LABEL, *[trt.Dims([b, c_dim]) for b in batches])
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
     cache = _load_timing_cache(config, cache_path)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError("TensorRT failed to build the engine (see the TensorRT log above)")
-    data = bytes(plan)  # the raw plan, no header: `trtexec --loadEngine` reads it as is
+    data = bytes(plan)  # exactly the serialized engine, no header of ours in front (ultralytics #15025)
     write_bytes(Path(plan_path), data)
     if cache_path is not None:
         cache_bytes = bytes(cache.serialize())
         write_bytes(cache_path, cache_bytes)
-    name, capability = gpu_properties() or ("unknown", "unknown")
+    name, capability = gpu_properties()
     return EngineInfo(tensorrt_version=trt.__version__, gpu_name=name, compute_capability=capability)
-
-
-def run_engine(plan_path: str | Path, image: Any, label: Any) -> Any:
-    """Run a plan once with the v3 named-tensor API on torch CUDA tensors; returns a numpy array.
-
-    Used for parity at build time and in tests; the SDK has its own runtime with pinned buffers.
-    """
-    import numpy as np
-    import tensorrt as trt
-    import torch
-
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())
-    if engine is None:
-        raise ExportError(f"TensorRT could not load {plan_path}")
-    context = engine.create_execution_context()
-    feeds = {INPUT_IMAGE: torch.from_numpy(np.ascontiguousarray(image)).cuda(),
-             INPUT_LABEL: torch.from_numpy(np.ascontiguousarray(label)).cuda()}
-    for name, tensor in feeds.items():
-        context.set_input_shape(name, tuple(tensor.shape))
-        context.set_tensor_address(name, tensor.data_ptr())
-    output = torch.empty(tuple(context.get_tensor_shape(OUTPUT_IMAGE)), dtype=torch.float32, device="cuda")
-    context.set_tensor_address(OUTPUT_IMAGE, output.data_ptr())
-    stream = torch.cuda.Stream()  # enqueue on a non-default stream, as TensorRT recommends
-    stream.wait_stream(torch.cuda.current_stream())  # the uploads above ran on the default stream
-    with torch.cuda.stream(stream):
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise ExportError("TensorRT execute_async_v3 failed")
-    stream.synchronize()
-    return output.cpu().numpy()

@@ -3,8 +3,9 @@
 Usage: report = validate_bundle("bundle"); [print(r.file, r.status, r.detail) for r in report]
 
 Parity here needs no checkpoint: the FP16 graph is compared with the FP32 graph on ONNX Runtime, the
-torch.export program with the FP32 graph (when torch is installed), the engine with the FP32 graph (when
-TensorRT and a GPU are present), and the classifier must produce finite logits of the right shape.
+safetensors weights (in the SDK's own module, read without pickle) with the FP32 graph (when torch is installed),
+the engine with the FP32 graph (run by the SDK's TensorRT backend when TensorRT, a GPU and a matching release are
+present), and the classifier must produce finite logits of the right shape.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stargan_export.errors import ParityError
 from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
 from stargan_sdk import constants as C
 from stargan_sdk.errors import BundleError
+from stargan_sdk.labels import AttributeSpace
 from stargan_sdk.manifest import Artifact, Manifest, read_manifest, verify_artifact
 
 
@@ -81,44 +83,45 @@ def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image:
                                                 f"max abs {metrics['max_abs']:.2e}")
     if artifact.kind == "onnx" and artifact.role == "classifier":
         logits = ort_session(path).run([C.CLASSIFIER_OUTPUT], {C.CLASSIFIER_INPUT: image})[0]
-        if logits.shape != (image.shape[0], manifest.c_dim) or not np.all(np.isfinite(logits)):
+        width = len(AttributeSpace.from_manifest(manifest).editable)  # joint bundles: the mask is not classified
+        if logits.shape != (image.shape[0], width) or not np.all(np.isfinite(logits)):
             raise ParityError(f"{artifact.file} returned logits of shape {logits.shape} (expected "
-                              f"{(image.shape[0], manifest.c_dim)}) or non-finite values")
-        return CheckResult(artifact.file, "ok", f"finite logits [N, {manifest.c_dim}]")
-    if artifact.kind == "torch_export":
-        return _check_pt2(path, artifact, image, label, reference)
-    return _check_engine(path, artifact, image, label, reference)
+                              f"{(image.shape[0], width)}, one per attribute) or non-finite values")
+        return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
+    if artifact.kind == C.WEIGHTS_KIND:
+        return _check_weights(bundle, manifest, artifact, image, label, reference)
+    return _check_engine(bundle, manifest, artifact, image, label, reference)
 
 
-def _check_pt2(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
-               reference: np.ndarray) -> CheckResult:
+def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+                   reference: np.ndarray) -> CheckResult:
+    """The SDK's torch module on generator.safetensors (read without pickle) vs the FP32 ONNX graph."""
     if importlib.util.find_spec("torch") is None:
         return CheckResult(artifact.file, "skipped", "checksum only: torch is not installed")
     import torch
 
-    from stargan_export.torch_program import load_pt2
+    from stargan_sdk.backends.torch_generator import load_generator
 
     with torch.inference_mode():
-        actual = load_pt2(path)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+        actual = load_generator(bundle_dir, manifest)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
     metrics = check(measure(reference, actual), TOLERANCES["fp32"], artifact.file, C.GENERATOR_ONNX)
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
 
 
-def _check_engine(path: Path, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+def _check_engine(bundle: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
                   reference: np.ndarray) -> CheckResult:
-    from stargan_export.tensorrt_build import engine_unavailable_reason, gpu_properties, run_engine
+    """Run the engine with the SDK's TensorRT backend (the code that serves it) when it can run here."""
+    from stargan_sdk.backends.tensorrt import TrtBackend
 
-    reason = engine_unavailable_reason()
-    if reason is not None:
-        return CheckResult(artifact.file, "skipped", f"checksum only: {reason}")
-    gpu = gpu_properties()
-    if gpu is not None and gpu[1] != artifact.compute_capability:
-        return CheckResult(artifact.file, "skipped", f"checksum only: built for compute capability "
-                                                     f"{artifact.compute_capability}, this GPU is {gpu[1]}")
+    available = TrtBackend.availability(bundle, manifest)  # TensorRT, a GPU, the exact release and architecture
+    if not available.ok:
+        return CheckResult(artifact.file, "skipped", f"checksum only: {available.reason}")
     profile = artifact.profile
     if profile is None or profile.min > image.shape[0]:
         return CheckResult(artifact.file, "skipped", "checksum only: engine profile needs batches above the probe's 2")
     n = min(image.shape[0], profile.max)
-    metrics = check(measure(reference[:n], run_engine(path, image[:n], label[:n])),
-                    TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file, C.GENERATOR_ONNX)
+    with TrtBackend(bundle, manifest, cuda_graphs=False) as backend:
+        actual = backend.infer({C.INPUT_IMAGE: image[:n], C.INPUT_LABEL: label[:n]})[C.OUTPUT_IMAGE]
+    metrics = check(measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file,
+                    C.GENERATOR_ONNX)
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, select_backend
 from stargan_sdk.bundle import open_bundle
+from stargan_sdk.cli_ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.figure import MAX_TILE, figure_row
 from stargan_sdk.framing import Framing
@@ -272,6 +273,9 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
+
+
+app.command(help=UI_HELP)(friendly(ui))
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ class Profile:
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # onnx | tensorrt | torch_export | safetensors
+    kind: str  # onnx | tensorrt | safetensors
     role: str  # generator | classifier
     file: str
     sha256: str
@@ -195,6 +195,9 @@ def validate(m: Manifest) -> None:
         )
     _validate_groups(m)
     for a in m.artifacts:
+        if a.kind == "torch_export":  # torch.export archives unpickle on load: never opened, the bundle is refused
+            raise ManifestError(f"artifact {a.file} is a torch.export archive, which runs code when loaded; this SDK "
+                                "reads generator.safetensors instead: re-export the bundle with stargan-export build")
         if a.kind not in ARTIFACT_KINDS or a.role not in ROLES or a.precision not in PRECISIONS:
             raise ManifestError(f"artifact {a.file}: unknown kind/role/precision {a.kind}/{a.role}/{a.precision}")
         if Path(a.file).name != a.file or a.file.startswith("."):

@@ -19,7 +19,8 @@ from stargan_sdk.errors import ManifestError
 
 FORMAT = "stargan-bundle"
 FORMAT_VERSION = 1
-ARTIFACT_KINDS = ("onnx", "tensorrt", "torch_export", "safetensors")
+ARTIFACT_KINDS = ("onnx", "tensorrt", "safetensors")
+REFUSED_KINDS = ("torch_export",)  # known, and refused with their own reason by manifest.validate
 ROLES = ("generator", "classifier")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 GROUP_KINDS = ("exclusive", "binary", "mask")
@@ -162,7 +163,7 @@ def _external_data(value: Any, where: str) -> None:
 
 
 ARTIFACT_FIELDS: Mapping[str, Callable[[Any, str], Any]] = {
-    "kind": lambda v, w: choice(v, w, ARTIFACT_KINDS),
+    "kind": lambda v, w: choice(v, w, ARTIFACT_KINDS + REFUSED_KINDS),
     "role": lambda v, w: choice(v, w, ROLES),
     "file": _file,
     "sha256": _sha256,

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.backends.registry import select_backend
+from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle import check_input_shapes, open_bundle
 from stargan_sdk.classifier import AttributeClassifier
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
+from stargan_sdk.hostmem import value_range
 from stargan_sdk.imaging import ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.labels import AttributeSpace
 from stargan_sdk.manifest import Manifest
@@ -75,8 +76,9 @@ class Translator:
 
         Args:
             bundle_dir: the bundle folder.
-            backend: "auto" (TensorRT when a matching engine and GPU exist, else ONNX Runtime), "tensorrt",
-                "onnxruntime" or "torch".
+            backend: "auto" (GPU: TensorRT with a matching engine, else inductor, else torch; CPU: OpenVINO,
+                else ONNX Runtime; a backend that fails to load hands over to the next, see `candidates`),
+                "tensorrt", "inductor", "torch", "onnxruntime" or "openvino".
             device: CUDA device ordinal for GPU backends.
             max_batch: largest batch per backend call; larger batches are split (None: backend default).
             cuda_graphs: capture one CUDA graph per batch size on GPU backends.
@@ -85,10 +87,8 @@ class Translator:
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         manifest = open_bundle(bundle_dir)
-        backend_cls, candidates = select_backend(backend, bundle_dir, manifest, device)
-        runner = backend_cls(bundle_dir, manifest, device=device, max_batch=max_batch,
-                             cuda_graphs=cuda_graphs, **backend_options)
-        runner.load()
+        runner, candidates = load_backend(backend, bundle_dir, manifest, device, max_batch=max_batch,
+                                          cuda_graphs=cuda_graphs, **backend_options)
         try:
             if hasattr(runner, "input_shapes"):
                 check_input_shapes(manifest, runner.input_shapes(), f"the {runner.name} backend's generator")
@@ -122,15 +122,16 @@ class Translator:
 
     def infer(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The raw path: float32 [N, 3, S, S] in [-1, 1] and float32 [N, c_dim] labels -> float32 outputs.
-        Batches larger than the backend's max batch are split."""
+        A batch larger than the backend's max batch is split and run with `backend.infer_batches`."""
         self._check_arrays(images, labels)
         step = self.backend.max_batch or len(images)
-        parts = []
-        for i in range(0, len(images), step):
-            feeds = {INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]}
-            with self._lock:
-                parts.append(self.backend.infer(feeds)[OUTPUT_IMAGE])
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        parts = [{INPUT_IMAGE: images[i : i + step], INPUT_LABEL: labels[i : i + step]}
+                 for i in range(0, len(images), step)]  # fmt: skip
+        with self._lock:
+            if len(parts) == 1:
+                return self.backend.infer(parts[0])[OUTPUT_IMAGE]
+            outputs = self.backend.infer_batches(parts)
+        return np.concatenate([out[OUTPUT_IMAGE] for out in outputs])
 
     def _check_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
         self._require_open()
@@ -144,7 +145,7 @@ class Translator:
         if not isinstance(labels, np.ndarray) or labels.dtype != np.float32 or labels.shape != (len(images), c):
             desc = f"{labels.dtype}{list(labels.shape)}" if isinstance(labels, np.ndarray) else type(labels).__name__
             raise AttributeValueError(f"infer expects float32 labels [{len(images)}, {c}], got {desc}")
-        lo, hi = float(images.min()), float(images.max())  # NaN/inf fail these comparisons too
+        lo, hi = value_range(images)  # NaN/inf fail these comparisons too
         if not (lo >= -1.0 - 1e-3 and hi <= 1.0 + 1e-3):
             raise ImageInputError(f"images must be finite and normalised to [-1, 1], found values in [{lo}, {hi}]")
         if not np.isfinite(labels).all():

@@ -17,7 +17,7 @@ MAX_BATCH = 16
 
 @pytest.fixture(scope="session")
 def tiny_bundle(official_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """FP32 + FP16 generator, classifier and generator.pt2 for the 32 px, c_dim 5 model (no engine here)."""
+    """FP32 + FP16 generator, classifier and generator.safetensors for the 32 px, c_dim 5 model (no engine here)."""
     from stargan_export.bundle import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,10 +32,10 @@ def test_manifest_describes_the_bundle(tiny_bundle, official_checkpoint):
     assert [(g.name, g.kind) for g in m.groups] == [("hair_color", "exclusive"), ("binary", "binary")]
     assert [(a.file, a.kind, a.precision) for a in m.artifacts] == [
         ("generator.onnx", "onnx", "fp32"), ("generator.fp16.onnx", "onnx", "fp16"),
-        ("classifier.onnx", "onnx", "fp32"), ("generator.pt2", "torch_export", "fp32")]
+        ("classifier.onnx", "onnx", "fp32"), ("generator.safetensors", "safetensors", "fp32")]
     for a in m.artifacts:
         assert a.sha256 == _sha(tiny_bundle / a.file)
-        assert a.opset == (None if a.kind == "torch_export" else 17)
+        assert a.opset == (None if a.kind == "safetensors" else 17)
         assert a.parity is not None and a.parity["max_abs"] <= (0.05 if a.precision == "fp16" else 1e-4)
     assert m.artifact("generator", "onnx", "fp32").parity["max_batch_checked"] == 16
     assert m.source["checkpoint"] == str(official_checkpoint.resolve())
@@ -62,7 +64,7 @@ def test_interrupted_build_leaves_no_manifest(official_checkpoint, tmp_path, mon
     monkeypatch.setattr(bundle_mod, "onnx_fp32_to_fp16", crash)
     with pytest.raises(RuntimeError, match="injected"):
         build_bundle(official_checkpoint, tmp_path / "out", attributes=ATTRS, image_size=32, opt_batch=2,
-                     max_batch=2, torch_program=False, engine=False)
+                     max_batch=2, torch_weights=False, engine=False)
     assert "generator.onnx" in seen
     assert list(tmp_path.iterdir()) == []  # no bundle folder, no half-moved artifacts, no staging
 
@@ -133,3 +135,46 @@ def test_our_checkpoint_supplies_attributes_and_size(tmp_path):
         load_sources(tmp_path / "run", attributes=None, image_size=64, classifier=False)
     with pytest.raises(ExportError, match="trained with attributes"):
         load_sources(tmp_path / "run", attributes=["Male", "Young", "Black_Hair"], image_size=None, classifier=False)
+
+
+JOINT = ATTRS + ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
+                 "mask_celeba", "mask_rafd")
+
+
+def test_joint_classifier_has_exactly_one_logit_per_attribute(official_joint_checkpoint, tmp_path):
+    """An official joint pair: G takes 15 labels, D's 13 logits become classifier.onnx's 13 outputs."""
+    import onnxruntime as ort
+
+    from stargan_export.parity import sample_images
+    from stargan_export.validate import validate_bundle
+    from stargan_sdk import Translator
+    from stargan_train.weights import load_discriminator
+
+    out = tmp_path / "joint"
+    m = build_bundle(official_joint_checkpoint, out, attributes=JOINT, image_size=32, classifier=True, fp16=False,
+                     torch_weights=False, engine=False)
+    assert m.dataset == "both" and m.c_dim == 15
+    session = ort.InferenceSession(str(out / "classifier.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[1] == 13
+    image = sample_images(3, 32, seed=5)
+    D = load_discriminator(official_joint_checkpoint).model.eval()
+    with torch.inference_mode():
+        expected = D(torch.from_numpy(image))[1].numpy()
+    actual = session.run(["logits"], {"image": image})[0]
+    assert actual.shape == (3, 13) and abs(actual - expected).max() < 1e-4
+    assert [r.status for r in validate_bundle(out)] == ["ok", "ok"]
+    with Translator.load(out, backend="onnxruntime") as t:
+        estimate = t.estimate(np.uint8(127.5 * (image[0].transpose(1, 2, 0) + 1)))
+    assert list(estimate) == list(JOINT[:13]) and sum(estimate[e] for e in JOINT[5:13]) == 1  # one expression
+
+
+def test_a_joint_discriminator_with_mask_logits_is_refused(official_joint_checkpoint, tmp_path):
+    """A plain 15-logit D (no run config to say where it came from) cannot be a joint classifier."""
+    shutil.copy(official_joint_checkpoint, tmp_path / "1000-G.ckpt")
+    raw = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
+    raw["conv2.weight"] = torch.cat([raw["conv2.weight"], torch.zeros(2, *raw["conv2.weight"].shape[1:])])
+    torch.save(raw, tmp_path / "1000-D.ckpt")
+    with pytest.raises(ExportError, match=r"has 15 logits; the classifier needs one per attribute, 13 "
+                                          r"\(the mask entries have no logits\)"):
+        load_sources(tmp_path / "1000-G.ckpt", attributes=JOINT, image_size=32, classifier=True)
+    assert load_sources(tmp_path / "1000-G.ckpt", attributes=JOINT, image_size=32, classifier=False).dataset == "both"

@@ -73,7 +73,7 @@ def test_debug_env_shows_the_traceback(tmp_path, monkeypatch):
 
 def test_rebuild_into_existing_bundle_with_json(official_checkpoint, bundle_copy, capsys):
     code, out, err = _run(["build", str(official_checkpoint), "--out", str(bundle_copy), "--attrs", ",".join(ATTRS),
-                           "--image-size", "32", "--no-fp16", "--no-torch-program", "--opt-batch", "2",
+                           "--image-size", "32", "--no-fp16", "--no-torch-weights", "--opt-batch", "2",
                            "--max-batch", "4", "--no-engine", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)

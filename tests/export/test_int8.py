@@ -203,7 +203,7 @@ def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path
 
     out = tmp_path / "bundle"
     args = ["build", str(official_checkpoint), "--out", str(out), "--image-size", "32", "--max-batch", "2",
-            "--opt-batch", "1", "--no-torch-program", "--attrs", "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+            "--opt-batch", "1", "--no-torch-weights", "--attrs", "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
             "--int8-calibration", str(faces), "--json"]
     with pytest.raises(SystemExit) as info:
         main(args)

@@ -29,12 +29,12 @@ def exchange_then_die(a, b):
         real(a, b)
     os.kill(os.getpid(), signal.SIGKILL)
 staging._exchange = exchange_then_die
-build_bundle(sys.argv[1], sys.argv[2], attributes={attrs!r}, image_size=32, fp16=False, torch_program=False,
+build_bundle(sys.argv[1], sys.argv[2], attributes={attrs!r}, image_size=32, fp16=False, torch_weights=False,
              engine=False, min_batch=1, opt_batch=1, max_batch=1)
 """
 
 
-SMALL = dict(attributes=ATTRS, image_size=32, fp16=False, torch_program=False, engine=False, min_batch=1, opt_batch=1,
+SMALL = dict(attributes=ATTRS, image_size=32, fp16=False, torch_weights=False, engine=False, min_batch=1, opt_batch=1,
              max_batch=1)
 
 

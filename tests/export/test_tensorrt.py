@@ -1,4 +1,5 @@
-"""TensorRT engine build (strongly typed, one profile, timing cache) and run vs ONNX Runtime; GPU only."""
+"""TensorRT engine build (strongly typed, one profile, timing cache), run by the SDK's engine runner vs ONNX Runtime;
+real TensorRT on a GPU only (tests/export/test_tensorrt_build_api.py runs the same code against the real bindings' API)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _build(bundle, tmp_path, source: str):
 def test_engine_matches_onnxruntime(tiny_bundle, tmp_path, source, precision):
     import tensorrt as trt
 
-    from stargan_export.tensorrt_build import run_engine
+    from stargan_sdk.backends.tensorrt_engine import TrtEngine
 
     plan, info = _build(tiny_bundle, tmp_path, source)
     assert info.tensorrt_version == trt.__version__ and info.compute_capability.count(".") == 1
@@ -35,10 +36,14 @@ def test_engine_matches_onnxruntime(tiny_bundle, tmp_path, source, precision):
     assert engine.get_tensor_dtype("image") == trt.DataType.FLOAT  # FP32 I/O in both precisions
     assert [tuple(d) for d in engine.get_tensor_profile_shape("label", 0)] == [(1, C_DIM), (4, C_DIM), (MAX_BATCH, C_DIM)]
     session = ort_session(tiny_bundle / GENERATOR_ONNX)
-    for n in (1, 3, MAX_BATCH):
-        image, label = sample_images(n, SIZE, seed=n), sample_labels(n, C_DIM, seed=n)
-        reference = session.run(["output"], {"image": image, "label": label})[0]
-        metrics = measure(reference, run_engine(plan, image, label))
+    with TrtEngine(plan.read_bytes(), image_size=SIZE, c_dim=C_DIM, cuda_graphs=False) as runner:
+        outputs = {}
+        for n in (1, 3, MAX_BATCH):
+            image, label = sample_images(n, SIZE, seed=n), sample_labels(n, C_DIM, seed=n)
+            outputs[n] = (session.run(["output"], {"image": image, "label": label})[0],
+                          runner.infer({"image": image, "label": label})["output"])  # fmt: skip
+    for reference, actual in outputs.values():
+        metrics = measure(reference, actual)
         if precision == "fp32":
             assert metrics["max_abs"] <= 1e-3
         else:
@@ -65,17 +70,17 @@ def test_parser_errors_are_reported_per_line(tmp_path):
 
 def test_bundle_with_engine_records_gpu_and_profile(official_checkpoint, tmp_path):
     import tensorrt as trt
-    import torch
 
     from stargan_export.bundle import build_bundle
     from stargan_export.validate import validate_bundle
 
     m = build_bundle(official_checkpoint, tmp_path / "b", attributes=["Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
-                     "Young"], image_size=SIZE, engine=True, torch_program=False, opt_batch=2, max_batch=4)
+                     "Young"], image_size=SIZE, engine=True, torch_weights=False, opt_batch=2, max_batch=4)
     engine = m.artifact("generator", "tensorrt")
     assert engine is not None and engine.precision == "fp16" and engine.tensorrt_version == trt.__version__
-    major, minor = torch.cuda.get_device_capability(0)
-    assert engine.compute_capability == f"{major}.{minor}" and engine.gpu_name
+    from stargan_sdk import cuda
+
+    assert engine.compute_capability == cuda.device_properties(0).compute_capability and engine.gpu_name
     assert (engine.profile.min, engine.profile.opt, engine.profile.max) == (1, 2, 4)
     assert engine.parity is not None and engine.parity["psnr_db"] >= 40.0
     assert (tmp_path / "b" / "timing.cache").is_file()

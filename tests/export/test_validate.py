@@ -19,7 +19,7 @@ from stargan_sdk.manifest import read_manifest, sha256_file, write_manifest
 
 def test_fresh_bundle_validates(bundle_copy):
     results = {r.file: r for r in validate_bundle(bundle_copy)}
-    assert set(results) == {"generator.onnx", "generator.fp16.onnx", "classifier.onnx", "generator.pt2"}
+    assert set(results) == {"generator.onnx", "generator.fp16.onnx", "classifier.onnx", "generator.safetensors"}
     assert all(r.status == "ok" for r in results.values())
     assert "PSNR" in results["generator.fp16.onnx"].detail
 
@@ -71,7 +71,9 @@ def test_unloadable_artifacts_give_one_line_errors(bundle_copy):
     """Files whose manifest checksum matches but that no runtime can load (e.g. written by a broken tool)."""
     from stargan_export.errors import ExportError
 
-    for name, payload in (("generator.pt2", b"not a zip archive"), ("generator.fp16.onnx", b"\x00garbage")):
+    cases = (("generator.safetensors", b"not a safetensors file", BundleError, "is not a readable safetensors file"),
+             ("generator.fp16.onnx", b"\x00garbage", ExportError, "cannot load generator.fp16.onnx"))
+    for name, payload, error, message in cases:
         copy = bundle_copy.parent / f"c-{name}"
         shutil.copytree(bundle_copy, copy)
         (copy / name).write_bytes(payload)
@@ -79,6 +81,6 @@ def test_unloadable_artifacts_give_one_line_errors(bundle_copy):
         artifacts = tuple(dataclasses.replace(a, sha256=sha256_file(copy / a.file)) if a.file == name else a
                           for a in m.artifacts)
         write_manifest(copy, dataclasses.replace(m, artifacts=artifacts))
-        with pytest.raises(ExportError, match=f"cannot load {name}") as info:
+        with pytest.raises(error, match=message) as info:
             validate_bundle(copy)
         assert "\n" not in str(info.value)

@@ -17,7 +17,7 @@ TINY_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 
 @pytest.fixture(scope="session")
 def bundle(official_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 32 px, c_dim 5 bundle with FP32 + FP16 ONNX, classifier and torch program (no engine)."""
+    """A 32 px, c_dim 5 bundle with FP32 + FP16 ONNX, classifier and safetensors weights (no engine)."""
     from stargan_export.bundle import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"

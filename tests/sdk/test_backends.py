@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
-from stargan_sdk.backends.onnxruntime import OrtBackend, physical_cores
+from stargan_sdk.backends.onnxruntime import OrtBackend
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
+from stargan_sdk.hardware import physical_cores
 from stargan_sdk.manifest import read_manifest
 
 
@@ -34,8 +36,8 @@ def test_auto_picks_a_cpu_backend_and_keeps_the_reasons(bundle: Path) -> None:
         assert t.candidates[expected].ok
         assert not t.candidates["tensorrt"].ok and t.candidates["tensorrt"].reason  # no engine/GPU here
     report = registry.availability_report(bundle, read_manifest(bundle))
-    assert set(report) == {"tensorrt", "onnxruntime", "torch", "openvino"}
-    assert report["torch"].ok and "generator.pt2" in report["torch"].reason
+    assert set(report) == {"tensorrt", "inductor", "torch", "onnxruntime", "openvino"}
+    assert report["torch"].ok and "generator.safetensors" in report["torch"].reason
 
 
 def test_unknown_or_broken_backends_are_reported(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,19 +88,45 @@ def test_backend_contract(bundle: Path) -> None:
     backend.close()  # idempotent
 
 
-def test_fp16_pass_halves_convs_and_keeps_norms_fp32(bundle: Path) -> None:
-    torch = pytest.importorskip("torch")
-    from stargan_sdk.backends.torch_backend import to_mixed_fp16
+@pytest.mark.parametrize(("name", "options"), [("onnxruntime", {}), ("openvino", {"precision": "fp32"})])
+def test_translator_splits_a_large_batch_into_one_infer_batches_call(bundle: Path, name: str, options: dict) -> None:
+    pytest.importorskip(name)
+    x, c = batch(5, seed=3)
+    with Translator.load(bundle, backend="onnxruntime") as whole:
+        reference = whole.infer(x, c)
+    with Translator.load(bundle, backend=name, max_batch=2, **options) as t:
+        calls = []
+        original = t.backend.infer_batches
+        t.backend.infer_batches = lambda parts: calls.append([len(p["image"]) for p in parts]) or original(parts)
+        np.testing.assert_allclose(t.infer(x, c), reference, atol=1e-4)
+        assert calls == [[2, 2, 1]]
+        np.testing.assert_allclose(t.infer(x[:2], c[:2]), reference[:2], atol=1e-4)  # one part: plain infer
+        assert calls == [[2, 2, 1]]
 
-    module = torch.export.load(str(bundle / "generator.pt2")).module()
-    convs = [n for n in module.graph.nodes if "conv" in str(n.target)]
-    norms = [n for n in module.graph.nodes if "instance_norm" in str(n.target)]
-    assert to_mixed_fp16(torch, module) == (len(convs), len(norms)) == (10, 9)  # repeat_num 2
-    for node in norms:  # every norm now reads a float32 cast
-        assert node.args[0].target == torch.ops.aten.to.dtype and node.args[0].args[1] == torch.float32
-    halves = {p.dtype for name, p in module.named_parameters() if p.dim() == 4}
-    norm_params = {p.dtype for name, p in module.named_parameters() if p.dim() == 1}
-    assert halves == {torch.float16} and norm_params == {torch.float32}
+
+def test_default_infer_batches_is_one_infer_per_batch(bundle: Path) -> None:
+    x, c = batch(3, seed=4)
+    parts = [{"image": x[:1], "label": c[:1]}, {"image": x[1:], "label": c[1:]}]
+    with OrtBackend(bundle, read_manifest(bundle)) as backend:
+        outs = backend.infer_batches(parts)
+        assert [o["output"].shape[0] for o in outs] == [1, 2]
+        for part, out in zip(parts, outs):
+            np.testing.assert_array_equal(out["output"], backend.infer(part)["output"])
+
+
+def test_fp16_keeps_norms_fp32(bundle: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from stargan_sdk.backends.torch_backend import to_precision
+    from stargan_sdk.backends.torch_generator import InstanceNorm32, load_generator
+
+    module = to_precision(torch, load_generator(bundle, read_manifest(bundle)), fp16=True)
+    convs = [m for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    norms = [m for m in module.modules() if isinstance(m, InstanceNorm32)]
+    assert (len(convs), len(norms)) == (10, 9)  # repeat_num 2
+    assert {m.weight.dtype for m in convs} == {torch.float16}
+    assert {p.dtype for m in norms for p in m.parameters()} == {torch.float32}
+    x = torch.randn(1, 4, 8, 8, dtype=torch.float16) * 300  # FP16 variance of this would overflow (> 65504)
+    assert norms[0].__class__(4)(x).isfinite().all()
 
 
 @pytest.mark.gpu
@@ -141,11 +169,44 @@ def test_torch_cuda_is_correct_from_eight_threads(bundle: Path) -> None:
     assert len(results) == 8 and all(np.array_equal(results[i], reference[i]) for i in range(8))
 
 
+def _backend_imports() -> dict[str, set[str]]:
+    """Backend module -> the stargan_sdk modules it imports anywhere (also inside functions), from its source."""
+    folder = Path(registry.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[f"stargan_sdk.backends.{path.stem}"] = {m for m in found if m.startswith("stargan_sdk.")}
+    return graph
+
+
+def test_no_import_cycle_between_backends() -> None:
+    graph = _backend_imports()
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), set()):
+                if nxt in graph and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert cycles == [], f"backend modules importing each other in a cycle: {cycles}"
+    assert "stargan_sdk.backends.openvino" not in graph["stargan_sdk.backends.onnxruntime"]
+
+
 BACKEND_CLASSES = [
     ("stargan_sdk.backends.onnxruntime", "OrtBackend"),
     ("stargan_sdk.backends.openvino", "OpenVinoBackend"),
     ("stargan_sdk.backends.tensorrt", "TrtBackend"),
     ("stargan_sdk.backends.torch_backend", "TorchBackend"),
+    ("stargan_sdk.backends.inductor", "InductorBackend"),
 ]
 
 
@@ -205,3 +266,14 @@ def test_openvino_load_errors_keep_their_reason(bundle_copy: Path) -> None:
     message = str(info.value)
     assert "\n" not in message and "No conversion rule found for operations: FooBarOp" in message
     assert message.startswith("OpenVINO could not read generator.onnx: ")
+
+
+def test_auto_gives_each_backend_its_own_options_and_refuses_a_typo(bundle: Path) -> None:
+    """Under auto, a backend gets the options it takes (OpenVINO never sees io_binding); a name that no
+    backend takes is refused before any is tried."""
+    from stargan_sdk.errors import BackendOptionError
+
+    with Translator.load(bundle, backend="auto", io_binding=True, threads=1) as t:
+        assert t.backend_name in ("openvino", "onnxruntime")
+    with pytest.raises(BackendOptionError, match="unknown backend option\\(s\\) io_bindings; known: .*io_binding"):
+        Translator.load(bundle, backend="auto", io_bindings=True)

@@ -31,9 +31,9 @@ def test_flipped_byte_fails_the_checksum(bundle_copy: Path, name: str) -> None:
         Translator.load(bundle_copy, backend="onnxruntime")
 
 
-def test_torch_program_checksum_is_verified_too(bundle_copy: Path) -> None:
-    flip_byte(bundle_copy / "generator.pt2", 100)
-    with pytest.raises(BundleError, match="generator.pt2 is corrupted"):
+def test_torch_weights_checksum_is_verified_too(bundle_copy: Path) -> None:
+    flip_byte(bundle_copy / "generator.safetensors", 100)
+    with pytest.raises(BundleError, match="generator.safetensors is corrupted"):
         Translator.load(bundle_copy, backend="torch")
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from stargan_sdk import cuda
+from stargan_sdk.cuda import runtime as cuda_runtime
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 
 
@@ -53,7 +54,7 @@ def test_check_raises_named_cuda_error(real_rt):
 @pytest.mark.parametrize("code", ["cudaErrorNoDevice", "cudaErrorInsufficientDriver"])
 def test_no_gpu_or_driver_is_backend_unavailable(real_rt, monkeypatch, code):
     err = getattr(real_rt.cudaError_t, code)
-    monkeypatch.setattr(cuda, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(err, 0), cudaMallocHost=(err, None)))
+    monkeypatch.setattr(cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(err, 0), cudaMallocHost=(err, None)))
     available = cuda.cuda_available()
     assert not available.ok
     assert code in available.reason and "onnxruntime" in available.reason
@@ -63,12 +64,12 @@ def test_no_gpu_or_driver_is_backend_unavailable(real_rt, monkeypatch, code):
 
 
 def test_zero_devices_reported(real_rt, monkeypatch):
-    monkeypatch.setattr(cuda, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(real_rt.cudaError_t.cudaSuccess, 0)))
-    assert cuda.cuda_available() == cuda.Availability(False, "no CUDA GPU found")
+    monkeypatch.setattr(cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(real_rt.cudaError_t.cudaSuccess, 0)))
+    assert cuda.cuda_available() == cuda_runtime.Availability(False, "no CUDA GPU found")
 
 
 def test_missing_cuda_bindings_reported(monkeypatch):
-    monkeypatch.setattr(cuda, "_cudart", None)
+    monkeypatch.setattr(cuda_runtime, "_cudart", None)
     for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
         monkeypatch.setitem(sys.modules, name, None)  # makes `import` raise ImportError
     available = cuda.cuda_available()

@@ -381,7 +381,7 @@ def test_translator_round_trip_with_a_real_bundle(official_checkpoint: Path, tmp
     attrs = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
     # No classifier (its export doubles the build time), so `original` is given.
     bundle.build_bundle(official_checkpoint, tmp_path / "bundle", attributes=attrs, image_size=32, fp16=False,
-                        classifier=False, engine=False, torch_program=False, max_batch=4, opt_batch=1)
+                        classifier=False, engine=False, torch_weights=False, max_batch=4, opt_batch=1)
     photo, boxes = composite(140, 180, [(10, 50, 20), (11, 120, 60)])
     inside = crop_region(photo.shape, boxes)
     with Translator.load(tmp_path / "bundle", backend="onnxruntime") as t:

@@ -105,25 +105,25 @@ def test_static_shapes_compile_once_per_batch_size(bundle: Path, faces, referenc
         assert b.input_shapes() == {INPUT_IMAGE: ("N", 3, SIZE, SIZE), INPUT_LABEL: ("N", C_DIM)}
 
 
-def test_pipelined_results_equal_sequential_in_order(bundle: Path, faces) -> None:
+def test_infer_batches_equals_sequential_in_order(bundle: Path, faces) -> None:
     sizes = (4, 4, 4, 2, 4, 4, 2)  # mixed sizes, more batches than requests in flight
     starts = np.cumsum((0,) + sizes[:-1])
     batches = [_take(faces, slice(s, s + n)) for s, n in zip(starts, sizes)]
     with _backend(bundle, precision="fp32", num_requests=2) as b:
         sequential = [b.infer(x)[OUTPUT_IMAGE] for x in batches]
-        pipelined = b.infer_pipelined(iter(batches))
+        pipelined = b.infer_batches(batches)
         assert {(c["batch"], c["hint"]) for c in b.describe()["compiled"]} >= {(4, "throughput"), (2, "throughput")}
     assert len(pipelined) == len(batches)
     for seq, pipe in zip(sequential, pipelined):
         np.testing.assert_allclose(pipe[OUTPUT_IMAGE], seq, atol=1e-5)
 
 
-def test_a_bad_batch_in_a_pipeline_is_refused_after_the_others_finish(bundle: Path, faces) -> None:
+def test_a_bad_batch_in_infer_batches_is_refused_after_the_others_finish(bundle: Path, faces) -> None:
     good = _take(faces, slice(0, 2))
     with _backend(bundle, precision="fp32") as b:
         with pytest.raises(ImageInputError, match=r"expected image \[N, 3, 32, 32\]"):
-            b.infer_pipelined([good, good, {INPUT_IMAGE: good[INPUT_IMAGE][:, :2], INPUT_LABEL: good[INPUT_LABEL]}])
-        assert b.infer_pipelined([good])[0][OUTPUT_IMAGE].shape == (2, 3, SIZE, SIZE)  # still usable
+            b.infer_batches([good, good, {INPUT_IMAGE: good[INPUT_IMAGE][:, :2], INPUT_LABEL: good[INPUT_LABEL]}])
+        assert b.infer_batches([good])[0][OUTPUT_IMAGE].shape == (2, 3, SIZE, SIZE)  # still usable
 
 
 @pytest.mark.parametrize(

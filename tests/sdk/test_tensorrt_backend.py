@@ -1,5 +1,6 @@
 """TrtBackend: why it is unavailable (CPU), its buffer/stream/graph machinery on a GPU with a torch-backed stand-in
-for TensorRT (`gpu`), and a real engine built by the exporter against ONNX Runtime FP32 (`tensorrt`)."""
+for TensorRT (`gpu`), and an engine built by the exporter against ONNX Runtime FP32: real TensorRT (`tensorrt`)
+and NVIDIA's newest bindings simulated on the CPU (`trt_api`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import logging
 import sys
 import types
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 
 from stargan_sdk import cuda
-from stargan_sdk.backends import tensorrt as trt_backend
+from stargan_sdk.backends import tensorrt_compat
+from stargan_sdk.backends import tensorrt_engine as trt_engine
 from stargan_sdk.backends.base import Availability
 from stargan_sdk.backends.tensorrt import TrtBackend
 from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError, ImageInputError, StarGANError
@@ -42,7 +45,7 @@ def engine_artifact(version: str = "10.9.0.34", gpu: cuda.DeviceInfo = H100, sha
 @pytest.fixture
 def fake_machine(monkeypatch):
     """TensorRT 10.9 importable and one H100, without either being here."""
-    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.9.0.34"))
+    monkeypatch.setattr(tensorrt_compat, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.9.0.34"))
     monkeypatch.setattr(cuda, "cuda_available", lambda: Availability(True, "1 CUDA device"))
     monkeypatch.setattr(cuda, "device_count", lambda: 1)
     monkeypatch.setattr(cuda, "device_properties", lambda i=0: H100)
@@ -88,16 +91,31 @@ def test_tensorrt_version_mismatch_says_what_to_rebuild(fake_machine, tmp_path):
     av = TrtBackend.availability(tmp_path, manifest)
     assert not av.ok
     assert av.reason == (
-        "generator.plan was built with TensorRT 10.3.0.26, this machine has 10.9.0.34; rebuild it on this GPU "
-        f"(NVIDIA H100 80GB HBM3) with TensorRT 10.9: stargan-export build runs/a/1000-G.ckpt --out {tmp_path} "
-        "--fp16 --engine"
+        "generator.plan was built with TensorRT 10.3.0.26, this machine has 10.9.0.34 (a plan only loads in the "
+        "exact release that built it); rebuild it on this GPU (NVIDIA H100 80GB HBM3) with TensorRT 10.9.0.34: "
+        f"stargan-export build runs/a/1000-G.ckpt --out {tmp_path} --fp16 --engine"
     )
     with pytest.raises(EngineMismatchError, match="built with TensorRT 10.3.0.26"):
         TrtBackend(tmp_path, manifest).load()  # refused before any file or GPU work
 
 
-def test_patch_release_of_same_minor_accepted(fake_machine, tmp_path):
-    assert TrtBackend.availability(tmp_path, make_manifest(engine_artifact(version="10.9.1.2"))).ok
+@pytest.mark.parametrize("built", ["10.9.1.2", "10.9.0.35", "10.9.0", "10.9", "11.9.0.34"])
+def test_any_other_release_is_refused_even_a_patch_or_build(fake_machine, tmp_path, built):
+    # NVIDIA guarantees a plan only in the release that built it (it is not built version-compatible)
+    av = TrtBackend.availability(tmp_path, make_manifest(engine_artifact(version=built)))
+    assert not av.ok and f"built with TensorRT {built}, this machine has 10.9.0.34" in av.reason
+
+
+@pytest.mark.parametrize("built", ["10.9.0.34", "10.9.0.34.post1", " 10.9.0.34"])
+def test_the_same_release_is_accepted(fake_machine, tmp_path, built):
+    assert TrtBackend.availability(tmp_path, make_manifest(engine_artifact(version=built))).ok
+
+
+def test_max_batch_is_the_profile_limit_before_and_after_load(tmp_path):
+    manifest = make_manifest(engine_artifact())  # profile 1/4/8
+    assert TrtBackend(tmp_path, manifest).max_batch == 8
+    assert TrtBackend(tmp_path, manifest, max_batch=3).max_batch == 3
+    assert TrtBackend(tmp_path, manifest, max_batch=64).max_batch == 8
 
 
 def test_other_gpu_architecture_mismatch(fake_machine, tmp_path):
@@ -105,12 +123,12 @@ def test_other_gpu_architecture_mismatch(fake_machine, tmp_path):
     av = TrtBackend.availability(tmp_path, make_manifest(engine_artifact(gpu=l40)))
     assert not av.ok
     assert "built for compute capability 8.9 (NVIDIA L40S), this GPU is 9.0 (NVIDIA H100 80GB HBM3)" in av.reason
-    assert "with TensorRT 10.9: stargan-export build" in av.reason
+    assert "with TensorRT 10.9.0.34: stargan-export build" in av.reason
 
 
 def test_same_architecture_other_model_only_warns(fake_machine, tmp_path, caplog):
     pcie = cuda.DeviceInfo(0, "NVIDIA H100 PCIe", "9.0", 80 << 30)
-    with caplog.at_level(logging.WARNING, logger=trt_backend.__name__):
+    with caplog.at_level(logging.WARNING, logger=tensorrt_compat.log.name):
         av = TrtBackend.availability(tmp_path, make_manifest(engine_artifact(gpu=pcie)))
     assert av.ok, av.reason
     assert "built on NVIDIA H100 PCIe, runs on NVIDIA H100 80GB HBM3" in caplog.text
@@ -127,7 +145,7 @@ def test_unloaded_backend_refuses_and_describes(tmp_path):
         b.infer({})
     assert b.describe() == {
         "backend": "tensorrt", "cuda_graphs": False, "engine": "generator.plan", "precision": "fp16",
-        "profile": {"min": 1, "opt": 4, "max": 8},
+        "profile": {"min": 1, "opt": 4, "max": 8}, "max_batch": 8,
     }  # fmt: skip
     b.close()  # closing an unloaded backend is a no-op
 
@@ -233,7 +251,7 @@ def test_fake_engine_every_batch_size_with_graph_replay(fake_bundle):
     folder, manifest, _ = fake_bundle
     rng = np.random.default_rng(0)
     with TrtBackend(folder, manifest, cuda_graphs=True) as b:
-        assert b.batch == 8 and b.describe()["device"] == cuda.device_properties(0).name
+        assert b.max_batch == 8 and b.describe()["device"] == cuda.device_properties(0).name
         for n in [1, 8, 3, 1, 8, 3, 5, 2, 4, 6, 7, 5, 2, 4, 6, 7]:  # each size twice: capture, then replay
             feeds = _batch(rng, n)
             np.testing.assert_allclose(b.infer(feeds)["output"], _reference(**feeds), atol=1e-6)
@@ -250,26 +268,21 @@ def test_fake_engine_every_batch_size_with_graph_replay(fake_bundle):
 
 
 @pytest.mark.gpu
-def test_fake_engine_pipelined_and_staged_equal_reference(fake_bundle):
+def test_fake_engine_infer_batches_equal_reference(fake_bundle):
     folder, manifest, _ = fake_bundle
     rng = np.random.default_rng(1)
     batches = [_batch(rng, n) for n in (3, 8, 1, 5, 8, 2, 7, 3)]
     with TrtBackend(folder, manifest, cuda_graphs=True) as b:
         for _ in range(2):  # second pass replays the graphs captured per (slot, batch)
-            outs = list(b.infer_pipelined(iter(batches)))
+            outs = b.infer_batches(batches)
             assert len(outs) == len(batches)
             for feeds, out in zip(batches, outs):
                 np.testing.assert_allclose(out["output"], _reference(**feeds), atol=1e-6)
-        feeds = batches[1]  # after the pipeline moved the context to slot 1, slot 0 must be rebound
-        staged = b.input_buffers()
-        staged["image"][:8], staged["label"][:8] = feeds["image"], feeds["label"]
-        np.testing.assert_allclose(b.infer_staged(8)["output"], _reference(**feeds), atol=1e-6)
-        pipe = b.infer_pipelined(iter(batches))
-        next(pipe)
-        with pytest.raises(StarGANError, match="infer_pipelined"):
-            b.infer(feeds)
-        pipe.close()  # an abandoned pipeline drains its streams and frees the backend
+        feeds = batches[1]  # after infer_batches moved the context to slot 1, slot 0 must be rebound
         np.testing.assert_allclose(b.infer(feeds)["output"], _reference(**feeds), atol=1e-6)
+        with pytest.raises(ImageInputError, match="batch of 9"):
+            b.infer_batches([feeds, _batch(rng, 9)])
+        np.testing.assert_allclose(b.infer_batches([feeds])[0]["output"], _reference(**feeds), atol=1e-6)
 
 
 @pytest.mark.gpu
@@ -277,7 +290,7 @@ def test_fake_engine_capture_refused_falls_back(fake_bundle, monkeypatch, caplog
     folder, manifest, torch = fake_bundle
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(torch, refuse_capture=True))
     rng = np.random.default_rng(2)
-    with caplog.at_level(logging.WARNING, logger=trt_backend.__name__):
+    with caplog.at_level(logging.WARNING, logger=trt_engine.log.name):
         with TrtBackend(folder, manifest, cuda_graphs=True) as b:
             for n in (2, 2, 2, 4):
                 feeds = _batch(rng, n)
@@ -298,14 +311,27 @@ def test_fake_engine_corrupt_plan_refused(fake_bundle):
 # ---- TensorRT: a real engine from the exporter ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine_bundle(official_checkpoint, tmp_path_factory) -> tuple[Path, Manifest]:
+@pytest.fixture(scope="module", params=[pytest.param("tensorrt", marks=pytest.mark.tensorrt),
+                                        pytest.param("simulated", marks=pytest.mark.trt_api)])
+def engine_bundle(request, official_checkpoint, tmp_path_factory) -> Iterator[tuple[Path, Manifest]]:
+    """A bundle with an engine from the exporter: real TensorRT on a GPU, or the newest release's bindings
+    simulated on the CPU (tests/trtsim), so these tests also run, and fail on a wiring bug, without a GPU."""
     from stargan_export.bundle import build_bundle
 
-    folder = tmp_path_factory.mktemp("trt-bundle")
-    manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), engine=True, torch_program=False,
-                            opt_batch=4, max_batch=8)  # fmt: skip
-    return folder, manifest
+    with pytest.MonkeyPatch.context() as patch:
+        simulation = None
+        if request.param == "simulated":
+            from trtsim.bindings import VERSIONS
+            from trtsim.fixtures import load_surface
+            from trtsim.simulate import Simulation
+
+            simulation = Simulation(load_surface(list(VERSIONS)[-1])).install(patch)
+        folder = tmp_path_factory.mktemp("trt-bundle")
+        manifest = build_bundle(official_checkpoint, folder, attributes=list(ATTRS), image_size=SIZE, engine=True,
+                                torch_weights=False, opt_batch=4, max_batch=8)  # fmt: skip
+        yield folder, manifest
+        if simulation is not None:
+            simulation.assert_clean()
 
 
 def _ort_fp32(folder: Path, manifest: Manifest, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -321,21 +347,19 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)  # peak-to-peak of [-1, 1] is 2
 
 
-@pytest.mark.tensorrt
 def test_engine_matches_onnxruntime_fp32(engine_bundle):
     folder, manifest = engine_bundle
     rng = np.random.default_rng(3)
     with TrtBackend(folder, manifest, cuda_graphs=False) as b:
-        assert b.batch == 8 and b.describe()["tensorrt"]
-        for n in range(1, b.batch + 1):
+        assert b.max_batch == 8 and b.describe()["tensorrt"]
+        for n in range(1, b.max_batch + 1):
             feeds = _batch(rng, n)
             out = b.infer(feeds)["output"]
             assert out.shape == (n, 3, SIZE, SIZE) and out.dtype == np.float32
             assert _psnr(out, _ort_fp32(folder, manifest, feeds)) >= 40.0
 
 
-@pytest.mark.tensorrt
-def test_engine_graph_replay_and_pipeline_equal_eager(engine_bundle):
+def test_engine_graph_replay_and_infer_batches_equal_eager(engine_bundle):
     folder, manifest = engine_bundle
     rng = np.random.default_rng(4)
     batches = [_batch(rng, n) for n in (1, 3, 8, 3, 1, 8, 5)]
@@ -346,5 +370,5 @@ def test_engine_graph_replay_and_pipeline_equal_eager(engine_bundle):
             for feeds, ref in zip(batches, expected):
                 np.testing.assert_allclose(b.infer(feeds)["output"], ref, atol=1e-5)
         assert b.graph_batches() == [1, 3, 5, 8]
-        for out, ref in zip(b.infer_pipelined(batches), expected):
+        for out, ref in zip(b.infer_batches(batches), expected):
             np.testing.assert_allclose(out["output"], ref, atol=1e-5)

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from stargan_train.losses import classification_loss, d_loss, g_loss, gradient_penalty
-from stargan_train.trainer import lr_at
 
 B, C, H, W = 3, 3, 4, 4
 
@@ -122,8 +121,9 @@ def test_g_loss_with_identity_generator_has_zero_reconstruction() -> None:
 
 
 def test_joint_mode_uses_only_the_current_datasets_logit_block() -> None:
-    # 15 logits: CelebA block 0 (log 2 per attribute), RaFD block strongly right for class 3, mask junk.
-    logits = torch.cat([torch.zeros(5), torch.tensor([0, 0, 0, 20.0, 0, 0, 0, 0]), torch.tensor([50.0, -50.0])])
+    # 13 logits (the official joint D: c_dim + c2_dim, no mask): CelebA block 0 (log 2 per attribute), RaFD block
+    # strongly right for class 3. The slices are the official out_cls[:, :c_dim] and out_cls[:, c_dim:].
+    logits = torch.cat([torch.zeros(5), torch.tensor([0, 0, 0, 20.0, 0, 0, 0, 0])])
     D = LinearCritic(torch.zeros(1, C, H, W), logits.view(1, -1))
     x = torch.randn(B, C, H, W)
     rafd_label = torch.zeros(B, 8)
@@ -133,15 +133,3 @@ def test_joint_mode_uses_only_the_current_datasets_logit_block() -> None:
     celeba_label = torch.ones(B, 5)
     _, logs = d_loss(D, x, x, celeba_label, 1.0, 0.0, "celeba", cls_slice=slice(0, 5))
     assert logs["D/loss_cls"] == pytest.approx(5 * math.log(2), rel=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("iteration", "expected"),
-    [(0, 1e-4), (100_000, 1e-4), (150_000, 5e-5), (199_999, 1e-9), (200_000, 0.0)],
-)
-def test_lr_decays_linearly_to_zero_over_the_last_iterations(iteration: int, expected: float) -> None:
-    assert lr_at(1e-4, iteration, 200_000, 100_000) == pytest.approx(expected, abs=1e-15)
-
-
-def test_lr_without_decay_stays_constant() -> None:
-    assert lr_at(1e-4, 199_999, 200_000, 0) == 1e-4

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, domain_names
+from stargan_train.config import (
+    DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, classifier_names, domain_names,
+)
 from stargan_train.model import Discriminator, DomainClassifier, Generator, count_parameters
 
 
@@ -39,7 +41,7 @@ def test_generator_cost_is_the_papers() -> None:
 
 
 @pytest.mark.parametrize(("image_size", "kernel"), [(128, 2), (256, 4)])
-@pytest.mark.parametrize("c_dim", [5, 15])
+@pytest.mark.parametrize("c_dim", [5, 8, 13])  # CelebA, RaFD, joint (c_dim + c2_dim: the mask is not classified)
 def test_discriminator_matches_the_official_layout(image_size: int, kernel: int, c_dim: int) -> None:
     D = Discriminator(image_size=image_size, conv_dim=64, c_dim=c_dim, repeat_num=6)
     got = {k: tuple(v.shape) for k, v in D.state_dict().items()}
@@ -94,5 +96,7 @@ def test_config_validation_and_round_trip() -> None:
     cfg = RunConfig(data=DataConfig(dataset="both"))
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert len(domain_names(cfg.data)) == 15 and domain_names(cfg.data)[-2:] == ["mask_celeba", "mask_rafd"]
+    assert classifier_names(cfg.data) == domain_names(cfg.data)[:13]  # D classifies no mask entries
+    assert classifier_names(DataConfig(dataset="rafd")) == domain_names(DataConfig(dataset="rafd"))
     with pytest.raises(ValueError, match="unknown TrainConfig field"):
         RunConfig.from_dict({"train": {"batchsize": 3}})

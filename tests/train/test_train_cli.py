@@ -102,6 +102,8 @@ def test_sample_command_writes_the_grid(trained: tuple[Path, dict], tmp_path: Pa
         (["--resume", "--overwrite"], "exclude each other"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--augment", "translation,colour"], "unknown augmentation(s) 'colour'"),
+        (["--lr-schedule", "cosine"], "lr_schedule must be one of paper, official, got 'cosine'"),
+        (["--lr-update-step", "0"], "lr_update_step must be > 0"),
         (["--init-weights", "/nowhere/run"], "checkpoint not found: /nowhere/run"),
     ],
 )
@@ -142,6 +144,11 @@ def test_every_config_field_is_reachable_from_the_cli() -> None:
             assert (section, name) in reachable | derived, f"{section}.{name}"
     cfg = build_config(RunConfig(), {"selected_attrs": ["Male", "Young"], "image_size": 64, "d_repeat_num": 4}, None)
     assert cfg.generator.c_dim == cfg.discriminator.c_dim == 2 and cfg.discriminator.image_size == 64
+    joint = build_config(RunConfig(), {"dataset": "both"}, None)
+    assert (joint.generator.c_dim, joint.discriminator.c_dim) == (15, 13)  # the official joint D: no mask logits
+    assert joint.train.lr_schedule == "paper"
+    official = build_config(RunConfig(), {"lr_schedule": "official", "lr_update_step": 500}, None)
+    assert (official.train.lr_schedule, official.train.lr_update_step) == ("official", 500)
 
 
 def test_console_entry_exits_2_with_one_line_on_bad_input(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 
 def tiny_config(data_dir: Path, dataset: str = "toyfaces", **train: object) -> RunConfig:
     """32 px, conv_dim 8, one residual block, batch 4: a few iterations take about a second."""
-    n = 15 if dataset == "both" else 5
+    n, k = (15, 13) if dataset == "both" else (5, 5)  # joint: the label has the mask, D's logits do not
     data = DataConfig(
         dataset=dataset, celeba_image_dir=str(data_dir / "images"), attr_path=str(data_dir / "list_attr_celeba.txt"),
         rafd_image_dir=str(data_dir / "rafd" / "train"), celeba_crop_size=36, image_size=32, test_count=4,
@@ -31,7 +31,7 @@ def tiny_config(data_dir: Path, dataset: str = "toyfaces", **train: object) -> R
     )
     options = dict(batch_size=4, num_iters=10, num_iters_decay=5, log_step=5, sample_step=5, model_save_step=5, device="cpu")
     options.update(train)
-    return RunConfig(GeneratorConfig(8, n, 1), DiscriminatorConfig(32, 8, n, 3), data, TrainConfig(**options))  # type: ignore[arg-type]
+    return RunConfig(GeneratorConfig(8, n, 1), DiscriminatorConfig(32, 8, k, 3), data, TrainConfig(**options))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +185,12 @@ def test_overwrite_starts_over(toy: Path, tmp_path: Path) -> None:
 def test_inconsistent_label_size_is_rejected(toy: Path, tmp_path: Path) -> None:
     cfg = tiny_config(toy)
     bad = dataclasses.replace(cfg, generator=GeneratorConfig(8, 7, 1))
-    with pytest.raises(ValueError, match="c_dim must be 5"):
+    with pytest.raises(ValueError, match="needs generator c_dim 5 and discriminator c_dim 5; got 7 and 5"):
         Trainer(bad, tmp_path, progress=False)
+    joint = tiny_config(toy, "both")
+    old_layout = dataclasses.replace(joint, discriminator=DiscriminatorConfig(32, 8, 15, 3))
+    with pytest.raises(ValueError, match="discriminator c_dim 13 \\(the joint D classifies no mask entries\\); got 15 and 15"):
+        Trainer(old_layout, tmp_path, progress=False)
 
 
 def test_without_a_test_split_samples_come_from_training_images(toy: Path, tmp_path: Path) -> None:
@@ -212,6 +216,16 @@ def test_init_weights_starts_from_a_checkpoint_with_fresh_optimisers(short_run: 
     tuned.fit()
     stored = load_checkpoint(tmp_path / "tuned/checkpoints/000002.ckpt")
     assert stored.config.train.init_weights == str(source_dir) and stored.iteration == 2
+
+
+def test_init_weights_from_an_official_joint_pair(official_joint_checkpoint: Path, toy: Path, tmp_path: Path) -> None:
+    raw_g = torch.load(official_joint_checkpoint, weights_only=True)
+    raw_d = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
+    cfg = tiny_config(toy, "both", init_weights=str(official_joint_checkpoint), num_iters=1, num_iters_decay=0)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    assert all(torch.equal(v, raw_d[k]) for k, v in trainer.D.state_dict().items())
+    assert all(torch.equal(v, raw_g[k]) for k, v in trainer.G.state_dict().items())
+    assert trainer.fit()["last"]["rafd/D/loss_cls"] > 0  # and trains on from them
 
 
 def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_touched(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:

@@ -32,6 +32,20 @@ def test_official_discriminator_infers_its_image_size(official_checkpoint: Path)
     assert loaded.config == DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=5, repeat_num=3)
 
 
+def test_official_joint_discriminator_loads_with_13_logits(official_joint_checkpoint: Path) -> None:
+    raw = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
+    loaded = load_discriminator(official_joint_checkpoint)
+    assert loaded.kind == "official" and loaded.config == DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=13, repeat_num=3)
+    state = loaded.model.state_dict()
+    assert list(state) == list(raw)  # the same keys in the same order: the official layout exactly
+    for key, value in raw.items():
+        assert torch.equal(state[key], value), key
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert loaded.model(x)[1].shape == (2, 13)
+    assert load_generator(official_joint_checkpoint).config == GeneratorConfig(conv_dim=8, c_dim=15, repeat_num=1)
+
+
 def test_size_mismatches_are_explained_in_one_sentence(official_checkpoint: Path) -> None:
     with pytest.raises(CheckpointError, match="trained with c_dim 5 .* but 15 attributes were requested"):
         load_generator(official_checkpoint, c_dim=15)

@@ -131,6 +131,7 @@ def _remove_checkpoint(ckpt: Path) -> None:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> TrainState:
     """Load a full training checkpoint written by `save_checkpoint`."""
+    from stargan_train.upgrade import upgrade_train_state
     from stargan_train.weights import CheckpointError, safe_torch_load
 
     raw = safe_torch_load(Path(path), map_location)
@@ -138,7 +139,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Tra
         raise CheckpointError(f"{path} is not a stargan training checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     if raw.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} has checkpoint version {raw.get('version')}, expected {CHECKPOINT_VERSION}")
-    return TrainState(
+    state = TrainState(
         iteration=int(raw["iteration"]),
         config=RunConfig.from_dict(raw["config"]),
         G=raw["G"],
@@ -147,3 +148,4 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Tra
         d_optim=raw["d_optim"],
         rng=raw["rng"],
     )
+    return upgrade_train_state(state)  # joint runs written before the 13-logit D (see upgrade.py)

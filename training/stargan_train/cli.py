@@ -14,7 +14,9 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig, label_dim
+from stargan_train.config import (
+    DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig, classifier_dim, label_dim,
+)
 
 app = typer.Typer(
     help="Train StarGAN (CelebA, RaFD, both, or the built-in toyfaces) and inspect runs.",
@@ -37,7 +39,7 @@ OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "g_conv_dim": (("generator", "conv_dim"),), "d_conv_dim": (("discriminator", "conv_dim"),),
     "g_repeat_num": (("generator", "repeat_num"),), "d_repeat_num": (("discriminator", "repeat_num"),),
     **{name: (("train", name),) for name in (
-        "batch_size", "num_iters", "num_iters_decay", "g_lr", "d_lr", "n_critic", "beta1", "beta2", "lambda_cls",
+        "batch_size", "num_iters", "num_iters_decay", "lr_schedule", "lr_update_step", "g_lr", "d_lr", "n_critic", "beta1", "beta2", "lambda_cls",
         "lambda_rec", "lambda_gp", "augment", "init_weights", "seed", "device", "log_step", "sample_step", "model_save_step", "keep_checkpoints",
     )},
 }
@@ -77,13 +79,15 @@ def build_config(base: RunConfig, given: dict[str, Any], c_dim: int | None) -> R
     train = sections["train"]
     if "num_iters_decay" not in given and train["num_iters_decay"] > train["num_iters"]:
         train["num_iters_decay"] = train["num_iters"] // 2  # a short run keeps the paper's shape: decay over the last half
-    n = label_dim(DataConfig(**sections["data"]))
+    data = DataConfig(**sections["data"])
+    n = label_dim(data)
     if c_dim is not None and c_dim != n:
         raise ValueError(
             f"--c-dim {c_dim} does not match the {n} label(s) of dataset {sections['data']['dataset']!r}; "
             f"leave --c-dim out, it is derived from --dataset and --selected-attrs"
         )
-    sections["generator"]["c_dim"] = sections["discriminator"]["c_dim"] = n
+    sections["generator"]["c_dim"] = n
+    sections["discriminator"]["c_dim"] = classifier_dim(data)  # joint: no logits for the mask, as officially
     return RunConfig.from_dict(sections)
 
 
@@ -136,7 +140,9 @@ def train(
     d_repeat_num: Annotated[int, typer.Option(help="Stride-2 convolutions in the discriminator.", rich_help_panel=MODEL)] = _D.repeat_num,
     batch_size: Annotated[int, typer.Option(help="Images per step (per process under torchrun).", rich_help_panel=OPTIM)] = _T.batch_size,
     num_iters: Annotated[int, typer.Option(help="Total iterations (one critic step each). Without --num-iters-decay, a decay that does not fit becomes the last half.", rich_help_panel=OPTIM)] = _T.num_iters,
-    num_iters_decay: Annotated[int, typer.Option(help="Final iterations over which both lrs decay linearly to 0.", rich_help_panel=OPTIM)] = _T.num_iters_decay,
+    num_iters_decay: Annotated[int, typer.Option(help="Final iterations over which both lrs decay (see --lr-schedule).", rich_help_panel=OPTIM)] = _T.num_iters_decay,
+    lr_schedule: Annotated[str, typer.Option(help="paper (default): both lrs decay linearly to 0 over the last --num-iters-decay iterations, as the paper says and the official code did until its c53e598 clean-up. official: today's yunjey/stargan solver.py, which subtracts lr/num_iters_decay every --lr-update-step iterations and so ends near lr * (1 - 1/lr_update_step), 99.9% of it by default: the clean-up dropped the factor lr_update_step. Choose official only to reproduce a run of today's official code.", rich_help_panel=OPTIM)] = _T.lr_schedule,
+    lr_update_step: Annotated[int, typer.Option(help="Iterations between the lr steps of --lr-schedule official (ignored by paper).", rich_help_panel=OPTIM)] = _T.lr_update_step,
     g_lr: Annotated[float, typer.Option(help="Generator Adam learning rate.", rich_help_panel=OPTIM)] = _T.g_lr,
     d_lr: Annotated[float, typer.Option(help="Discriminator Adam learning rate.", rich_help_panel=OPTIM)] = _T.d_lr,
     n_critic: Annotated[int, typer.Option(help="Critic steps per generator step.", rich_help_panel=OPTIM)] = _T.n_critic,

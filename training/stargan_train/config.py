@@ -15,6 +15,8 @@ RAFD_EXPRESSIONS: tuple[str, ...] = (
 )
 DATASETS: tuple[str, ...] = ("celeba", "rafd", "both", "toyfaces")
 AUGMENTATIONS: tuple[str, ...] = ("translation", "cutout")  # what `augment.DiffAugment` implements
+LR_SCHEDULES: tuple[str, ...] = ("paper", "official")  # see `schedule.py`
+MASK_NAMES: tuple[str, ...] = ("mask_celeba", "mask_rafd")  # joint mode's dataset mask: G input, never classified
 
 
 def parse_augment(policy: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -72,7 +74,7 @@ class DataConfig:
     celeba_crop_size: int = 178
     rafd_crop_size: int = 256
     image_size: int = 128
-    test_count: int = 2000  # CelebA images held out for testing (official: 2000)
+    test_count: int = 2000  # CelebA images held out for testing (the official split holds out 1999: an off-by-one)
     seed: int = 1234  # shuffles the CelebA list before the split, as the official code does
     num_workers: int = 1
     rafd_test_dir: str = ""  # empty: the sibling of rafd_image_dir ending in "test"
@@ -99,6 +101,8 @@ class TrainConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lr_schedule: str = "paper"  # "paper": linear to 0 over num_iters_decay; "official": today's yunjey/stargan steps
+    lr_update_step: int = 1000  # iterations between the "official" schedule's lr steps (official --lr_update_step)
     augment: tuple[str, ...] = ()  # DiffAugment policy for every critic input; () = the official recipe
     init_weights: str = ""  # start G and D from this checkpoint (fresh optimisers, iteration 0); "" = random init
     seed: int = 0
@@ -109,7 +113,11 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self) -> None:
-        _require_positive(self, "batch_size", "num_iters", "n_critic", "log_step", "sample_step", "model_save_step")
+        _require_positive(
+            self, "batch_size", "num_iters", "n_critic", "log_step", "sample_step", "model_save_step", "lr_update_step"
+        )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.num_iters_decay <= self.num_iters:
             raise ValueError(f"num_iters_decay must be in [0, num_iters], got {self.num_iters_decay}")
         object.__setattr__(self, "augment", parse_augment(self.augment))
@@ -157,11 +165,23 @@ def domain_names(data: DataConfig) -> list[str]:
         return list(data.selected_attrs)
     if data.dataset == "rafd":
         return list(RAFD_EXPRESSIONS)
-    return list(data.selected_attrs) + list(RAFD_EXPRESSIONS) + ["mask_celeba", "mask_rafd"]
+    return list(data.selected_attrs) + list(RAFD_EXPRESSIONS) + list(MASK_NAMES)
 
 
 def label_dim(data: DataConfig) -> int:
+    """The generator's c_dim: every entry of the label vector."""
     return len(domain_names(data))
+
+
+def classifier_names(data: DataConfig) -> list[str]:
+    """Names of the discriminator's classifier logits: the label entries without the joint mode's mask
+    (the official joint D has c_dim + c2_dim logits: CelebA attributes, then RaFD expressions)."""
+    return [n for n in domain_names(data) if n not in MASK_NAMES]
+
+
+def classifier_dim(data: DataConfig) -> int:
+    """The discriminator's c_dim."""
+    return len(classifier_names(data))
 
 
 def _require_positive(obj: Any, *names: str) -> None:

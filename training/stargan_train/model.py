@@ -90,7 +90,8 @@ class Discriminator(nn.Module):
     Args:
         image_size: input resolution; must be divisible by 2**repeat_num (the classifier kernel).
         conv_dim: channels of the first layer.
-        c_dim: number of domain logits.
+        c_dim: number of domain logits: the label length, except in joint CelebA+RaFD training, where the
+            mask entries are not classified (5 + 8 = 13 logits for a 15-entry label, as officially).
         repeat_num: number of stride-2 convolutions.
     """
 

@@ -88,9 +88,11 @@ def write_sample_grid(G: nn.Module, x: Tensor, c_org: Tensor, data: DataConfig, 
 
 
 def fixed_batch(data: DataConfig, count: int) -> tuple[Tensor, Tensor]:
-    """The first `count` test images and their labels (CelebA images in joint mode, as officially).
+    """The first `count` held-out test images and their labels: the same faces in every run and after a resume.
 
-    With `test_count` 0 there is no CelebA test split; the first training images (possibly flipped) stand in.
+    The official code samples its first training batch instead (shuffled and possibly flipped, so other faces
+    each run); as there, joint mode samples CelebA images. With `test_count` 0 there is no CelebA test split
+    and the first training images (possibly flipped) stand in.
     """
     from stargan_train.data import build_loaders
 

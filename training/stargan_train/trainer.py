@@ -1,4 +1,4 @@
-"""The StarGAN training loop: critic and generator steps, lr decay, logs, samples, checkpoints, exact resume.
+"""The StarGAN training loop: critic and generator steps, lr schedule, logs, samples, checkpoints, exact resume.
 
 Usage: summary = run_training(RunConfig(...), "runs/toy")  # or Trainer(cfg, run_dir, ctx=ctx).fit()
 
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from stargan_train import checkpoint as ckpt
 from stargan_train.augment import DiffAugment
-from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, label_dim
+from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, classifier_dim, label_dim
 from stargan_train.data import build_loaders, joint_labels
 from stargan_train.distributed import (
     BatchStream, DistContext, barrier, init_distributed, shutdown_distributed, unwrap, wrap_ddp,
@@ -30,16 +30,10 @@ from stargan_train.losses import d_loss, g_loss
 from stargan_train.model import Discriminator, Generator
 from stargan_train.rundir import TrainLog, prepare_run_dir
 from stargan_train.samples import fixed_batch, write_sample_grid
+from stargan_train.schedule import lr_at
 from stargan_train.weights import CheckpointError, load_discriminator, load_generator
 
 SAMPLE_COUNT = 8  # fixed test images in a sample grid (rows)
-
-
-def lr_at(base: float, iteration: int, num_iters: int, num_iters_decay: int) -> float:
-    """Linear decay to 0 over the last `num_iters_decay` iterations: base * min(1, (num_iters - it) / decay)."""
-    if num_iters_decay <= 0:
-        return base
-    return base * max(0.0, min(1.0, (num_iters - iteration) / num_iters_decay))
 
 
 def seed_all(seed: int) -> None:
@@ -49,12 +43,14 @@ def seed_all(seed: int) -> None:
 
 
 def check_label_sizes(config: RunConfig) -> None:
-    """G and D label sizes and D's image size must agree with the data the run reads."""
-    n = label_dim(config.data)
-    if config.generator.c_dim != n or config.discriminator.c_dim != n:
+    """G's label size, D's logit count and D's image size must agree with the data the run reads."""
+    n, k = label_dim(config.data), classifier_dim(config.data)
+    if config.generator.c_dim != n or config.discriminator.c_dim != k:
+        joint = " (the joint D classifies no mask entries)" if n != k else ""
         raise ValueError(
-            f"c_dim must be {n} for dataset {config.data.dataset!r} with {len(config.data.selected_attrs)} "
-            f"attribute(s); got generator {config.generator.c_dim}, discriminator {config.discriminator.c_dim}"
+            f"dataset {config.data.dataset!r} with {len(config.data.selected_attrs)} attribute(s) needs generator "
+            f"c_dim {n} and discriminator c_dim {k}{joint}; got {config.generator.c_dim} and "
+            f"{config.discriminator.c_dim}"
         )
     if config.discriminator.image_size != config.data.image_size:
         raise ValueError(
@@ -173,6 +169,8 @@ class Trainer:
         return Batch(x.to(dev), label_org, label_trg, c_org, c_trg, part)
 
     def _cls(self, part: str) -> tuple[str, slice | None]:
+        """Loss kind and D's logit block for a batch: joint mode uses the official out_cls[:, :c_dim] (CelebA)
+        or out_cls[:, c_dim:] (RaFD) of D's c_dim + c2_dim logits."""
         if not self.joint:
             return ("rafd" if part == "rafd" else "celeba"), None
         if part == "celeba":
@@ -214,9 +212,9 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------------------------------
 
     def set_lr(self, iteration: int) -> tuple[float, float]:
+        """Both optimizers' lr for `iteration` under the run's schedule (applied to every param group)."""
         t = self.config.train
-        g_lr = lr_at(t.g_lr, iteration, t.num_iters, t.num_iters_decay)
-        d_lr = lr_at(t.d_lr, iteration, t.num_iters, t.num_iters_decay)
+        g_lr, d_lr = lr_at(t, t.g_lr, iteration), lr_at(t, t.d_lr, iteration)
         for opt, lr in ((self.g_opt, g_lr), (self.d_opt, d_lr)):
             for group in opt.param_groups:
                 group["lr"] = lr

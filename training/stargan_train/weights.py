@@ -26,6 +26,7 @@ from safetensors.torch import load_file, safe_open
 
 from stargan_train.config import DiscriminatorConfig, GeneratorConfig, RunConfig
 from stargan_train.model import Discriminator, Generator
+from stargan_train.upgrade import upgrade_discriminator, upgrade_run_config
 
 _RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 _RES_KEY = re.compile(r"^main\.(\d+)\.main\.0\.weight$")
@@ -165,7 +166,17 @@ def _safetensors_metadata(path: Path, meta: dict[str, str]) -> tuple[RunConfig |
 
 
 def _read_state_dicts(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunConfig | None, int | None]:
-    """(state_dict, kind, run_config, iteration) for part 'G' or 'D' from any supported file."""
+    """(state_dict, kind, run_config, iteration) for part 'G' or 'D' from any supported file.
+
+    Our own joint checkpoints from before the 13-logit discriminator come back upgraded (see `upgrade`).
+    """
+    sd, kind, run_config, iteration = _read_raw(path, part)
+    if part == "D":
+        sd, run_config = upgrade_discriminator(sd, run_config)
+    return sd, kind, upgrade_run_config(run_config), iteration
+
+
+def _read_raw(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunConfig | None, int | None]:
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:

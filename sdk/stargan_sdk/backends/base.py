@@ -4,9 +4,10 @@ Usage: with OrtBackend(bundle_dir, manifest) as b: out = b.infer({"image": x, "l
 
 Constructing a backend does no heavy or GPU work; `load()` does (sessions, engines, buffers). `infer`
 takes and returns named float32 numpy arrays at the engine boundary (NCHW in [-1, 1]); callers split
-batches larger than `max_batch`. Each backend declares the options it takes (`accepted_options`); the
-base constructor refuses any other name and a `threads` or `max_batch` below 1, so a typo never runs silently
-with defaults.
+batches larger than `max_batch` and hand the parts to `infer_batches`, which a backend may override to overlap
+work across them (same results as one `infer` per part). Each backend declares the options it takes
+(`accepted_options`); the base constructor refuses any other name and a `threads` or `max_batch` below 1, so a
+typo never runs silently with defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import abc
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -32,6 +33,16 @@ def error_reason(e: BaseException, limit: int = 400) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not _RUNTIME_NOISE.match(ln)]
     text = " ".join(lines) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_option_names(classes: Sequence[type["Backend"]], options: dict[str, Any]) -> None:
+    """Under `auto`: refuse an option name that no candidate takes (a typo), before trying any."""
+    if any(c.accepted_options is None for c in classes):
+        return  # a backend that declares nothing takes anything
+    known = sorted({*Backend.COMMON_OPTIONS, *(o for c in classes for o in c.accepted_options or ())})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise BackendOptionError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,9 @@ class Backend(abc.ABC):
 
     name: str = "base"
     # Option names this backend reads; None means "not declared" (every name passes). `cuda_graphs` is
-    # always accepted: Translator.load passes it to every backend (CPU backends ignore it).
+    # always accepted (with max_batch): Translator.load passes it to every backend (CPU backends ignore it).
     accepted_options: ClassVar[tuple[str, ...] | None] = None
-    COMMON_OPTIONS: ClassVar[tuple[str, ...]] = ("cuda_graphs",)
+    COMMON_OPTIONS: ClassVar[tuple[str, ...]] = ("cuda_graphs", "max_batch")
 
     def __init__(
         self,
@@ -75,6 +86,14 @@ class Backend(abc.ABC):
         self.max_batch = max_batch
         self.options = options
         self.loaded = False
+
+    @classmethod
+    def own_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options this backend takes (under `auto`, each candidate gets its own)."""
+        if cls.accepted_options is None:
+            return dict(options)
+        known = set(cls.accepted_options) | set(cls.COMMON_OPTIONS)
+        return {k: v for k, v in options.items() if k in known}
 
     def _check_options(self, device: Any, max_batch: Any, options: dict[str, Any]) -> None:
         if self.accepted_options is not None:
@@ -101,6 +120,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch (N <= max_batch) and return the named outputs as new float32 arrays."""
+
+    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Run several batches (each N <= max_batch) and return their outputs in the same order.
+
+        The contract: the same values as `[self.infer(b) for b in batches]` (this default), returned when every
+        batch has finished; input arrays are not kept or modified; a bad batch raises the error `infer` would
+        and leaves the backend usable; nothing is held (locks, requests, buffers) after the call returns. A
+        backend overrides it only to overlap work across batches, e.g. host-device copies with compute
+        (TensorRT) or several requests in flight (OpenVINO). The Translator calls it for a batch larger than
+        `max_batch`, already split into parts of at most `max_batch`.
+        """
+        return [self.infer(feeds) for feeds in batches]
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -11,48 +11,19 @@ with numpy in and numpy out, binding saves no copy on the CPU provider and costs
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stargan_sdk.artifacts import generator_onnx
 from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.manifest import Artifact, Manifest, verify_artifact
+from stargan_sdk.hardware import physical_cores
+from stargan_sdk.manifest import Manifest, verify_artifact
 
 PROVIDERS = ("auto", "cpu", "cuda")
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use: hyper-threads share one core's FPUs, so more threads slow
-    convolutions down rather than up."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        allowed = os.cpu_count() or 1
-    try:
-        pairs, phys = set(), "0"
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "physical id":
-                    phys = value.strip()
-                elif key.strip() == "core id":
-                    pairs.add((phys, value.strip()))
-        cores = len(pairs) or allowed
-    except OSError:
-        cores = allowed
-    return max(1, min(cores, allowed))
-
-
-def generator_artifact(manifest: Manifest, precision: str) -> Artifact | None:
-    if precision == "int8" and manifest.artifact(role="generator", kind="onnx", precision="int8") is not None:
-        from stargan_sdk.backends.openvino import int8_artifact  # imports no openvino: shared usability rule
-
-        return int8_artifact(manifest)  # refuses an INT8 model that missed the PSNR bar, with its PSNR
-    return manifest.artifact(role="generator", kind="onnx", precision=precision)
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -106,7 +77,7 @@ class OrtBackend(Backend):
     ) -> Availability:
         if importlib.util.find_spec("onnxruntime") is None:
             return Availability(False, "onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
-        art = generator_artifact(manifest, precision)
+        art = generator_onnx(manifest, precision)
         if art is None:
             return Availability(False, f"the bundle has no {precision} generator ONNX")
         return Availability(True, f"{art.file} ({precision})")
@@ -115,7 +86,7 @@ class OrtBackend(Backend):
         if self.loaded:
             return
         precision = self.options.get("precision", "fp32")
-        art = generator_artifact(self.manifest, precision)
+        art = generator_onnx(self.manifest, precision)
         if art is None:
             hint = " (re-export with fp16 enabled)" if precision == "fp16" else ""
             raise BackendUnavailableError(f"the bundle has no {precision} generator ONNX{hint}")

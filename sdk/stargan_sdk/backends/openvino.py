@@ -6,24 +6,25 @@ FP32 on a CPU is near its arithmetic limit in every engine, so the large CPU win
 OpenVINO's CPU plugin runs BF16 on AVX512-BF16/AMX and the bundle's QDQ INT8 graph on VNNI/AMX kernels.
 Shapes are made static per batch size (one compiled model per size and performance hint, cached), which
 lets the plugin pick blocked layouts and fold the label tiling. `infer` uses the LATENCY hint (one stream,
-every core on one batch); `infer_pipelined` uses THROUGHPUT (several streams, one request each, in flight
+every core on one batch); `infer_batches` uses THROUGHPUT (several streams, one request each, in flight
 together). Not thread-safe: one infer request per compiled model.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stargan_sdk.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.backends.base import Availability, Backend, error_reason
-from stargan_sdk.backends.onnxruntime import physical_cores
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
-from stargan_sdk.manifest import Artifact, Manifest, verify_artifact
+from stargan_sdk.hardware import physical_cores
+from stargan_sdk.manifest import Manifest, verify_artifact
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 HINTS = ("auto", "latency", "throughput")
@@ -46,25 +47,6 @@ def resolve_precision(requested: str, capabilities: Sequence[str]) -> str:
             f"use precision='fp32' or 'auto'"
         )
     return requested
-
-
-def int8_artifact(manifest: Manifest) -> Artifact:
-    """The bundle's INT8 generator, refused unless its PSNR vs FP32 passed the bar at quantization."""
-    art = manifest.artifact(role="generator", kind="onnx", precision="int8")
-    if art is None:
-        raise BackendUnavailableError(
-            "the bundle has no INT8 generator; build one with `stargan-export build --int8-calibration FACES_DIR`"
-        )
-    parity = art.parity or {}
-    if parity.get("usable") != 1.0:
-        psnr = parity.get("psnr_db")
-        measured = f"measured {psnr:.1f} dB PSNR vs FP32" if psnr is not None else "has no measured PSNR"
-        bar = parity.get("min_psnr_db", 30.0)
-        raise BackendUnavailableError(
-            f"{art.file} {measured}, below the {bar:g} dB bar, so it is not used; run precision='bf16' or "
-            f"'fp32', or re-quantize with calibration images closer to the faces you edit"
-        )
-    return art
 
 
 def check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +81,8 @@ class OpenVinoBackend(Backend):
         max_batch: largest batch per call (None: any; each new size compiles once).
         options: `precision` ("auto" | "fp32" | "bf16" | "int8"; INT8 runs its float ops in BF16 where the
             CPU has it), `threads` (default: physical cores), `performance_hint` ("auto": LATENCY for
-            `infer`, THROUGHPUT for `infer_pipelined`; or force one), `num_requests` (requests in flight in
-            `infer_pipelined`; default OpenVINO's optimum), `cpu_capabilities` (override what the CPU
+            `infer`, THROUGHPUT for `infer_batches`; or force one), `num_requests` (requests in flight in
+            `infer_batches`; default OpenVINO's optimum), `cpu_capabilities` (override what the CPU
             reports, e.g. ["FP32"] to test the fallback on a CPU without BF16).
     """
 
@@ -116,7 +98,7 @@ class OpenVinoBackend(Backend):
         if importlib.util.find_spec("openvino") is None:
             return Availability(False, _INSTALL)
         try:
-            art = int8_artifact(manifest) if precision == "int8" else _fp32_artifact(manifest)
+            art = int8_artifact(manifest) if precision == "int8" else fp32_artifact(manifest)
         except BackendUnavailableError as e:
             return Availability(False, str(e))
         if not (Path(bundle_dir) / art.file).is_file():
@@ -136,7 +118,7 @@ class OpenVinoBackend(Backend):
         if caps is None:
             caps = tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
         precision = resolve_precision(opts["precision"], caps)
-        art = int8_artifact(self.manifest) if precision == "int8" else _fp32_artifact(self.manifest)
+        art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
         path = verify_artifact(self.bundle_dir, art)
         try:
             model = core.read_model(str(path))
@@ -152,7 +134,7 @@ class OpenVinoBackend(Backend):
         self._threads = opts["threads"] or physical_cores()
         self._compiled: dict[tuple[int, str], Any] = {}
         self._requests: dict[int, Any] = {}  # one synchronous request per batch size, for `infer`
-        self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_pipelined`
+        self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_batches`
         self.compile_count = 0
         self.loaded = True
 
@@ -190,7 +172,7 @@ class OpenVinoBackend(Backend):
         request.infer(inputs, share_inputs=True)  # contiguous float32 inputs are read in place
         return {OUTPUT_IMAGE: request.get_tensor(OUTPUT_IMAGE).data.copy()}
 
-    def infer_pipelined(self, batches: Iterable[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Run many batches with several infer requests in flight; results come back in input order.
 
         Requests are used round-robin and waited on from this thread. Not `AsyncInferQueue`: its Python
@@ -276,13 +258,6 @@ class OpenVinoBackend(Backend):
             ],
         )
         return info
-
-
-def _fp32_artifact(manifest: Manifest) -> Artifact:
-    art = manifest.artifact(role="generator", kind="onnx", precision="fp32")
-    if art is None:
-        raise BackendUnavailableError("the bundle has no FP32 generator ONNX; re-export the bundle")
-    return art
 
 
 def _dims(shape: Any) -> tuple[int | str, ...]:

@@ -1,44 +1,54 @@
-"""Backend registry: names to classes (imported lazily by module path) and the `auto` choice.
+"""Backend registry: names to classes (imported lazily by module path), the `auto` order, and loading with fallback.
 
-Usage: cls, reasons = select_backend("auto", bundle_dir, manifest); backend = cls(bundle_dir, manifest)
+Usage: backend, reasons = load_backend("auto", bundle_dir, manifest, device=0, cuda_graphs=True)
 
-`auto` tries TensorRT (a matching engine and a GPU), then on a CPU-only machine OpenVINO when installed
-(BF16 where the CPU has it: several times faster than FP32, >= 45 dB), then ONNX Runtime (CUDA provider if
-present, else CPU). With ONNX Runtime's CUDA provider present, ONNX Runtime comes before OpenVINO (a GPU
-beats any CPU precision). The torch backend is never picked automatically: it needs the large torch
-package and exists to verify the GPU path. Every candidate's availability is kept so `stargan info` can
-say why one was skipped.
+`auto` on a machine with an NVIDIA GPU tries TensorRT (a matching engine), then the Inductor-compiled
+generator, then eager torch, then ONNX Runtime / OpenVINO. On a CPU-only machine: TensorRT (which says why
+not), OpenVINO when installed (BF16 where the CPU has it: several times faster than FP32, >= 45 dB), then
+ONNX Runtime. The torch-based backends are picked by `auto` only where a GPU is present: on a CPU they
+exist to verify the model, not to serve it. A candidate that is available but fails to load (a mismatched
+engine, a compiled graph that misses parity) hands over to the next one; every candidate's reason is
+kept so `stargan info` and `Translator.candidates` can say why one was skipped.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from pathlib import Path
+from typing import Any
 
-from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.backends.base import Availability, Backend, check_option_names
+from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
 from stargan_sdk.manifest import Manifest
+
+_log = logging.getLogger("stargan_sdk")
 
 BACKENDS: dict[str, str] = {
     "tensorrt": "stargan_sdk.backends.tensorrt:TrtBackend",
-    "onnxruntime": "stargan_sdk.backends.onnxruntime:OrtBackend",
+    "inductor": "stargan_sdk.backends.inductor:InductorBackend",
     "torch": "stargan_sdk.backends.torch_backend:TorchBackend",
+    "onnxruntime": "stargan_sdk.backends.onnxruntime:OrtBackend",
     "openvino": "stargan_sdk.backends.openvino:OpenVinoBackend",
 }
 AUTO_ORDER = ("tensorrt", "openvino", "onnxruntime")
-AUTO_ORDER_CUDA = ("tensorrt", "onnxruntime", "openvino")
+AUTO_ORDER_GPU = ("tensorrt", "inductor", "torch", "onnxruntime", "openvino")
+GPU_ONLY_IN_AUTO = frozenset({"inductor", "torch"})
+
+
+def nvidia_gpu_present() -> bool:
+    """A cheap look for an NVIDIA GPU (driver device nodes), without importing torch or CUDA libraries."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
 
 
 def auto_order() -> tuple[str, ...]:
-    """AUTO_ORDER, or ONNX Runtime before OpenVINO where ONNX Runtime has its CUDA provider."""
-    try:
-        import onnxruntime
-
-        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            return AUTO_ORDER_CUDA
-    except ImportError:
-        pass
-    return AUTO_ORDER
+    """The candidates `auto` tries, in order, on this machine."""
+    return AUTO_ORDER_GPU if nvidia_gpu_present() else AUTO_ORDER
 
 
 def backend_names() -> tuple[str, ...]:
@@ -69,20 +79,76 @@ def availability_report(bundle_dir: str | Path, manifest: Manifest, device: int 
     return {name: availability(name, bundle_dir, manifest, device) for name in BACKENDS}
 
 
+def _candidate(asked: str, name: str, bundle_dir: str | Path, manifest: Manifest, device: int) -> Availability:
+    """Availability of `name` when `asked` ("auto" or that name) was requested."""
+    if asked == "auto" and name in GPU_ONLY_IN_AUTO and not nvidia_gpu_present():
+        return Availability(False, "auto picks it only on an NVIDIA GPU (ask for it by name to run it on the CPU)")
+    return availability(name, bundle_dir, manifest, device)
+
+
 def select_backend(
     name: str, bundle_dir: str | Path, manifest: Manifest, device: int = 0
 ) -> tuple[type[Backend], dict[str, Availability]]:
-    """The class to use for `name` ("auto" or a backend name) and the availability of each candidate tried.
-
-    Raises BackendUnavailableError naming every reason when nothing can run.
-    """
-    candidates = auto_order() if name == "auto" else (name,)
-    if name != "auto" and name not in BACKENDS:
-        raise BackendUnavailableError(f"unknown backend {name!r}; choose auto, {', '.join(BACKENDS)}")
+    """The first class whose availability check passes, for `name` ("auto" or a backend name), and the
+    availability of each candidate tried. Nothing is loaded. Raises BackendUnavailableError naming every reason."""
     reasons: dict[str, Availability] = {}
-    for candidate in candidates:
-        reasons[candidate] = availability(candidate, bundle_dir, manifest, device)
+    for candidate in _check_name(name):
+        reasons[candidate] = _candidate(name, candidate, bundle_dir, manifest, device)
         if reasons[candidate].ok:
             return backend_class(candidate), reasons
+    raise _nothing_runs(reasons)
+
+
+def load_backend(name: str, bundle_dir: str | Path, manifest: Manifest, device: int = 0,
+                 **options: Any) -> tuple[Backend, dict[str, Availability]]:
+    """A loaded backend for `name` and the reason for each candidate tried.
+
+    With "auto", a candidate that is available but fails to load is closed, its error kept as the reason and
+    logged, and the next candidate tried. A backend asked for by name raises its own error.
+    """
+    reasons: dict[str, Availability] = {}
+    candidates = _check_name(name)
+    if name == "auto":  # each candidate gets the options it takes; a name none takes is a typo
+        check_option_names([backend_class(c) for c in candidates], options)
+    for candidate in candidates:
+        reasons[candidate] = _candidate(name, candidate, bundle_dir, manifest, device)
+        if not reasons[candidate].ok:
+            continue
+        cls = backend_class(candidate)
+        try:  # the constructor refuses bad option values (threads=0, ...)
+            runner = cls(bundle_dir, manifest, device=device, **(cls.own_options(options) if name == "auto" else options))
+        except BackendOptionError as e:
+            if name != "auto":
+                raise
+            reasons[candidate] = Availability(False, str(e))
+            continue
+        try:
+            runner.load()
+        except Exception as e:
+            if name != "auto":
+                raise
+            _close_quietly(runner)
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reasons[candidate] = Availability(False, f"available but failed to load: {why}")
+            _log.warning("backend %s failed to load, trying the next one: %s", candidate, why)
+            continue
+        return runner, reasons
+    raise _nothing_runs(reasons)
+
+
+def _check_name(name: str) -> tuple[str, ...]:
+    if name != "auto" and name not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {name!r}; choose auto, {', '.join(BACKENDS)}")
+    return auto_order() if name == "auto" else (name,)
+
+
+def _nothing_runs(reasons: dict[str, Availability]) -> BackendUnavailableError:
     detail = "; ".join(f"{k}: {v.reason}" for k, v in reasons.items())
-    raise BackendUnavailableError(f"no backend can run this bundle here ({detail})")
+    return BackendUnavailableError(f"no backend can run this bundle here ({detail})")
+
+
+def _close_quietly(runner: Backend) -> None:
+    try:
+        runner.close()
+    except Exception:  # a half-loaded backend may not close cleanly; the load error is what matters
+        pass

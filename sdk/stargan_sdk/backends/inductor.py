@@ -1,0 +1,257 @@
+"""inductor backend: the generator compiled by TorchInductor for static batch sizes, replayed as CUDA graphs.
+
+Usage: with InductorBackend(bundle, manifest, batch_sizes=(1, 8, 64)) as b: y = b.infer(feeds)["output"]
+
+The GPU engine we can build and measure without TensorRT. On CUDA: FP16 convolutions with float32
+InstanceNorm statistics (fused by Inductor into its norm kernels), channels_last, one compiled graph per
+batch size (a symbolic batch keeps convolutions NCHW, pytorch#102670) captured as a CUDA graph, pinned
+staging on a private stream. Batches are covered by the compiled sizes (padded up, or split). On the CPU it
+compiles FP32 (what the CPU tests use). Every compiled size is checked against the FP32 eager model when
+the backend loads and a miss refuses the backend (Inductor miscompiles have been reported, e.g.
+pytorch#183601), so `auto` falls through to the next one. Inductor's on-disk caches live in `cache_dir`
+(default $STARGAN_CACHE_DIR or ~/.cache/stargan/inductor), so a second process skips code generation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.torch_backend import to_precision, torch_availability, want_cuda
+from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.manifest import Manifest
+from stargan_sdk.tolerances import TOLERANCES, psnr_db
+
+CUDA_BATCH_SIZES = (1, 8, 64, 256)
+CPU_BATCH_SIZES = (1, 8)
+MODES = ("default", "max-autotune-no-cudagraphs")  # CUDA graphs are ours, so Inductor's own are never asked for
+
+
+def plan_chunks(n: int, sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """Cover a batch of `n` with compiled sizes: a list of (images taken, compiled size run).
+
+    The rest of a batch is padded up to the smallest compiled size that holds it when that wastes at most
+    half the launch; otherwise the largest compiled size that fits is taken and the rest planned again.
+    """
+    ordered = sorted(set(sizes))
+    plan, rest = [], n
+    while rest > 0:
+        fits = [s for s in ordered if s >= rest]
+        if fits and fits[0] <= 2 * rest:
+            plan.append((rest, fits[0]))
+            break
+        below = [s for s in ordered if s <= rest]
+        step = below[-1] if below else fits[0]
+        plan.append((min(step, rest), step))
+        rest -= min(step, rest)
+    return plan
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("STARGAN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stargan")
+    return Path(base) / "inductor"
+
+
+def parity_inputs(n: int, size: int, c_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two image-like inputs with different labels, repeated to `n` (per-instance norms: rows are independent)."""
+    rng = np.random.default_rng(1234)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = np.stack([np.sin(7 * xx + 1), np.cos(5 * yy), np.sin(3 * (xx - yy))])
+    images = np.clip(base[None] * 0.8 + 0.15 * rng.standard_normal((2, 3, size, size)), -1, 1).astype(np.float32)
+    labels = np.stack([np.arange(c_dim) % 2, 1 - np.arange(c_dim) % 2]).astype(np.float32)
+    idx = np.arange(n) % 2
+    return images[idx], labels[idx]
+
+
+class InductorBackend(Backend):
+    """Runs the generator compiled with TorchInductor.
+
+    Args:
+        bundle_dir: the bundle folder.
+        manifest: its parsed manifest.
+        device: CUDA device ordinal.
+        max_batch: ignored beyond validation; the largest compiled size is the backend's max batch.
+        options: `batch_sizes` (compiled static sizes; CUDA default 1, 8, 64, 256; CPU 1, 8), `precision`
+            ("fp16" default on CUDA, "fp32"), `channels_last` (CUDA default True), `cuda_graphs` (default True),
+            `mode` ("default" or "max-autotune-no-cudagraphs"), `cache_dir` (Inductor's caches; process-wide),
+            `cudnn_benchmark` (default True; process-wide), `device_type` ("auto" | "cpu" | "cuda").
+    """
+
+    name = "inductor"
+    accepted_options = ("device_type", "batch_sizes", "precision", "mode", "channels_last", "cache_dir",
+                        "cudnn_benchmark")
+    thread_safe = True  # one lock around the staging buffers and graphs
+
+    @classmethod
+    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
+        base = torch_availability(manifest)
+        if not base.ok:
+            return base
+        return Availability(True, "compiles the generator with TorchInductor (CUDA: FP16 + CUDA graphs; CPU: FP32)")
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        available = torch_availability(self.manifest)
+        if not available.ok:
+            raise BackendUnavailableError(available.reason)
+        import torch
+
+        from stargan_sdk.backends.torch_generator import load_generator
+
+        use_cuda = want_cuda(torch, self.options.get("device_type", "auto"))
+        self._settings(use_cuda)
+        self._prepare_compiler(torch)
+        reference = load_generator(self.bundle_dir, self.manifest)  # float32 CPU module, eager
+        self._torch, self._lock = torch, threading.Lock()
+        self._compile_s: dict[int, float] = {}
+        self._parity: dict[int, float] = {}
+        if use_cuda:
+            self._load_cuda(torch, reference)
+        else:
+            self._runner = None
+            self._compiled = torch.compile(reference, dynamic=False, fullgraph=True, mode=self._mode)
+        self._warm_and_check(torch, reference)
+        self.max_batch = max(self._sizes)
+        self.loaded = True
+
+    def _settings(self, use_cuda: bool) -> None:
+        sizes = tuple(self.options.get("batch_sizes") or (CUDA_BATCH_SIZES if use_cuda else CPU_BATCH_SIZES))
+        if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
+            raise BackendUnavailableError(f"batch_sizes must be positive integers, got {sizes!r}")
+        precision = self.options.get("precision", "fp16" if use_cuda else "fp32")
+        if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
+            raise BackendUnavailableError(f"inductor precision {precision!r} is not available here (fp16 needs CUDA)")
+        mode = self.options.get("mode", "default")
+        if mode not in MODES:
+            raise BackendUnavailableError(f"inductor mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self._sizes, self._precision, self._mode, self._cuda = tuple(sorted(set(sizes))), precision, mode, use_cuda
+        self._channels_last = bool(self.options.get("channels_last", use_cuda))
+
+    def _prepare_compiler(self, torch: Any) -> None:
+        cache = Path(self.options.get("cache_dir") or default_cache_dir()).expanduser()
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)  # read by Inductor at each compile: set before any
+        self._cache_dir = cache
+        import torch._dynamo.config as dynamo_config
+
+        # One guard entry per (module, batch size); several translators in one process must not hit the
+        # limit, past which dynamo would silently run the model eagerly.
+        for key in ("recompile_limit", "cache_size_limit"):
+            if hasattr(dynamo_config, key):
+                setattr(dynamo_config, key, max(getattr(dynamo_config, key), 64))
+
+    def _load_cuda(self, torch: Any, reference: Any) -> None:
+        from stargan_sdk.backends.torch_cuda import CudaGraphRunner
+
+        device = torch.device("cuda", self.device)
+        # Process-wide cuDNN switches, as in the torch backend: Inductor leaves convolutions to cuDNN, whose
+        # algorithm search pays off for static shapes; "fp32" means IEEE FP32, not TF32 (parity is 1e-4).
+        torch.backends.cudnn.benchmark = bool(self.options.get("cudnn_benchmark", True))
+        if self._precision == "fp32":
+            torch.backends.cudnn.allow_tf32 = False
+        module = to_precision(torch, _copy(reference).to(device), self._precision == "fp16")
+        if self._channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        compiled = torch.compile(module, dynamic=False, fullgraph=True, mode=self._mode)
+        channels_last = self._channels_last
+
+        def forward(x: Any, c: Any) -> Any:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return compiled(x, c)
+
+        self._compiled = forward
+        size = self.manifest.image_size
+        self._runner = CudaGraphRunner(torch, forward, device, max(self._sizes), (3, size, size), self.manifest.c_dim,
+                                       bool(self.options.get("cuda_graphs", True)))
+
+    def _warm_and_check(self, torch: Any, reference: Any) -> None:
+        """Compile every size (the first call does) and compare it with the FP32 eager model."""
+        size, c_dim = self.manifest.image_size, self.manifest.c_dim
+        x2, c2 = parity_inputs(2, size, c_dim)
+        with torch.inference_mode():
+            expected2 = reference(torch.from_numpy(x2), torch.from_numpy(c2)).numpy()
+        tolerance = TOLERANCES[self._precision]
+        for n in self._sizes:
+            x, c = parity_inputs(n, size, c_dim)
+            t0 = time.perf_counter()
+            actual = self._run_size(x, c)
+            self._compile_s[n] = time.perf_counter() - t0
+            expected = expected2[np.arange(n) % 2]
+            psnr = psnr_db(expected, actual)
+            max_abs = float(np.max(np.abs(expected - actual))) if np.all(np.isfinite(actual)) else float("inf")
+            self._parity[n] = psnr
+            if not tolerance.passes(max_abs, psnr):
+                raise BackendUnavailableError(
+                    f"the Inductor-compiled generator at batch {n} misses FP32 parity ({tolerance.describe(max_abs, psnr)}); "
+                    f"refusing it (torch {torch.__version__})")
+
+    def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
+        """One compiled size exactly (len(image) is in self._sizes)."""
+        torch = self._torch
+        if self._runner is not None:
+            with torch.no_grad():  # not inference_mode: the static buffers outlive this call
+                return self._runner.run(image, label)
+        with torch.no_grad():
+            return self._compiled(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._require_loaded()
+        image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
+        parts, start = [], 0
+        with self._lock:
+            self._require_loaded()  # close() may have run while this call waited
+            for take, run in plan_chunks(len(image), self._sizes):
+                x, c = image[start:start + take], label[start:start + take]
+                if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
+                    x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
+                    c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
+                parts.append(self._run_size(np.ascontiguousarray(x), np.ascontiguousarray(c))[:take])
+                start += take
+        return {OUTPUT_IMAGE: parts[0] if len(parts) == 1 else np.concatenate(parts)}
+
+    def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """One compiled batch size plus its H2D / compute / D2H split from CUDA events (benchmarks)."""
+        self._require_loaded()
+        image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
+        if self._runner is None or len(image) not in self._sizes:
+            raise BackendUnavailableError("timed_infer needs CUDA and a compiled batch size")
+        timings: dict[str, float] = {}
+        with self._lock, self._torch.no_grad():
+            out = self._runner.run(image, label, timings)
+        return {OUTPUT_IMAGE: out}, timings
+
+    def close(self) -> None:
+        if self.loaded:
+            with self._lock:
+                self._compiled = self._runner = None
+                self.loaded = False
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"backend": self.name}
+        if self.loaded:
+            runner = self._runner
+            info.update(device=f"cuda:{self.device}" if runner else "cpu", precision=self._precision, mode=self._mode,
+                        batch_sizes=list(self._sizes), channels_last=self._channels_last,
+                        cache_dir=str(self._cache_dir), torch=self._torch.__version__,
+                        first_call_s={str(k): round(v, 3) for k, v in self._compile_s.items()},
+                        parity_psnr_db={str(k): round(v, 2) for k, v in self._parity.items()})
+            if runner is not None:
+                info.update(cuda_graphs=runner.graphs_enabled, graph_batch_sizes=sorted(runner.graphs),
+                            graph_error=runner.graph_error)
+        return info
+
+
+def _copy(module: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(module)
