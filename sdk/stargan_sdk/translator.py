@@ -33,7 +33,7 @@ from stargan_sdk.labels import AttributeSpace
 from stargan_sdk.manifest import Manifest
 
 Changes = Mapping[str, object]
-CHUNK_PIXELS = 64 * 128 * 128  # translate_batch prepares at most this many model pixels at once (64 at 128 px)
+CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
 
 
 def _merge(changes: Changes | None, keyword: dict[str, object]) -> dict[str, object]:
