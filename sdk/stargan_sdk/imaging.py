@@ -31,6 +31,7 @@ from stargan_sdk.files import atomic_write
 _RETURN_MODE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "PA": "RGBA"}
 _ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 _EXIF_ORIENTATION = 0x0112
+_NO_LA = {"BMP": "RGBA", "PPM": "L"}
 
 
 @dataclass(frozen=True)
@@ -202,5 +203,7 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
         raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")  # JPEG has no alpha
+    elif pil.mode == "LA" and fmt in _NO_LA:
+        pil = pil.convert(_NO_LA[fmt])  # formats without grey + alpha: keep what they can hold
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: pil.save(f, format=fmt))

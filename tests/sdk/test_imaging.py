@@ -153,6 +153,10 @@ def test_save_image_is_atomic_and_picks_format(tmp_path) -> None:
     assert np.asarray(Image.open(target)).mean() == 10
     save_image(Image.new("RGBA", (4, 4)), tmp_path / "x.jpg")  # alpha dropped for JPEG
     assert Image.open(tmp_path / "x.jpg").mode == "RGB"
+    save_image(Image.new("LA", (4, 4), (90, 255)), tmp_path / "la.bmp")  # BMP has no grey + alpha
+    assert np.asarray(Image.open(tmp_path / "la.bmp").convert("L")).max() == 90
+    save_image(Image.new("LA", (4, 4)), tmp_path / "la.ppm")
+    assert Image.open(tmp_path / "la.ppm").mode == "L"
     with pytest.raises(ImageInputError, match="format"):
         save_image(Image.new("RGB", (4, 4)), tmp_path / "out.unknown")
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["out.png", "x.jpg"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["la.bmp", "la.ppm", "out.png", "x.jpg"]
