@@ -31,6 +31,12 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
+def real_path(out: Path) -> Path:
+    """A bundle folder given as a symlink is updated where it points (the link itself stays a link)."""
+    out = Path(out)
+    return out.resolve() if out.is_symlink() else out
+
+
 def staging_prefix(out: Path) -> str:
     return f".{out.name}.staging-"
 
@@ -43,7 +49,7 @@ class Staging:
     """
 
     def __init__(self, out: Path) -> None:
-        self.out = Path(out)
+        self.out = real_path(out)
         self.path = Path(tempfile.mkdtemp(prefix=staging_prefix(self.out), dir=self.out.parent))
         self._lock_fd = _lock(self.path)
 
@@ -81,6 +87,7 @@ LEGACY_PREFIX = ".staging-"  # earlier versions staged inside the bundle folder
 def remove_stale(out: Path) -> list[Path]:
     """Delete staging folders of `out` left by builds that were killed (their flock is free)."""
     removed: list[Path] = []
+    out = real_path(out)
     if fcntl is None or not out.parent.is_dir():
         return removed
     candidates = [p for p in out.parent.iterdir() if p.name.startswith(staging_prefix(out))]

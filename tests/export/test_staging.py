@@ -135,3 +135,15 @@ def test_a_new_bundle_folder_gets_the_users_umask_and_an_old_one_keeps_its_mode(
     with Staging(tmp_path / "new") as stage:
         stage.commit([], [], lambda d: (d / "manifest.json").write_text("{}"), "manifest.json")
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o750
+
+
+def test_a_bundle_folder_given_as_a_symlink_is_updated_where_it_points(tmp_path: Path) -> None:
+    target = tmp_path / "real"
+    target.mkdir()
+    (target / "manifest.json").write_text("old")
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    with Staging(link) as stage:
+        stage.commit([], [], lambda d: (d / "manifest.json").write_text("new"), "manifest.json")
+    assert link.is_symlink() and (link / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "real"]
