@@ -190,7 +190,7 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
             except (StarGANError, OSError, ValueError) as e:
                 if len(pairs) == 1 or isinstance(e, BackendUnavailableError):
                     raise
-                failed[str(src)] = _one_line(e)
+                failed[str(src)] = _one_line(e).removeprefix(f"{printable(src)}: ")  # the path is said once
             bar.advance(task)
     return done, failed
 
