@@ -72,3 +72,14 @@ def test_bytes_without_sync_creates_parents(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "face.png"
     train_files.atomic_write_bytes(path, b"\x89PNG", sync=False)
     assert path.read_bytes() == b"\x89PNG"
+
+
+@WRITERS
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
+def test_overwriting_keeps_the_files_mode(tmp_path: Path, write: Callable, umask, mode: int) -> None:
+    umask(0o022)
+    target = tmp_path / "secret.json"
+    target.write_bytes(b"old")
+    target.chmod(mode)
+    write(target, b"new")
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == mode

@@ -2,17 +2,15 @@
 
 Usage: manifest = build_bundle("200000-G.ckpt", "bundle", attributes=["Black_Hair", ...], image_size=128)
 
-Every artifact is first written and checked inside a staging folder in the bundle; only when all of them
-pass are they renamed into place, and `manifest.json` is written last. A build that fails at any step
-leaves an existing bundle untouched and never leaves a manifest that describes missing or wrong files.
+Every artifact is first written and checked inside a staging folder beside the bundle; only when all of
+them pass is `manifest.json` written there and the folder swapped with the bundle atomically
+(`stargan_export.staging`). A build that fails or is killed at any step leaves an existing bundle whole.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,12 +20,13 @@ import onnx
 import torch
 
 from stargan_export import __version__
-from stargan_export import checks
+from stargan_export import checks, int8
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_export.fp16 import onnx_fp32_to_fp16
 from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onnx, torch_to_onnx
 from stargan_export.progress import Steps
 from stargan_export.sources import Sources, load_sources
+from stargan_export.staging import Staging, remove_stale
 from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
 from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
@@ -71,6 +70,7 @@ def build_bundle(
     max_batch: int = 64,
     opset: int = 17,
     workspace_gib: float = 4.0,
+    int8_calibration: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Manifest:
@@ -78,7 +78,8 @@ def build_bundle(
 
     `engine=None` builds a TensorRT engine when TensorRT and a GPU are present and otherwise logs one
     line saying why not; `engine=True` makes their absence an EngineUnavailableError. `log` receives
-    one-line notes (default: the `stargan_export` logger).
+    one-line notes (default: the `stargan_export` logger). `int8_calibration`, a folder of face images, adds
+    `generator.int8.onnx` (see `stargan_export.int8`); its images are read before anything is written.
     """
     note = log or _log.info
     out = Path(out_dir)
@@ -88,11 +89,17 @@ def build_bundle(
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise ExportError(f"batch sizes need 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
     src = load_sources(checkpoint, attributes=attributes, image_size=image_size, classifier=classifier)
+    calibration = None
+    if int8_calibration is not None:  # a bad calibration image fails here, before the bundle is touched
+        calibration = int8.prepare_calibration(int8_calibration, src.image_size, src.attributes)
     build_engine = _want_engine(engine, note)
-    _make_dir(out)  # only now: bad input never leaves an empty folder behind
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    _make_dir(out.parent)
+    for stale in remove_stale(out):
+        note(f"removed {stale.name}, left by an export that was killed")
+    stage = Staging(out)  # the bundle folder itself is created (or swapped) only by a successful commit
+    staging = stage.path
     plan = ["generator.onnx"] + ["fp16"] * fp16 + ["classifier"] * classifier + ["weights"] * torch_weights
-    plan += ["engine"] * build_engine
+    plan += ["engine"] * build_engine + ["int8"] * (calibration is not None)
     try:
         state = _Build(src, staging, opset)
         with Steps(len(plan) + 1, enabled=progress) as steps:
@@ -105,10 +112,13 @@ def build_bundle(
                 steps.run("safetensors weights", lambda: _export_weights(state))
             if build_engine:
                 steps.run("TensorRT engine", lambda: _export_engine(
-                    state, out / TIMING_CACHE, Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16))
-            manifest = steps.run("manifest", lambda: _commit(out, state))
+                    state, _timing_cache(out, staging), Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16))
+            if calibration is not None:
+                steps.run("ONNX INT8 generator", lambda: state.artifacts.append(int8.quantize_onnx(
+                    staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset)))
+            manifest = steps.run("manifest", lambda: _commit(out, stage, state))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        stage.close()
     return manifest
 
 
@@ -117,6 +127,13 @@ def _make_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create the bundle folder {out}: {e.strerror}") from None
+
+
+def _timing_cache(out: Path, staging: Path) -> Path:
+    """The bundle's TensorRT timing cache, copied into staging: the build updates the copy, the commit keeps it."""
+    if (out / TIMING_CACHE).is_file():
+        shutil.copyfile(out / TIMING_CACHE, staging / TIMING_CACHE)
+    return staging / TIMING_CACHE
 
 
 def _want_engine(engine: bool | None, note: Callable[[str], None]) -> bool:
@@ -183,16 +200,13 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
               gpu_name=info.gpu_name, compute_capability=info.compute_capability, profile=profile, parity=parity)
 
 
-def _commit(out: Path, state: _Build) -> Manifest:
-    """Move the checked artifacts into the bundle and write manifest.json last."""
+def _commit(out: Path, stage: Staging, state: _Build) -> Manifest:
+    """Write manifest.json into the staging folder and swap it with the bundle in one atomic exchange: a kill
+    at any instant leaves either the whole old bundle or the whole new one. Artifacts of the old manifest
+    that the new one lacks (e.g. an engine built for another GPU) are left behind with the old folder."""
     manifest = _manifest(state)
-    old = _old_artifact_files(out)
-    (out / C.MANIFEST_NAME).unlink(missing_ok=True)  # from here the folder is "unfinished" until the end
-    for artifact in state.artifacts:
-        os.replace(state.staging / artifact.file, out / artifact.file)
-    for stale in old - {a.file for a in state.artifacts}:
-        (out / stale).unlink(missing_ok=True)  # e.g. an engine from an earlier build for another GPU
-    write_manifest(out, manifest)
+    stage.commit([a.file for a in state.artifacts], _old_artifact_files(out), lambda d: write_manifest(d, manifest),
+                 C.MANIFEST_NAME)
     return manifest
 
 

@@ -80,16 +80,12 @@ def build(
     manifest = build_bundle(
         checkpoint, out, attributes=attrs, image_size=image_size, fp16=fp16, classifier=classifier, engine=engine,
         torch_weights=torch_weights, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, opset=opset,
-        workspace_gib=workspace_gib, progress=not as_json, log=note,
+        workspace_gib=workspace_gib, int8_calibration=int8_calibration, progress=not as_json, log=note,
     )
-    if int8_calibration is not None:
-        from stargan_export.int8 import add_artifact_to_manifest, quantize_int8
-
-        artifact = quantize_int8(out, int8_calibration, progress=not as_json)
-        manifest = add_artifact_to_manifest(out, artifact)
-        if not artifact.parity or artifact.parity.get("usable") != 1.0:
-            note(f"INT8 model recorded but marked unusable: {artifact.parity.get('psnr_db', float('nan')):.1f} dB "
-                 f"PSNR vs FP32 is below the 30 dB bar")
+    int8 = manifest.artifact(precision="int8")
+    if int8 is not None and (int8.parity or {}).get("usable") != 1.0:
+        note(f"INT8 model recorded but marked unusable: {(int8.parity or {}).get('psnr_db', float('nan')):.1f} dB "
+             f"PSNR vs FP32 is below the 30 dB bar")
     seconds = time.perf_counter() - start
     rows = [_artifact_row(out, a) for a in manifest.artifacts]
     if as_json:

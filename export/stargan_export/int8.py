@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,6 @@ from onnxruntime.quantization import (
     QuantType,
     quantize_static,
 )
-from PIL import Image, UnidentifiedImageError
 
 from stargan_export.errors import ExportError
 from stargan_export.parity import measure, ort_session
@@ -38,7 +37,16 @@ from stargan_export.progress import Steps
 from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BundleError, ImageInputError
 from stargan_sdk.imaging import Normalizer, center_crop, to_model_rgb
-from stargan_sdk.manifest import Artifact, Manifest, read_manifest, sha256_file, verify_artifact, write_manifest
+from stargan_sdk.manifest import (
+    Artifact,
+    AttributeGroup,
+    Manifest,
+    derive_groups,
+    read_manifest,
+    sha256_file,
+    verify_artifact,
+    write_manifest,
+)
 from stargan_train.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -58,6 +66,27 @@ class _Batches(CalibrationDataReader):
         return next(self._chunks, None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Prepared calibration data: images (float32 NCHW, normalised) and one valid target label per image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def prepare_calibration(folder: str | Path, image_size: int, attributes: Sequence[str], *,
+                        groups: Sequence[AttributeGroup] | None = None, num_images: int = 64, seed: int = 0,
+                        normalizer: Normalizer | None = None) -> Calibration:
+    """Read and check every calibration image used; called before an export writes anything, so a bad
+    image fails the build before any bundle file is touched."""
+    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < MIN_IMAGES:
+        raise ExportError(f"num_images must be an integer >= {MIN_IMAGES}, got {num_images!r}")
+    rng = np.random.default_rng(seed)
+    images = read_calibration_images(folder, image_size, num_images, rng, normalizer or Normalizer())
+    space = _LabelSpace(tuple(attributes), tuple(groups) if groups is not None else derive_groups(attributes))
+    return Calibration(images, random_labels(space, len(images), rng))
+
+
 def quantize_int8(
     bundle_dir: str | Path,
     calibration_dir: str | Path,
@@ -73,10 +102,9 @@ def quantize_int8(
     quarters calibrate the activation ranges, the rest are held out to measure PSNR, max and mean abs
     error against the FP32 ONNX, recorded in `parity`. Below `min_psnr_db` the file is still written but
     `parity["usable"]` is 0 and the SDK refuses to run it. The manifest is not changed: pass the result to
-    `add_artifact_to_manifest`.
+    `add_artifact_to_manifest`. (`stargan-export build --int8-calibration` does the same inside the build's
+    staging folder, so a failed calibration leaves the bundle as it was.)
     """
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < MIN_IMAGES:
-        raise ExportError(f"num_images must be an integer >= {MIN_IMAGES}, got {num_images!r}")
     if not np.isfinite(min_psnr_db):
         raise ExportError(f"min_psnr_db must be a finite number of dB, got {min_psnr_db!r}")
     bundle = Path(bundle_dir)
@@ -85,14 +113,20 @@ def quantize_int8(
     if fp32 is None:
         raise BundleError(f"{bundle} has no FP32 generator ONNX to quantize; re-export the bundle")
     fp32_path = verify_artifact(bundle, fp32)
-    rng = np.random.default_rng(seed)
-    with Steps(3, enabled=progress) as steps:
-        images = steps.run("calibration images",
-                           lambda: load_calibration_images(calibration_dir, manifest, num_images, rng))
-        labels = random_labels(manifest, len(images), rng)
-        held = max(1, len(images) // 4)
-        calib, test = slice(0, len(images) - held), slice(len(images) - held, None)
-        out = bundle / GENERATOR_INT8_ONNX
+    normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
+    calibration = prepare_calibration(calibration_dir, manifest.image_size, manifest.attributes,
+                                      groups=manifest.groups, num_images=num_images, seed=seed, normalizer=normalizer)
+    return quantize_onnx(fp32_path, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db,
+                         opset=fp32.opset, progress=progress)
+
+
+def quantize_onnx(fp32_path: Path, out: Path, calibration: Calibration, *, min_psnr_db: float = 30.0,
+                  opset: int | None = None, progress: bool = False) -> Artifact:
+    """Calibrate on three quarters of the images, write `out` atomically, measure PSNR on the rest."""
+    images, labels = calibration.images, calibration.labels
+    held = max(1, len(images) // 4)
+    calib, test = slice(0, len(images) - held), slice(len(images) - held, None)
+    with Steps(2, enabled=progress) as steps:
         steps.run("INT8 calibration",
                   lambda: atomic_write(out, lambda tmp: _quantize(fp32_path, tmp, images[calib], labels[calib])))
         metrics = steps.run("INT8 PSNR check", lambda: _compare(fp32_path, out, images[test], labels[test]))
@@ -105,8 +139,8 @@ def quantize_int8(
         "calibration_images": float(len(images) - held),
         "held_out_images": float(held),
     }
-    return Artifact(kind="onnx", role="generator", file=GENERATOR_INT8_ONNX, sha256=sha256_file(out),
-                    precision="int8", opset=fp32.opset, parity=parity)
+    return Artifact(kind="onnx", role="generator", file=out.name, sha256=sha256_file(out),
+                    precision="int8", opset=opset, parity=parity)
 
 
 def _quantize(fp32_path: Path, out: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -160,6 +194,12 @@ def load_calibration_images(
     folder: str | Path, manifest: Manifest, num_images: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Float32 NCHW images prepared as the SDK prepares photos: centre square crop, bilinear resize, normalise."""
+    normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
+    return read_calibration_images(folder, manifest.image_size, num_images, rng, normalizer)
+
+
+def read_calibration_images(folder: str | Path, image_size: int, num_images: int, rng: np.random.Generator,
+                            normalizer: Normalizer) -> np.ndarray:
     root = Path(folder)
     if not root.is_dir():
         raise ExportError(f"calibration folder not found: {root}")
@@ -171,21 +211,26 @@ def load_calibration_images(
         )
     if len(files) > num_images:
         files = [files[i] for i in sorted(rng.choice(len(files), num_images, replace=False))]
-    normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
-    return normalizer.preprocess(np.stack([_model_rgb(p, manifest.image_size) for p in files]))
+    return normalizer.preprocess(np.stack([_model_rgb(p, image_size) for p in files]))
 
 
 def _model_rgb(path: Path, size: int) -> np.ndarray:
+    from stargan_sdk.faces import open_photo  # header-checked decode: a bomb is refused before decoding
+
     try:
-        with Image.open(path) as image:
-            image.load()
-            rgb, _ = to_model_rgb(center_crop(image), size)
-    except (OSError, UnidentifiedImageError, ImageInputError) as e:
+        rgb, _ = to_model_rgb(center_crop(open_photo(path)), size)
+    except ImageInputError as e:
         raise ExportError(f"cannot use calibration image {path.name}: {e}") from None
     return rgb
 
 
-def random_labels(manifest: Manifest, n: int, rng: np.random.Generator) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class _LabelSpace:
+    attributes: tuple[str, ...]
+    groups: tuple[AttributeGroup, ...]
+
+
+def random_labels(manifest: Manifest | _LabelSpace, n: int, rng: np.random.Generator) -> np.ndarray:
     """Valid target labels: one member on per exclusive group, a coin flip per binary attribute, and for
     joint CelebA+RaFD bundles one dataset half picked by its mask (the other half zeroed, as the SDK does)."""
     index = {a: i for i, a in enumerate(manifest.attributes)}

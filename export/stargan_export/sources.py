@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stargan_export.errors import ExportError
+from stargan_sdk import manifest_schema
+from stargan_sdk.errors import ManifestError
 from stargan_sdk.manifest import RAFD_EXPRESSIONS
+from stargan_sdk.manifest_schema import MAX_IMAGE_SIZE
 from stargan_train.config import MASK_NAMES, domain_names
 from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
@@ -67,8 +70,14 @@ def load_sources(
         size, dataset = image_size or DEFAULT_OFFICIAL_IMAGE_SIZE, _guess_dataset(names)
     if len(names) != c_dim:
         raise ExportError(f"{len(names)} attribute names given but the generator takes c_dim {c_dim} labels")
-    if size <= 0 or size % 4:
-        raise ExportError(f"image size {size} must be a positive multiple of 4 (two stride-2 convolutions)")
+    if size <= 0 or size % 4 or size > MAX_IMAGE_SIZE:
+        raise ExportError(f"image size {size} must be a multiple of 4 (two stride-2 convolutions) from 4 to "
+                          f"{MAX_IMAGE_SIZE} (StarGAN models are 128 or 256 px)")
+    for name in names:  # the manifest's rule, checked before minutes of export rather than at the manifest
+        try:
+            manifest_schema.text(name, "attribute", name=True)
+        except ManifestError as e:
+            raise ExportError(f"attribute name {name!r}: {str(e).split(': ', 1)[-1]}") from None
     return Sources(generator, _load_classifier(checkpoint, size, names) if classifier else None, names, size, dataset)
 
 

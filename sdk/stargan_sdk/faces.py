@@ -11,16 +11,18 @@ spans brow to just below the mouth with the eyes at about 0.38 of its height, so
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from stargan_sdk.errors import ImageInputError, NoFaceFoundError
 from stargan_sdk.face_detect import Detector, FaceBox, HaarDetector, run_detector
+from stargan_sdk.imaging import upright
 from stargan_sdk.photo_modes import PhotoCodec
 
 MAX_PHOTO_PIXELS = 64_000_000  # a 64-megapixel photo is already 192 MB as RGB; larger is a bomb or a scan
@@ -28,7 +30,6 @@ CELEBA_MARGIN = 0.45  # crop side = (1 + 2 * margin) * box side
 CELEBA_SHIFT = 0.14  # crop centre sits this many box heights above the box centre
 DEFAULT_FEATHER = 0.15  # the blend ramps from 0 to 1 over this fraction of the crop side
 NO_FACE_ACTIONS = ("raise", "return")
-_EXIF_ORIENTATION = 0x0112
 
 
 class CropBox(NamedTuple):
@@ -42,22 +43,30 @@ class CropBox(NamedTuple):
 def open_photo(path: str | Path, *, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Image:
     """Open and decode an image file, refusing decompression bombs before decoding them.
 
-    The EXIF orientation is left in place; `translate_photo` and `detect_faces` apply it.
+    The EXIF orientation is left in place; `translate_photo`, `detect_faces` and `translate` apply it.
     Raises ImageInputError for a missing, unreadable or oversized file.
     """
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # our own limit below is lower and says what to do
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except FileNotFoundError as e:
         raise ImageInputError(f"no such photo: {path}") from e
     except Image.DecompressionBombError as e:
         raise ImageInputError(f"{path}: refused as a decompression bomb ({e})") from e
     except (UnidentifiedImageError, OSError) as e:
         raise ImageInputError(f"{path}: not a readable image ({e})") from e
-    _check_size(image.width, image.height, max_pixels)  # from the header, before any pixel is decoded
+    except Exception as e:  # noqa: BLE001  a plugin may fail on a malformed header with any type
+        raise ImageInputError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
     try:
+        _check_size(image.width, image.height, max_pixels)  # from the header, before any pixel is decoded
         image.load()
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageInputError(f"{path}: truncated or corrupt image ({e})") from e
+    except ImageInputError:
+        image.close()
+        raise
+    except Exception as e:  # noqa: BLE001  PIL's decoders raise many types on malformed data
+        image.close()
+        raise ImageInputError(f"{path}: truncated or corrupt image ({type(e).__name__}: {e})") from e
     return image
 
 
@@ -198,17 +207,7 @@ def _decode(photo: Any, max_pixels: int) -> tuple[PhotoCodec, tuple[int, ...] | 
     if not isinstance(photo, Image.Image):
         raise ImageInputError(f"a photo must be a PIL image or a uint8 numpy array, got {type(photo).__name__}")
     _check_size(photo.width, photo.height, max_pixels)
-    return PhotoCodec(_upright(photo)), None
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """The image turned as its EXIF orientation tag says (the image itself when it needs no turn)."""
-    try:
-        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
-            return image
-        return ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageInputError(f"cannot read or apply the photo's EXIF orientation: {e}") from e
+    return PhotoCodec(upright(photo)), None
 
 
 def _pick(faces: list[FaceBox], face_index: int | None) -> list[FaceBox]:

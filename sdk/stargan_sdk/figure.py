@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from stargan_sdk.errors import ImageInputError
+
 CAPTION_HEIGHT = 16
 GAP = 2
+MAX_TILE = 1024  # 20 edits of 1024 px are already a 20,000 px wide PNG
 
 
 def _as_rgb(image: Any) -> Image.Image:
@@ -31,14 +34,18 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
 
 
 def figure_row(image: Any, outputs: Mapping[str, Any], tile: int = 128) -> Image.Image:
-    """A white canvas with the input then each output, resized to `tile` px, captions above."""
-    tiles = [("input", image), *outputs.items()]
-    canvas = Image.new("RGB", (len(tiles) * (tile + GAP) - GAP, tile + CAPTION_HEIGHT), "white")
+    """A white canvas with the input then each output, `tile` px high (width by the input's aspect ratio),
+    captions above."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or not 1 <= tile <= MAX_TILE:
+        raise ImageInputError(f"tile must be 1..{MAX_TILE} pixels, got {tile!r}")
+    tiles = [("input", _as_rgb(image)), *((k, _as_rgb(v)) for k, v in outputs.items())]
+    width = max(1, min(4 * tile, round(tile * tiles[0][1].width / max(1, tiles[0][1].height))))
+    canvas = Image.new("RGB", (len(tiles) * (width + GAP) - GAP, tile + CAPTION_HEIGHT), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for i, (caption, picture) in enumerate(tiles):
-        x = i * (tile + GAP)
-        canvas.paste(_as_rgb(picture).resize((tile, tile), Image.Resampling.BICUBIC), (x, CAPTION_HEIGHT))
-        text = _fit(draw, caption, font, tile)
-        draw.text((x + (tile - draw.textlength(text, font=font)) / 2, 2), text, fill="black", font=font)
+        x = i * (width + GAP)
+        canvas.paste(picture.resize((width, tile), Image.Resampling.BICUBIC), (x, CAPTION_HEIGHT))
+        text = _fit(draw, caption, font, width)
+        draw.text((x + (width - draw.textlength(text, font=font)) / 2, 2), text, fill="black", font=font)
     return canvas

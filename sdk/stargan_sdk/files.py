@@ -20,6 +20,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     # images, manifests and reports get the mode any other file the user writes gets.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        keep_mode(path, fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -29,3 +30,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def keep_mode(path: Path, fd: int) -> None:
+    """Give the temp file the mode of the file it replaces: a 0600 secret stays 0600."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return  # a new file: the umask decides
+    os.fchmod(fd, mode)

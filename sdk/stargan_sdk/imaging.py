@@ -3,9 +3,11 @@
 Usage: rgb, meta = to_model_rgb(image, 128); x = preprocess([rgb]); edited = restore(postprocess(y)[0], meta)
 
 Conventions (documented in Translator.translate too):
-- Square images of any size are resized to the model size (bilinear, like the training pipeline) and the
-  result is resized back (bicubic). Non-square images are refused: crop them (`center_crop`) or use
-  `Translator.translate_photo`, which finds the face.
+- Images are edited as the model was trained: the largest centred square (CelebA's centre crop: 178x178 of
+  an aligned 178x218 face) is resized to the model size (bilinear), and the result is resized back
+  (bicubic) and put back in place, so the caller gets an image of its own size. Square images are edited
+  whole. Photos where the face is small go through `Translator.translate_photo`, which finds the face.
+- A PIL image's EXIF orientation is applied first: the result is upright, as viewers show the input.
 - Transparency is composited on white before the model sees it, and the original alpha is re-attached
   to the result. Greyscale comes back greyscale; palette, 1-bit, CMYK and YCbCr images come back RGB.
 - uint8 is exact: preprocess followed by postprocess returns the same bytes.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from stargan_sdk.constants import NORM_MEAN, NORM_STD
 from stargan_sdk.errors import ImageInputError
@@ -28,6 +30,8 @@ from stargan_sdk.files import atomic_write
 
 _RETURN_MODE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "PA": "RGBA"}
 _ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+_EXIF_ORIENTATION = 0x0112
+_NO_LA = {"BMP": "RGBA", "PPM": "L"}
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,12 @@ class ImageMeta:
     """How to give a result back in the form the caller passed in."""
 
     kind: str  # "pil" | "numpy"
-    size: int  # side of the square input
+    size: int  # side of the square that was edited
     mode: str  # PIL mode to return ("L", "LA", "RGB", "RGBA"); for numpy the matching channel layout
-    alpha: np.ndarray | None  # uint8 [size, size] to re-attach
+    alpha: np.ndarray | None  # uint8 [H, W] to re-attach
     shape: tuple[int, ...] = ()  # numpy input shape
+    full: np.ndarray | None = None  # uint8 RGB [H, W, 3] of a non-square input, to put the edited square back in
+    offset: tuple[int, int] = (0, 0)  # (top, left) of the edited square in `full`
 
 
 class Normalizer:
@@ -87,7 +93,18 @@ def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(rgb).astype(np.uint8), rgba[..., 3].copy()
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (the image itself when it needs no turn)."""
+    try:
+        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+            return image
+        return ImageOps.exif_transpose(image)
+    except Exception as e:  # noqa: BLE001  PIL's EXIF parser raises many types on a malformed block
+        raise ImageInputError(f"cannot read or apply the image's EXIF orientation: {e}") from e
+
+
 def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, str, np.ndarray | None]:
+    image = upright(image)
     if image.mode not in _ACCEPTED_MODES:
         raise ImageInputError(
             f"PIL images of mode {image.mode!r} are not supported (8-bit modes only: {', '.join(_ACCEPTED_MODES)}); "
@@ -131,20 +148,25 @@ def to_model_rgb(image: Any, image_size: int) -> tuple[np.ndarray, ImageMeta]:
     h, w = rgb.shape[:2]
     if h == 0 or w == 0:
         raise ImageInputError(f"image is empty ({w}x{h})")
-    if h != w:
-        raise ImageInputError(
-            f"image is {w}x{h}, not square: use Translator.translate_photo (finds and aligns the face) "
-            f"or crop it first with stargan_sdk.imaging.center_crop"
-        )
-    if h != image_size:
-        rgb = np.asarray(Image.fromarray(rgb).resize((image_size, image_size), Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(rgb), ImageMeta(kind, h, mode, alpha, shape)
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    full = np.ascontiguousarray(rgb) if h != w else None
+    square = rgb[top : top + side, left : left + side]
+    if side != image_size:
+        square = np.asarray(Image.fromarray(np.ascontiguousarray(square)).resize((image_size, image_size),
+                                                                                  Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left))
 
 
 def restore(rgb: np.ndarray, meta: ImageMeta) -> Any:
     """The model's uint8 RGB result in the caller's form: same type, size and (where sensible) mode."""
     if rgb.shape[0] != meta.size:
         rgb = np.asarray(Image.fromarray(rgb).resize((meta.size, meta.size), Image.Resampling.BICUBIC))
+    if meta.full is not None:  # a non-square input: the edited centre square goes back into the whole image
+        top, left = meta.offset
+        whole = meta.full.copy()
+        whole[top : top + meta.size, left : left + meta.size] = rgb
+        rgb = whole
     if meta.mode in ("L", "LA"):
         channels = [np.asarray(Image.fromarray(rgb).convert("L"))]
     else:
@@ -181,5 +203,7 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
         raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")  # JPEG has no alpha
+    elif pil.mode == "LA" and fmt in _NO_LA:
+        pil = pil.convert(_NO_LA[fmt])  # formats without grey + alpha: keep what they can hold
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: pil.save(f, format=fmt))

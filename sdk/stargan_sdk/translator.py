@@ -2,9 +2,10 @@
 
 Usage: with Translator.load("models/toyfaces-64") as t: blond = t.translate(Image.open("face.png"), Blond_Hair=1)
 
-Images: a square PIL image or uint8 numpy array (HxW, HxWx1, HxWx3 RGB, HxWx4 RGBA) of any size; it is
-resized to the model size and the result resized back, returned as the same type and mode. Non-square
-photos go through `translate_photo` (face detection) or `imaging.center_crop` first. Edits apply on top of
+Images: a PIL image or uint8 numpy array (HxW, HxWx1, HxWx3 RGB, HxWx4 RGBA) of any size, upright by its
+EXIF orientation. As in training, its largest centred square (CelebA: 178x178 of an aligned 178x218 face)
+is resized to the model size; the result is resized back and put in place, returned at the input's size,
+type and mode. Photos where the face is small go through `translate_photo` (face detection). Edits apply on top of
 the image's current attributes: `original={...}` or, when omitted, the bundle's classifier's estimate.
 See `stargan_sdk.labels` for the exclusive-group rules.
 """
@@ -32,6 +33,7 @@ from stargan_sdk.labels import AttributeSpace
 from stargan_sdk.manifest import Manifest
 
 Changes = Mapping[str, object]
+CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
 
 
 def _merge(changes: Changes | None, keyword: dict[str, object]) -> dict[str, object]:
@@ -154,6 +156,7 @@ class Translator:
 
     def estimate(self, image: Any) -> dict[str, int]:
         """The classifier's estimate of an image's current attributes."""
+        self._require_open()
         rgb, _ = to_model_rgb(image, self.image_size)
         vec = self._originals(self.normalizer.preprocess([rgb]), None)[0]
         return {a: int(vec[self.space.attributes.index(a)]) for a in self.attributes}
@@ -203,10 +206,19 @@ class Translator:
                 f"translate_batch takes a list of images or a uint8 [N, H, W, C] array, got shape {images.shape}"
             )
         per_image = self._per_image_changes(changes, len(images))
-        x, metas = self._prepare(list(images))
-        originals = self._originals(x, original)
-        targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(originals, per_image)])
-        results = self._finish(self.infer(x, targets), metas)
+        if original is not None and not isinstance(original, Mapping) and len(original) != len(images):
+            raise AttributeValueError(f"{len(original)} originals for {len(images)} images")
+        self._require_open()
+        if len(images) == 0:
+            raise ImageInputError("empty batch: pass at least one image")
+        results: list[Any] = []
+        step = max(1, CHUNK_PIXELS // (self.image_size * self.image_size))
+        for i in range(0, len(images), step):  # bounded memory: float tensors of one chunk at a time
+            x, metas = self._prepare(list(images[i : i + step]))
+            part = original if original is None or isinstance(original, Mapping) else original[i : i + step]
+            targets = np.stack([self.space.apply_changes(o, c)
+                                for o, c in zip(self._originals(x, part), per_image[i : i + step])])
+            results += self._finish(self.infer(x, targets), metas)
         return np.stack(results) if stacked else results
 
     def _per_image_changes(self, changes: Changes | Sequence[Changes] | None, n: int) -> list[dict[str, int]]:

@@ -57,7 +57,7 @@ def test_interrupted_build_leaves_no_manifest(official_checkpoint, tmp_path, mon
     seen: list[str] = []
 
     def crash(model):
-        staging = next(tmp_path.glob("out/.staging-*"))
+        staging = next(tmp_path.glob(".out.staging-*"))
         seen.extend(p.name for p in staging.iterdir())
         raise RuntimeError("injected crash after the FP32 ONNX file was written")
 
@@ -66,7 +66,7 @@ def test_interrupted_build_leaves_no_manifest(official_checkpoint, tmp_path, mon
         build_bundle(official_checkpoint, tmp_path / "out", attributes=ATTRS, image_size=32, opt_batch=2,
                      max_batch=2, torch_weights=False, engine=False)
     assert "generator.onnx" in seen
-    assert list((tmp_path / "out").iterdir()) == []  # no manifest, no half-moved artifacts, no staging
+    assert list(tmp_path.iterdir()) == []  # no bundle folder, no half-moved artifacts, no staging
 
 
 def test_out_path_that_is_a_file_is_refused(official_checkpoint, tmp_path):

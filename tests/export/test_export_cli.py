@@ -33,10 +33,14 @@ def _assert_one_line_error(code: int, err: str, fragment: str) -> None:
     (["--attrs", "Black_Hair", "Male"], "2 attribute names given but the generator takes c_dim 5"),
     (["--attrs", *ATTRS, "--opset", "11"], "unsupported opset 11: choose one in 15..21"),
     (["--attrs", *ATTRS, "--max-batch", "0"], "1 <= min <= opt <= max"),
+    (["--attrs", *ATTRS, "--image-size", "100000"], "image size 100000 must be a multiple of 4 (two stride-2 "
+                                                    "convolutions) from 4 to 2048"),
+    (["--attrs", *ATTRS[:4], "Young\x1b[2J"], "attribute name 'Young\\x1b[2J': 'Young\\x1b[2J' must be printable"),
 ])
 def test_build_bad_inputs(official_checkpoint, tmp_path, capsys, extra, fragment):
     code, _, err = _run(["build", str(official_checkpoint), "--out", str(tmp_path / "b"), *extra], capsys)
     _assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "b").exists()
 
 
 def test_build_missing_corrupt_and_file_out(tmp_path, official_checkpoint, capsys):

@@ -213,6 +213,18 @@ def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path
     with pytest.raises(SystemExit) as info:
         main(["validate", str(out)])
     assert (info.value.code or 0) == 0, capsys.readouterr().err
+    # A rebuild whose calibration folder holds a bad image fails before the bundle is touched: the old
+    # manifest and INT8 model stay, byte for byte.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad-faces"
+    shutil.copytree(faces, bad)
+    (bad / "face05.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*args[:-3], "--int8-calibration", str(bad), "--fp16"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "cannot use calibration image face05.png" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_cli_refuses_a_missing_calibration_folder_before_exporting(official_checkpoint: Path, tmp_path: Path,

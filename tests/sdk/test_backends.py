@@ -199,3 +199,81 @@ def test_no_import_cycle_between_backends() -> None:
     cycles = sorted(m for m in graph if m in reach(m))
     assert cycles == [], f"backend modules importing each other in a cycle: {cycles}"
     assert "stargan_sdk.backends.openvino" not in graph["stargan_sdk.backends.onnxruntime"]
+
+
+BACKEND_CLASSES = [
+    ("stargan_sdk.backends.onnxruntime", "OrtBackend"),
+    ("stargan_sdk.backends.openvino", "OpenVinoBackend"),
+    ("stargan_sdk.backends.tensorrt", "TrtBackend"),
+    ("stargan_sdk.backends.torch_backend", "TorchBackend"),
+    ("stargan_sdk.backends.inductor", "InductorBackend"),
+]
+
+
+@pytest.mark.parametrize("module, cls", BACKEND_CLASSES)
+@pytest.mark.parametrize("options, message", [
+    ({"thread": 4}, "unknown .* option\\(s\\) thread; known"),
+    ({"threads": 0}, "threads must be a positive integer"),
+    ({"threads": True}, "threads must be a positive integer"),
+    ({"max_batch": 0}, "max_batch must be a positive integer"),
+    ({"device": -1}, "device must be a CUDA device ordinal"),
+])
+def test_every_backend_refuses_unknown_options_and_bad_counts(bundle: Path, module: str, cls: str, options: dict,
+                                                              message: str) -> None:
+    """Checked in the constructor, before any heavy import or GPU work; `cuda_graphs` (which
+    Translator.load passes to every backend) is always accepted."""
+    from stargan_sdk.errors import BackendOptionError
+    from stargan_sdk.manifest import read_manifest
+
+    backend_cls = getattr(importlib.import_module(module), cls)
+    manifest = read_manifest(bundle)
+    if "threads" in options and "threads" not in (backend_cls.accepted_options or ()):
+        options = {"thread_count": 1}  # a backend without threads refuses the name itself
+        message = "unknown .* option\\(s\\) thread_count"
+    with pytest.raises(BackendOptionError, match=message):
+        backend_cls(bundle, manifest, **options)
+    backend_cls(bundle, manifest, cuda_graphs=False)  # accepted everywhere, nothing loaded
+
+
+def test_translator_load_refuses_a_misspelt_option(bundle: Path) -> None:
+    from stargan_sdk.errors import BackendOptionError
+
+    with pytest.raises(BackendOptionError, match="unknown onnxruntime option\\(s\\) thread; known: precision"):
+        Translator.load(bundle, backend="onnxruntime", thread=2)
+
+
+def test_openvino_load_errors_keep_their_reason(bundle_copy: Path) -> None:
+    """OpenVINO's first lines are source locations; the one-line error must still say what went wrong."""
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from stargan_sdk.backends.openvino import OpenVinoBackend
+    from stargan_sdk.errors import BundleError
+    from stargan_sdk.manifest import sha256_file
+
+    io = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
+          helper.make_tensor_value_info("label", TensorProto.FLOAT, ["N", 5])]
+    out = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 32, 32])]
+    graph = helper.make_graph([helper.make_node("FooBarOp", ["image", "label"], ["output"])], "g", io, out)
+    onnx.save(helper.make_model(graph), str(bundle_copy / "generator.onnx"))
+    manifest_path = bundle_copy / "manifest.json"
+    text = manifest_path.read_text()
+    old = next(a for a in read_manifest(bundle_copy).artifacts if a.file == "generator.onnx").sha256
+    manifest_path.write_text(text.replace(old, sha256_file(bundle_copy / "generator.onnx")))
+    with pytest.raises(BundleError) as info:
+        OpenVinoBackend(bundle_copy, read_manifest(bundle_copy), precision="fp32").load()
+    message = str(info.value)
+    assert "\n" not in message and "No conversion rule found for operations: FooBarOp" in message
+    assert message.startswith("OpenVINO could not read generator.onnx: ")
+
+
+def test_auto_gives_each_backend_its_own_options_and_refuses_a_typo(bundle: Path) -> None:
+    """Under auto, a backend gets the options it takes (OpenVINO never sees io_binding); a name that no
+    backend takes is refused before any is tried."""
+    from stargan_sdk.errors import BackendOptionError
+
+    with Translator.load(bundle, backend="auto", io_binding=True, threads=1) as t:
+        assert t.backend_name in ("openvino", "onnxruntime")
+    with pytest.raises(BackendOptionError, match="unknown backend option\\(s\\) io_bindings; known: .*io_binding"):
+        Translator.load(bundle, backend="auto", io_bindings=True)

@@ -49,6 +49,7 @@ def _drop_young(m: dict) -> None:
 def _resize_64(m: dict) -> None:
     m["image_size"] = 64
     next(t for t in m["inputs"] if t["name"] == "image")["shape"] = ["N", 3, 64, 64]
+    m["outputs"][0]["shape"] = ["N", 3, 64, 64]
 
 
 @pytest.mark.parametrize(
@@ -92,3 +93,32 @@ def test_missing_artifact_file(bundle_copy: Path) -> None:
 def test_missing_bundle_folder(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="bundle folder not found"):
         Translator.load(tmp_path / "nope")
+
+
+def test_onnx_external_data_must_be_checksummed(bundle_copy: Path, face) -> None:
+    """A graph that keeps its weights in a separate file: that file is covered by the manifest or refused."""
+    import numpy as np
+
+    onnx = pytest.importorskip("onnx")
+    from stargan_sdk.manifest import sha256_file
+
+    with Translator.load(bundle_copy, backend="onnxruntime") as t:
+        expected = t.translate(face, Male=1, original={"Black_Hair": 1, "Male": 0, "Young": 1})
+    model = onnx.load(str(bundle_copy / "generator.onnx"))
+    onnx.save_model(model, str(bundle_copy / "generator.onnx"), save_as_external_data=True, location="weights.bin")
+
+    def rehash(m: dict) -> None:
+        art = next(a for a in m["artifacts"] if a["file"] == "generator.onnx")
+        art["sha256"] = sha256_file(bundle_copy / "generator.onnx")
+
+    edit_manifest(bundle_copy, rehash)
+    with pytest.raises(BundleError, match="loads external data 'weights.bin' that the manifest does not checksum"):
+        Translator.load(bundle_copy, backend="onnxruntime")
+    edit_manifest(bundle_copy, lambda m: next(a for a in m["artifacts"] if a["file"] == "generator.onnx").update(
+        external_data={"weights.bin": sha256_file(bundle_copy / "weights.bin")}))
+    with Translator.load(bundle_copy, backend="onnxruntime") as t:
+        got = t.translate(face, Male=1, original={"Black_Hair": 1, "Male": 0, "Young": 1})
+    np.testing.assert_array_equal(got, expected)
+    flip_byte(bundle_copy / "weights.bin", 1000)
+    with pytest.raises(BundleError, match="weights.bin is corrupted or was replaced"):
+        Translator.load(bundle_copy, backend="onnxruntime")

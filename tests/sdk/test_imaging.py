@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -86,6 +88,39 @@ def test_square_images_are_resized_to_model_size_and_back() -> None:
     assert restore(rgb, meta).shape == (64, 64, 3)
 
 
+def test_non_square_images_edit_the_centre_square_and_keep_their_size() -> None:
+    """CelebA's recipe: the aligned 178x218 face is centre-cropped to 178x178 and resized; the edited
+    square goes back in place, the bands above and below stay as they were."""
+    image = np.random.default_rng(3).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    rgb, meta = to_model_rgb(image, 16)
+    expected = np.asarray(Image.fromarray(image[20:198]).resize((16, 16), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(rgb, expected)
+    out = restore(255 - rgb, meta)
+    assert out.shape == image.shape
+    np.testing.assert_array_equal(out[:20], image[:20])
+    np.testing.assert_array_equal(out[198:], image[198:])
+    inverted = np.asarray(Image.fromarray(255 - rgb).resize((178, 178), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out[20:198], inverted)
+    wide = Image.fromarray(image.transpose(1, 0, 2)).convert("LA")  # 218x178 landscape, grey + alpha
+    rgb, meta = to_model_rgb(wide, 16)
+    back = restore(rgb, meta)
+    assert back.size == wide.size and back.mode == "LA"
+    np.testing.assert_array_equal(np.asarray(back)[:, :20], np.asarray(wide)[:, :20])
+
+
+def test_exif_orientation_is_applied_to_pil_images() -> None:
+    upright_pixels = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    stored = Image.fromarray(np.rot90(upright_pixels))  # sideways on the sensor
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif)
+    camera = Image.open(io.BytesIO(buffer.getvalue()))
+    rgb, meta = to_model_rgb(camera, 16)
+    np.testing.assert_array_equal(rgb, upright_pixels)
+    np.testing.assert_array_equal(np.asarray(restore(rgb, meta)), upright_pixels)
+
+
 @pytest.mark.parametrize(
     "image, message",
     [
@@ -94,7 +129,6 @@ def test_square_images_are_resized_to_model_size_and_back() -> None:
         (np.zeros((16, 16, 2), np.uint8), "HxWx3"),
         (np.zeros((2, 16, 16, 3), np.uint8), "HxWx3"),
         (np.zeros((0, 0, 3), np.uint8), "empty"),
-        (np.zeros((16, 20, 3), np.uint8), "not square.*translate_photo"),
         (Image.new("I;16", (16, 16)), "mode 'I;16'"),
         (Image.new("F", (16, 16)), "mode 'F'"),
         ("face.png", "PIL image or a uint8 numpy array"),
@@ -119,6 +153,10 @@ def test_save_image_is_atomic_and_picks_format(tmp_path) -> None:
     assert np.asarray(Image.open(target)).mean() == 10
     save_image(Image.new("RGBA", (4, 4)), tmp_path / "x.jpg")  # alpha dropped for JPEG
     assert Image.open(tmp_path / "x.jpg").mode == "RGB"
+    save_image(Image.new("LA", (4, 4), (90, 255)), tmp_path / "la.bmp")  # BMP has no grey + alpha
+    assert np.asarray(Image.open(tmp_path / "la.bmp").convert("L")).max() == 90
+    save_image(Image.new("LA", (4, 4)), tmp_path / "la.ppm")
+    assert Image.open(tmp_path / "la.ppm").mode == "L"
     with pytest.raises(ImageInputError, match="format"):
         save_image(Image.new("RGB", (4, 4)), tmp_path / "out.unknown")
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["out.png", "x.jpg"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["la.bmp", "la.ppm", "out.png", "x.jpg"]

@@ -140,9 +140,8 @@ def test_a_bad_batch_in_infer_batches_is_refused_after_the_others_finish(bundle:
     ],
 )
 def test_bad_options_raise_sdk_errors(bundle: Path, options: dict, message: str) -> None:
-    b = _backend(bundle, **options)  # constructing does nothing heavy and checks nothing
-    with pytest.raises(BackendOptionError, match=message) as info:
-        b.load()
+    with pytest.raises(BackendOptionError, match=message) as info:  # at construction (names, counts) or load
+        _backend(bundle, **options).load()
     assert isinstance(info.value, StarGANError) and isinstance(info.value, ValueError)
 
 

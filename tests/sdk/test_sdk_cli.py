@@ -150,3 +150,139 @@ def test_translate_a_real_photo_edits_the_detected_face_only(bundle: Path, tmp_p
     ys, xs = np.nonzero(changed)
     assert changed.any() and 150 < xs.mean() < 300 and ys.mean() < 260  # around the face (box ~ x 177-270, y 67-160)
     assert not changed[400:].any() and not changed[:, :100].any()  # body and far left untouched
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height RGB pixels, with no pixel data: decoding it would need
+    width * height * 3 bytes, so refusing it from the header is the only way to refuse it cheaply."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_folder_run_reports_a_bomb_and_keeps_going(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(face).save(src / "a.png")
+    png_header_only(src / "b_100mp.png", 10_000, 10_000)  # 100 MP: 300 MB of RGB if decoded
+    png_header_only(src / "c_bomb.png", 30_000, 30_000)  # 900 MP: PIL's own DecompressionBombError
+    Image.fromarray(face).save(src / "d.png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert "b_100mp.png" in errors[0] and "100.0 megapixels exceeds the limit of 64" in errors[0]
+    assert "c_bomb.png" in errors[1]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "d.png"]
+    # the limit is the user's to raise; the header-only file then fails as the truncated file it is
+    result = invoke("translate", src / "b_100mp.png", "-b", bundle, "--set", "Male=0", *ORIGINAL,
+                    "--max-megapixels", "200", "-o", tmp_path / "big.png")
+    assert result.exit_code == 2 and "truncated or corrupt" in result.stderr
+
+
+def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, translator: Translator,
+                                                              face: np.ndarray, tmp_path: Path) -> None:
+    """A camera JPEG stores pixels sideways plus an orientation tag; viewers show it upright, so the edit
+    must see (and return) the upright face."""
+    upright = np.ascontiguousarray(face[:, :24])  # 24 x 32 portrait, as a viewer shows it
+    stored = Image.fromarray(np.rot90(upright, k=1))  # sensor pixels, turned 90 degrees anticlockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    src = tmp_path / "camera.png"
+    stored.save(src, exif=exif)
+    out = tmp_path / "out.png"
+    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--crop", "--set", "Male=0",
+                    *ORIGINAL, "-o", out)
+    assert result.exit_code == 0, result.output
+    expected = translator.translate(upright[4:28], Male=0, original={"Black_Hair": 1, "Male": 1, "Young": 0})
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_grid_tile_is_bounded_and_keeps_the_aspect_ratio(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(face[:, :24])).save(tmp_path / "tall.png")  # 24 x 32
+    result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "100000", "-o", tmp_path / "g.png")
+    assert result.exit_code == 2 and result.stderr.strip() == "error: --tile must be 1..1024 pixels (0: the model size), got 100000"
+    result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "64", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "g.png").size == (6 * 48 + 5 * 2, 64 + 16)
+
+
+def test_info_prints_markup_in_names_literally(bundle_copy: Path) -> None:
+    """Names come from whoever wrote the bundle: Rich markup is shown as text, never interpreted."""
+    path = bundle_copy / "manifest.json"
+    m = json.loads(path.read_text())
+    hostile = "[blink][link=http://example.invalid]Male[/link][/blink]"
+    m["attributes"] = [hostile if a == "Male" else a for a in m["attributes"]]
+    for g in m["groups"]:
+        g["attributes"] = [hostile if a == "Male" else a for a in g["attributes"]]
+    m["dataset"] = "[bold red]celeba[/]"
+    path.write_text(json.dumps(m))
+    result = invoke("info", bundle_copy)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())  # Rich wraps long lines at spaces
+    assert hostile in flat and "[bold red]celeba[/]" in flat
+
+
+def test_control_characters_in_file_names_never_reach_the_terminal(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(face).save(src / "good\x1b[31m.png")
+    (src / "bad\x1b[2J.png").write_bytes(b"not a png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "\x1b" not in result.output and "bad\\x1b[2J.png" in result.stderr and "good\\x1b" in result.stdout
+
+
+def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, translator: Translator,
+                                                             tmp_path: Path) -> None:
+    """The 512x512 astronaut is square but a photo: only the face region changes. A CelebA-style crop of the
+    same face (the face fills the frame) is edited whole, exactly as translate() does."""
+    data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2", reason="the auto rule's face detector needs OpenCV (stargan[photo])")
+    from stargan_sdk.faces import celeba_crop_box, detect_faces
+
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    result = invoke("translate", tmp_path / "astronaut.png", "-b", bundle, "--backend", "onnxruntime",
+                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    changed = np.any(np.asarray(Image.open(tmp_path / "out.png")) != photo, axis=2)
+    assert changed.any() and not changed[400:].any() and not changed[:, :100].any()  # the body is untouched
+    box = celeba_crop_box(detect_faces(photo)[0])
+    aligned = photo[box.top : box.top + box.side, box.left : box.left + box.side]
+    Image.fromarray(aligned).save(tmp_path / "aligned.png")
+    result = invoke("translate", tmp_path / "aligned.png", "-b", bundle, "--backend", "onnxruntime",
+                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "aligned-out.png")
+    assert result.exit_code == 0, result.output
+    expected = translator.translate(aligned, Blond_Hair=1, original={"Black_Hair": 1, "Male": 1, "Young": 0})
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "aligned-out.png")), expected)
+
+
+def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarray, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from stargan_sdk import face_detect
+    from stargan_sdk.errors import BackendUnavailableError
+
+    def no_opencv():
+        raise BackendUnavailableError("face detection needs OpenCV 4.x: pip install 'stargan[photo]'")
+
+    monkeypatch.setattr(face_detect, "import_cv2", no_opencv)
+    import stargan_sdk.faces as faces
+
+    faces.default_detector.cache_clear()
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.roll(face, i, axis=1)).save(src / f"{i}.png")
+    result = invoke("translate", src, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out")
+    faces.default_detector.cache_clear()
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "pip install 'stargan[photo]'" in notes[0] and "edited whole" in notes[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]

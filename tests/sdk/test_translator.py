@@ -126,7 +126,6 @@ def test_eight_threads_give_single_thread_results(translator: Translator) -> Non
         (lambda t, f: t.translate(f, ["Male"]), AttributeValueError, "must be a dict"),
         (lambda t, f: t.translate(f, Blond_Hair=1, Brown_Hair=1), AttributeValueError, "exclusive"),
         (lambda t, f: t.translate(f, original={"Male": 1}), AttributeValueError, "missing"),
-        (lambda t, f: t.translate(f[:, :20]), ImageInputError, "not square"),
         (lambda t, f: t.translate(f.astype(np.float32) / 255), ImageInputError, "uint8"),
         (lambda t, f: t.translate([f, f]), ImageInputError, "translate_batch"),
         (lambda t, f: t.translate_batch([]), ImageInputError, "empty batch"),
@@ -173,11 +172,44 @@ def test_without_classifier_original_is_required(bundle_copy: Path, face: np.nda
         assert t.translate(face, Male=1, original={"Blond_Hair": 1, "Male": 0, "Young": 1}).shape == face.shape
 
 
+def test_a_celeba_aligned_face_is_edited_at_its_own_size(translator: Translator) -> None:
+    """178x218 (CelebA aligned): the centre 178x178 square is edited as in training, the result has the
+    input's size, and only that square changed."""
+    face = np.random.default_rng(9).integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    original = {"Black_Hair": 1, "Male": 1, "Young": 0}
+    out = translator.translate(face, Blond_Hair=1, original=original)
+    assert out.shape == face.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:20], face[:20])
+    np.testing.assert_array_equal(out[198:], face[198:])
+    np.testing.assert_array_equal(out[20:198], translator.translate(face[20:198], Blond_Hair=1, original=original))
+    pil = translator.translate(Image.fromarray(face), Blond_Hair=1, original=original)
+    assert pil.size == (178, 218)
+    np.testing.assert_array_equal(np.asarray(pil), out)
+
+
 def test_closed_translator_refuses_work(bundle: Path, face: np.ndarray) -> None:
     t = Translator.load(bundle, backend="onnxruntime")
     t.close()
     with pytest.raises(StarGANError, match="closed"):
         t.translate(face, Male=1)
+    with pytest.raises(StarGANError, match="closed"):
+        t.estimate(face)
+
+
+def test_large_batches_are_prepared_in_chunks(translator: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded: at most CHUNK_PIXELS of float tensors exist at once, results are unchanged."""
+    import stargan_sdk.translator as translator_mod
+
+    images = np.random.default_rng(5).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    originals = [{"Black_Hair": i % 2, "Male": 1, "Young": 0} for i in range(7)]
+    whole = translator.translate_batch(images, {"Blond_Hair": 1}, original=originals)
+    monkeypatch.setattr(translator_mod, "CHUNK_PIXELS", 3 * 32 * 32)
+    seen: list[int] = []
+    real = translator.infer
+    monkeypatch.setattr(translator, "infer", lambda x, c: (seen.append(len(x)), real(x, c))[1])
+    chunked = translator.translate_batch(images, {"Blond_Hair": 1}, original=originals)
+    assert seen == [3, 3, 1]
+    np.testing.assert_array_equal(chunked, whole)
 
 
 def test_translate_photo_edits_only_the_face_region(translator: Translator) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -68,6 +69,24 @@ class Payload:
     """Stands for arbitrary pickled code: loading must refuse it rather than run it."""
 
 
+class Reducer:
+    """Unpickling it would call os.system: the classic payload."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_bad_safetensors_metadata_is_one_line(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    sd = {k: v.contiguous() for k, v in Generator(conv_dim=8, c_dim=5, repeat_num=2).state_dict().items()}
+    for meta in ({"config": "{not json"}, {"iteration": "many"}, {"config": "[1, 2]"}, {"config": "1" * 5000}):
+        save_file(sd, str(tmp_path / "bad-G.safetensors"), metadata=meta)
+        with pytest.raises(CheckpointError, match="has malformed metadata") as info:
+            load_generator(tmp_path / "bad-G.safetensors")
+        assert "\n" not in str(info.value)
+
+
 def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_generator(tmp_path / "nope.ckpt")
@@ -81,8 +100,15 @@ def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         load_generator(tmp_path / "evil.ckpt")
     torch.save({"main.0.weight": Payload()}, tmp_path / "objects.ckpt")
-    with pytest.raises(CheckpointError, match="contains pickled Python objects.*Unsupported global"):
+    with pytest.raises(CheckpointError, match="contains pickled Python objects.*unsupported global .*Payload"):
         load_generator(tmp_path / "objects.ckpt")
+    torch.save({"main.0.weight": Reducer()}, tmp_path / "reduce.ckpt")  # torch 2.13: "unsupported GLOBAL posix.system"
+    with pytest.raises(CheckpointError, match="contains pickled Python objects.*unsupported global (posix|nt).system"):
+        load_generator(tmp_path / "reduce.ckpt")
+    with open(tmp_path / "text.ckpt", "wb") as f:
+        pickle.dump({"main.0.weight": Reducer()}, f, protocol=0)  # text opcodes: "Unsupported operand"
+    with pytest.raises(CheckpointError, match="contains pickled Python objects"):
+        load_generator(tmp_path / "text.ckpt")
     with pytest.raises(CheckpointError, match="without checkpoints"):
         load_generator(tmp_path)  # a folder that is not a run dir
 

@@ -21,7 +21,11 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     # Not mkstemp: it always makes 0600 files. Creating with 0o666 lets the kernel apply the umask, so
     # checkpoints, samples and datasets get the mode any other file the user writes gets.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        _keep_mode(path, fd)
+    finally:
+        os.close(fd)
     try:
         write(tmp)
         if sync:
@@ -31,6 +35,15 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _keep_mode(path: Path, fd: int) -> None:
+    """Give the temp file the mode of the file it replaces: a 0600 secret stays 0600 (same rule as the SDK's)."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return  # a new file: the umask decides
+    os.fchmod(fd, mode)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:

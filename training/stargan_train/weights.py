@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -63,15 +64,52 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> obj
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        global_name = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), None)
-        if global_name:  # a torch.save file holding objects: loading it would run arbitrary code
+        names = _pickle_globals(path) if _refused_by_weights_only(str(e)) else None
+        if names is not None:  # a well-formed pickle holding objects: loading it would run arbitrary code
+            found = _PICKLED_GLOBAL.search(str(e))
+            shown = found.group(1) if found else ", ".join(names[:3]) or "opcodes weights-only loading refuses"
             raise CheckpointError(
-                f"{path} contains pickled Python objects, not plain tensors; refusing to unpickle it ({global_name})"
+                f"{path} contains pickled Python objects, not plain tensors; refusing to unpickle it "
+                f"(unsupported global {shown})"
             ) from None
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or not written by "
                               f"torch.save)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated): {e}") from None
+
+
+# torch's wording has changed between releases ("Unsupported global: GLOBAL x.y" in 2.6, "Trying to load
+# unsupported GLOBAL x.y" in 2.13, "Unsupported operand" for other opcodes): match it loosely, ignoring case.
+_PICKLED_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", re.IGNORECASE)
+_WEIGHTS_ONLY_REFUSAL = re.compile(r"weights.only load failed|weightsunpickler|unsupported (global|operand)",
+                                   re.IGNORECASE)
+
+
+def _refused_by_weights_only(message: str) -> bool:
+    return bool(_WEIGHTS_ONLY_REFUSAL.search(message))
+
+
+def _pickle_globals(path: Path) -> list[str] | None:
+    """The non-torch globals a file's pickle names, or None when it is no well-formed pickle (a damaged file:
+    torch says "Unsupported operand" for text garbage too). pickletools only parses: nothing is executed."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        names, strings = [], []
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name in ("GLOBAL", "INST"):
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001  any parse failure means "not a well-formed pickle"
+        return None
+    return [n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))]
 
 
 def resolve_source(source: str | Path) -> Path:
@@ -116,6 +154,17 @@ def infer_discriminator_config(sd: dict[str, torch.Tensor]) -> DiscriminatorConf
     )
 
 
+def _safetensors_metadata(path: Path, meta: dict[str, str]) -> tuple[RunConfig | None, int | None]:
+    """The run config and iteration our checkpoints store in the safetensors header, checked."""
+    try:
+        run_config = RunConfig.from_dict(json.loads(meta["config"])) if "config" in meta else None
+        iteration = int(meta["iteration"]) if "iteration" in meta else None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"{path} has malformed metadata (config/iteration): {type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    return run_config, iteration
+
+
 def _read_state_dicts(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunConfig | None, int | None]:
     """(state_dict, kind, run_config, iteration) for part 'G' or 'D' from any supported file.
 
@@ -135,8 +184,7 @@ def _read_raw(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunC
             sd = load_file(str(path))
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
-        run_config = RunConfig.from_dict(json.loads(meta["config"])) if "config" in meta else None
-        iteration = int(meta["iteration"]) if "iteration" in meta else None
+        run_config, iteration = _safetensors_metadata(path, meta)
         return sd, "safetensors", run_config, iteration
     raw = safe_torch_load(path)
     if isinstance(raw, dict) and raw.get("format") == "stargan-checkpoint":

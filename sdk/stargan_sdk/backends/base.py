@@ -5,20 +5,44 @@ Usage: with OrtBackend(bundle_dir, manifest) as b: out = b.infer({"image": x, "l
 Constructing a backend does no heavy or GPU work; `load()` does (sessions, engines, buffers). `infer`
 takes and returns named float32 numpy arrays at the engine boundary (NCHW in [-1, 1]); callers split
 batches larger than `max_batch` and hand the parts to `infer_batches`, which a backend may override to overlap
-work across them (same results as one `infer` per part).
+work across them (same results as one `infer` per part). Each backend declares the options it takes
+(`accepted_options`); the base constructor refuses any other name and a `threads` or `max_batch` below 1, so a
+typo never runs silently with defaults.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from stargan_sdk.errors import StarGANError
+from stargan_sdk.errors import BackendOptionError, StarGANError
 from stargan_sdk.manifest import Manifest
+
+
+_RUNTIME_NOISE = re.compile(r"^\s*(Exception from \S+|Check '.*' failed at \S+)\s*$")
+
+
+def error_reason(e: BaseException, limit: int = 400) -> str:
+    """A runtime's multi-line exception as one line that keeps the reason: OpenVINO, for one, puts only
+    source locations ("Exception from src/.../core.cpp:84:") on its first lines."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not _RUNTIME_NOISE.match(ln)]
+    text = " ".join(lines) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_option_names(classes: Sequence[type["Backend"]], options: dict[str, Any]) -> None:
+    """Under `auto`: refuse an option name that no candidate takes (a typo), before trying any."""
+    if any(c.accepted_options is None for c in classes):
+        return  # a backend that declares nothing takes anything
+    known = sorted({*Backend.COMMON_OPTIONS, *(o for c in classes for o in c.accepted_options or ())})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise BackendOptionError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,10 @@ class Backend(abc.ABC):
     # True: `infer` itself refuses images outside [-1, 1] or non-finite (ImageInputError), e.g. on the GPU as
     # part of the captured graph, so the Translator skips its own host-side scan. Same error either way.
     checks_input_range: bool = False
+    # Option names this backend reads; None means "not declared" (every name passes). `cuda_graphs` is
+    # always accepted (with max_batch): Translator.load passes it to every backend (CPU backends ignore it).
+    accepted_options: ClassVar[tuple[str, ...] | None] = None
+    COMMON_OPTIONS: ClassVar[tuple[str, ...]] = ("cuda_graphs", "max_batch")
 
     def __init__(
         self,
@@ -54,12 +82,34 @@ class Backend(abc.ABC):
         max_batch: int | None = None,
         **options: Any,
     ) -> None:
+        self._check_options(device, max_batch, options)
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest
         self.device = device
         self.max_batch = max_batch
         self.options = options
         self.loaded = False
+
+    @classmethod
+    def own_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The options this backend takes (under `auto`, each candidate gets its own)."""
+        if cls.accepted_options is None:
+            return dict(options)
+        known = set(cls.accepted_options) | set(cls.COMMON_OPTIONS)
+        return {k: v for k, v in options.items() if k in known}
+
+    def _check_options(self, device: Any, max_batch: Any, options: dict[str, Any]) -> None:
+        if self.accepted_options is not None:
+            known = tuple(self.accepted_options) + self.COMMON_OPTIONS
+            unknown = sorted(set(options) - set(known))
+            if unknown:
+                raise BackendOptionError(f"unknown {self.name} option(s) {', '.join(unknown)}; known: "
+                                         f"{', '.join(self.accepted_options) or 'none besides cuda_graphs'}")
+        for key, value in (("threads", options.get("threads")), ("max_batch", max_batch)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BackendOptionError(f"{key} must be a positive integer or None, got {value!r}")
+        if isinstance(device, bool) or not isinstance(device, int) or device < 0:
+            raise BackendOptionError(f"device must be a CUDA device ordinal (an integer >= 0), got {device!r}")
 
     @classmethod
     @abc.abstractmethod

@@ -100,6 +100,8 @@ class InductorBackend(Backend):
     """
 
     name = "inductor"
+    accepted_options = ("device_type", "batch_sizes", "precision", "mode", "channels_last", "cache_dir",
+                        "cudnn_benchmark", "pipeline_chunk")
     thread_safe = True  # one lock around the staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 

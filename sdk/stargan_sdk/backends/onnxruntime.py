@@ -67,6 +67,7 @@ class OrtBackend(Backend):
     """
 
     name = "onnxruntime"
+    accepted_options = ("precision", "provider", "threads", "io_binding")
     thread_safe = True  # InferenceSession.run may be called from several threads at once
     _session: Any = None
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.artifacts import fp32_artifact, int8_artifact
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Availability, Backend, error_reason
 from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
 from stargan_sdk.hardware import physical_cores
@@ -87,6 +87,7 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
+    accepted_options = OPTIONS
     thread_safe = False
     compile_count = 0  # models compiled since load (one per batch size and hint)
 
@@ -122,7 +123,7 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with the parser's message
-            raise BundleError(f"OpenVINO could not read {art.file}: {e}") from None
+            raise BundleError(f"OpenVINO could not read {art.file}: {error_reason(e)}") from None
         self._ov, self._core, self._model, self._artifact = ov, core, model, art
         # Declared shapes, kept before `compiled_model` reshapes the graph to static batch sizes.
         self._declared = {i.get_any_name(): _dims(i.get_partial_shape()) for i in model.inputs}
@@ -152,7 +153,7 @@ class OpenVinoBackend(Backend):
                     "PERFORMANCE_HINT": key[1].upper(),
                 })
             except Exception as e:  # wrong input names or an op the CPU plugin lacks
-                raise BundleError(f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {e}") from None
+                raise BundleError(f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {error_reason(e)}") from None
             self.compile_count += 1
         return self._compiled[key]
 

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.backends.base import Availability, Backend, check_option_names
+from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
 from stargan_sdk.manifest import Manifest
 
 _log = logging.getLogger("stargan_sdk")
@@ -107,11 +107,21 @@ def load_backend(name: str, bundle_dir: str | Path, manifest: Manifest, device: 
     logged, and the next candidate tried. A backend asked for by name raises its own error.
     """
     reasons: dict[str, Availability] = {}
-    for candidate in _check_name(name):
+    candidates = _check_name(name)
+    if name == "auto":  # each candidate gets the options it takes; a name none takes is a typo
+        check_option_names([backend_class(c) for c in candidates], options)
+    for candidate in candidates:
         reasons[candidate] = _candidate(name, candidate, bundle_dir, manifest, device)
         if not reasons[candidate].ok:
             continue
-        runner = backend_class(candidate)(bundle_dir, manifest, device=device, **options)
+        cls = backend_class(candidate)
+        try:  # the constructor refuses bad option values (threads=0, ...)
+            runner = cls(bundle_dir, manifest, device=device, **(cls.own_options(options) if name == "auto" else options))
+        except BackendOptionError as e:
+            if name != "auto":
+                raise
+            reasons[candidate] = Availability(False, str(e))
+            continue
         try:
             runner.load()
         except Exception as e:

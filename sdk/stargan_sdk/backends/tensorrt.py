@@ -36,6 +36,7 @@ class TrtBackend(Backend):
     """
 
     name = "tensorrt"
+    accepted_options = ()  # cuda_graphs only (common to all backends)
 
     def __init__(self, bundle_dir: str | Path, manifest: Manifest, *, device: int = 0, max_batch: int | None = None,
                  **options: Any) -> None:

@@ -92,6 +92,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    accepted_options = ("device_type", "precision", "cudnn_benchmark", "channels_last")
     thread_safe = True  # one lock around the shared staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 
