@@ -81,6 +81,8 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
     for name, text in configs:
         (out / name / VERSION).mkdir(parents=True, exist_ok=True)
         atomic_write(out / name / VERSION / "model.py", lambda f: f.write(MODEL_PY.encode()))
+        for stale in ("model.onnx", "model.plan"):  # a repository switched from a platform backend
+            (out / name / VERSION / stale).unlink(missing_ok=True)
         atomic_write(out / name / "config.pbtxt", lambda f, text=text: f.write(text.encode()))
     _place_bundle(bundle, files, out / model_name / BUNDLE_DIR, link_bundle)
     return out / model_name
