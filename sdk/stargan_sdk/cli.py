@@ -239,6 +239,11 @@ def info(
     console.print(table)
 
 
+from stargan_sdk.cli_serve import serve  # noqa: E402  (its own module; registered here)
+
+app.command(name="serve")(friendly(serve))
+
+
 def main() -> None:
     app()
 
