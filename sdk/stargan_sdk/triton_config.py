@@ -65,17 +65,12 @@ def pbtxt_string(value: str) -> str:
     """A protobuf text-format string literal: ASCII only, with backslashes, quotes and controls escaped."""
     if not isinstance(value, str):
         raise StarGANError(f"config strings must be str, got {type(value).__name__}")
-    out = []
-    for ch in value:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= code < 127:
-            out.append(ch)
-        elif code < 256:
-            out.append(f"\\{code:03o}")
-        else:  # protobuf text strings are bytes: write the UTF-8 encoding as octal escapes
-            out.extend(f"\\{b:03o}" for b in ch.encode())
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StarGANError(f"config string {value!r} is not valid Unicode text") from None
+    # protobuf text strings are bytes: printable ASCII as is, everything else (controls, UTF-8) as octal
+    out = ["\\" + chr(b) if chr(b) in '"\\' else chr(b) if 32 <= b < 127 else f"\\{b:03o}" for b in data]
     return '"' + "".join(out) + '"'
 
 

@@ -1,0 +1,65 @@
+"""`stargan serve` refusals: a busy port, a bad bundle, bad options -> one error line, exit 2, nothing started."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stargan_sdk.cli import app
+
+runner = CliRunner()
+
+
+def _serve(*args: object):
+    return runner.invoke(app, ["serve", *map(str, args)])
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_busy_port_is_one_line(bundle: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _one_error_line(_serve(bundle, "--grpc-port", port, "--http-port", port + 1 if port < 65535 else 1,
+                                      "--workdir", tmp_path))
+    assert f"cannot listen on 127.0.0.1:{port} (--grpc-port)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_bundle_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
+    (bundle_copy / "generator.onnx").write_bytes(b"damaged")
+    ports = _free_ports(3)
+    line = _one_error_line(_serve(bundle_copy, "--backend", "onnxruntime", "--workdir", tmp_path, "--http-port", ports[0],
+                                  "--grpc-port", ports[1], "--metrics-port", ports[2]))
+    assert "checksum" in line or "sha256" in line
+    assert _one_error_line(_serve(tmp_path / "missing")).startswith("error: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-batch", "0"], "--max-batch and --instances must be >= 1"),
+    (["--http-port", "8001"], "must differ"),
+    (["--metrics-port", "70000"], "1..65535"),
+    (["--kind", "tpu"], "--kind must be auto, cpu or gpu"),
+])
+def test_bad_options(bundle: Path, args: list[str], message: str) -> None:
+    assert message in _one_error_line(_serve(bundle, *args))
+
