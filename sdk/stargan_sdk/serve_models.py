@@ -79,6 +79,13 @@ class GeneratorModel:
     def run(self, requests: Sequence[Request]) -> list[Result]:
         return _batched(requests, self.check, self._run)
 
+    def warm_up(self, max_batch: int) -> None:
+        """Run every batch size the batcher can form once: backends that compile per shape (OpenVINO's
+        static shapes, CUDA graphs, Inductor) then never compile while a client waits."""
+        s, c = self.t.image_size, self.t.manifest.c_dim
+        for n in range(1, max_batch + 1):
+            self.t.infer(np.zeros((n, 3, s, s), np.float32), np.zeros((n, c), np.float32))
+
 
 class ClassifierModel:
     """`stargan_classifier`: image float32 [n, 3, S, S] in [-1, 1] -> logits float32 [n, C] (the bundle's classifier)."""
@@ -98,6 +105,9 @@ class ClassifierModel:
 
     def run(self, requests: Sequence[Request]) -> list[Result]:
         return _batched(requests, self.check, self._run)
+
+    def warm_up(self, max_batch: int) -> None:
+        pass  # ONNX Runtime on the CPU: dynamic shapes, nothing to compile
 
 
 class EditModel:
@@ -126,6 +136,9 @@ class EditModel:
         buffer = io.BytesIO()
         edited.save(buffer, format="PNG")
         return {EDIT_OUTPUT: np.array([[base64.b64encode(buffer.getvalue())]], dtype=np.object_)}
+
+    def warm_up(self, max_batch: int) -> None:
+        GeneratorModel(self.t).warm_up(1)  # edits run one image at a time
 
     def run(self, requests: Sequence[Request]) -> list[Result]:
         # One request, one image: the generator runs per request here; the `stargan` model batches arrays.

@@ -35,6 +35,7 @@ class TritonPythonModel:
         self._translator = Translator.load(bundle, backend=params.get("backend", "auto"), device=device,
                                            max_batch=int(config["max_batch_size"]))
         self._model = ROLES[params["role"]](self._translator)
+        self._model.warm_up(int(config["max_batch_size"]))  # before Triton reports the model ready
 
     def execute(self, requests: list[Any]) -> list[Any]:
         pb = self._pb

@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from stargan_sdk.backends.registry import backend_names
 from stargan_sdk.bundle import open_bundle
 from stargan_sdk.constants import INPUT_IMAGE, MANIFEST_NAME
 from stargan_sdk.errors import StarGANError
@@ -27,7 +28,6 @@ from stargan_sdk.triton_config import VERSION, ModelSpec, Tensor, check_model_na
 MODEL_PY = '"""Triton python-backend model: a StarGAN bundle run by the stargan SDK (pip install stargan[serve])."""\n\n' \
            "from stargan_sdk.triton_python_model import TritonPythonModel  # noqa: F401\n"
 BUNDLE_DIR = "bundle"
-SDK_BACKENDS = ("auto", "tensorrt", "inductor", "openvino", "onnxruntime", "torch")
 
 
 def _tensor(spec: TensorSpec) -> Tensor:
@@ -37,8 +37,9 @@ def _tensor(spec: TensorSpec) -> Tensor:
 def model_specs(manifest: Manifest, name: str, backend: str) -> list[tuple[ModelSpec, str]]:
     """(spec, role) per model; the generator's spec publishes the manifest for remote clients."""
     check_model_name(name)
-    if backend not in SDK_BACKENDS:
-        raise StarGANError(f"unknown SDK backend {backend!r}; choose {', '.join(SDK_BACKENDS)}")
+    known = ("auto", *backend_names())
+    if backend not in known:
+        raise StarGANError(f"unknown SDK backend {backend!r}; choose {', '.join(known)}")
     image = next(_tensor(s) for s in manifest.inputs if s.name == INPUT_IMAGE)
     common = {"backend": backend}
     generator = ModelSpec(name, tuple(_tensor(s) for s in manifest.inputs), tuple(_tensor(s) for s in manifest.outputs),
