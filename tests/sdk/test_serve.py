@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,6 +249,41 @@ def test_edit_model_serves_clients_without_numpy(served: Served, translator, fac
         status, reply = _post(url, body)
         assert status >= 400 and message in reply["error"], reply
     assert served.ready()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve_section() -> str:
+    return (ROOT / "README.md").read_text().split("## Serve", 1)[1].split("\n## ", 1)[0]
+
+
+def _readme_cwd(tmp_path: Path) -> Path:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "example-face.png").symlink_to(ROOT / "docs" / "example-face.png")
+    return tmp_path
+
+
+def test_readme_python_client_runs_as_written(served: Served, tmp_path: Path) -> None:
+    [code] = re.findall(r"```python\n(.*?)```", _serve_section(), flags=re.S)
+    assert "grpc://127.0.0.1:8001" in code
+    code = code.replace("grpc://127.0.0.1:8001", served.grpc)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=_readme_cwd(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Blond_Hair" in proc.stdout
+    assert Image.open(tmp_path / "blond.png").size == Image.open(ROOT / "docs" / "example-face.png").size
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_curl_commands_run_as_written(served: Served, tmp_path: Path) -> None:
+    block = _serve_section().split("```bash", 2)[2].split("```", 1)[0]
+    script = block.replace("localhost:8000", f"127.0.0.1:{served.http_port}").replace(
+        "localhost:8002", f"127.0.0.1:{served.metrics_port}")
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=_readme_cwd(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "blond.png").size == Image.open(ROOT / "docs" / "example-face.png").size
+    assert 'nv_inference_exec_count{model="stargan"' in proc.stdout
 
 
 def test_sigterm_leaves_no_process_shared_memory_or_workspace(served: Served) -> None:
