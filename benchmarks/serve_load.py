@@ -134,8 +134,15 @@ def measure_served(server: TritonServer, remote: RemoteTranslator, clients: int,
     count0, exec0 = metrics_counts(server.metrics_url)
     hist0 = batch_histogram(server.http_url)
     result = run_clients(remote.infer, clients, requests, inputs)
-    count, execs = metrics_counts(server.metrics_url)
-    hist = {b: n - hist0.get(b, 0) for b, n in batch_histogram(server.http_url).items() if n - hist0.get(b, 0)}
+    # Triton records a batch's statistics just after sending its responses: wait until every request is counted.
+    deadline = time.monotonic() + 10
+    while True:
+        count, execs = metrics_counts(server.metrics_url)
+        hist = {b: n - hist0.get(b, 0) for b, n in batch_histogram(server.http_url).items() if n - hist0.get(b, 0)}
+        counted = sum(b * n for b, n in hist.items())
+        if (count - count0 >= result["requests"] and counted >= result["requests"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     return {**result, "mean_batch": (count - count0) / max(execs - exec0, 1), "batches": dict(sorted(hist.items()))}
 
 
