@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stargan_sdk import Translator
+from stargan_sdk.backends.onnxruntime import physical_cores
 from stargan_sdk.files import atomic_write
 from stargan_sdk.remote import RemoteTranslator
 from stargan_sdk.triton_repo import write_python_repository
@@ -210,7 +211,7 @@ def table(report: dict) -> str:
     lines = [f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, commit {report['git_commit'][:8]}",
              "", f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
              f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
-             f"{cfg['instances']} instance(s); `direct` = the SDK called from the same threads (no server).", "",
+             f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from the same threads (no server).", "",
              "| clients | mode | req/s | × direct | p50 ms | p99 ms | CPU ms/request | mean batch (/metrics) | "
              "batch sizes formed (count) |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -250,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--queue-delay-us", type=int, default=100)
     p.add_argument("--instances", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per instance (0: cores / instances)")
     p.add_argument("--json", type=Path, help="write the report here")
     p.add_argument("--table", action="store_true", help="rewrite the serving table in benchmarks/README.md")
     args = p.parse_args(argv)
@@ -257,13 +259,14 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--protocols takes http,grpc; --requests >= 8; --clients >= 1; --repeats >= 1")
     with tempfile.TemporaryDirectory(prefix="stargan-load-") as work, Translator.load(args.bundle, backend=args.backend) as direct:
         write_python_repository(args.bundle, Path(work) / "repo", backend=args.backend, max_batch=args.max_batch,
-                                instances=args.instances, queue_delay_us=args.queue_delay_us, link_bundle=True)
+                                instances=args.instances, queue_delay_us=args.queue_delay_us,
+                                threads=args.threads or max(1, physical_cores() // args.instances), link_bundle=True)
         http, grpc, metrics = free_ports(3)
         with TritonServer(Path(work) / "repo", http_port=http, grpc_port=grpc, metrics_port=metrics, workdir=work) as server:
             rows = sweep(args, server, direct)
         config = {"bundle": str(args.bundle), "image_size": direct.image_size, "backend": direct.backend_name,
                   "requests": args.requests, "repeats": args.repeats, "max_batch": args.max_batch, "queue_delay_us": args.queue_delay_us,
-                  "instances": args.instances}
+                  "instances": args.instances, "threads": args.threads or max(1, physical_cores() // args.instances)}
     report = {"date": datetime.now(timezone.utc).isoformat(), "git_commit": _git_commit(),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": sys.version.split()[0],
               "config": config, "results": rows}

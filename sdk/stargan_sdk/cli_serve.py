@@ -70,6 +70,8 @@ def serve(
     max_queue_delay_us: Annotated[int, typer.Option(
         help="How long the batcher may hold a request to fill a batch (microseconds).")] = DEFAULT_QUEUE_DELAY_US,
     instances: Annotated[int, typer.Option(help="Model instances (per GPU with --kind gpu).")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads per instance (0: the cores divided among the "
+                                         "instances, on the CPU).")] = 0,
     kind: Annotated[str, typer.Option(help="Instance kind: auto (gpu when a CUDA GPU is visible) | cpu | gpu.")] = "auto",
     workdir: Annotated[Optional[Path], typer.Option(help="Folder for the private workspace (default: temp).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Triton's own log.")] = False,
@@ -78,14 +80,17 @@ def serve(
     (encoded image + JSON changes). Stop with Ctrl-C or SIGTERM."""
     ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
     _check_options(max_batch, max_queue_delay_us, instances, ports, kind)
+    if threads < 0:
+        raise StarGANError(f"--threads must be >= 0 (0: automatic), got {threads}")
     for flag, port in ports.items():
         check_port_free(host, port, flag)
     with Translator.load(bundle, backend=backend) as t:  # a bad bundle fails here, in one line
         summary = f"{bundle} ({t.backend_name}, {t.image_size} px: {', '.join(t.attributes)})"
     handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    kind = _instance_kind(kind)
     try:
-        _run(bundle, summary, backend, host, ports, max_batch, max_queue_delay_us, instances, _instance_kind(kind),
-             workdir, verbose)
+        _run(bundle, summary, backend, host, ports, max_batch, max_queue_delay_us, instances, kind,
+             _threads(threads, instances, kind), workdir, verbose)
     except _Stop:
         typer.echo("stopped", err=True)
     finally:
@@ -93,16 +98,26 @@ def serve(
             signal.signal(s, h)
 
 
+def _threads(threads: int, instances: int, kind: str) -> int | None:
+    """Instances on the CPU share its cores rather than each taking all of them (which oversubscribes)."""
+    if threads or kind != "cpu":
+        return threads or None
+    from stargan_sdk.backends.onnxruntime import physical_cores
+
+    return max(1, physical_cores() // instances)
+
+
 def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int,
-         queue_delay: int, instances: int, kind: str, workdir: Optional[Path], verbose: bool) -> None:
+         queue_delay: int, instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir) as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
-                                queue_delay_us=queue_delay, link_bundle=True)
+                                queue_delay_us=queue_delay, threads=threads, link_bundle=True)
         server = TritonServer(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
                               metrics_port=ports["--metrics-port"], workdir=workdir, verbose=verbose)
         with server:
             models = ", ".join(sorted(p.name for p in Path(repo).iterdir()))
             typer.echo(f"serving {summary}\n  HTTP     {server.http_url}  (models: {models})\n  gRPC     {server.grpc_url}\n  metrics  {server.metrics_url}\n"
-                       f"  batching up to {max_batch}, {instances} {kind} instance(s); Ctrl-C to stop", err=True)
+                       f"  batching up to {max_batch}, {instances} {kind} instance(s)"
+                       f"{f' x {threads} threads' if threads else ''}; Ctrl-C to stop", err=True)
             status = server.wait()
             raise ServeError(f"tritonserver stopped unexpectedly (status {status}): {server.last_error()}")

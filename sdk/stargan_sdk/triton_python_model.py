@@ -32,8 +32,9 @@ class TritonPythonModel:
         gpu = args.get("model_instance_kind") == "GPU"
         device = int(args.get("model_instance_device_id", 0)) if gpu else 0
         self._inputs = [t["name"] for t in config["input"]]
+        options = {"threads": int(params["threads"])} if params.get("threads") else {}  # CPU backends' threads
         self._translator = Translator.load(bundle, backend=params.get("backend", "auto"), device=device,
-                                           max_batch=int(config["max_batch_size"]))
+                                           max_batch=int(config["max_batch_size"]), **options)
         self._model = ROLES[params["role"]](self._translator)
         self._model.warm_up(int(config["max_batch_size"]))  # before Triton reports the model ready
 
