@@ -211,7 +211,8 @@ def table(report: dict) -> str:
     lines = [f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, commit {report['git_commit'][:8]}",
              "", f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
              f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
-             f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from the same threads (no server).", "",
+             f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from "
+             "the same threads (no server).", "",
              "| clients | mode | req/s | × direct | p50 ms | p99 ms | CPU ms/request | mean batch (/metrics) | "
              "batch sizes formed (count) |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
