@@ -147,6 +147,14 @@ def _model_config(clients: _Clients, model: str) -> dict[str, Any]:
     return clients.call(f"no model {model!r} on the server", client.get_model_config, model, as_json=True)["config"]
 
 
+def _model_ready(clients: _Clients, model: str) -> bool:
+    """False for a model the server does not have (HTTP answers False, gRPC may answer with an error)."""
+    try:
+        return bool(clients.call("server error", clients.get().is_model_ready, model))
+    except ServerError:
+        return False
+
+
 class RemoteTranslator(Translator):
     """A `Translator` whose generator and classifier run on a Triton server; use `RemoteTranslator.load`."""
 
@@ -167,7 +175,7 @@ class RemoteTranslator(Translator):
                 raise ServerError(f"model {model!r} at {url} is not a served stargan bundle (no manifest)") from None
             max_batch = int(config.get("max_batch_size") or 1)
             classifier = None
-            if clients.call("server error", client.is_model_ready, f"{model}_classifier"):
+            if _model_ready(clients, f"{model}_classifier"):
                 classifier = RemoteClassifier(clients, f"{model}_classifier", max_batch)
         except BaseException:
             clients.close()
