@@ -208,9 +208,11 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def table(report: dict) -> str:
     cfg = report["config"]
-    lines = [f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, commit {report['git_commit'][:8]}",
-             "", f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
-             f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
+    lines = [f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, "
+             f"commit {report['git_commit'][:8]}", "",
+             f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
+             f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), "
+             f"max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
              f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from "
              "the same threads (no server).", "",
              "| clients | mode | req/s | × direct | p50 ms | p99 ms | CPU ms/request | mean batch (/metrics) | "
@@ -236,12 +238,22 @@ def write_table(report: dict, readme: Path = HERE / "README.md") -> None:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip() or "unknown"
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        return proc.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _machine() -> str:
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("bundle", type=Path)
     p.add_argument("--backend", default="auto")
@@ -258,19 +270,31 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not set(args.protocols) <= {"http", "grpc"} or args.requests < 8 or min(args.clients) < 1 or args.repeats < 1:
         p.error("--protocols takes http,grpc; --requests >= 8; --clients >= 1; --repeats >= 1")
-    with tempfile.TemporaryDirectory(prefix="stargan-load-") as work, Translator.load(args.bundle, backend=args.backend) as direct:
-        write_python_repository(args.bundle, Path(work) / "repo", backend=args.backend, max_batch=args.max_batch,
-                                instances=args.instances, queue_delay_us=args.queue_delay_us,
-                                threads=args.threads or max(1, physical_cores() // args.instances), link_bundle=True)
+    args.threads = args.threads or max(1, physical_cores() // args.instances)
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Serve the bundle on free loopback ports, sweep, and return the report."""
+    with tempfile.TemporaryDirectory(prefix="stargan-load-") as work, \
+            Translator.load(args.bundle, backend=args.backend) as direct:
+        repo = Path(work) / "repo"
+        write_python_repository(args.bundle, repo, backend=args.backend, max_batch=args.max_batch,
+                                instances=args.instances, queue_delay_us=args.queue_delay_us, threads=args.threads,
+                                link_bundle=True)
         http, grpc, metrics = free_ports(3)
-        with TritonServer(Path(work) / "repo", http_port=http, grpc_port=grpc, metrics_port=metrics, workdir=work) as server:
+        with TritonServer(repo, http_port=http, grpc_port=grpc, metrics_port=metrics, workdir=work) as server:
             rows = sweep(args, server, direct)
         config = {"bundle": str(args.bundle), "image_size": direct.image_size, "backend": direct.backend_name,
-                  "requests": args.requests, "repeats": args.repeats, "max_batch": args.max_batch, "queue_delay_us": args.queue_delay_us,
-                  "instances": args.instances, "threads": args.threads or max(1, physical_cores() // args.instances)}
-    report = {"date": datetime.now(timezone.utc).isoformat(), "git_commit": _git_commit(),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "python": sys.version.split()[0],
-              "config": config, "results": rows}
+                  "requests": args.requests, "repeats": args.repeats, "max_batch": args.max_batch,
+                  "queue_delay_us": args.queue_delay_us, "instances": args.instances, "threads": args.threads}
+    return {"date": datetime.now(timezone.utc).isoformat(), "git_commit": _git_commit(), "machine": _machine(),
+            "python": sys.version.split()[0], "config": config, "results": rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))

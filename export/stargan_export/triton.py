@@ -31,7 +31,8 @@ def _pick_artifact(manifest: Manifest, backend: str, precision: str) -> Artifact
             raise ExportError("the bundle has no TensorRT engine; rebuild it with `stargan-export build --engine` "
                               "on a GPU machine, or use --backend onnxruntime")
         if engine.precision != precision:
-            raise ExportError(f"the bundle's engine is {engine.precision}, not {precision}; pass --precision {engine.precision}")
+            raise ExportError(f"the bundle's engine is {engine.precision}, not {precision}; "
+                              f"pass --precision {engine.precision}")
         return engine
     graph = manifest.artifact("generator", "onnx", precision)
     if graph is None:

@@ -107,17 +107,22 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
     return max(1, physical_cores() // instances)
 
 
-def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int,
-         queue_delay: int, instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
+def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int, queue_delay: int,
+         instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir) as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                                 queue_delay_us=queue_delay, threads=threads, link_bundle=True)
         server = TritonServer(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
                               metrics_port=ports["--metrics-port"], workdir=workdir, verbose=verbose)
+        typer.echo(f"starting tritonserver: loading and warming up {instances} instance(s) per model ...", err=True)
         with server:
             models = ", ".join(sorted(p.name for p in Path(repo).iterdir()))
-            typer.echo(f"serving {summary}\n  HTTP     {server.http_url}  (models: {models})\n  gRPC     {server.grpc_url}\n  metrics  {server.metrics_url}\n"
-                       f"  batching up to {max_batch}, {instances} {kind} instance(s)"
-                       f"{f' x {threads} threads' if threads else ''}; Ctrl-C to stop", err=True)
+            per_instance = f" x {threads} threads" if threads else ""
+            typer.echo(f"serving {summary}\n"
+                       f"  HTTP     {server.http_url}  (models: {models})\n"
+                       f"  gRPC     {server.grpc_url}\n"
+                       f"  metrics  {server.metrics_url}\n"
+                       f"  batching up to {max_batch}, {instances} {kind} instance(s){per_instance}; Ctrl-C to stop",
+                       err=True)
             status = server.wait()
             raise ServeError(f"tritonserver stopped unexpectedly (status {status}): {server.last_error()}")

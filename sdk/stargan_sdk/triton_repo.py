@@ -25,8 +25,9 @@ from stargan_sdk.manifest import Manifest, TensorSpec, verify_artifact
 from stargan_sdk.serve_models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
 from stargan_sdk.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
 
-MODEL_PY = '"""Triton python-backend model: a StarGAN bundle run by the stargan SDK (pip install stargan[serve])."""\n\n' \
-           "from stargan_sdk.triton_python_model import TritonPythonModel  # noqa: F401\n"
+MODEL_PY = ('"""Triton python-backend model: a StarGAN bundle run by the stargan SDK '
+            '(pip install "stargan[onnxruntime]")."""\n\n'
+            "from stargan_sdk.triton_python_model import TritonPythonModel  # noqa: F401\n")
 BUNDLE_DIR = "bundle"
 
 
@@ -51,8 +52,9 @@ def model_specs(manifest: Manifest, name: str, backend: str, threads: int | None
     specs = [(generator, "generator")]
     if manifest.artifact(role="classifier", kind="onnx") is not None:
         logits = Tensor(LOGITS, "float32", (manifest.c_dim,))
-        specs.append((ModelSpec(f"{name}_classifier", (image,), (logits,), {**shared, "role": "classifier"}), "classifier"))
-    edit_inputs = (Tensor(EDIT_IMAGE, "bytes", (1,)), Tensor(EDIT_CHANGES, "bytes", (1,)), Tensor(EDIT_ORIGINAL, "bytes", (1,)))
+        classifier = ModelSpec(f"{name}_classifier", (image,), (logits,), {**shared, "role": "classifier"})
+        specs.append((classifier, "classifier"))
+    edit_inputs = tuple(Tensor(n, "bytes", (1,)) for n in (EDIT_IMAGE, EDIT_CHANGES, EDIT_ORIGINAL))
     specs.append((ModelSpec(f"{name}_edit", edit_inputs, (Tensor(EDIT_OUTPUT, "bytes", (1,)),),
                             {**shared, "role": "edit"}), "edit"))
     return specs
