@@ -1,8 +1,14 @@
-"""`stargan serve` refusals: a busy port, a bad bundle, bad options -> one error line, exit 2, nothing started."""
+"""`stargan serve` refusals (busy port, bad bundle, bad options: one error line, exit 2, nothing started) and
+Ctrl-C during start-up (nothing left)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +69,44 @@ def test_bad_bundle_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
 def test_bad_options(bundle: Path, args: list[str], message: str) -> None:
     assert message in _one_error_line(_serve(bundle, *args))
 
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Path) -> None:
+    """SIGINT to the foreground process group (a terminal's Ctrl-C) while tritonserver is still starting."""
+    pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
+    ports = _free_ports(3)
+    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
+           str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        assert "starting tritonserver" in proc.stderr.readline()
+        deadline = time.monotonic() + 60
+        while not _descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = _descendants(proc.pid)
+        assert tree, "tritonserver did not start"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "stopped" in proc.stderr.read()
+    assert not [pid for pid in tree if Path(f"/proc/{pid}").exists()]
+    assert not list(Path("/dev/shm").glob(f"stargan_{proc.pid}_*"))
+    assert list(tmp_path.iterdir()) == []

@@ -156,12 +156,10 @@ def test_eight_concurrent_clients_get_the_sdks_outputs_in_batches(served: Served
     count0, exec0 = _stats(served)
     jobs = [_batch(translator, 1 + i % 2, seed=i) for i in range(48)]
 
-    def call(i: int) -> np.ndarray:
-        with RemoteTranslator.load(served.http if i % 2 else served.grpc) as remote:
-            return remote.infer(*jobs[i])
-
-    with ThreadPoolExecutor(8) as pool:
-        outputs = list(pool.map(call, range(len(jobs))))
+    # One RemoteTranslator per protocol shared by all 8 threads: it must keep one client per thread.
+    with RemoteTranslator.load(served.http) as http, RemoteTranslator.load(served.grpc) as grpc:
+        with ThreadPoolExecutor(8) as pool:
+            outputs = list(pool.map(lambda i: (http if i % 2 else grpc).infer(*jobs[i]), range(len(jobs))))
     for (x, c), got in zip(jobs, outputs):
         np.testing.assert_allclose(got, translator.infer(x, c), atol=1e-5)
     expected = sum(len(x) for x, _ in jobs)
