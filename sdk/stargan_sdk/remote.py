@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +28,7 @@ from stargan_sdk.serve_models import LOGITS
 from stargan_sdk.translator import Translator
 
 PROTOCOLS = ("http", "grpc")
+PIPELINE_REQUESTS = 4  # requests in flight when one call is split into several batches
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -58,7 +62,8 @@ class _Clients:
         self.module = module
         self.timeout = timeout
         self._local = threading.local()
-        self._all: list[Any] = []
+        # Weak: a client whose thread has ended is dropped with that thread's locals (and closes itself).
+        self._all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def get(self) -> Any:
@@ -71,7 +76,7 @@ class _Clients:
                 client = self.module.InferenceServerClient(self.address)
             self._local.client = client
             with self._lock:
-                self._all.append(client)
+                self._all.add(client)
         return client
 
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -100,7 +105,8 @@ class _Clients:
 
     def close(self) -> None:
         with self._lock:
-            clients, self._all = self._all, []
+            clients = list(self._all)
+            self._all.clear()
         for client in clients:
             client.close()
 
@@ -114,13 +120,28 @@ class RemoteGenerator:
     def __init__(self, clients: _Clients, model: str, max_batch: int) -> None:
         self.clients, self.model, self.max_batch = clients, model, max_batch
         self.loaded = True
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = {INPUT_IMAGE: feeds[INPUT_IMAGE], INPUT_LABEL: feeds[INPUT_LABEL]}
         return {OUTPUT_IMAGE: self.clients.infer(self.model, x, OUTPUT_IMAGE)}
 
+    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Several batches in flight at once (the server batches and spreads them over its instances); the
+        outputs in order. A few long-lived pool threads, so their clients are reused."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(PIPELINE_REQUESTS, thread_name_prefix="stargan-remote")
+            pool = self._pool
+        return list(pool.map(self.infer, batches))
+
     def close(self) -> None:
         self.loaded = False
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self.clients.close()
 
     def describe(self) -> dict[str, Any]:

@@ -182,6 +182,10 @@ def test_remote_translator_has_the_translator_api(served: Served, translator, fa
         assert len(batch) == 2 and batch[0].shape == face.shape
         x, c = _batch(translator, MAX_BATCH + 3, seed=99)  # more than the server's max batch: split here
         np.testing.assert_allclose(remote.infer(x, c), translator.infer(x, c), atol=1e-5)
+        parts = [{"image": x[i : i + 4], "label": c[i : i + 4]} for i in range(0, 12, 4)]
+        outputs = remote.backend.infer_batches(parts)  # the backend contract: in order, several in flight
+        np.testing.assert_allclose(np.concatenate([o["output"] for o in outputs]), translator.infer(x[:12], c[:12]),
+                                   atol=1e-5)
         with pytest.raises(AttributeNameError):
             remote.translate(face, Blond=1)
     with pytest.raises(ServerError, match="no model 'nope'"):
