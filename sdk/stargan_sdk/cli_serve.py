@@ -21,7 +21,7 @@ from stargan_sdk.errors import StarGANError
 from stargan_sdk.translator import Translator
 from stargan_sdk.triton_config import DEFAULT_QUEUE_DELAY_US
 from stargan_sdk.triton_repo import write_python_repository
-from stargan_sdk.triton_server import ServeError, TritonServer, check_port_free
+from stargan_sdk.triton_server import ServeError, TritonServer, check_port_free, signals_held
 
 
 class _Stop(BaseException):
@@ -109,7 +109,9 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
 
 def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int, queue_delay: int,
          instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
-    with tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir) as repo:
+    with signals_held():  # created and recorded in one piece: a Ctrl-C now cannot leak the folder
+        repo_dir = tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir)
+    with repo_dir as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                                 queue_delay_us=queue_delay, threads=threads, link_bundle=True)
         server = TritonServer(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],

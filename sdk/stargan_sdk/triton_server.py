@@ -12,6 +12,7 @@ shutdown (stubs end, shared memory released); the workspace is then removed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -26,6 +27,7 @@ import sysconfig
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from stargan_sdk.errors import StarGANError
@@ -59,12 +61,70 @@ def check_port_free(host: str, port: int, flag: str) -> None:
             raise ServeError(f"cannot listen on {host}:{port} ({flag}): {e.strerror or e}") from None
 
 
-def _set_parent_death_signal() -> None:
-    """In the child: get SIGTERM if the parent dies, so a killed `stargan serve` leaves no server."""
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this thread for the block (delivered when it ends); a no-op off Linux."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _child_setup() -> None:
+    """In the child before exec: take back the signals held by the parent (the mask is inherited), and get
+    SIGTERM if the parent dies, so a killed `stargan serve` leaves no server."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Signal a process group; False when it has no process left."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # only zombies left, or a reused id: nothing of ours to stop
+        return False
+
+
+def _end_group(pgid: int, grace: float = 5.0) -> None:
+    """Stop what is left of the server's process group once tritonserver has exited: stopped while its
+    models were still loading, it exits without waiting for their python stubs."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_running(pgid):
+            return
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs; zombies (ended, awaiting init's reaping) do not count."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return _signal_group(pgid, 0)
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _environment() -> dict[str, str]:
@@ -146,21 +206,27 @@ class TritonServer:
         for flag, port in self.ports.items():
             check_port_free(self.host, port, flag)
         dist = pytriton_dist()
-        workspace = self._prepare_workspace(dist)
-        log = None if self.verbose else (workspace / "triton.log").open("wb")
         try:
-            self.process = subprocess.Popen(self.command(dist, workspace), env=_environment(), stdout=log,
-                                            stderr=subprocess.STDOUT if log else None, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, preexec_fn=_set_parent_death_signal)
-        finally:
-            if log:
-                log.close()
-        try:
+            # A SIGINT/SIGTERM between creating the workspace or the process and recording them would leak
+            # them: hold both signals until the handles are kept, then the handler's exception cleans up.
+            with signals_held():
+                self._launch(dist)
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _launch(self, dist: Path) -> None:
+        workspace = self._prepare_workspace(dist)
+        log = None if self.verbose else (workspace / "triton.log").open("wb")
+        try:
+            self.process = subprocess.Popen(self.command(dist, workspace), env=_environment(), stdout=log,
+                                            stderr=subprocess.STDOUT if log else None, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, preexec_fn=_child_setup)
+        finally:
+            if log:
+                log.close()
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -197,13 +263,15 @@ class TritonServer:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (graceful: in-flight requests finish, stubs exit), SIGKILL to the group if it hangs;
         then remove any shared-memory segment of ours that survived, and the workspace."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    _signal_group(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+            _end_group(self.process.pid)
         for segment in SHM_DIR.glob(f"{self.shm_prefix}*") if SHM_DIR.is_dir() else ():
             segment.unlink(missing_ok=True)
         if self.workspace is not None:

@@ -65,6 +65,14 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Served:
     """The `stargan serve` process of this module and its addresses."""
 
@@ -300,7 +308,7 @@ def test_sigterm_leaves_no_process_shared_memory_or_workspace(served: Served) ->
     assert segments, "the python backend's shared-memory regions should exist while serving"
     assert served.stop() == 0
     time.sleep(0.5)
-    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists()]
+    alive = [pid for pid in tree if _running(pid)]
     assert alive == [], f"processes left after SIGTERM: {alive}"
     assert not [p for p in segments if (Path("/dev/shm") / p).exists()]
     assert list(served.workdir.iterdir()) == []
