@@ -115,7 +115,8 @@ def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, i
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                                 queue_delay_us=queue_delay, threads=threads, link_bundle=True)
         server = TritonServer(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
-                              metrics_port=ports["--metrics-port"], workdir=workdir, verbose=verbose)
+                              metrics_port=ports["--metrics-port"], workdir=workdir, verbose=verbose,
+                              gpu_metrics=kind == "gpu")
         typer.echo(f"starting tritonserver: loading and warming up {instances} instance(s) per model ...", err=True)
         with server:
             models = ", ".join(sorted(p.name for p in Path(repo).iterdir()))

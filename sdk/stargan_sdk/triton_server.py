@@ -148,12 +148,14 @@ class TritonServer:
         http_port, grpc_port, metrics_port: the three listening ports.
         workdir: where the private workspace is made (default: the system temp folder).
         verbose: pass Triton's log through to stderr instead of keeping it in the workspace.
+        gpu_metrics: also export GPU metrics (utilisation, memory, power) on /metrics.
     """
 
     def __init__(self, repository: str | os.PathLike[str], *, host: str = "127.0.0.1", http_port: int = 8000,
                  grpc_port: int = 8001, metrics_port: int = 8002, workdir: str | os.PathLike[str] | None = None,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, gpu_metrics: bool = False) -> None:
         self.repository = Path(repository)
+        self.gpu_metrics = gpu_metrics
         self.host = host
         self.ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
         self.workdir = workdir
@@ -195,7 +197,8 @@ class TritonServer:
     def command(self, dist: Path, workspace: Path) -> list[str]:
         args = [str(dist / "bin" / "tritonserver"), f"--model-repository={self.repository.resolve()}",
                 f"--backend-directory={workspace / 'backends'}", f"--http-address={self.host}",
-                f"--grpc-address={self.host}", f"--metrics-address={self.host}", "--allow-gpu-metrics=false",
+                f"--grpc-address={self.host}", f"--metrics-address={self.host}",
+                f"--allow-gpu-metrics={str(self.gpu_metrics).lower()}",
                 "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=15",
                 f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}"]
         return args + [f"{flag}={port}" for flag, port in self.ports.items()]
