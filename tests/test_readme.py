@@ -15,6 +15,8 @@ def test_python_blocks_run_as_written() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert blocks, "the README shows the SDK in a python block"
     for code in blocks:
+        if "RemoteTranslator.load(" in code:
+            continue  # needs a running server: tests/sdk/test_serve.py runs it against one
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"README block failed:\n{code}\n{proc.stderr}"
         assert "Black_Hair" in proc.stdout

@@ -141,7 +141,8 @@ def validate(
 def triton(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")],
     out: Annotated[Path, typer.Option("--out", help="Model repository folder.")],
-    backend: Annotated[str, typer.Option(help="tensorrt (model.plan) or onnxruntime (model.onnx).")] = "tensorrt",
+    backend: Annotated[str, typer.Option(
+        help="tensorrt (model.plan) or onnxruntime (model.onnx) for NVIDIA's containers; python (model.py runs the SDK).")] = "tensorrt",
     max_batch: Annotated[int, typer.Option(help="Triton max_batch_size.")] = 64,
     instances: Annotated[int, typer.Option(help="Model instances (instance_group count).")] = 1,
     model_name: Annotated[str, typer.Option(help="Model name in the repository.")] = "stargan",
@@ -149,7 +150,7 @@ def triton(
     kind: Annotated[str, typer.Option(help="Instance kind: gpu or cpu (cpu only with onnxruntime).")] = "gpu",
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a Triton Inference Server model repository (config.pbtxt + 1/model.*) from a bundle."""
+    """Write a Triton Inference Server model repository (config.pbtxt + 1/model.{plan,onnx,py}) from a bundle."""
     from stargan_export.triton import write_triton_repository
 
     model_dir = write_triton_repository(bundle, out, backend=backend, max_batch=max_batch, instances=instances,

@@ -276,6 +276,9 @@ def info(
 
 
 app.command(help=UI_HELP)(friendly(ui))
+from stargan_sdk.cli_serve import serve  # noqa: E402  (its own module; registered here)
+
+app.command(name="serve")(friendly(serve))
 
 
 def main() -> None:

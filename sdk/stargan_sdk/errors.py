@@ -49,3 +49,7 @@ class FaceDetectorError(StarGANError):
 
 class BackendOptionError(StarGANError, ValueError):
     """A backend option with an unknown name or a bad value (e.g. an unknown precision, threads < 1)."""
+
+
+class ServerError(StarGANError):
+    """A Triton server that cannot be reached, does not serve the model, or refused a request."""

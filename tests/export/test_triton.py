@@ -71,3 +71,75 @@ def test_tensorrt_repository_from_an_engine_entry(bundle_copy, tmp_path):
 def test_bad_options(tiny_bundle, tmp_path, kwargs, message):
     with pytest.raises(ExportError, match=message):
         write_triton_repository(tiny_bundle, tmp_path / "repo", **{"backend": "onnxruntime", **kwargs})
+
+
+def _edited_manifest(bundle, key: str, value: str):
+    import json
+
+    path = bundle / "manifest.json"
+    d = json.loads(path.read_text())
+    d["outputs"][0][key] = value  # outputs: the SDK reads inputs by name, so only this check stands here
+    path.write_text(json.dumps(d))  # raw edit: no schema check, as an attacker would
+    return bundle
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "python"])
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("name", 'image"\n    dims: [ 1 ]\n  }\n]\ninstance_group [ { count: 99 } ]\ninput [\n  {\n    name: "x', "not a plain identifier"),
+    ("dtype", "int4", "dtype .int4."),
+])
+def test_crafted_manifest_is_refused_and_nothing_written(bundle_copy, tmp_path, backend, key, value, message):
+    _edited_manifest(bundle_copy, key, value)
+    with pytest.raises(ExportError, match=message):
+        write_triton_repository(bundle_copy, tmp_path / "repo", backend=backend, kind="cpu")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_module_is_torch_free():
+    import subprocess
+    import sys
+
+    code = "import sys, stargan_export.triton; assert 'torch' not in sys.modules and 'stargan_train' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_python_repository_runs_the_sdk_in_the_real_tritonserver(tiny_bundle, tmp_path):
+    """`stargan-export triton --backend python` output, loaded by the tritonserver binary of the nvidia-pytriton
+    wheel, answers with the SDK's outputs."""
+    import importlib.util
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from stargan_export.cli import app
+    from stargan_sdk import Translator
+    from stargan_sdk.remote import RemoteTranslator
+    from stargan_sdk.triton_server import TritonServer
+
+    if importlib.util.find_spec("pytriton") is None:
+        pytest.skip("needs the serve extra (nvidia-pytriton ships the tritonserver binary)")
+    result = CliRunner().invoke(app, ["triton", str(tiny_bundle), "--out", str(tmp_path / "repo"), "--backend", "python",
+                                      "--kind", "cpu", "--max-batch", "8"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["stargan", "stargan_classifier", "stargan_edit"]
+    http, grpc, metrics = _free_ports(3)
+    rng = np.random.default_rng(0)
+    x, c = rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), rng.integers(0, 2, (3, 5)).astype(np.float32)
+    with TritonServer(tmp_path / "repo", http_port=http, grpc_port=grpc, metrics_port=metrics, workdir=tmp_path) as server:
+        with RemoteTranslator.load(server.http_url) as remote, Translator.load(tiny_bundle) as local:
+            assert remote.backend.max_batch == 8
+            np.testing.assert_allclose(remote.infer(x, c), local.infer(x, c), atol=1e-5)
+            np.testing.assert_array_equal(remote.classifier.logits(x), local.classifier.logits(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # the server's workspace is gone

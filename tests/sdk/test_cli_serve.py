@@ -1,0 +1,120 @@
+"""`stargan serve` refusals (busy port, bad bundle, bad options: one error line, exit 2, nothing started) and
+Ctrl-C during start-up (nothing left)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stargan_sdk.cli import app
+
+runner = CliRunner()
+
+
+def _serve(*args: object):
+    return runner.invoke(app, ["serve", *map(str, args)])
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_busy_port_is_one_line(bundle: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _one_error_line(_serve(bundle, "--grpc-port", port, "--http-port", port + 1 if port < 65535 else 1,
+                                      "--workdir", tmp_path))
+    assert f"cannot listen on 127.0.0.1:{port} (--grpc-port)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_bundle_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
+    (bundle_copy / "generator.onnx").write_bytes(b"damaged")
+    ports = _free_ports(3)
+    line = _one_error_line(_serve(bundle_copy, "--backend", "onnxruntime", "--workdir", tmp_path, "--http-port", ports[0],
+                                  "--grpc-port", ports[1], "--metrics-port", ports[2]))
+    assert "checksum" in line or "sha256" in line
+    assert _one_error_line(_serve(tmp_path / "missing")).startswith("error: ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-batch", "0"], "--max-batch and --instances must be >= 1"),
+    (["--http-port", "8001"], "must differ"),
+    (["--metrics-port", "70000"], "1..65535"),
+    (["--kind", "tpu"], "--kind must be auto, cpu or gpu"),
+])
+def test_bad_options(bundle: Path, args: list[str], message: str) -> None:
+    assert message in _one_error_line(_serve(bundle, *args))
+
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (stubs orphaned by a stop during start-up wait briefly for init to reap them)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Path) -> None:
+    """SIGINT to the foreground process group (a terminal's Ctrl-C) while tritonserver is still starting."""
+    pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
+    ports = _free_ports(3)
+    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
+           str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        assert "starting tritonserver" in proc.stderr.readline()
+        deadline = time.monotonic() + 60
+        while not _descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = _descendants(proc.pid)
+        assert tree, "tritonserver did not start"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "stopped" in proc.stderr.read()
+    assert not [pid for pid in tree if _running(pid)]
+    assert not list(Path("/dev/shm").glob(f"stargan_{proc.pid}_*"))
+    assert list(tmp_path.iterdir()) == []
