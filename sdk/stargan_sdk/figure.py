@@ -30,9 +30,12 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     return text
 
 
-def figure_row(image: Any, outputs: Mapping[str, Any], tile: int = 128) -> Image.Image:
-    """A white canvas with the input then each output, resized to `tile` px, captions above."""
-    tiles = [("input", image), *outputs.items()]
+def figure_row(
+    image: Any, outputs: Mapping[str, Any], tile: int = 128, *, first_caption: str = "input"
+) -> Image.Image:
+    """A white canvas with the first image (captioned `first_caption`) then each output, resized to `tile` px,
+    captions above."""
+    tiles = [(first_caption, image), *outputs.items()]
     canvas = Image.new("RGB", (len(tiles) * (tile + GAP) - GAP, tile + CAPTION_HEIGHT), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
