@@ -1,4 +1,4 @@
-"""The README demo: the shipped toyfaces bundle edits freshly generated faces; grid, benchmark, next steps.
+"""The README demo: the shipped toyfaces bundle edits fresh toy faces beside the true edits; grid, benchmark.
 
 Usage: stargan-demo --bundle models/toyfaces-64 --out demo-out
 """
@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -28,22 +29,59 @@ Next steps
   Your own photos      stargan translate photo.jpg --bundle BUNDLE --set Blond_Hair=1 -o out.jpg"""
 
 
-def toy_faces(count: int, seed: int) -> list[np.ndarray]:
-    """Fresh toy faces (never seen in training: a seed outside the training set's), CelebA-cropped."""
+@dataclass(frozen=True)
+class ToyFace:
+    """A fresh toy face (CelebA-cropped), its true labels, and the generator state that drew it."""
+
+    image: np.ndarray
+    labels: dict[str, int]
+    rng_state: dict[str, Any]
+
+    def counterfactual(self, labels: dict[str, int]) -> np.ndarray:
+        """The same person drawn with `labels` instead: what a perfect edit would return."""
+        from stargan_sdk.imaging import center_crop
+        from stargan_train.data.toyfaces import render_face, sample_params
+
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.rng_state
+        return center_crop(render_face(sample_params(rng, labels))[0])
+
+
+def toy_faces(count: int, seed: int) -> list[ToyFace]:
+    """Fresh toy faces (never seen in training: a seed outside the training set's)."""
     from stargan_sdk.imaging import center_crop
     from stargan_train.data.toyfaces import render_face, sample_params
 
     rng = np.random.default_rng(seed)
-    return [center_crop(render_face(sample_params(rng))[0]) for _ in range(count)]
+    faces = []
+    for _ in range(count):
+        state = rng.bit_generator.state  # a copy: replaying it draws the same person again
+        params = sample_params(rng)
+        faces.append(ToyFace(center_crop(render_face(params)[0]), dict(params.labels), state))
+    return faces
 
 
-def edit_grid(bundle: Path, faces: list[np.ndarray], tile: int) -> tuple[Image.Image, str]:
-    """One figure row per face: [input | Black | Blond | Brown | gender | age], stacked."""
+def edit_grid(bundle: Path, faces: list[ToyFace], tile: int) -> tuple[Image.Image, str]:
+    """Per face two figure rows, stacked: [input | Black | Blond | Brown | gender | age] as the model edits it,
+    then the true counterfactual of each edit (the same toy face drawn with the target labels, at the model's
+    resolution)."""
     from stargan_sdk import Translator
     from stargan_sdk.figure import figure_row
+    from stargan_sdk.imaging import to_model_rgb
 
+    rows = []
     with Translator.load(bundle) as t:
-        rows = [figure_row(face, t.translate_all(face), tile=tile) for face in faces]
+        for face in faces:
+            # The true labels, not the bundle classifier's guess: the edits then aim at exactly the truth's labels.
+            outputs = t.translate_all(face.image, original=face.labels)
+            rows.append(figure_row(face.image, outputs, tile=tile))
+            truths = {}
+            for name, target in t.space.single_attribute_targets(t.space.original_vector(face.labels)):
+                truth = face.counterfactual(dict(zip(t.attributes, (int(v) for v in target))))
+                # At the model's resolution, as the model sees its input: the sharpest output it could give.
+                truths[f"true {name}"] = to_model_rgb(truth, t.image_size)[0]
+            blank = np.full_like(face.image, 255)
+            rows.append(figure_row(blank, truths, tile=tile, first_caption="ground truth:"))
         backend = t.backend_name
     grid = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)), "white")
     y = 0
@@ -87,7 +125,8 @@ def main(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)
     typer.echo(f"edited {faces} fresh toy faces with {bundle} on {backend} in {time.perf_counter() - t0:.1f}s")
-    typer.echo(f"wrote {path}  (columns: input | black | blond | brown hair | gender | age)")
+    typer.echo(f"wrote {path}  (columns: input | black | blond | brown hair | gender | age; "
+               f"under each face its true edits)")
     if benchmark and run_benchmark(bundle, out) != 0:
         raise typer.Exit(1)
     typer.echo(NEXT_STEPS)

@@ -33,12 +33,14 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     return text
 
 
-def figure_row(image: Any, outputs: Mapping[str, Any], tile: int = 128) -> Image.Image:
-    """A white canvas with the input then each output, `tile` px high (width by the input's aspect ratio),
-    captions above."""
+def figure_row(
+    image: Any, outputs: Mapping[str, Any], tile: int = 128, *, first_caption: str = "input"
+) -> Image.Image:
+    """A white canvas with the first image (captioned `first_caption`) then each output, `tile` px high (width by
+    the first image's aspect ratio), captions above."""
     if isinstance(tile, bool) or not isinstance(tile, int) or not 1 <= tile <= MAX_TILE:
         raise ImageInputError(f"tile must be 1..{MAX_TILE} pixels, got {tile!r}")
-    tiles = [("input", _as_rgb(image)), *((k, _as_rgb(v)) for k, v in outputs.items())]
+    tiles = [(first_caption, _as_rgb(image)), *((k, _as_rgb(v)) for k, v in outputs.items())]
     width = max(1, min(4 * tile, round(tile * tiles[0][1].width / max(1, tiles[0][1].height))))
     canvas = Image.new("RGB", (len(tiles) * (width + GAP) - GAP, tile + CAPTION_HEIGHT), "white")
     draw = ImageDraw.Draw(canvas)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from stargan_export.demo import app
+from stargan_export.demo import app, toy_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,9 +18,28 @@ def test_demo_writes_the_grid(tmp_path: Path) -> None:
                                       "--faces", "2", "--tile", "64", "--no-benchmark"])
     assert result.exit_code == 0, result.output
     grid = Image.open(tmp_path / "grid.png")
-    # 2 rows of [input | black | blond | brown | gender | age], 64 px tiles, 2 px gaps, 16 px captions
-    assert grid.size == (6 * 66 - 2, 2 * (64 + 16))
+    # per face 2 rows of [input | black | blond | brown | gender | age] (the model's, the truth's), 64 px tiles,
+    # 2 px gaps, 16 px captions
+    assert grid.size == (6 * 66 - 2, 2 * 2 * (64 + 16))
     assert "Next steps" in result.output
+    pixels = np.asarray(grid)
+    input_tile, truth_row = pixels[16:80, :64], pixels[80 + 16 : 160]
+    assert (truth_row[:, :64] == 255).all()  # the truth row starts with a blank tile, not a second input
+    face = toy_faces(1, 20261126)[0]  # the grid's first face
+    own = [h for h in ("Black_Hair", "Blond_Hair", "Brown_Hair") if face.labels[h]][0]
+    x = (1 + ("Black_Hair", "Blond_Hair", "Brown_Hair").index(own)) * 66
+    # "set the hair it already has": the truth is the input itself, at the model's 64 px
+    at_64 = np.asarray(Image.fromarray(face.image).resize((64, 64), Image.Resampling.BILINEAR))
+    assert np.array_equal(truth_row[:, x : x + 64], at_64)
+    assert not np.array_equal(truth_row[:, 5 * 66 : 5 * 66 + 64], input_tile)  # the age flip changes the face
+
+
+def test_counterfactual_is_the_same_person_with_the_target_labels() -> None:
+    face = toy_faces(2, 5)[1]
+    assert np.array_equal(face.counterfactual(face.labels), face.image)
+    flipped = face.counterfactual({**face.labels, "Young": 1 - face.labels["Young"]})
+    changed = np.any(flipped != face.image, axis=-1)
+    assert 0.0 < changed.mean() < 0.5  # grey strands / face lines change; background and pose stay
 
 
 def test_demo_without_a_bundle_is_a_one_line_error(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import typer
 from PIL import Image
 from torch import nn
@@ -27,6 +28,7 @@ from stargan_train.attribute_classifier import (
 from stargan_train.checkpoint import TrainState, capture_rng, save_checkpoint
 from stargan_train.cli_eval import eval_command
 from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
+from stargan_train.counterfactual import ToyfacesTruth
 from stargan_train.data.transforms import build_transform
 from stargan_train.evaluate import (
     EvalError,
@@ -37,6 +39,7 @@ from stargan_train.evaluate import (
     evaluate,
     localisation_sums,
 )
+from stargan_train.image_quality import PSNR_CAP_DB
 from stargan_train.model import Discriminator, Generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -235,6 +238,76 @@ def test_oracle_generator_scores_near_perfect(toy_data: DataConfig, trained) -> 
     assert report.mean_rec_l1 > 0.1  # a fresh face is not the input: the cycle term must notice
 
 
+class CounterfactualGenerator(nn.Module):
+    """The perfect editor: knows each test face by its pixels and returns the same person's render with the
+    target labels (`blur` > 1: that render box-blurred, a soft but otherwise right editor)."""
+
+    def __init__(self, data: DataConfig, count: int, blur: int = 1) -> None:
+        super().__init__()
+        base = _test_dataset(data).base
+        self.truth, _ = ToyfacesTruth.find(base.image_dir, crop=data.celeba_crop_size, size=data.image_size,
+                                           attrs=ATTRS)
+        self.blur = blur
+        self.known = {base[k][0].numpy().tobytes(): self.truth.face_index(base.filenames[k]) for k in range(count)}
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        out = []
+        for image, labels in zip(x.cpu(), c.cpu()):
+            index = self.known[image.numpy().tobytes()]
+            forced = {a: int(v > 0.5) for a, v in zip(ATTRS, labels.tolist())}
+            y = self.truth._image(self.truth._render(index, forced)[0])
+            if self.blur > 1:
+                y = F.avg_pool2d(y[None], self.blur, stride=1, padding=self.blur // 2, count_include_pad=False)[0]
+            self.known[y.numpy().tobytes()] = index  # the cycle G(G(x, c), c_org) asks about its own output
+            out.append(y)
+        return torch.stack(out).to(x.device)
+
+
+def test_counterfactual_fidelity_perfect_blurred_and_identity_generators(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    n = 12
+    perfect = evaluate(CounterfactualGenerator(toy_data, n), toy_data, classifier=classifier, num_images=n,
+                       batch_size=6).counterfactual
+    blurred = evaluate(CounterfactualGenerator(toy_data, n, blur=3), toy_data, classifier=classifier,
+                       num_images=n, batch_size=6).counterfactual
+    unchanged = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=n, batch_size=6)
+    assert set(perfect) == {"identity", *ATTRS}
+    labels = torch.stack([_test_dataset(toy_data).base[i][1] for i in range(n)])
+    for key, row in perfect.items():
+        edited = n if key in ("identity", "Male", "Young") else int((labels[:, ATTRS.index(key)] < 0.5).sum())
+        assert row["images"] == edited > 0  # hair edits to the colour a face already has are left out
+        assert row["psnr"] == PSNR_CAP_DB and row["ssim"] == pytest.approx(1.0)
+        assert row["psnr_outside"] == (None if key == "identity" else PSNR_CAP_DB)
+        soft = blurred[key]
+        assert soft["psnr"] < 40 and soft["ssim"] < 0.95
+        if key != "identity":
+            assert soft["psnr_outside"] < 40
+    fidelity = unchanged.counterfactual
+    assert fidelity["identity"]["psnr"] == PSNR_CAP_DB
+    for attr in ATTRS:  # the input itself: right outside the edited region (masks are correct), wrong inside
+        assert fidelity[attr]["psnr_outside"] == PSNR_CAP_DB
+        assert fidelity[attr]["psnr"] < 35
+    json.dumps(unchanged.to_dict(), allow_nan=False)
+
+
+def test_counterfactual_scores_need_the_renderer_s_own_faces(toy_data: DataConfig, trained, tmp_path: Path) -> None:
+    classifier, _ = trained
+    root = tmp_path / "toy"
+    shutil.copytree(Path(toy_data.celeba_image_dir).parent, root)
+    data = DataConfig(**{**toy_data.__dict__, "celeba_image_dir": str(root / "images"),
+                         "attr_path": str(root / "list_attr_celeba.txt")})
+    first = _test_dataset(data).base.filenames[0]
+    with Image.open(root / "images" / first) as img:  # someone retouched one test face
+        Image.eval(img, lambda v: 255 - v).save(root / "images" / first)
+    report = evaluate(IdentityGenerator(), data, classifier=classifier, num_images=4, batch_size=4)
+    assert report.counterfactual["identity"]["images"] == 3
+    assert any("1 of 4 test images differ from their toyfaces re-render" in w for w in report.warnings)
+    (root / "toyfaces.json").unlink()
+    report = evaluate(IdentityGenerator(), data, classifier=classifier, num_images=4, batch_size=4)
+    assert report.counterfactual == {}
+    assert any("not a toyfaces folder" in w for w in report.warnings)
+
+
 def test_localisation_sums_on_a_synthetic_edit() -> None:
     x = torch.zeros(2, 3, 4, 4)
     y = x.clone()
@@ -296,6 +369,10 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
     # The run's checkpoint holds D too: its classifier's verdict comes beside the independent one.
     assert out["critic"] == out["checkpoint"] and set(out["critic_target_accuracy"]) == set(ATTRS)
     assert set(out["localisation"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair"}
+    assert set(out["counterfactual"]) == {"identity", *ATTRS}  # an untrained G: far from every true face
+    assert out["counterfactual"]["identity"]["images"] == 16 and out["counterfactual"]["identity"]["psnr"] < 20
+    assert all(set(row) == {"psnr", "ssim", "psnr_outside", "images", "images_outside"}
+               for row in out["counterfactual"].values())
     assert out["classifier"]["cached"] is False
     sidecar = json.loads((run_dir / "eval" / "classifier.json").read_text())
     assert sidecar["attrs"] == list(ATTRS) and len(sidecar["fingerprint"]) == 64
@@ -319,7 +396,8 @@ def test_cli_table_output(run_dir: Path) -> None:
     result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20",
                                          "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for text in ("Black_Hair", "target acc", "rec L1", "critic's", "input had it", "inside hair", "identity L1"):
+    for text in ("Black_Hair", "target acc", "rec L1", "critic's", "input had it", "inside hair", "identity L1",
+                 "fidelity to the true counterfactual", "identity (own labels)", "PSNR outside"):
         assert text in result.stdout
 
 

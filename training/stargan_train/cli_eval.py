@@ -1,4 +1,4 @@
-"""`stargan-train eval`: the paper's attribute-classification protocol on a run dir, as a table or JSON.
+"""`stargan-train eval`: the paper's attribute-classification protocol (+ counterfactual fidelity) on a run dir.
 
 Usage: stargan-train eval runs/toy --num-images 500 --json
 """
@@ -31,7 +31,8 @@ def eval_command(
     data_dir: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder (images/, list_attr_celeba.txt) replacing the run's data paths.")] = None,
     retrain_classifier: Annotated[bool, typer.Option(help="Ignore the cached classifier in <run_dir>/eval and train a new one.")] = False,
 ) -> None:
-    """Translate held-out images to every single-attribute target; report attribute accuracy, L1 and localisation."""
+    """Translate held-out images to every single-attribute target; report attribute accuracy, L1, localisation and,
+    on toyfaces, PSNR / SSIM against the true counterfactual face."""
     try:
         result = run_eval(run_dir, checkpoint, num_images=num_images, classifier_iters=classifier_iters,
                           batch_size=batch_size, device=device, seed=seed, data_dir=data_dir,
@@ -106,6 +107,21 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _db(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _fidelity_table(fidelity: dict[str, dict[str, Any]]) -> Table:
+    """PSNR / SSIM of each output against the same toy face re-rendered with the target labels."""
+    table = Table(title="fidelity to the true counterfactual face (toyfaces re-render; PSNR in dB, capped at 100)")
+    for column in ("edit", "PSNR", "SSIM", "PSNR outside the edited region", "images"):
+        table.add_column(column, justify="left" if column == "edit" else "right")
+    for key, row in fidelity.items():
+        name = "identity (own labels)" if key == "identity" else key
+        table.add_row(name, _db(row["psnr"]), _num(row["ssim"]), _db(row["psnr_outside"]), str(row["images"]))
+    return table
+
+
 def print_tables(result: dict[str, Any], console: Console) -> None:
     """Per-attribute table, localisation table, summary lines, warnings."""
     table = Table(title=f"single-attribute edits of {result['images_used']} test images "
@@ -141,6 +157,8 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
             loc.add_row(attr, _num(row["inside"]), _num(row["outside"]), _num(row["outside_over_inside"]),
                         str(row["images"]))
         console.print(loc)
+    if result.get("counterfactual"):
+        console.print(_fidelity_table(result["counterfactual"]))
     cached = "cached" if result["classifier"]["cached"] else "trained now"
     console.print(f"identity L1 |G(x, c_org) - x|: {result['identity_l1']:.4f}   "
                   f"wall time: {result['wall_time_s']:.1f} s evaluating, {result['total_wall_time_s']:.1f} s in all")

@@ -1,11 +1,14 @@
-"""The paper's evaluation protocol: classify single-attribute edits of held-out images, plus L1 and localisation.
+"""The paper's evaluation protocol: classify single-attribute edits of held-out images, plus L1, localisation and
+fidelity to the true counterfactual face (toyfaces).
 
 Usage: g = load_generator("runs/toy"); report = evaluate(g, g.run_config.data, num_images=500); report.to_dict()
 
 For every test image and every attribute, the target label follows the official `create_labels`: a hair
 colour is set one-hot within the hair group, any other attribute is flipped. A classifier trained on real
 images (`attribute_classifier`) then checks whether the edit shows the target value (target accuracy) and
-whether the other attributes kept theirs (preserved accuracy).
+whether the other attributes kept theirs (preserved accuracy). On toyfaces, every output is also compared with
+the counterfactual render of the same person (`counterfactual`): PSNR and SSIM, and PSNR outside the region the
+edit may rewrite.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from stargan_train.attribute_classifier import (
     train_attribute_classifier,
 )
 from stargan_train.config import DataConfig
+from stargan_train.counterfactual import ToyfacesTruth, WithTruth
 from stargan_train.data.transforms import center_crop, resize
+from stargan_train.image_quality import FidelityMeter
 from stargan_train.samples import celeba_targets
 from stargan_train.weights import Loaded
 
@@ -96,6 +101,9 @@ class EvalReport:
     # per edited attribute: the run's own critic (D's classifier) sees the target value; empty without a critic.
     # Far above target_accuracy means the generator learned patterns that satisfy D but no other classifier.
     critic_target_accuracy: dict[str, float] = field(default_factory=dict)
+    # "identity" and per edited attribute: mean PSNR (dB) / SSIM against the counterfactual render, PSNR outside
+    # the edit's region, image counts (edits that change the labels only); empty without ground truth (CelebA)
+    counterfactual: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -194,6 +202,9 @@ class _Tally:
     images: int = 0
     loc: dict[str, Localisation] = field(init=False)
     critic_hits: torch.Tensor = field(init=False)
+    fidelity: FidelityMeter = field(default_factory=FidelityMeter)
+    not_exact: int = 0  # test images the renderer does not reproduce: left out of `fidelity`
+    truth_note: str | None = None  # why there is no counterfactual ground truth, for toyfaces data
 
     def __post_init__(self) -> None:
         n = len(self.attrs)
@@ -223,11 +234,27 @@ def critic_predict(D: torch.nn.Module, x: torch.Tensor, attrs: list[str]) -> tor
     return out
 
 
+def _add_fidelity(t: _Tally, truth: dict[str, torch.Tensor], e: int, y: torch.Tensor) -> None:
+    """Score output `y` of edit slot `e` (0 = identity) on the images whose truth is exact and whose labels moved."""
+    if not truth:
+        return
+    keep = truth["exact"].cpu() & (truth["changed"][:, e].cpu() | (e == 0))
+    key = "identity" if e == 0 else t.attrs[e - 1]
+    region = truth["regions"][keep, e] if e > 0 else None
+    t.fidelity.add(key, y.cpu()[keep], truth["images"][keep, e], region)
+
+
 @torch.no_grad()
 def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tensor, c_org: torch.Tensor,
-                    mask: torch.Tensor, t: _Tally, critic: torch.nn.Module | None = None) -> None:
+                    mask: torch.Tensor, t: _Tally, critic: torch.nn.Module | None = None,
+                    truth: dict[str, torch.Tensor] | None = None) -> None:
+    truth = truth or {}
     t.classifier.add(clf.predict(x), c_org)
-    t.identity += float((G(x, c_org) - x).abs().mean(dim=(1, 2, 3)).sum())
+    same = G(x, c_org)
+    t.identity += float((same - x).abs().mean(dim=(1, 2, 3)).sum())
+    if truth:
+        t.not_exact += int((~truth["exact"]).sum())
+    _add_fidelity(t, truth, 0, same)
     t.images += x.shape[0]
     has = torch.stack([c_org.cpu() <= 0.5, c_org.cpu() > 0.5], dim=2)  # [N, n_attrs, value 0/1] of the input
     t.by_input_count += has.sum(dim=0).double()
@@ -242,6 +269,7 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
         t.preserved_hits[i] += float(hit[:, others].sum())
         t.preserved_count[i] += x.shape[0] * int(others.sum())
         t.rec[i] += float((G(y, c_org) - x).abs().mean(dim=(1, 2, 3)).sum())
+        _add_fidelity(t, truth, i + 1, y)
         changed = c_org[:, i] < 0.5  # an edit to the hair colour it already has moves nothing
         if t.attrs[i] in t.loc and changed.any():
             t.loc[t.attrs[i]].add(x[changed], y[changed], mask[changed])
@@ -285,6 +313,9 @@ def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) ->
         f"satisfies the critic's classifier with patterns others do not read as {a} (try --augment translation,cutout)"
         for a in critic if critic[a] - target[a] > CRITIC_GAP_WARNING
     ]
+    if t.not_exact:
+        warnings.append(f"{t.not_exact} of {t.images} test images differ from their toyfaces re-render (edited "
+                        f"files, or another renderer version): left out of the counterfactual scores")
     return EvalReport(
         attrs=attrs,
         target_accuracy=target,
@@ -299,7 +330,8 @@ def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) ->
         checkpoint_iteration=iteration,
         wall_time_s=time.perf_counter() - start,
         critic_target_accuracy=critic,
-        warnings=warnings,
+        counterfactual=t.fidelity.to_dict(),
+        warnings=warnings + ([t.truth_note] if t.truth_note else []),
     )
 
 
@@ -327,10 +359,14 @@ def evaluate(
                                                    seed=seed, progress=progress, num_workers=num_workers)
     torch.manual_seed(seed)
     n = min(num_images, len(dataset))
-    loader = DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=batch_size, shuffle=False,
+    truth, why_not = ToyfacesTruth.find(dataset.base.image_dir, crop=data.celeba_crop_size, size=data.image_size,
+                                        attrs=tuple(attrs))
+    loader = DataLoader(torch.utils.data.Subset(WithTruth(dataset, truth), range(n)), batch_size=batch_size,
+                        shuffle=False,
                         num_workers=data.num_workers if num_workers is None else num_workers)
     hair = [i for g in attribute_groups(attrs) if g.kind == "exclusive" for i in g.indices]
     tally = _Tally(attrs, hair, masks=dataset.mask_paths is not None)
+    tally.truth_note = why_not if data.dataset == "toyfaces" else None  # CelebA simply has no ground truth
     was_training = G.training
     G.to(device).eval()
     classifier.to(device).eval()
@@ -338,8 +374,9 @@ def evaluate(
         D.to(device).eval()
     try:
         with progress_bar(progress, "translating test images", n) as advance:
-            for x, c_org, mask in loader:
-                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally, D)
+            for x, c_org, mask, truth_batch in loader:
+                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally, D,
+                                truth_batch)
                 advance(x.shape[0])
     finally:
         G.train(was_training)
