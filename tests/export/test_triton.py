@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from google.protobuf import text_format
 
+from procs import free_ports
 from stargan_export.errors import ExportError
 from stargan_export.triton import write_triton_repository
 from stargan_sdk.errors import BundleError
@@ -106,16 +107,6 @@ def test_module_is_torch_free():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def _free_ports(n):
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_python_repository_runs_the_sdk_in_the_real_tritonserver(tiny_bundle, tmp_path):
@@ -137,7 +128,7 @@ def test_python_repository_runs_the_sdk_in_the_real_tritonserver(tiny_bundle, tm
                                       "--kind", "cpu", "--max-batch", "8"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["stargan", "stargan_classifier", "stargan_edit"]
-    http, grpc, metrics = _free_ports(3)
+    http, grpc, metrics = free_ports(3)
     rng = np.random.default_rng(0)
     x, c = rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), rng.integers(0, 2, (3, 5)).astype(np.float32)
     with TritonServer(tmp_path / "repo", http_port=http, grpc_port=grpc, metrics_port=metrics, workdir=tmp_path) as server:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from procs import descendants, free_ports, running
 from stargan_sdk.cli import app
 
 runner = CliRunner()
@@ -23,14 +24,6 @@ def _serve(*args: object):
     return runner.invoke(app, ["serve", *map(str, args)])
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _one_error_line(result) -> str:
@@ -53,7 +46,7 @@ def test_busy_port_is_one_line(bundle: Path, tmp_path: Path) -> None:
 
 def test_bad_bundle_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
     (bundle_copy / "generator.onnx").write_bytes(b"damaged")
-    ports = _free_ports(3)
+    ports = free_ports(3)
     line = _one_error_line(_serve(bundle_copy, "--backend", "onnxruntime", "--workdir", tmp_path, "--http-port", ports[0],
                                   "--grpc-port", ports[1], "--metrics-port", ports[2]))
     assert "checksum" in line or "sha256" in line
@@ -71,43 +64,23 @@ def test_bad_options(bundle: Path, args: list[str], message: str) -> None:
 
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (stubs orphaned by a stop during start-up wait briefly for init to reap them)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Path) -> None:
     """SIGINT to the foreground process group (a terminal's Ctrl-C) while tritonserver is still starting."""
     pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
-    ports = _free_ports(3)
+    ports = free_ports(3)
     cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
            str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
         assert "starting tritonserver" in proc.stderr.readline()
         deadline = time.monotonic() + 60
-        while not _descendants(proc.pid) and time.monotonic() < deadline:
+        while not descendants(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        tree = _descendants(proc.pid)
+        tree = descendants(proc.pid)
         assert tree, "tritonserver did not start"
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(60) == 0
@@ -115,6 +88,6 @@ def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Pat
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert "stopped" in proc.stderr.read()
-    assert not [pid for pid in tree if _running(pid)]
+    assert not [pid for pid in tree if running(pid)]
     assert not list(Path("/dev/shm").glob(f"stargan_{proc.pid}_*"))
     assert list(tmp_path.iterdir()) == []

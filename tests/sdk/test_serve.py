@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from procs import descendants, free_ports, running
 from stargan_sdk.errors import AttributeNameError, ServerError
 
 if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tritonclient") is None:
@@ -38,39 +38,10 @@ from stargan_sdk.remote import RemoteTranslator  # noqa: E402
 MAX_BATCH = 16
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (from /proc's parent links)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting for init to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Served:
@@ -308,7 +279,7 @@ def test_sigterm_leaves_no_process_shared_memory_or_workspace(served: Served) ->
     assert segments, "the python backend's shared-memory regions should exist while serving"
     assert served.stop() == 0
     time.sleep(0.5)
-    alive = [pid for pid in tree if _running(pid)]
+    alive = [pid for pid in tree if running(pid)]
     assert alive == [], f"processes left after SIGTERM: {alive}"
     assert not [p for p in segments if (Path("/dev/shm") / p).exists()]
     assert list(served.workdir.iterdir()) == []
