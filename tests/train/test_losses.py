@@ -120,6 +120,26 @@ def test_g_loss_with_identity_generator_has_zero_reconstruction() -> None:
     assert loss.item() == pytest.approx(logs["G/loss_fake"] + logs["G/loss_cls"], rel=1e-5)
 
 
+def test_identity_term_is_off_by_default_and_adds_lambda_times_l1() -> None:
+    class Shift(nn.Module):  # G(x, c) = x + 0.25 * mean(c): the identity error is 0.25 * mean(c_org)
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            return x * self.p + 0.25 * c.mean(1).view(-1, 1, 1, 1)
+
+    D = LinearCritic(torch.randn(1, C, H, W), torch.zeros(1, 5))
+    x = torch.randn(B, C, H, W)
+    c_org, c_trg = torch.ones(B, 5), torch.zeros(B, 5)
+    off, logs_off = g_loss(Shift(), D, x, c_org, c_trg, c_trg, lambda_cls=1.0, lambda_rec=10.0, cls_kind="celeba")
+    assert "G/loss_id" not in logs_off
+    on, logs_on = g_loss(Shift(), D, x, c_org, c_trg, c_trg, lambda_cls=1.0, lambda_rec=10.0, cls_kind="celeba",
+                         lambda_id=2.0)
+    assert logs_on["G/loss_id"] == pytest.approx(0.25, rel=1e-5)
+    assert on.item() == pytest.approx(off.item() + 2.0 * 0.25, rel=1e-5)
+
+
 def test_joint_mode_uses_only_the_current_datasets_logit_block() -> None:
     # 13 logits (the official joint D: c_dim + c2_dim, no mask): CelebA block 0 (log 2 per attribute), RaFD block
     # strongly right for class 3. The slices are the official out_cls[:, :c_dim] and out_cls[:, c_dim:].

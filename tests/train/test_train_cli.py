@@ -104,6 +104,7 @@ def test_sample_command_writes_the_grid(trained: tuple[Path, dict], tmp_path: Pa
         (["--augment", "translation,colour"], "unknown augmentation(s) 'colour'"),
         (["--lr-schedule", "cosine"], "lr_schedule must be one of paper, official, got 'cosine'"),
         (["--lr-update-step", "0"], "lr_update_step must be > 0"),
+        (["--lambda-id", "-1"], "lambda_id must be >= 0"),
         (["--init-weights", "/nowhere/run"], "checkpoint not found: /nowhere/run"),
     ],
 )
@@ -149,6 +150,8 @@ def test_every_config_field_is_reachable_from_the_cli() -> None:
     assert joint.train.lr_schedule == "paper"
     official = build_config(RunConfig(), {"lr_schedule": "official", "lr_update_step": 500}, None)
     assert (official.train.lr_schedule, official.train.lr_update_step) == ("official", 500)
+    assert build_config(RunConfig(), {"lambda_id": 5.0}, None).train.lambda_id == 5.0
+    assert RunConfig().train.lambda_id == 0.0  # the official recipe by default
 
 
 def test_console_entry_exits_2_with_one_line_on_bad_input(tmp_path: Path) -> None:

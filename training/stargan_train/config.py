@@ -101,6 +101,7 @@ class TrainConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_id: float = 0.0  # L1(G(x, c_org), x): not in the official recipe (0 keeps it exact); sharpens edits
     lr_schedule: str = "paper"  # "paper": linear to 0 over num_iters_decay; "official": today's yunjey/stargan steps
     lr_update_step: int = 1000  # iterations between the "official" schedule's lr steps (official --lr_update_step)
     augment: tuple[str, ...] = ()  # DiffAugment policy for every critic input; () = the official recipe
@@ -116,6 +117,8 @@ class TrainConfig:
         _require_positive(
             self, "batch_size", "num_iters", "n_critic", "log_step", "sample_step", "model_save_step", "lr_update_step"
         )
+        if not self.lambda_id >= 0:
+            raise ValueError(f"lambda_id must be >= 0, got {self.lambda_id}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.num_iters_decay <= self.num_iters:

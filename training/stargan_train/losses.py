@@ -97,11 +97,15 @@ def g_loss(
     cls_kind: str,
     cls_slice: slice | None = None,
     augment: Callable[[Tensor], Tensor] | None = None,
+    lambda_id: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Generator loss: -mean(D(G(x, c_trg))) + lambda_rec * L1(G(G(x, c_trg), c_org), x) + lambda_cls * cls.
+    """Generator loss: -mean(D(G(x, c_trg))) + lambda_rec * L1(G(G(x, c_trg), c_org), x) + lambda_cls * cls
+    [+ lambda_id * L1(G(x, c_org), x)].
 
     `c_org`/`c_trg` are the generator's full label vectors (with zeros and mask in joint mode);
-    `label_trg` is the classification target for the current dataset's logit block.
+    `label_trg` is the classification target for the current dataset's logit block. The identity term is
+    not in the official recipe: with `lambda_id` 0 (the default) it is not even computed, so training stays
+    exactly the official one; above 0 it asks the direct output, not only the round trip, to keep the input.
     """
     x_fake = G(x_real, c_trg)
     out_src, out_cls = D(augment(x_fake) if augment else x_fake)
@@ -110,10 +114,9 @@ def g_loss(
     x_rec = G(x_fake, c_org)
     loss_rec = (x_real - x_rec).abs().mean()
     loss = loss_fake + lambda_rec * loss_rec + lambda_cls * loss_cls
-    logs = {
-        "G/loss": loss.item(),
-        "G/loss_fake": loss_fake.item(),
-        "G/loss_rec": loss_rec.item(),
-        "G/loss_cls": loss_cls.item(),
-    }
-    return loss, logs
+    logs = {"G/loss_fake": loss_fake.item(), "G/loss_rec": loss_rec.item(), "G/loss_cls": loss_cls.item()}
+    if lambda_id > 0:
+        loss_id = (G(x_real, c_org) - x_real).abs().mean()
+        loss = loss + lambda_id * loss_id
+        logs["G/loss_id"] = loss_id.item()
+    return loss, {"G/loss": loss.item(), **logs}

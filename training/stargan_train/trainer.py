@@ -200,7 +200,7 @@ class Trainer:
         try:
             loss, logs = g_loss(
                 self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
-                t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment,
+                t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment, t.lambda_id,
             )
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()
