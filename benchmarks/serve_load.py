@@ -32,6 +32,7 @@ import numpy as np
 from stargan_sdk import Translator
 from stargan_sdk.backends.onnxruntime import physical_cores
 from stargan_sdk.files import atomic_write
+from stargan_sdk.triton_server import inference_counts
 from stargan_sdk.remote import RemoteTranslator
 from stargan_sdk.triton_repo import write_python_repository
 from stargan_sdk.triton_server import TritonServer
@@ -115,16 +116,6 @@ def with_cpu(measure, server_pid: int | None) -> dict:
     return {**row, "cpu_ms_per_request": (after - before) * 1000 / row["requests"]}
 
 
-def metrics_counts(url: str, model: str = "stargan") -> tuple[int, int]:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    values = {}
-    for line in text.splitlines():
-        for name in ("nv_inference_count", "nv_inference_exec_count"):
-            if line.startswith(f'{name}{{model="{model}",'):
-                values[name] = int(float(line.rsplit(" ", 1)[1]))
-    return values["nv_inference_count"], values["nv_inference_exec_count"]
-
-
 def batch_histogram(http_url: str, model: str = "stargan") -> dict[int, int]:
     stats = json.loads(urllib.request.urlopen(f"{http_url}/v2/models/{model}/stats", timeout=10).read())
     rows = stats["model_stats"][0].get("batch_stats", [])
@@ -132,13 +123,13 @@ def batch_histogram(http_url: str, model: str = "stargan") -> dict[int, int]:
 
 
 def measure_served(server: TritonServer, remote: RemoteTranslator, clients: int, requests: int, inputs) -> dict:
-    count0, exec0 = metrics_counts(server.metrics_url)
+    count0, exec0 = inference_counts(server.metrics_url)
     hist0 = batch_histogram(server.http_url)
     result = run_clients(remote.infer, clients, requests, inputs)
     # Triton records a batch's statistics just after sending its responses: wait until every request is counted.
     deadline = time.monotonic() + 10
     while True:
-        count, execs = metrics_counts(server.metrics_url)
+        count, execs = inference_counts(server.metrics_url)
         hist = {b: n - hist0.get(b, 0) for b, n in batch_histogram(server.http_url).items() if n - hist0.get(b, 0)}
         counted = sum(b * n for b, n in hist.items())
         if (count - count0 >= result["requests"] and counted >= result["requests"]) or time.monotonic() > deadline:

@@ -50,6 +50,18 @@ def pytriton_dist() -> Path:
     return dist
 
 
+def inference_counts(metrics_url: str, model: str = "stargan") -> tuple[int, int]:
+    """(requests inferred, model executions) of `model` from Triton's Prometheus endpoint: fewer executions than
+    requests means the dynamic batcher formed batches."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        for name in ("nv_inference_count", "nv_inference_exec_count"):
+            if line.startswith(f'{name}{{model="{model}",'):
+                values[name] = int(float(line.rsplit(" ", 1)[1]))
+    return values["nv_inference_count"], values["nv_inference_exec_count"]
+
+
 def check_port_free(host: str, port: int, flag: str) -> None:
     """One clear line instead of a Triton log when another process already listens on the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -34,6 +34,7 @@ if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tri
                 allow_module_level=True)
 
 from stargan_sdk.remote import RemoteTranslator  # noqa: E402
+from stargan_sdk.triton_server import inference_counts  # noqa: E402
 
 MAX_BATCH = 16
 
@@ -122,13 +123,7 @@ def _batch(translator, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _stats(served: Served) -> tuple[int, int]:
     """(images inferred, model executions) of `stargan` from Prometheus /metrics."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=10).read().decode()
-    values = {}
-    for line in text.splitlines():
-        for name in ("nv_inference_count", "nv_inference_exec_count"):
-            if line.startswith(f'{name}{{model="stargan",'):
-                values[name] = int(float(line.rsplit(" ", 1)[1]))
-    return values["nv_inference_count"], values["nv_inference_exec_count"]
+    return inference_counts(f"http://127.0.0.1:{served.metrics_port}/metrics")
 
 
 def test_eight_concurrent_clients_get_the_sdks_outputs_in_batches(served: Served, translator) -> None:
