@@ -2,7 +2,7 @@
 
 Usage: with Staging(out) as stage: write files into stage.path ...; stage.commit(new_files, manifest_writer)
 
-The new bundle is assembled in `.<name>.staging-XXXX` next to `out` (same filesystem): new artifacts, the
+The new bundle is assembled in `.<name>.staging-<random>` next to `out` (same filesystem): new artifacts, the
 new manifest, and hard links to every file of the old folder that is not an artifact (model cards, the
 TensorRT timing cache). `commit` then exchanges the two folders in one `renameat2(RENAME_EXCHANGE)` call,
 so a process killed at any instant leaves `out` holding either the whole old bundle or the whole new one.
