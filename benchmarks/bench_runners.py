@@ -127,12 +127,12 @@ def sdk_options(name: str, device: str, batch_sizes: tuple[int, ...]) -> tuple[s
         backend, options["channels_last"] = "torch", True
     elif name.startswith("torch-") and name != BASELINE:  # torch-fp32 runs the generator in FP32
         backend, options["precision"] = "torch", name.split("-", 1)[1]
-    if name.startswith("inductor"):  # inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-nopipe
+    if name.startswith("inductor"):  # inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-pipe32
         backend, variant = "inductor", name.partition("-")[2]
         options["batch_sizes"] = tuple(batch_sizes)  # compile exactly the sizes measured
         options.update({"": {}, "fp32": {"precision": "fp32"}, "nchw": {"channels_last": False},
                         "autotune": {"mode": "max-autotune-no-cudagraphs"},
-                        "nopipe": {"pipeline_chunk": 0}}[variant])
+                        "pipe32": {"pipeline_chunk": 32}}[variant])
     if device == "cpu" and backend in ("torch", "inductor"):
         options["device_type"] = "cpu"
     return backend, options

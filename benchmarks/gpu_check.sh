@@ -51,7 +51,7 @@ if [ -f "$WORK/bundle/manifest.json" ]; then
         --device-type "$DEVICE" --profile-batch "$PROFILE" --cache-dir "$STARGAN_CACHE_DIR/inductor" --json "$OUT/inductor-probe.json"
     # 4. Latency/throughput host to host, every backend interleaved with the eager FP32 baselines.
     step latency 300 "$PY" benchmarks/latency.py "$WORK/bundle" --device "$DEVICE" \
-        --backends torch-eager-fp32-notf32,torch,inductor,inductor-nopipe,tensorrt,trt-raw --batch-sizes "$BATCHES" \
+        --backends torch-eager-fp32-notf32,torch,inductor,tensorrt,trt-raw --batch-sizes "$BATCHES" \
         --iterations 40 --warmup 3 --budget-s 15 --json "$OUT/latency-gpu.json" --plot "$OUT/latency-gpu.png"
 fi
 rm -rf "$WORK"

@@ -55,7 +55,7 @@ def main(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
     backends: Annotated[str, typer.Option(help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
                                                "torch-fp32, torch-cl, tensorrt, openvino, openvino-fp32, openvino-bf16, "
-                                               "openvino-int8, inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-nopipe, "
+                                               "openvino-int8, inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-pipe32, "
                                                "trt-raw) and optionally torch-eager-fp32-notf32 (then the PSNR "
                                                "reference: IEEE FP32); the baselines are always added.")] = "auto,onnxruntime,torch",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
