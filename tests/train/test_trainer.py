@@ -16,6 +16,8 @@ from stargan_train.rundir import RunDirError
 from stargan_train.samples import celeba_targets, target_labels
 from stargan_train.trainer import Trainer
 from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
+from safetensors.torch import save_file
+
 from stargan_train.weights import CheckpointError, load_generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -238,3 +240,40 @@ def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_t
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         Trainer(tiny_config(toy, init_weights=str(tmp_path / "none.ckpt")), tmp_path / "none", progress=False)
     assert not (tmp_path / "none").exists()
+
+
+def test_fresh_critic_takes_only_the_generator_and_a_missing_critic_says_how(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+    source_dir, _, _ = short_run
+    g_only = tmp_path / "g-only" / "generator.safetensors"  # like a bundle's weights: no discriminator beside them
+    g_only.parent.mkdir()
+    save_file(load_generator(source_dir).model.state_dict(), str(g_only))
+    with pytest.raises(CheckpointError, match="give --fresh-critic"):
+        Trainer(tiny_config(toy, init_weights=str(g_only)), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    cfg = tiny_config(toy, num_iters=2, num_iters_decay=1, init_weights=str(g_only), fresh_critic=True)
+    tuned = Trainer(cfg, tmp_path / "tuned", progress=False)
+    source = load_checkpoint(latest_checkpoint(source_dir))
+    assert all(torch.equal(v, source.G[k]) for k, v in tuned.G.state_dict().items())
+    # D is the seeded fresh initialisation: what a run from scratch with the same seed starts from, not the source's.
+    fresh = Trainer(tiny_config(toy), tmp_path / "fresh", progress=False)
+    for key, value in tuned.D.state_dict().items():
+        assert torch.equal(value, fresh.D.state_dict()[key]), key
+    assert not torch.equal(tuned.D.state_dict()["main.0.weight"], source.D["main.0.weight"])
+    with pytest.raises(ValueError, match="fresh_critic needs init_weights"):
+        tiny_config(toy, fresh_critic=True)
+
+
+def test_critic_warmup_leaves_the_generator_untouched(toy: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(toy, num_iters=6, num_iters_decay=0, n_critic=1, critic_warmup=5, log_step=1)
+    logs: list[tuple[int, dict]] = []
+    trainer = Trainer(cfg, tmp_path, progress=False, on_log=lambda i, l: logs.append((i, l)))
+    g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    d0 = trainer.D.state_dict()["main.0.weight"].clone()
+    trainer.train_iteration(0)
+    assert all(torch.equal(v, g0[k]) for k, v in trainer.G.state_dict().items())  # the critic trained alone
+    assert not torch.equal(trainer.D.state_dict()["main.0.weight"], d0)
+    trainer.start = 5  # the last warm-up iteration is behind: the next one updates G too
+    trainer.train_iteration(5)
+    assert not torch.equal(trainer.G.state_dict()["main.0.weight"], g0["main.0.weight"])
+    with pytest.raises(ValueError, match="critic_warmup"):
+        tiny_config(toy, num_iters=6, critic_warmup=6)

@@ -106,6 +106,8 @@ class TrainConfig:
     lr_update_step: int = 1000  # iterations between the "official" schedule's lr steps (official --lr_update_step)
     augment: tuple[str, ...] = ()  # DiffAugment policy for every critic input; () = the official recipe
     init_weights: str = ""  # start G and D from this checkpoint (fresh optimisers, iteration 0); "" = random init
+    fresh_critic: bool = False  # with init_weights: take only G from it; D starts from its seeded random init
+    critic_warmup: int = 0  # iterations at the start that train only D (a fresh critic learns before it judges G)
     seed: int = 0
     device: str = "auto"
     log_step: int = 10
@@ -119,6 +121,10 @@ class TrainConfig:
         )
         if not self.lambda_id >= 0:
             raise ValueError(f"lambda_id must be >= 0, got {self.lambda_id}")
+        if self.fresh_critic and not self.init_weights:
+            raise ValueError("fresh_critic needs init_weights: a run without them starts every network fresh")
+        if not 0 <= self.critic_warmup < self.num_iters:
+            raise ValueError(f"critic_warmup must be in [0, num_iters), got {self.critic_warmup}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.num_iters_decay <= self.num_iters:

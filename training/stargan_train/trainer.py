@@ -31,7 +31,7 @@ from stargan_train.model import Discriminator, Generator
 from stargan_train.rundir import TrainLog, prepare_run_dir
 from stargan_train.samples import fixed_batch, write_sample_grid
 from stargan_train.schedule import lr_at
-from stargan_train.weights import CheckpointError, load_discriminator, load_generator
+from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
 SAMPLE_COUNT = 8  # fixed test images in a sample grid (rows)
 
@@ -126,7 +126,8 @@ class Trainer:
         else:
             if init is not None:
                 self.G.load_state_dict(init[0])
-                self.D.load_state_dict(init[1])
+                if init[1] is not None:  # None: --fresh-critic keeps D's seeded initialisation
+                    self.D.load_state_dict(init[1])
             seed_all(t.seed + self.ctx.rank)
         self.G_step, self.D_step = wrap_ddp(self.G, self.ctx), wrap_ddp(self.D, self.ctx)
 
@@ -140,20 +141,27 @@ class Trainer:
         else:  # only rank 0's RNG is stored; other ranks get a fresh stream that still differs per rank
             seed_all(self.config.train.seed + 7919 * self.ctx.rank + state.iteration)
 
-    def _load_init_weights(self, source: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Fine-tuning: G and D state dicts from a checkpoint whose architecture matches this run's config."""
-        out = []
-        for what, loaded, expected in (
-            ("generator", load_generator(source), self.config.generator),
-            ("discriminator", load_discriminator(source), self.config.discriminator),
-        ):
-            if loaded.config != expected:
-                raise CheckpointError(
-                    f"--init-weights {source}: its {what} is {loaded.config}, this run builds {expected}; "
-                    f"give the matching --g-*/--d-* options"
-                )
-            out.append(loaded.model.state_dict())
-        return out[0], out[1]
+    def _load_init_weights(self, source: str) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+        """Fine-tuning: G and D state dicts from a checkpoint whose architecture matches this run's config
+        (D is None with --fresh-critic: only the generator is taken)."""
+        fresh_critic = self.config.train.fresh_critic
+        g = self._init_state("generator", load_generator(source), self.config.generator, source)
+        if fresh_critic:
+            return g, None
+        try:
+            loaded = load_discriminator(source)
+        except CheckpointError as e:
+            raise CheckpointError(f"{e}; give --fresh-critic to take only the generator and train a new critic") from e
+        return g, self._init_state("discriminator", loaded, self.config.discriminator, source)
+
+    @staticmethod
+    def _init_state(what: str, loaded: Loaded, expected: object, source: str) -> dict[str, Tensor]:
+        if loaded.config != expected:
+            raise CheckpointError(
+                f"--init-weights {source}: its {what} is {loaded.config}, this run builds {expected}; "
+                f"give the matching --g-*/--d-* options"
+            )
+        return loaded.model.state_dict()
 
     # ---- one step each ---------------------------------------------------------------------------------
 
@@ -228,7 +236,7 @@ class Trainer:
             prefix = f"{part}/" if self.joint else ""
             batch = self.make_batch(*stream.next(), part)  # 2. data and targets
             logs |= {prefix + k: v for k, v in self.d_step(batch).items()}  # 3. critic
-            if (it + 1) % t.n_critic == 0:  # 4. generator, every n_critic critic steps
+            if it >= t.critic_warmup and (it + 1) % t.n_critic == 0:  # 4. generator, every n_critic critic steps
                 logs |= {prefix + k: v for k, v in self.g_step(batch).items()}
         return logs
 
