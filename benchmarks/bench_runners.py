@@ -38,32 +38,43 @@ def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     return sdk_psnr(reference, actual)
 
 
-def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels."""
+def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0, pinned: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels; `pinned` puts the images in
+    page-locked memory (as an application that allocates its batches there would), so GPU runners read
+    them without a staging copy."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) / image_size
     base = np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))])
     images = np.clip(base[None] * 0.8 + 0.1 * rng.standard_normal((batch, 3, image_size, image_size)), -1, 1)
     labels = (rng.random((batch, c_dim)) > 0.5).astype(np.float32)
+    if pinned:
+        import torch
+
+        page_locked = torch.empty(images.shape, dtype=torch.float32, pin_memory=True).numpy()
+        page_locked[...] = images
+        return page_locked, labels
     return images.astype(np.float32), labels
 
 
 def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
-                batch_sizes: tuple[int, ...]) -> Runner:
+                batch_sizes: tuple[int, ...], pinned: bool = False) -> Runner:
+    """`pinned`: the eager baselines and the SDK rows get page-locked input images (trt-raw always stages
+    through its own pinned buffers; ort-raw is CPU only)."""
     if name == BASELINE:
-        return _eager_runner(bundle, device, image_size, c_dim, tf32=True)
+        return _eager_runner(bundle, device, image_size, c_dim, tf32=True, pinned=pinned)
     if name == BASELINE_STRICT:
-        return _eager_runner(bundle, device, image_size, c_dim, tf32=False)
+        return _eager_runner(bundle, device, image_size, c_dim, tf32=False, pinned=pinned)
     if name == ORT_RAW:
         return _ort_raw_runner(bundle, image_size, c_dim)
     if name == TRT_RAW:
         from bench_trt_raw import trt_raw_runner
 
         return trt_raw_runner(bundle, device, image_size, c_dim, max(batch_sizes))
-    return _sdk_runner(name, bundle, device, image_size, c_dim, batch_sizes)
+    return _sdk_runner(name, bundle, device, image_size, c_dim, batch_sizes, pinned)
 
 
-def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: bool) -> Runner:
+def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: bool, pinned: bool) -> Runner:
     """The official code's way: eager PyTorch, FP32, per-instance InstanceNorm, same weights.
 
     The weights come from the bundle's generator.safetensors, whose keys are the official ones.
@@ -84,7 +95,7 @@ def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: 
     feeds: dict[str, Any] = {}
 
     def prepare(batch: int) -> None:
-        x, c = make_inputs(batch, image_size, c_dim)
+        x, c = make_inputs(batch, image_size, c_dim, pinned=pinned)
         feeds["x"], feeds["c"] = x, c
 
     @torch.inference_mode()
@@ -98,7 +109,7 @@ def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: 
     name = BASELINE if tf32 else BASELINE_STRICT
     return Runner(name, run, prepare, info={"precision": "fp32", "device": device, "cuda_graphs": False,
                                             "cudnn_tf32": tf32 and device != "cpu",
-                                            "transfers_included": device != "cpu"})
+                                            "transfers_included": device != "cpu", "pinned_inputs": pinned})
 
 
 def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
@@ -139,7 +150,7 @@ def sdk_options(name: str, device: str, batch_sizes: tuple[int, ...]) -> tuple[s
 
 
 def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
-                batch_sizes: tuple[int, ...]) -> Runner:
+                batch_sizes: tuple[int, ...], pinned: bool) -> Runner:
     from stargan_sdk import Translator
 
     backend, options = sdk_options(name, device, batch_sizes)
@@ -147,10 +158,10 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     feeds: dict[str, np.ndarray] = {}
 
     def prepare(batch: int) -> None:
-        feeds["x"], feeds["c"] = make_inputs(batch, image_size, c_dim)
+        feeds["x"], feeds["c"] = make_inputs(batch, image_size, c_dim, pinned=pinned)
 
     describe = getattr(t, "describe", None)
-    info = describe() if callable(describe) else {"backend": t.backend_name}
+    info = {**(describe() if callable(describe) else {"backend": t.backend_name}), "pinned_inputs": pinned}
     split = None
     timed = getattr(getattr(t, "backend", None), "timed_infer", None)
     if callable(timed) and device != "cpu":

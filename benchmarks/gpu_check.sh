@@ -53,6 +53,13 @@ if [ -f "$WORK/bundle/manifest.json" ]; then
     step latency 300 "$PY" benchmarks/latency.py "$WORK/bundle" --device "$DEVICE" \
         --backends torch-eager-fp32-notf32,torch,inductor,tensorrt,trt-raw --batch-sizes "$BATCHES" \
         --iterations 40 --warmup 3 --budget-s 15 --json "$OUT/latency-gpu.json" --plot "$OUT/latency-gpu.png"
+    # 5. The same comparison with page-locked input images for the baselines and the SDK alike (the SDK then
+    #    uploads them in place, no staging copy). CUDA only: a CPU has no page-locked allocations to test.
+    if [ "$DEVICE" = "cuda" ]; then
+        step latency_pinned 180 "$PY" benchmarks/latency.py "$WORK/bundle" --device "$DEVICE" --pinned-inputs \
+            --backends torch-eager-fp32-notf32,inductor --batch-sizes "$BATCHES" \
+            --iterations 40 --warmup 3 --budget-s 10 --json "$OUT/latency-gpu-pinned.json"
+    fi
 fi
 rm -rf "$WORK"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -57,9 +57,17 @@ def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert "tensorrt" in report["skipped"]  # no TensorRT here: reported, not fatal
     assert report["device"]["kind"] == "cpu" and report["gemm_gflops"] and report["versions"]["onnxruntime"]
     assert report["sdk_processing"]["preprocess_ms_per_image"] > 0
+    assert report["input_memory"] == "pageable" and rows[("onnxruntime", 1)]["info"]["pinned_inputs"] is False
 
 
 def test_bad_bundle_is_a_one_line_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(tmp_path / "missing")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pinned_inputs_on_a_cpu_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(ROOT / "models" / "toyfaces-64"),
+                           "--pinned-inputs"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--pinned-inputs needs --device cuda" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

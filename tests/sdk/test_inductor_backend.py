@@ -214,3 +214,25 @@ def test_cuda_graphs_are_correct_from_eight_threads(bundle: Path) -> None:
         for th in threads:
             th.join()
     assert not errors, errors
+
+
+@pytest.mark.gpu
+def test_cuda_pinned_inputs_are_uploaded_in_place(bundle: Path) -> None:
+    import torch
+
+    x, c = batch(4, seed=9)
+    pinned = torch.empty(x.shape, dtype=torch.float32, pin_memory=True).numpy()
+    pinned[...] = x
+    with Translator.load(bundle, backend="inductor", batch_sizes=(4,)) as t:
+        expected = t.infer(x, c)  # pageable: through the staging slot
+        staging = [slot[0].numpy() for slot in t.backend._runner.slots]
+        for s in staging:
+            s.fill(7.0)  # a sentinel no image holds
+        np.testing.assert_array_equal(t.infer(pinned, c), expected)
+        assert all((s == 7.0).all() for s in staging)  # the staging copy was skipped
+        chained = t.infer(expected, c)  # an output is pinned too: feeding it back costs no host copy
+        assert all((s == 7.0).all() for s in staging)
+        np.testing.assert_array_equal(chained, t.infer(expected.copy(), c))
+        pinned[2, 1, 3, 3] = np.nan
+        with pytest.raises(ImageInputError):  # the device-side range check still sees in-place inputs
+            t.infer(pinned, c)

@@ -6,7 +6,9 @@ Mirrors the TensorRT backend: device buffers allocated once for `max_batch`, asy
 non-default stream, and a graph captured per batch size after one warm-up run (cuDNN's algorithm search and
 Inductor's compilation must not happen inside a capture; capture failing means eager launches from then on,
 with the reason kept for `describe()`). Several chunks in one call are pipelined: two pinned staging slots
-alternate, so the host copies chunk i+1 while the GPU runs chunk i. Each graph also records its input's
+alternate, so the host copies chunk i+1 while the GPU runs chunk i; images that already lie in page-locked
+memory (e.g. `torch.empty(..., pin_memory=True).numpy()`, or an earlier output of this runner) skip that copy
+and are uploaded from where they are, as the device can read them directly. Each graph also records its input's
 (min, max) on the device, so the [-1, 1] check costs no host pass over the images. Outputs land in pinned
 blocks of torch's caching host allocator and are handed out without a second copy. Imports nothing heavy:
 the caller passes the torch module in.
@@ -84,16 +86,27 @@ class CudaGraphRunner:
             if self.slot_free[slot] is not None:
                 self.slot_free[slot].synchronize()  # the upload that read this slot two chunks ago is done
             host_img, host_lbl = self.slots[slot]
-            copy_into(host_img[:n].numpy(), image)  # overlaps with the GPU's work on the previous chunk
+            source = self._pinned(image)
+            if source is None:
+                source = host_img[:n]
+                copy_into(source.numpy(), image)  # overlaps with the GPU's work on the previous chunk
             host_lbl[:n].numpy()[...] = label
             if self.graphs_enabled and n not in self.graphs:
                 self._capture(n)
-            pending.append(self._enqueue(host_img[:n], host_lbl[:n], slot, events))
+            pending.append(self._enqueue(source, host_lbl[:n], slot, events))
         self.stream.synchronize()
         if events is not None and timings is not None:
             for i, key in enumerate(("h2d_ms", "compute_ms", "d2h_ms")):
                 timings[key] = events[i].elapsed_time(events[i + 1])
         return [out.numpy() for out, _ in pending], [(float(s[0]), float(s[1])) for _, s in pending]
+
+    def _pinned(self, image: np.ndarray) -> Any:
+        """A tensor over `image` itself when the DMA engine can read it in place (float32, C-contiguous,
+        page-locked), else None. The run synchronises before returning, so the caller's array is not read after."""
+        if image.dtype != np.float32 or not image.flags.c_contiguous or not image.flags.writeable:
+            return None  # torch.from_numpy warns on read-only arrays; those take the staging copy
+        tensor = self.torch.from_numpy(image)
+        return tensor if tensor.is_pinned() else None
 
     def _enqueue(self, host_img: Any, host_lbl: Any, slot: int, events: list[Any] | None) -> tuple[Any, Any]:
         torch, n = self.torch, len(host_img)
