@@ -78,3 +78,22 @@ def test_hair_edit_moves_the_hair_colour_toward_the_target(source: str, target: 
             after = np.linalg.norm(hair_colour(edited, mask) - reference)
             moved.append(after < 0.6 * before)
     assert sum(moved) >= 5, f"{source} -> {target}: only {sum(moved)}/6 edits moved the hair toward the target"
+
+
+def test_card_and_readme_quote_the_counterfactual_numbers_of_eval_json() -> None:
+    """The fidelity table and the README's caption come from eval.json: re-training without re-quoting fails here."""
+    report = json.loads((BUNDLE / "eval.json").read_text(encoding="utf-8"))
+    cf = report["counterfactual"]
+    card = (BUNDLE / "MODEL_CARD.md").read_text(encoding="utf-8")
+    identity = next(line for line in card.splitlines() if line.startswith("| identity (own labels)"))
+    assert f"| {cf['identity']['psnr']:.2f} dB | {cf['identity']['ssim']:.3f} |" in identity, identity
+    for edit, label in (*((h, h) for h in HAIR), ("Male", "Male (flip)"), ("Young", "Young (flip)")):
+        row = next(line for line in card.splitlines() if line.startswith(f"| {label} |") and " dB " in line)
+        assert f"| {cf[edit]['psnr']:.2f} dB | {cf[edit]['ssim']:.3f} | {cf[edit]['psnr_outside']:.2f} dB |" in row, row
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    hair = sorted(cf[h]["psnr"] for h in HAIR)
+    outside = sorted(cf[h]["psnr_outside"] for h in HAIR)
+    assert f"identity translation is {cf['identity']['psnr']:.1f} dB PSNR (SSIM {cf['identity']['ssim']:.2f})" in " ".join(readme.split())
+    assert f"{hair[0]:.1f}–{hair[-1]:.1f} dB from their true counterfactual" in " ".join(readme.split())
+    assert f"{outside[0]:.1f}–{outside[-1]:.1f} dB outside the hair" in " ".join(readme.split())
+    assert f"({100 * report['mean_target_accuracy']:.1f}% by an independent classifier)" in readme
