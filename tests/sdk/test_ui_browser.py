@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+
+from procs import free_ports
 
 pytestmark = pytest.mark.browser
 
@@ -66,12 +67,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_log() -> Iterator[io.BufferedRandom]:
     with tempfile.TemporaryFile() as log:
@@ -81,7 +76,7 @@ def server_log() -> Iterator[io.BufferedRandom]:
 @pytest.fixture(scope="module")
 def server(server_log: io.BufferedRandom) -> Iterator[str]:
     """`stargan ui` on the shipped bundle (ONNX Runtime, so the test can reproduce the result exactly)."""
-    port, log = free_port(), server_log
+    (port,), log = free_ports(1), server_log
     proc = subprocess.Popen([sys.executable, "-c", SERVE_AUDITED, "ui", str(BUNDLE), "--port", str(port),
                              "--backend", "onnxruntime"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"

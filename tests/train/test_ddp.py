@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,8 @@ import torch.multiprocessing as mp
 
 from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
 from stargan_train.data.toyfaces import generate_toyfaces
+from procs import free_ports
 from test_trainer import tiny_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world: int, port: int, toy: str, out: str) -> None:
@@ -80,7 +74,7 @@ def _worker(rank: int, world: int, port: int, toy: str, out: str) -> None:
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     toy = generate_toyfaces(tmp_path_factory.mktemp("toy"), 16, seed=2, width=36, height=44, progress=False)
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(toy), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_ports(1)[0], str(toy), str(out)), nprocs=2, join=True)
     return out
 
 

@@ -144,9 +144,8 @@ class Trainer:
     def _load_init_weights(self, source: str) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         """Fine-tuning: G and D state dicts from a checkpoint whose architecture matches this run's config
         (D is None with --fresh-critic: only the generator is taken)."""
-        fresh_critic = self.config.train.fresh_critic
         g = self._init_state("generator", load_generator(source), self.config.generator, source)
-        if fresh_critic:
+        if self.config.train.fresh_critic:
             return g, None
         try:
             loaded = load_discriminator(source)
