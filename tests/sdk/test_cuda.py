@@ -92,6 +92,47 @@ def test_bad_sizes_rejected_before_any_cuda_call():
         cuda.DeviceBuffer(0)
 
 
+def _pointer_rt(real, pinned: np.ndarray, fail: bool = False):
+    """A runtime that calls the bytes of `pinned` page-locked and any other address pageable (or, with `fail`,
+    answers "invalid value" as drivers before CUDA 11 do), and counts cudaGetLastError calls."""
+    base, end = pinned.ctypes.data, pinned.ctypes.data + pinned.nbytes
+    kinds = real.cudaMemoryType
+    fake = _fake_rt(real)
+    fake.cudaMemoryType, fake.cleared = kinds, 0
+
+    def attributes(ptr):
+        if fail:
+            return real.cudaError_t.cudaErrorInvalidValue, None
+        kind = kinds.cudaMemoryTypeHost if base <= ptr < end else kinds.cudaMemoryTypeUnregistered
+        return real.cudaError_t.cudaSuccess, types.SimpleNamespace(type=kind)
+
+    def clear():
+        fake.cleared += 1
+        return (real.cudaError_t.cudaSuccess,)
+
+    fake.cudaPointerGetAttributes, fake.cudaGetLastError = attributes, clear
+    return fake
+
+
+def test_page_locked_needs_the_whole_array_in_pinned_memory(real_rt, monkeypatch):
+    block = np.zeros((8, 3, 4, 4), np.float32)
+    monkeypatch.setattr(cuda_runtime, "_cudart", _pointer_rt(real_rt, block[:6]))  # rows 6..7 are pageable
+    region = cuda.page_locked(block[2:5])
+    assert region is not None and (region.ptr, region.nbytes) == (block[2:5].ctypes.data, block[2:5].nbytes)
+    assert cuda.page_locked(block[:6]) is not None
+    assert cuda.page_locked(block[5:7]) is None  # runs past the pinned bytes: DMA would read pageable memory
+    assert cuda.page_locked(np.zeros_like(block)) is None  # pageable
+    assert cuda.page_locked(block[:4, :, ::2]) is None  # not C-contiguous: one copy cannot read it
+    assert cuda.page_locked(block[:0]) is None
+
+
+def test_page_locked_treats_an_invalid_value_answer_as_pageable(real_rt, monkeypatch):
+    fake = _pointer_rt(real_rt, np.zeros(4, np.float32), fail=True)
+    monkeypatch.setattr(cuda_runtime, "_cudart", fake)
+    assert cuda.page_locked(np.zeros(4, np.float32)) is None
+    assert fake.cleared == 1  # the error is read back, so the next CUDA call does not report it
+
+
 # ---- GPU -------------------------------------------------------------------------------------------------
 
 
@@ -133,6 +174,25 @@ def test_pinned_device_round_trip(stream, dtype):
     assert src.closed and dev.closed
     with pytest.raises(StarGANError, match="closed"):
         _ = src.array
+
+
+@pytest.mark.gpu
+def test_page_locked_recognises_pinned_allocations(stream):
+    with cuda.PinnedBuffer((4, 8)) as buf, cuda.DeviceBuffer(buf.nbytes) as dev:
+        region = cuda.page_locked(buf.array[1:3])
+        assert region is not None and region.ptr == buf.ptr + buf.array[1:3].nbytes // 2 and region.nbytes == 64
+        assert cuda.page_locked(np.zeros((4, 8), np.float32)) is None
+        buf.array[...] = np.arange(32, dtype=np.float32).reshape(4, 8)
+        out = np.zeros(16, np.float32)
+        with cuda.PinnedBuffer(16) as back:
+            cuda.memcpy_htod_async(dev, region, region.nbytes, stream)  # a region is a copy source
+            cuda.memcpy_dtoh_async(back, dev, region.nbytes, stream)
+            stream.synchronize()
+            out[...] = back.array
+        np.testing.assert_array_equal(out, np.arange(8, 24, dtype=np.float32))
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        assert cuda.page_locked(torch.empty((2, 3), pin_memory=True).numpy()) is not None
 
 
 @pytest.mark.gpu

@@ -301,6 +301,24 @@ def test_fake_engine_capture_refused_falls_back(fake_bundle, monkeypatch, caplog
 
 
 @pytest.mark.gpu
+def test_fake_engine_reads_torch_pinned_inputs_in_place(fake_bundle):
+    """The real cuda-bindings check: torch's page-locked arrays skip the staging copy; pageable ones do not."""
+    folder, manifest, torch = fake_bundle
+    feeds = _batch(np.random.default_rng(3), 5)
+    pinned = {k: torch.from_numpy(v).pin_memory().numpy() for k, v in feeds.items()}
+    with TrtBackend(folder, manifest, cuda_graphs=True) as b:
+        staging = [s.host[name].array for s in b.engine._slots for name in ("image", "label")]
+        for buf in staging:
+            buf.fill(7.0)
+        for _ in range(2):  # capture, then replay
+            np.testing.assert_allclose(b.infer(pinned)["output"], _reference(**feeds), atol=1e-6)
+        np.testing.assert_allclose(b.infer_batches([pinned, pinned])[1]["output"], _reference(**feeds), atol=1e-6)
+        assert all((buf == 7.0).all() for buf in staging)
+        np.testing.assert_allclose(b.infer(feeds)["output"], _reference(**feeds), atol=1e-6)
+        np.testing.assert_array_equal(staging[0][:5], feeds["image"])
+
+
+@pytest.mark.gpu
 def test_fake_engine_corrupt_plan_refused(fake_bundle):
     folder, manifest, _ = fake_bundle
     (folder / "generator.plan").write_bytes(b"fake plan, but changed")
@@ -372,3 +390,32 @@ def test_engine_graph_replay_and_infer_batches_equal_eager(engine_bundle):
         assert b.graph_batches() == [1, 3, 5, 8]
         for out, ref in zip(b.infer_batches(batches), expected):
             np.testing.assert_allclose(out["output"], ref, atol=1e-5)
+
+
+def test_engine_uploads_page_locked_inputs_in_place(engine_bundle):
+    """Inputs that already lie in page-locked memory are uploaded from there: the staging buffers keep a
+    sentinel and the outputs equal those of pageable inputs; anything else still goes through staging."""
+    folder, manifest = engine_bundle
+    rng = np.random.default_rng(5)
+    batches = [_batch(rng, n) for n in (3, 8)]
+    with TrtBackend(folder, manifest, cuda_graphs=True) as b:
+        expected = [b.infer(f)["output"] for f in batches]
+        staging = [s.host[name].array for s in b.engine._slots for name in ("image", "label")]
+        with cuda.PinnedBuffer((11, 3, SIZE, SIZE)) as img, cuda.PinnedBuffer((11, len(ATTRS))) as lbl:
+            pinned, start = [], 0
+            for f in batches:  # side by side in one pinned block: infer_batches has both in flight at once
+                n = len(f["image"])
+                img.array[start : start + n], lbl.array[start : start + n] = f["image"], f["label"]
+                pinned.append({"image": img.array[start : start + n], "label": lbl.array[start : start + n]})
+                start += n
+            for buf in staging:
+                buf.fill(7.0)
+            for feeds, ref in zip(pinned, expected):
+                np.testing.assert_allclose(b.infer(feeds)["output"], ref, atol=1e-5)
+            for out, ref in zip(b.infer_batches(pinned), expected):
+                np.testing.assert_allclose(out["output"], ref, atol=1e-5)
+            assert all((buf == 7.0).all() for buf in staging)  # no host copy was made
+            wide = {"image": pinned[0]["image"].astype(np.float64), "label": pinned[0]["label"]}
+            np.testing.assert_allclose(b.infer(wide)["output"], expected[0], atol=1e-5)
+        np.testing.assert_array_equal(staging[0][:3], batches[0]["image"])  # float64 is cast in staging
+        assert (staging[1] == 7.0).all()  # the pinned label was still read in place

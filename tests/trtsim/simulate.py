@@ -35,6 +35,7 @@ class Device:
 
     def __init__(self) -> None:
         self.allocations: dict[int, np.ndarray] = {}
+        self.pinned: dict[int, np.ndarray] = {}  # page-locked host allocations (PinnedBuffer) by address
         self.capturing: list[Callable[[], None]] | None = None
         self.handles = itertools.count(0x1000)
 
@@ -75,6 +76,21 @@ class Device:
                 self.array = np.zeros(shape, dtype)
                 self.shape, self.dtype, self.nbytes = self.array.shape, self.array.dtype, self.array.nbytes
                 self.ptr = self.array.ctypes.data
+                device.pinned[self.ptr] = self.array
+
+            def close(self) -> None:
+                device.pinned.pop(self.ptr, None)
+                self.closed = True
+
+        def page_locked(array: np.ndarray) -> Any:
+            """Like the real one: a region when all of the C-contiguous array lies in one live PinnedBuffer."""
+            from stargan_sdk.cuda import HostRegion
+
+            start, nbytes = array.ctypes.data, array.nbytes
+            if not array.flags.c_contiguous or nbytes == 0:
+                return None
+            inside = any(base <= start and start + nbytes <= base + buf.nbytes for base, buf in device.pinned.items())
+            return HostRegion(start, nbytes) if inside else None
 
         class DeviceBuffer(Resource):
             def __init__(self, nbytes: int) -> None:
@@ -130,6 +146,7 @@ class Device:
         return {
             "PinnedBuffer": PinnedBuffer, "DeviceBuffer": DeviceBuffer, "Stream": Stream, "Event": Event,
             "CudaGraph": CudaGraph, "memcpy_htod_async": copy, "memcpy_dtoh_async": copy,
+            "page_locked": page_locked,
             "set_device": lambda index: None, "device_count": lambda: 1,
             "cuda_available": lambda: Availability(True, "1 simulated CUDA device"),
             "device_properties": lambda index=0: DeviceInfo(index, GPU_NAME, CAPABILITY, 80 << 30),

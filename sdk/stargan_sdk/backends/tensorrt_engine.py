@@ -5,7 +5,9 @@ Usage: with TrtEngine(plan_bytes, image_size=128, c_dim=5) as e: y = e.infer({"i
 Used by the SDK's TensorRT backend and by the exporter's engine parity check, so an engine is only ever run one
 way. Two buffer slots (pinned host + device memory for the max batch, allocated once) share one execution
 context and one compute stream. `infer` uses slot 0; `infer_batches` alternates both so the upload of batch
-k+1 (on a copy stream) overlaps the compute of batch k. One context suffices: work on one stream runs in order,
+k+1 (on a copy stream) overlaps the compute of batch k. Inputs that already lie in page-locked memory are
+uploaded from where they are, without the staging copy; the CUDA graphs hold only the engine's kernels, so
+where an upload reads from does not matter to them. One context suffices: work on one stream runs in order,
 and concurrently running contexts would each need their own optimisation profile. Only calls that exist with
 the same signature in TensorRT 10.0 to 11.x are used (checked by the `trt_api` tests).
 """
@@ -56,9 +58,10 @@ class _Slot:
             raise
         self.uploaded, self.finished = self.events  # inputs on the device / outputs back in pinned memory
 
-    def upload(self, n: int, stream: Any) -> None:
+    def upload(self, n: int, sources: dict[str, Any], stream: Any) -> None:
+        """Queue the inputs' copies from `sources` (this slot's staging buffers or the caller's pinned arrays)."""
         for name in INPUTS:
-            cuda.memcpy_htod_async(self.dev[name], self.host[name], self.row_bytes[name] * n, stream)
+            cuda.memcpy_htod_async(self.dev[name], sources[name], self.row_bytes[name] * n, stream)
 
     def download(self, n: int, stream: Any) -> None:
         out = OUTPUT_IMAGE
@@ -169,9 +172,9 @@ class TrtEngine:
         self._require_open()
         with self.lock:
             slot, compute = self._slots[0], self._streams[0]
-            n = self._stage(slot, feeds)
+            n, sources = self._stage(slot, feeds)
             cuda.set_device(self.device)  # the current device is per thread, and callers may be any thread
-            slot.upload(n, compute)
+            slot.upload(n, sources, compute)
             self._execute(slot, n)
             slot.download(n, compute)
             compute.synchronize()
@@ -189,9 +192,9 @@ class TrtEngine:
                     slot = self._slots[k % 2]
                     if len(pending) == 2:  # this slot still holds batch k-2: finish it before overwriting
                         results.append(self._collect(*pending.popleft()))
-                    n = self._stage(slot, feeds)
+                    n, sources = self._stage(slot, feeds)
                     cuda.set_device(self.device)
-                    slot.upload(n, copy)
+                    slot.upload(n, sources, copy)
                     slot.uploaded.record(copy)
                     compute.wait(slot.uploaded)
                     self._execute(slot, n)
@@ -205,19 +208,27 @@ class TrtEngine:
                     stream.synchronize()
             return results
 
-    def _stage(self, slot: _Slot, feeds: Feeds) -> int:
+    def _stage(self, slot: _Slot, feeds: Feeds) -> tuple[int, dict[str, Any]]:
+        """Check the inputs; return the batch size and where each input is uploaded from. An input of the
+        engine's dtype that already lies in page-locked memory is read in place (no host copy); any other is
+        copied into the slot's staging buffer. The call synchronises before returning, so the caller's
+        arrays are not read after it."""
         missing = [name for name in INPUTS if name not in feeds]
         if missing:
             raise ImageInputError(f"infer needs the inputs {list(INPUTS)}; missing {missing}")
         n = len(feeds[INPUT_IMAGE])
         if not self.min_batch <= n <= self.max_batch:
             raise ImageInputError(f"batch of {n}: this engine runs {self.min_batch} to {self.max_batch}; split the batch")
+        sources: dict[str, Any] = {}
         for name in INPUTS:
             arr, dst = np.asarray(feeds[name]), slot.host[name].array
             if arr.shape != (n, *dst.shape[1:]):
                 raise ImageInputError(f"input {name!r} has shape {arr.shape}, expected {(n, *dst.shape[1:])}")
-            np.copyto(dst[:n], arr, casting="same_kind")
-        return n
+            region = cuda.page_locked(arr) if arr.dtype == dst.dtype else None
+            if region is None:
+                np.copyto(dst[:n], arr, casting="same_kind")
+            sources[name] = slot.host[name] if region is None else region
+        return n, sources
 
     def _collect(self, slot: _Slot, n: int) -> Feeds:
         slot.finished.synchronize()

@@ -7,7 +7,15 @@ first use, so importing this package needs no GPU and no driver. Callers reach e
 package (`cuda.Stream`, `cuda.device_properties`), which is also where tests substitute a simulated device.
 """
 
-from stargan_sdk.cuda.memory import DeviceBuffer, PinnedBuffer, memcpy_dtoh_async, memcpy_htod_async, memset_async
+from stargan_sdk.cuda.memory import (
+    DeviceBuffer,
+    HostRegion,
+    PinnedBuffer,
+    memcpy_dtoh_async,
+    memcpy_htod_async,
+    memset_async,
+    page_locked,
+)
 from stargan_sdk.cuda.runtime import (
     CudaError,
     CudaUnavailableError,
@@ -23,7 +31,7 @@ from stargan_sdk.cuda.runtime import (
 from stargan_sdk.cuda.streams import CudaGraph, Event, Stream
 
 __all__ = [
-    "CudaError", "CudaGraph", "CudaUnavailableError", "DeviceBuffer", "DeviceInfo", "Event", "PinnedBuffer", "Stream",
-    "check", "cuda_available", "device_count", "device_properties", "mem_get_info", "memcpy_dtoh_async",
-    "memcpy_htod_async", "memset_async", "runtime_version", "set_device",
+    "CudaError", "CudaGraph", "CudaUnavailableError", "DeviceBuffer", "DeviceInfo", "Event", "HostRegion",
+    "PinnedBuffer", "Stream", "check", "cuda_available", "device_count", "device_properties", "mem_get_info",
+    "memcpy_dtoh_async", "memcpy_htod_async", "memset_async", "page_locked", "runtime_version", "set_device",
 ]  # fmt: skip

@@ -1,6 +1,7 @@
 """Page-locked host buffers, device buffers and async copies between them (cuda-bindings).
 
 Usage: with Stream() as s, PinnedBuffer(1024) as h, DeviceBuffer(h.nbytes) as d: memcpy_htod_async(d, h, h.nbytes, s)
+(`page_locked(array)` turns a caller's page-locked array into a copy source too.)
 """
 
 from __future__ import annotations
@@ -71,13 +72,44 @@ class DeviceBuffer(Resource):
         check(api().cudaFree(handle), "cudaFree")
 
 
-def _span(buf: PinnedBuffer | DeviceBuffer, nbytes: int, what: str) -> int:
+class HostRegion:
+    """Page-locked host memory that someone else owns and frees (a copy source only; nothing to close).
+
+    Made by `page_locked`, from an array the DMA engine can read where it lies.
+    """
+
+    def __init__(self, ptr: int, nbytes: int) -> None:
+        self.ptr, self.nbytes = int(ptr), int(nbytes)
+
+
+def _is_page_locked(ptr: int) -> bool:
+    rt = api()
+    err, attrs = rt.cudaPointerGetAttributes(ptr)
+    if err != rt.cudaError_t.cudaSuccess:
+        rt.cudaGetLastError()  # drivers before CUDA 11 answer "invalid value" for pageable memory: not sticky
+        return False
+    return attrs.type == rt.cudaMemoryType.cudaMemoryTypeHost
+
+
+def page_locked(array: np.ndarray) -> HostRegion | None:
+    """`array`'s memory as a copy source when it is C-contiguous and page-locked (cudaMallocHost, cudaHostRegister,
+    torch's `pin_memory`), else None: pageable memory has to be staged first. Both ends are checked, so an array
+    that runs past the end of a pinned block is not read by DMA."""
+    if not array.flags.c_contiguous or array.nbytes == 0:
+        return None
+    start = int(array.ctypes.data)
+    if _is_page_locked(start) and _is_page_locked(start + array.nbytes - 1):
+        return HostRegion(start, array.nbytes)
+    return None
+
+
+def _span(buf: PinnedBuffer | DeviceBuffer | HostRegion, nbytes: int, what: str) -> int:
     if not 0 < nbytes <= buf.nbytes:
         raise ValueError(f"{what}: cannot copy {nbytes} bytes with a {buf.nbytes}-byte {type(buf).__name__}")
     return buf.ptr
 
 
-def memcpy_htod_async(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+def memcpy_htod_async(dst: DeviceBuffer, src: PinnedBuffer | HostRegion, nbytes: int, stream: Stream) -> None:
     """Queue a pinned-host → device copy of the first `nbytes` bytes on `stream`."""
     rt = api()
     d, s = _span(dst, nbytes, "memcpy_htod_async"), _span(src, nbytes, "memcpy_htod_async")
