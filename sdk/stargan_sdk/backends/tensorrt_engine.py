@@ -172,8 +172,10 @@ class TrtEngine:
         self._require_open()
         with self.lock:
             slot, compute = self._slots[0], self._streams[0]
+            # The current device is per thread and callers may be any thread; set it before `_stage` asks CUDA
+            # about the inputs' memory, so no other device's context is created for that question.
+            cuda.set_device(self.device)
             n, sources = self._stage(slot, feeds)
-            cuda.set_device(self.device)  # the current device is per thread, and callers may be any thread
             slot.upload(n, sources, compute)
             self._execute(slot, n)
             slot.download(n, compute)
@@ -192,8 +194,8 @@ class TrtEngine:
                     slot = self._slots[k % 2]
                     if len(pending) == 2:  # this slot still holds batch k-2: finish it before overwriting
                         results.append(self._collect(*pending.popleft()))
-                    n, sources = self._stage(slot, feeds)
                     cuda.set_device(self.device)
+                    n, sources = self._stage(slot, feeds)
                     slot.upload(n, sources, copy)
                     slot.uploaded.record(copy)
                     compute.wait(slot.uploaded)
