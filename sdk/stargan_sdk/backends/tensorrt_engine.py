@@ -213,8 +213,8 @@ class TrtEngine:
     def _stage(self, slot: _Slot, feeds: Feeds) -> tuple[int, dict[str, Any]]:
         """Check the inputs; return the batch size and where each input is uploaded from. An input of the
         engine's dtype that already lies in page-locked memory is read in place (no host copy); any other is
-        copied into the slot's staging buffer. The call synchronises before returning, so the caller's
-        arrays are not read after it."""
+        copied into the slot's staging buffer (`infer` and `infer_batches` synchronise before they return, so
+        a caller's array is never read after its call)."""
         missing = [name for name in INPUTS if name not in feeds]
         if missing:
             raise ImageInputError(f"infer needs the inputs {list(INPUTS)}; missing {missing}")
