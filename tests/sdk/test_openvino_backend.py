@@ -16,7 +16,7 @@ from stargan_sdk.manifest import Artifact, read_manifest
 
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
 
-from stargan_sdk.backends.openvino import OpenVinoBackend, resolve_precision  # noqa: E402
+from stargan_sdk.backends.openvino import CAPABILITIES_ENV, OpenVinoBackend, cpu_capabilities, resolve_precision  # noqa: E402
 
 SIZE, C_DIM = 32, 5
 NO_BF16 = ["FP32", "INT8"]  # what an AVX2 or AVX-512 CPU without BF16 reports
@@ -68,9 +68,10 @@ def test_fp32_matches_onnxruntime(bundle: Path, faces, reference) -> None:
 
 
 def test_bf16_psnr_on_a_cpu_with_bf16(bundle: Path, faces, reference) -> None:
+    # Asked before loading: on a CPU without BF16 the load itself refuses precision="bf16".
+    if "BF16" not in cpu_capabilities():
+        pytest.skip("this CPU has no BF16 (no avx512_bf16/AMX); the forced fallback is tested below")
     with _backend(bundle, precision="bf16") as b:
-        if "BF16" not in b.describe()["cpu_capabilities"]:
-            pytest.skip("this CPU has no BF16 (no avx512_bf16/AMX); the forced fallback is tested below")
         out = b.infer(faces)[OUTPUT_IMAGE]
         assert b.describe()["compiled"][0]["inference_precision"] == "bf16"
     assert 45.0 <= _psnr(reference, out) < 80.0  # really BF16 (FP32 would give > 100 dB), and accurate enough
@@ -86,6 +87,19 @@ def test_auto_follows_the_cpu_capabilities(bundle: Path, faces, reference) -> No
     with _backend(bundle, cpu_capabilities=[]) as b:  # an empty report is a report, not "ask the CPU"
         assert b.describe()["precision"] == "fp32"
     assert resolve_precision("auto", ("FP32", "BF16")) == "bf16" and resolve_precision("auto", ()) == "fp32"
+
+
+def test_capabilities_override_is_what_load_sees(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STARGAN_CPU_CAPABILITIES makes any machine answer as an AVX2-only CPU would (CI runs the suite so too)."""
+    monkeypatch.setenv(CAPABILITIES_ENV, " fp32, INT8 ,")
+    assert cpu_capabilities() == ("FP32", "INT8")
+    with _backend(bundle) as b:
+        assert b.describe()["precision"] == "fp32" and b.describe()["cpu_capabilities"] == ["FP32", "INT8"]
+    with pytest.raises(BackendUnavailableError, match="no BF16 support"):
+        _backend(bundle, precision="bf16").load()
+    monkeypatch.setenv(CAPABILITIES_ENV, "FP32,BF16")
+    with _backend(bundle) as b:
+        assert b.describe()["precision"] == "bf16"
 
 
 def test_bf16_is_refused_on_a_cpu_without_it(bundle: Path) -> None:

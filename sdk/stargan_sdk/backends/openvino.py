@@ -13,6 +13,7 @@ together). Not thread-safe: one infer request per compiled model.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ HINTS = ("auto", "latency", "throughput")
 OPTIONS = ("precision", "threads", "performance_hint", "cpu_capabilities", "num_requests")
 IGNORED_OPTIONS = ("cuda_graphs",)  # passed to every backend by Translator.load; GPU-only
 _OV_TYPE = {"fp32": "f32", "bf16": "bf16"}
+CAPABILITIES_ENV = "STARGAN_CPU_CAPABILITIES"
 _INSTALL = "openvino is not installed (pip install 'stargan[openvino]')"
 
 
@@ -47,6 +49,22 @@ def resolve_precision(requested: str, capabilities: Sequence[str]) -> str:
             f"use precision='fp32' or 'auto'"
         )
     return requested
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    """What this CPU can run fast, as OpenVINO reports it (e.g. FP32, INT8, BF16 with AVX-512 BF16 or AMX).
+
+    `STARGAN_CPU_CAPABILITIES=FP32,INT8` overrides the report for the whole process and its children: the way
+    to see (and test) on a BF16 machine what an AVX2-only CPU gets. Ask this before choosing a precision.
+    """
+    override = os.environ.get(CAPABILITIES_ENV, "").strip()  # empty or unset: ask the CPU
+    if override:
+        return tuple(c.strip().upper() for c in override.split(",") if c.strip())
+    if importlib.util.find_spec("openvino") is None:
+        raise BackendUnavailableError(_INSTALL)
+    import openvino as ov
+
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +134,7 @@ class OpenVinoBackend(Backend):
         core = ov.Core()
         caps = opts["cpu_capabilities"]
         if caps is None:
-            caps = tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+            caps = cpu_capabilities()
         precision = resolve_precision(opts["precision"], caps)
         art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
         path = verify_artifact(self.bundle_dir, art)
