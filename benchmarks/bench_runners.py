@@ -33,7 +33,7 @@ class Runner:
 
 def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     """PSNR over the [-1, 1] range (peak-to-peak 2), capped at 200 dB so JSON never holds infinity."""
-    from stargan_sdk.tolerances import psnr_db as sdk_psnr
+    from stargan_sdk.bundle.tolerances import psnr_db as sdk_psnr
 
     return sdk_psnr(reference, actual)
 

@@ -39,7 +39,7 @@ class ToyFace:
 
     def counterfactual(self, labels: dict[str, int]) -> np.ndarray:
         """The same person drawn with `labels` instead: what a perfect edit would return."""
-        from stargan_sdk.imaging import center_crop
+        from stargan_sdk.images.imaging import center_crop
         from stargan_train.data.toyfaces import render_face, sample_params
 
         rng = np.random.default_rng()
@@ -49,7 +49,7 @@ class ToyFace:
 
 def toy_faces(count: int, seed: int) -> list[ToyFace]:
     """Fresh toy faces (never seen in training: a seed outside the training set's)."""
-    from stargan_sdk.imaging import center_crop
+    from stargan_sdk.images.imaging import center_crop
     from stargan_train.data.toyfaces import render_face, sample_params
 
     rng = np.random.default_rng(seed)
@@ -66,8 +66,8 @@ def edit_grid(bundle: Path, faces: list[ToyFace], tile: int) -> tuple[Image.Imag
     then the true counterfactual of each edit (the same toy face drawn with the target labels, at the model's
     resolution)."""
     from stargan_sdk import Translator
-    from stargan_sdk.figure import figure_row
-    from stargan_sdk.imaging import to_model_rgb
+    from stargan_sdk.images.figure import figure_row
+    from stargan_sdk.images.imaging import to_model_rgb
 
     rows = []
     with Translator.load(bundle) as t:
@@ -112,7 +112,7 @@ def main(
     benchmark: Annotated[bool, typer.Option(help="Also print the CPU benchmark table.")] = True,
 ) -> None:
     from stargan_sdk.errors import StarGANError
-    from stargan_sdk.imaging import save_image
+    from stargan_sdk.images.imaging import save_image
 
     t0 = time.perf_counter()
     try:

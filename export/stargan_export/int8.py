@@ -34,10 +34,10 @@ from onnxruntime.quantization import (
 from stargan_export.errors import ExportError
 from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
-from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BundleError, ImageInputError
-from stargan_sdk.imaging import Normalizer, center_crop, to_model_rgb
-from stargan_sdk.manifest import (
+from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
+from stargan_sdk.bundle.manifest import (
     Artifact,
     AttributeGroup,
     Manifest,
@@ -215,7 +215,7 @@ def read_calibration_images(folder: str | Path, image_size: int, num_images: int
 
 
 def _model_rgb(path: Path, size: int) -> np.ndarray:
-    from stargan_sdk.faces import open_photo  # header-checked decode: a bomb is refused before decoding
+    from stargan_sdk.photo.faces import open_photo  # header-checked decode: a bomb is refused before decoding
 
     try:
         rgb, _ = to_model_rgb(center_crop(open_photo(path)), size)

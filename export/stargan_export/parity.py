@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stargan_export.errors import ParityError
-from stargan_sdk.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db
+from stargan_sdk.bundle.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db
 
 # The tolerance table and PSNR live in the SDK so the compiled backends check against the same bars.
 __all__ = ["PSNR_CAP_DB", "SIGNAL_RANGE", "TOLERANCES", "Tolerance", "check", "measure", "psnr_db", "worst"]

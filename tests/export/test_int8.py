@@ -15,9 +15,9 @@ from PIL import Image
 from stargan_export.errors import ExportError
 from stargan_export.int8 import add_artifact_to_manifest, load_calibration_images, quantize_int8, random_labels
 from stargan_export.parity import measure, ort_session, sample_images, sample_labels
-from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.manifest import Manifest, derive_groups, read_manifest, sha256_file
+from stargan_sdk.bundle.manifest import Manifest, derive_groups, read_manifest, sha256_file
 
 NUM_FACES = 24  # 18 calibrate, 6 held out
 
@@ -199,7 +199,7 @@ def test_bad_calibration_input_is_refused(
 def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path, faces: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from stargan_export.cli import main
-    from stargan_sdk.manifest import read_manifest
+    from stargan_sdk.bundle.manifest import read_manifest
 
     out = tmp_path / "bundle"
     args = ["build", str(official_checkpoint), "--out", str(out), "--image-size", "32", "--max-batch", "2",

@@ -15,7 +15,7 @@ from stargan_export import staging as staging_mod
 from stargan_export.bundle import build_bundle
 from stargan_export.staging import Staging, remove_stale
 from stargan_sdk import Translator
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.bundle.manifest import read_manifest
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 KILLED_BUILD = """

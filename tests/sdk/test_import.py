@@ -20,7 +20,7 @@ def test_import_pulls_in_no_heavy_package() -> None:
         import sys
         import stargan_sdk
         from stargan_sdk import Translator
-        import stargan_sdk.cli, stargan_sdk.backends.registry, stargan_sdk.backends.torch_backend
+        import stargan_sdk.cli.stargan, stargan_sdk.backends.registry, stargan_sdk.backends.torch_backend
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)
     assert proc.returncode == 0, proc.stderr

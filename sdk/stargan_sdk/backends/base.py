@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from stargan_sdk.errors import BackendOptionError, StarGANError
-from stargan_sdk.manifest import Manifest
+from stargan_sdk.bundle.manifest import Manifest
 
 
 _RUNTIME_NOISE = re.compile(r"^\s*(Exception from \S+|Check '.*' failed at \S+)\s*$")

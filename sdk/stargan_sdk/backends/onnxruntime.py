@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.artifacts import generator_onnx
+from stargan_sdk.bundle.artifacts import generator_onnx
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.hardware import physical_cores
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.host.hardware import physical_cores
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 PROVIDERS = ("auto", "cpu", "cuda")
 

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stargan_sdk.constants import WEIGHTS_KIND
+from stargan_sdk.bundle.constants import WEIGHTS_KIND
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
 

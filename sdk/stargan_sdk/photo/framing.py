@@ -38,7 +38,7 @@ class Framing:
         shape_rule = image.width == image.height
         if self._detector_missing:
             return shape_rule
-        from stargan_sdk.faces import celeba_crop_box, detect_faces  # OpenCV only when a detection runs
+        from stargan_sdk.photo.faces import celeba_crop_box, detect_faces  # OpenCV only when a detection runs
 
         try:
             faces = detect_faces(image, detector=self.detector)

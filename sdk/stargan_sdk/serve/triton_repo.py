@@ -5,7 +5,7 @@ Usage: write_python_repository("models/toyfaces-64", "model_repository", max_bat
 Layout: `<name>/` (generator: image + label -> output; its config carries the bundle's manifest so remote
 clients know the attributes), `<name>_classifier/` (image -> logits, when the bundle has a classifier) and
 `<name>_edit/` (encoded image + JSON changes -> base64 PNG). Each has `config.pbtxt` and `1/model.py`, which
-runs the SDK (`stargan_sdk.triton_python_model`). The bundle lives in `<name>/bundle` (copied, or linked for
+runs the SDK (`stargan_sdk.serve.triton_python_model`). The bundle lives in `<name>/bundle` (copied, or linked for
 `stargan serve`). Every config is built and checked before the first file is written.
 """
 
@@ -17,17 +17,17 @@ import shutil
 from pathlib import Path
 
 from stargan_sdk.backends.registry import backend_names
-from stargan_sdk.bundle import open_bundle
-from stargan_sdk.constants import INPUT_IMAGE, MANIFEST_NAME
+from stargan_sdk.bundle.checks import open_bundle
+from stargan_sdk.bundle.constants import INPUT_IMAGE, MANIFEST_NAME
 from stargan_sdk.errors import StarGANError
-from stargan_sdk.files import atomic_write
-from stargan_sdk.manifest import Manifest, TensorSpec, verify_artifact
-from stargan_sdk.serve_models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
-from stargan_sdk.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
+from stargan_sdk.host.files import atomic_write
+from stargan_sdk.bundle.manifest import Manifest, TensorSpec, verify_artifact
+from stargan_sdk.serve.models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
+from stargan_sdk.serve.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
 
 MODEL_PY = ('"""Triton python-backend model: a StarGAN bundle run by the stargan SDK '
             '(pip install "stargan[onnxruntime]")."""\n\n'
-            "from stargan_sdk.triton_python_model import TritonPythonModel  # noqa: F401\n")
+            "from stargan_sdk.serve.triton_python_model import TritonPythonModel  # noqa: F401\n")
 BUNDLE_DIR = "bundle"
 
 

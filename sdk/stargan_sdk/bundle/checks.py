@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import Manifest, read_manifest
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 
 def _expected(manifest: Manifest) -> dict[str, tuple[int, ...]]:

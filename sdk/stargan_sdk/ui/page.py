@@ -4,7 +4,7 @@ Usage: serve(Translator.load("models/toyfaces-64"), host="127.0.0.1", port=7860)
 
 Gradio is imported here only (extra `ui`), with telemetry and its update check off; the page loads nothing
 from outside the server (the default theme's fonts are served locally), so it works with no internet.
-The logic behind each control lives in `stargan_sdk.ui_actions`; this module only lays out the page and turns
+The logic behind each control lives in `stargan_sdk.ui.actions`; this module only lays out the page and turns
 SDK errors into messages on it.
 """
 
@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from stargan_sdk.errors import StarGANError  # noqa: E402
-from stargan_sdk.ui_actions import (  # noqa: E402
+from stargan_sdk.ui.actions import (  # noqa: E402
     HAIR_NONE,
     Controls,
     Prepared,
@@ -67,7 +67,7 @@ class Page:
     """The handlers of one page, bound to one translator.
 
     Args:
-        translator: a loaded Translator, or any object with the same API (see `stargan_sdk.ui_actions`).
+        translator: a loaded Translator, or any object with the same API (see `stargan_sdk.ui.actions`).
         download_dir: where results are written for the download button.
     """
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from stargan_sdk.bundle import open_bundle
+from stargan_sdk.bundle.checks import open_bundle
 from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.translator import Translator
 
@@ -30,7 +30,7 @@ UI_HELP = (
 
 def _load_gradio_page() -> Any:
     try:
-        return importlib.import_module("stargan_sdk.ui")
+        return importlib.import_module("stargan_sdk.ui.page")
     except ImportError as e:
         raise StarGANError(f"stargan ui needs Gradio ({e}): pip install 'stargan[ui]'") from None
 
@@ -38,9 +38,9 @@ def _load_gradio_page() -> Any:
 def _remote(url: str, model: str, bundle: Path | None) -> Any:
     """A RemoteTranslator on `url`; with a bundle too, the served model must be that bundle's model."""
     try:
-        from stargan_sdk.remote import RemoteTranslator
+        from stargan_sdk.serve.remote import RemoteTranslator
     except ImportError as e:
-        raise StarGANError(f"--url needs the remote client (stargan_sdk.remote, extra `triton`): {e}") from None
+        raise StarGANError(f"--url needs the remote client (stargan_sdk.serve.remote, extra `triton`): {e}") from None
     translator = RemoteTranslator.load(url, model=model)
     if bundle is not None:
         local = open_bundle(bundle)

@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from stargan_sdk.errors import ImageInputError, NoFaceFoundError
-from stargan_sdk.face_detect import Detector, FaceBox, HaarDetector, run_detector
-from stargan_sdk.imaging import upright
-from stargan_sdk.photo_modes import PhotoCodec
+from stargan_sdk.photo.face_detect import Detector, FaceBox, HaarDetector, run_detector
+from stargan_sdk.images.imaging import upright
+from stargan_sdk.photo.modes import PhotoCodec
 
 MAX_PHOTO_PIXELS = 64_000_000  # a 64-megapixel photo is already 192 MB as RGB; larger is a bomb or a scan
 CELEBA_MARGIN = 0.45  # crop side = (1 + 2 * margin) * box side

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import ImageInputError, StarGANError
-from stargan_sdk.imaging import center_crop
+from stargan_sdk.images.imaging import center_crop
 from stargan_sdk.translator import Translator
 
 Request = dict[str, np.ndarray]

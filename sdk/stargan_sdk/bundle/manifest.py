@@ -4,7 +4,7 @@ Usage: m = read_manifest("models/toyfaces-64"); m.artifact(role="generator", pre
 
 A bundle is a folder of plain standard files (ONNX graphs, raw TensorRT plans) plus `manifest.json`,
 written last so a crashed export never leaves a folder that looks valid. The field-by-field rules live in
-`stargan_sdk.manifest_schema`; the loader, `stargan-export validate` and the exporter's own writes all go
+`stargan_sdk.bundle.manifest_schema`; the loader, `stargan-export validate` and the exporter's own writes all go
 through `read_manifest`/`write_manifest`, so they accept exactly the same manifests.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stargan_sdk.constants import (
+from stargan_sdk.bundle.constants import (
     HAIR_COLOURS,
     INPUT_IMAGE,
     INPUT_LABEL,
@@ -28,8 +28,8 @@ from stargan_sdk.constants import (
     OUTPUT_IMAGE,
 )
 from stargan_sdk.errors import BundleError, ManifestError
-from stargan_sdk.files import atomic_write
-from stargan_sdk.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
+from stargan_sdk.host.files import atomic_write
+from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
     ARTIFACT_KINDS,
     FORMAT,
     FORMAT_VERSION,

@@ -1,6 +1,6 @@
 """Facts about this machine that several backends use: how many physical CPU cores this process may run on.
 
-Usage: from stargan_sdk.hardware import physical_cores; threads = physical_cores()
+Usage: from stargan_sdk.host.hardware import physical_cores; threads = physical_cores()
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from stargan_sdk.backends.onnxruntime import session_options
-from stargan_sdk.bundle import check_input_shapes
-from stargan_sdk.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.bundle.checks import check_input_shapes
+from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
 class AttributeClassifier:

@@ -2,7 +2,7 @@
 
 Usage: check_manifest_dict(json.loads(text))  # raises ManifestError naming the field, e.g. "artifacts[1].sha256"
 
-Only this module says what a field may hold; `stargan_sdk.manifest` builds the dataclasses after it, then
+Only this module says what a field may hold; `stargan_sdk.bundle.manifest` builds the dataclasses after it, then
 checks the fields against each other. A manifest is data from whoever wrote the bundle: every value is
 checked for its JSON type before it is used, so a hostile manifest ends in one ManifestError, never in a
 KeyError, a truncated float or a string where a number belongs.

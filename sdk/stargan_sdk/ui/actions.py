@@ -24,10 +24,10 @@ from stargan_sdk.errors import (
     ImageInputError,
     NoFaceFoundError,
 )
-from stargan_sdk.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
-from stargan_sdk.face_detect import FaceBox
-from stargan_sdk.imaging import center_crop
-from stargan_sdk.photo_modes import PhotoCodec
+from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
+from stargan_sdk.photo.face_detect import FaceBox
+from stargan_sdk.images.imaging import center_crop
+from stargan_sdk.photo.modes import PhotoCodec
 
 MODES = ("auto", "whole", "faces")
 # A square image whose face crop is at least this share of its side is an aligned face crop (CelebA's are

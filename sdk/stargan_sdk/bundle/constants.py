@@ -1,6 +1,6 @@
 """Names and numbers shared by export and SDK: the engine boundary's tensor names and normalisation.
 
-Usage: from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+Usage: from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 """
 
 INPUT_IMAGE = "image"  # float32 [N, 3, H, W] in [-1, 1]

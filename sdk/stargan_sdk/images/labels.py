@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stargan_sdk.errors import AttributeNameError, AttributeValueError
-from stargan_sdk.manifest import AttributeGroup, Manifest
+from stargan_sdk.bundle.manifest import AttributeGroup, Manifest
 
 RAFD_MASK = "mask_rafd"
 

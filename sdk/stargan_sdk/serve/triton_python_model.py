@@ -1,6 +1,6 @@
 """Triton python-backend model that runs the SDK; a repository's `model.py` re-exports `TritonPythonModel`.
 
-Usage (model.py in a Triton repository): from stargan_sdk.triton_python_model import TritonPythonModel
+Usage (model.py in a Triton repository): from stargan_sdk.serve.triton_python_model import TritonPythonModel
 
 Triton runs this inside its python backend stub, one process per model instance. The model's config
 parameters say which role it serves (generator, classifier, edit), where the bundle is (relative to the
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stargan_sdk.serve_models import ClassifierModel, EditModel, GeneratorModel
+from stargan_sdk.serve.models import ClassifierModel, EditModel, GeneratorModel
 from stargan_sdk.translator import Translator
 
 ROLES = {"generator": GeneratorModel, "classifier": ClassifierModel, "edit": EditModel}

@@ -19,9 +19,9 @@ import typer
 
 from stargan_sdk.errors import StarGANError
 from stargan_sdk.translator import Translator
-from stargan_sdk.triton_config import DEFAULT_QUEUE_DELAY_US
-from stargan_sdk.triton_repo import write_python_repository
-from stargan_sdk.triton_server import ServeError, TritonServer, check_port_free, signals_held
+from stargan_sdk.serve.triton_config import DEFAULT_QUEUE_DELAY_US
+from stargan_sdk.serve.triton_repo import write_python_repository
+from stargan_sdk.serve.triton_server import ServeError, TritonServer, check_port_free, signals_held
 
 
 class _Stop(BaseException):

@@ -24,13 +24,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, select_backend
-from stargan_sdk.bundle import open_bundle
-from stargan_sdk.cli_ui import UI_HELP, ui
+from stargan_sdk.bundle.checks import open_bundle
+from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
-from stargan_sdk.figure import MAX_TILE, figure_row
-from stargan_sdk.framing import Framing
-from stargan_sdk.imaging import center_crop, save_image, upright
-from stargan_sdk.manifest import verify_artifact
+from stargan_sdk.images.figure import MAX_TILE, figure_row
+from stargan_sdk.photo.framing import Framing
+from stargan_sdk.images.imaging import center_crop, save_image, upright
+from stargan_sdk.bundle.manifest import verify_artifact
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -103,7 +103,7 @@ def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
 def _open_image(path: Path, max_megapixels: float) -> Image.Image:
     """Decode a file (sized from its header first, so a bomb is refused before decoding) and turn it
     upright as its EXIF orientation says, so every later rule sees what a viewer shows."""
-    from stargan_sdk.faces import open_photo  # OpenCV is imported only when a face is detected
+    from stargan_sdk.photo.faces import open_photo  # OpenCV is imported only when a face is detected
 
     return upright(open_photo(path, max_pixels=int(max_megapixels * 1e6)))
 
@@ -111,7 +111,7 @@ def _open_image(path: Path, max_megapixels: float) -> Image.Image:
 def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
           mode: str, framing: Framing) -> Image.Image:
     """--photo always finds faces; --crop centre-crops; `auto` edits an aligned face crop (a face filling
-    the frame) whole and sends anything else to the face pipeline (see stargan_sdk.framing)."""
+    the frame) whole and sends anything else to the face pipeline (see stargan_sdk.photo.framing)."""
     if mode == "crop":
         image = center_crop(image)
     if mode == "photo" or (mode == "auto" and not framing.edit_whole(image)):
@@ -276,7 +276,7 @@ def info(
 
 
 app.command(help=UI_HELP)(friendly(ui))
-from stargan_sdk.cli_serve import serve  # noqa: E402  (its own module; registered here)
+from stargan_sdk.cli.serve import serve  # noqa: E402  (its own module; registered here)
 
 app.command(name="serve")(friendly(serve))
 

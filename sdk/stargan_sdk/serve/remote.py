@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, ServerError, StarGANError
-from stargan_sdk.manifest import Manifest
-from stargan_sdk.serve_models import LOGITS
+from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.serve.models import LOGITS
 from stargan_sdk.translator import Translator
 
 PROTOCOLS = ("http", "grpc")

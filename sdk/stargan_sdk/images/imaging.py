@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from stargan_sdk.constants import NORM_MEAN, NORM_STD
+from stargan_sdk.bundle.constants import NORM_MEAN, NORM_STD
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.files import atomic_write
+from stargan_sdk.host.files import atomic_write
 
 _RETURN_MODE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "PA": "RGBA"}
 _ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
