@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stargan_sdk import Translator
-from stargan_sdk.backends.onnxruntime import physical_cores
+from stargan_sdk.host.hardware import physical_cores
 from stargan_sdk.host.files import atomic_write
 from stargan_sdk.serve.triton_server import inference_counts
 from stargan_sdk.serve.remote import RemoteTranslator

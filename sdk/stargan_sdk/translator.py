@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend
 from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle.checks import check_input_shapes, open_bundle
 from stargan_sdk.backends.classifier import AttributeClassifier
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
+from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
 from stargan_sdk.images.imaging import ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.images.labels import AttributeSpace

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stargan_sdk.backends.onnxruntime import session_options
+from stargan_sdk.backends.ort_session import session_options
 from stargan_sdk.bundle.checks import check_input_shapes
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BundleError

@@ -102,7 +102,7 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
     """Instances on the CPU share its cores rather than each taking all of them (which oversubscribes)."""
     if threads or kind != "cpu":
         return threads or None
-    from stargan_sdk.backends.onnxruntime import physical_cores
+    from stargan_sdk.host.hardware import physical_cores
 
     return max(1, physical_cores() // instances)
 

@@ -1,4 +1,5 @@
-"""Facts about this machine that several backends use: how many physical CPU cores this process may run on.
+"""Facts about this machine that several backends use: how many physical CPU cores this process may run on,
+and the answer to "can this run here" (`Availability`), which CUDA and every backend give.
 
 Usage: from stargan_sdk.host.hardware import physical_cores; threads = physical_cores()
 """
@@ -6,6 +7,15 @@ Usage: from stargan_sdk.host.hardware import physical_cores; threads = physical_
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run a bundle here, and if not, why (shown by `stargan info`)."""
+
+    ok: bool
+    reason: str = ""
 
 
 def physical_cores() -> int:

@@ -140,12 +140,11 @@ def _group_running(pgid: int) -> bool:
 
 
 def _environment() -> dict[str, str]:
-    import stargan_sdk
-
     env = dict(os.environ)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p)
-    paths = [str(Path(stargan_sdk.__file__).resolve().parent.parent), *site.getsitepackages()]
+    sdk_root = Path(__file__).resolve().parents[2]  # the folder holding stargan_sdk/ (serve/ is one level in)
+    paths = [str(sdk_root), *site.getsitepackages()]
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     return env
