@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from stargan_export.demo import app, toy_faces
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # stargan_demo, also where no editable install maps it
+
+from stargan_demo.demo import app, run_benchmark, toy_faces  # noqa: E402
 
 
 def test_demo_writes_the_grid(tmp_path: Path) -> None:
@@ -46,3 +48,13 @@ def test_demo_without_a_bundle_is_a_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--bundle", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--no-benchmark"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: ") and len(result.output.strip().splitlines()) == 1
+
+
+def test_benchmark_is_looked_up_in_the_working_directory_not_the_installation(tmp_path: Path, monkeypatch,
+                                                                                capsys) -> None:
+    """An installed module never reaches into the repository checkout by its own path: outside a checkout
+    the benchmark is skipped with its reason, whatever folder the demo module was installed from."""
+    monkeypatch.chdir(tmp_path)
+    assert run_benchmark(ROOT / "models" / "toyfaces-64", tmp_path) == 0
+    assert "benchmark skipped: no benchmarks/latency.py here" in capsys.readouterr().out
+    assert not (tmp_path / "benchmark.json").exists()
