@@ -7,8 +7,9 @@ Below `bench_runners` and `bench_trt_raw`, so the raw TensorRT runner does not i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,9 @@ class Runner:
     split: Callable[[], dict[str, float]] | None = None  # H2D / compute / D2H ms for one batch, GPU only
 
 
-def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0, pinned: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
+def make_inputs(
+    batch: int, image_size: int, c_dim: int, seed: int = 0, pinned: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels; `pinned` puts the images in
     page-locked memory (as an application that allocates its batches there would), so GPU runners read
     them without a staging copy."""

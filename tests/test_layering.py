@@ -19,8 +19,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"stargan_train": ROOT / "training", "stargan_export": ROOT / "export", "stargan_sdk": ROOT / "sdk",
-            "stargan_demo": ROOT / "benchmarks"}
+PACKAGES = {
+    "stargan_train": ROOT / "training",
+    "stargan_export": ROOT / "export",
+    "stargan_sdk": ROOT / "sdk",
+    "stargan_demo": ROOT / "benchmarks",
+}
 
 # SDK layers, lowest first. Equal ranks are siblings that must not import each other.
 SDK_LAYERS = {
@@ -39,8 +43,12 @@ SDK_LAYERS = {
 }
 SDK_FACE = "stargan_sdk"  # __init__.py: the public names; above every layer
 SDK_ROOT_MODULES = {"__init__.py", "errors.py", "translator.py"}
-ALLOWED_TOP_LEVEL = {"stargan_sdk": set(), "stargan_train": set(), "stargan_export": {"stargan_sdk", "stargan_train"},
-                     "stargan_demo": {"stargan_sdk", "stargan_train"}}
+ALLOWED_TOP_LEVEL = {
+    "stargan_sdk": set(),
+    "stargan_train": set(),
+    "stargan_export": {"stargan_sdk", "stargan_train"},
+    "stargan_demo": {"stargan_sdk", "stargan_train"},
+}
 
 
 def module_files(base: Path, package: str) -> dict[str, Path]:
@@ -180,8 +188,11 @@ def borrowed_names(importers: dict[str, Path]) -> list[str]:
             if target is None or target.name == "__init__.py" or sdk_layer(base) == sdk_layer(name):
                 continue
             defined = defined_names(target)
-            bad += [f"{name} imports {n} from {base}, which does not define it" for n in names
-                    if n != "*" and f"{base}.{n}" not in SDK_MODULES and n not in defined]
+            bad += [
+                f"{name} imports {n} from {base}, which does not define it"
+                for n in names
+                if n != "*" and f"{base}.{n}" not in SDK_MODULES and n not in defined
+            ]
     return bad
 
 
@@ -229,8 +240,10 @@ def test_every_sdk_package_is_installed() -> None:
 def test_borrowed_name_is_reported(tmp_path: Path) -> None:
     """physical_cores is defined in host/hardware; reaching it through a backend module is a leak."""
     probe = tmp_path / "probe.py"
-    probe.write_text("from stargan_sdk.backends.openvino import physical_cores, OpenVinoBackend\n"
-                     "from stargan_sdk.host.hardware import physical_cores\nfrom stargan_sdk import cuda\n")
+    probe.write_text(
+        "from stargan_sdk.backends.openvino import physical_cores, OpenVinoBackend\n"
+        "from stargan_sdk.host.hardware import physical_cores\nfrom stargan_sdk import cuda\n"
+    )
     assert borrowed_names({"stargan_sdk.cli.probe": probe}) == [
         "stargan_sdk.cli.probe imports physical_cores from stargan_sdk.backends.openvino, which does not define it"
     ]

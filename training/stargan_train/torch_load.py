@@ -37,8 +37,9 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> obj
                 f"{path} contains pickled Python objects, not plain tensors; refusing to unpickle it "
                 f"(unsupported global {shown})"
             ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or not written by "
-                              f"torch.save)") from None
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or not written by torch.save)"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated): {e}") from None
 
@@ -46,8 +47,9 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> obj
 # torch's wording has changed between releases ("Unsupported global: GLOBAL x.y" in 2.6, "Trying to load
 # unsupported GLOBAL x.y" in 2.13, "Unsupported operand" for other opcodes): match it loosely, ignoring case.
 _PICKLED_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", re.IGNORECASE)
-_WEIGHTS_ONLY_REFUSAL = re.compile(r"weights.only load failed|weightsunpickler|unsupported (global|operand)",
-                                   re.IGNORECASE)
+_WEIGHTS_ONLY_REFUSAL = re.compile(
+    r"weights.only load failed|weightsunpickler|unsupported (global|operand)", re.IGNORECASE
+)
 
 
 def _refused_by_weights_only(message: str) -> bool:
