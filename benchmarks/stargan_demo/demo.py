@@ -26,8 +26,8 @@ NEXT_STEPS = """\
 Next steps
   Train on CelebA      stargan-train train --dataset celeba --data-dir data/celeba --run-dir runs/celeba
   Official checkpoint  stargan-export build 200000-G.ckpt --out bundles/official --image-size 128 \\
-                           --attrs Black_Hair,Blond_Hair,Brown_Hair,Male,Young --fp16 --classifier
-  TensorRT engine      stargan-export build CHECKPOINT --out BUNDLE --fp16 --engine   (NVIDIA GPU + tensorrt)
+                           --attrs Black_Hair,Blond_Hair,Brown_Hair,Male,Young --classifier
+  TensorRT engine      stargan-export build CHECKPOINT --out BUNDLE --engine   (NVIDIA GPU + tensorrt)
   Triton repository    stargan-export triton BUNDLE --out model_repository --backend onnxruntime
   Your own photos      stargan translate photo.jpg --bundle BUNDLE --set Blond_Hair=1 -o out.jpg"""
 

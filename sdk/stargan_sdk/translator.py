@@ -23,7 +23,7 @@ import numpy as np
 
 from stargan_sdk.backends.base import Backend
 from stargan_sdk.backends.registry import load_backend
-from stargan_sdk.bundle.checks import check_input_shapes, open_bundle
+from stargan_sdk.bundle.checks import check_input_shapes
 from stargan_sdk.backends.classifier import AttributeClassifier
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
@@ -31,7 +31,7 @@ from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
 from stargan_sdk.images.imaging import ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.images.labels import AttributeSpace
-from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 Changes = Mapping[str, object]
 CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
@@ -87,7 +87,7 @@ class Translator:
         """
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
-        manifest = open_bundle(bundle_dir)
+        manifest = read_manifest(bundle_dir)
         runner, candidates = load_backend(backend, bundle_dir, manifest, device, max_batch=max_batch,
                                           cuda_graphs=cuda_graphs, **backend_options)
         try:

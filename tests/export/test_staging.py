@@ -111,13 +111,11 @@ def test_only_dead_builds_staging_folders_are_removed(tmp_path: Path) -> None:
     dead = tmp_path / ".bundle.staging-dead"
     dead.mkdir()
     (dead / "generator.onnx").write_bytes(b"x")
-    legacy = out / ".staging-abc"  # where earlier versions staged
-    legacy.mkdir()
     unrelated = tmp_path / ".other.staging-x"
     unrelated.mkdir()
     try:
-        assert sorted(p.name for p in remove_stale(out)) == [".bundle.staging-dead", ".staging-abc"]
-        assert live.path.is_dir() and unrelated.is_dir() and not dead.exists() and not legacy.exists()
+        assert [p.name for p in remove_stale(out)] == [".bundle.staging-dead"]
+        assert live.path.is_dir() and unrelated.is_dir() and not dead.exists()
     finally:
         live.close()
     assert not live.path.exists()

@@ -286,3 +286,15 @@ def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarra
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "pip install 'stargan[photo]'" in notes[0] and "edited whole" in notes[0]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+@pytest.mark.parametrize("command", ["translate", "grid", "ui"])
+def test_backend_help_names_every_backend(command: str) -> None:
+    """--backend's help lists what --backend accepts: every registered backend (inductor included) and auto."""
+    from stargan_sdk.backends.registry import BACKENDS
+
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "--backend" in ln)
+    listed = {w.strip(" .|│()") for w in line.split("--backend", 1)[1].split()}
+    assert {"auto", "inductor", *BACKENDS} <= listed, line

@@ -1,6 +1,6 @@
-"""Opening a bundle: the manifest read and cross-checked against itself and against the loaded graphs.
+"""A bundle's graphs checked against its manifest (which `read_manifest` has checked against itself).
 
-Usage: manifest = open_bundle("models/toyfaces-64"); check_input_shapes(manifest, backend.input_shapes(), "generator.onnx")
+Usage: check_input_shapes(read_manifest("models/toyfaces-64"), backend.input_shapes(), "generator.onnx")
 
 Checksums are verified by whoever opens an artifact (`verify_artifact`), so only the files a
 Translator actually uses are hashed.
@@ -8,24 +8,17 @@ Translator actually uses are hashed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BundleError
-from stargan_sdk.bundle.manifest import Manifest, read_manifest
+from stargan_sdk.bundle.manifest import Manifest
 
 
 def _expected(manifest: Manifest) -> dict[str, tuple[int, ...]]:
     s = manifest.image_size
     return {INPUT_IMAGE: (3, s, s), INPUT_LABEL: (manifest.c_dim,)}
-
-
-def open_bundle(bundle_dir: str | os.PathLike[str]) -> Manifest:
-    """The manifest, schema- and cross-checked (tensor specs agree with image size and attributes): the
-    same `read_manifest` that `stargan-export validate` runs, so both accept exactly the same bundles."""
-    return read_manifest(bundle_dir)
 
 
 def check_input_shapes(manifest: Manifest, shapes: Mapping[str, Sequence[Any]], source: str) -> None:

@@ -23,14 +23,13 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from stargan_sdk.backends.registry import availability_report, select_backend
-from stargan_sdk.bundle.checks import open_bundle
+from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.images.figure import MAX_TILE, figure_row
 from stargan_sdk.photo.framing import Framing
 from stargan_sdk.images.imaging import center_crop, save_image, upright
-from stargan_sdk.bundle.manifest import verify_artifact
+from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -41,7 +40,7 @@ app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face 
 console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto | tensorrt | openvino | onnxruntime | torch.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
@@ -227,7 +226,7 @@ def grid(
 
 def bundle_report(bundle: Path) -> dict[str, Any]:
     """Everything `stargan info` shows, as plain data."""
-    m = open_bundle(bundle)
+    m = read_manifest(bundle)
     artifacts = []
     for a in m.artifacts:
         try:

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from stargan_sdk.bundle.checks import open_bundle
+from stargan_sdk.backends.registry import backend_names
+from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.translator import Translator
 
@@ -43,7 +44,7 @@ def _remote(url: str, model: str, bundle: Path | None) -> Any:
         raise StarGANError(f"--url needs the remote client (stargan_sdk.serve.remote, extra `triton`): {e}") from None
     translator = RemoteTranslator.load(url, model=model)
     if bundle is not None:
-        local = open_bundle(bundle)
+        local = read_manifest(bundle)
         if (tuple(local.attributes), local.image_size) != (tuple(translator.attributes), translator.image_size):
             translator.close()
             raise BundleError(
@@ -75,7 +76,7 @@ def ui(
     url: Annotated[Optional[str], typer.Option(
         "--url", help="Edit on a served bundle (`stargan serve`): http://HOST:8000 or grpc://HOST:8001.")] = None,
     model: Annotated[str, typer.Option(help="Served model name (with --url).")] = "stargan",
-    backend: Annotated[str, typer.Option(help="auto | tensorrt | openvino | onnxruntime | torch (local).")] = "auto",
+    backend: Annotated[str, typer.Option(help=" | ".join(("auto", *backend_names())) + " (local).")] = "auto",
 ) -> None:
     """Serve the face-editing page (see UI_HELP)."""
     if bundle is None and url is None:

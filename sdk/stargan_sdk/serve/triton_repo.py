@@ -17,11 +17,10 @@ import shutil
 from pathlib import Path
 
 from stargan_sdk.backends.registry import backend_names
-from stargan_sdk.bundle.checks import open_bundle
 from stargan_sdk.bundle.constants import INPUT_IMAGE, MANIFEST_NAME
 from stargan_sdk.errors import StarGANError
 from stargan_sdk.host.files import atomic_write
-from stargan_sdk.bundle.manifest import Manifest, TensorSpec, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, TensorSpec, read_manifest, verify_artifact
 from stargan_sdk.serve.models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
 from stargan_sdk.serve.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
 
@@ -73,7 +72,7 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
     """Write the repository (atomically, file by file; the bundle copied or, with link_bundle, symlinked);
     returns the generator's model folder. `threads`: CPU threads per instance (None: the backend's default)."""
     bundle = Path(bundle_dir).resolve()
-    manifest = open_bundle(bundle)
+    manifest = read_manifest(bundle)
     configs = []
     for spec, role in model_specs(manifest, model_name, backend, threads):
         text = model_config(spec, backend="python", max_batch=max_batch, instances=instances, kind=kind,
