@@ -14,6 +14,7 @@ Usage: pytest -q tests/test_layering.py
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,11 @@ def module_files(base: Path, package: str) -> dict[str, Path]:
     return out
 
 
+@cache
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
 def walk_runtime(node: ast.AST):
     """ast.walk, minus `if TYPE_CHECKING:` blocks: imports for annotations only run no code and make no cycle."""
     yield node
@@ -76,7 +82,7 @@ def imported_names(name: str, path: Path) -> list[tuple[str, list[str]]]:
     relative imports resolved; `import a.b` gives ("a.b", [])."""
     is_package = path.name == "__init__.py"
     found = []
-    for node in walk_runtime(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in walk_runtime(parse(path)):
         if isinstance(node, ast.Import):
             found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -162,13 +168,14 @@ SDK_MODULES = module_files(PACKAGES["stargan_sdk"], "stargan_sdk")
 def defined_names(path: Path) -> set[str]:
     """Names a module defines itself at top level (functions, classes, assignments), not those it imports."""
     names: set[str] = set()
-    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    body = list(parse(path).body)
     while body:
         node = body.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            targets = [e for t in node.targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
         elif isinstance(node, (ast.If, ast.Try)):
@@ -213,6 +220,37 @@ def test_names_come_from_where_they_are_defined() -> None:
     importers = {**SDK_MODULES, **module_files(PACKAGES["stargan_export"], "stargan_export")}
     importers |= {f"benchmarks.{p.stem}": p for p in (ROOT / "benchmarks").glob("*.py")}
     assert borrowed_names(importers) == []
+
+
+def test_every_sdk_import_names_a_module_and_a_name_that_exist() -> None:
+    """Lazy imports too (GPU-only paths run nowhere here): an import of a moved or deleted SDK module or name
+    fails this test instead of a user's first call on that path."""
+    files = [p for base in (*PACKAGES.values(), ROOT / "tests") for p in base.rglob("*.py")]
+    files += list((ROOT / "benchmarks").glob("*.py"))
+    assert len(files) > 150
+    bad = []
+    for path in files:
+        for base, names in imported_names("outside", path):
+            if base.split(".")[0] != "stargan_sdk":
+                continue
+            if base not in SDK_MODULES:
+                bad.append(f"{path.relative_to(ROOT)}: no module {base}")
+                continue
+            target = SDK_MODULES[base]
+            known = defined_names(target) | {n for _, ns in imported_names(base, target) for n in ns}
+            known |= {
+                a.asname
+                for node in ast.walk(parse(target))
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for a in node.names
+                if a.asname
+            }
+            bad += [
+                f"{path.relative_to(ROOT)}: {base} has no {n}"
+                for n in names
+                if f"{base}.{n}" not in SDK_MODULES and n not in known and n != "*"
+            ]
+    assert bad == []
 
 
 def test_no_import_cycles() -> None:
