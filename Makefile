@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= -q
 
-.PHONY: install install-dev demo test test-all gpu-check clean
+.PHONY: install install-dev demo test test-all lint gpu-check clean
 
 # The demo needs the runtime only (torch CPU, export, OpenVINO); the tests add the dev extra on top.
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,11 @@ test: install-dev
 
 test-all: install-dev
 	$(PY) -m pytest -q -m ""
+
+# ruff, as configured in pyproject.toml ([tool.ruff]); installed by the dev extra.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 gpu-check:
 	bash benchmarks/gpu_check.sh

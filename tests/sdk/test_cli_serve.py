@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from procs import descendants, free_ports, running
-from stargan_sdk.cli import app
+from stargan_sdk.cli.stargan import app
 
 runner = CliRunner()
 

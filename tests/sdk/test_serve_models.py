@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.serve_models import MAX_PIXELS, ClassifierModel, EditModel, GeneratorModel, decode_image
+from stargan_sdk.serve.models import MAX_PIXELS, ClassifierModel, EditModel, GeneratorModel, decode_image
 
 
 def _request(translator, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -64,7 +64,7 @@ def test_edit_model_accepts_raw_or_base64_bytes_and_crops_non_square(translator,
 
 
 def test_decode_image_refuses_huge_images_before_decoding(monkeypatch) -> None:
-    monkeypatch.setattr("stargan_sdk.serve_models.MAX_PIXELS", 100)
+    monkeypatch.setattr("stargan_sdk.serve.models.MAX_PIXELS", 100)
     with pytest.raises(ImageInputError, match="at most 100 pixels"):
         decode_image(_png(np.zeros((11, 10, 3), np.uint8)))
     assert MAX_PIXELS >= 4096 * 4096

@@ -1,0 +1,4 @@
+"""Serving: the Triton model repository, the real Triton server, and the remote client (`RemoteTranslator`).
+
+Usage: from stargan_sdk.serve.remote import RemoteTranslator; t = RemoteTranslator.load("http://127.0.0.1:8000")
+"""
