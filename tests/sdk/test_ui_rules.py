@@ -3,6 +3,7 @@ tracebacks, and the example face shipped as package data. Usage: pytest -q tests
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -92,8 +93,14 @@ def test_the_example_face_ships_in_the_wheel(tmp_path: Path) -> None:
     pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
     packaged = ROOT / "sdk" / "stargan_sdk" / "assets" / "example-face.png"
     assert packaged.read_bytes() == EXAMPLE.read_bytes()  # the README's example and the page's are one image
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside pyproject.toml
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("sdk", "export", "training"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(ROOT)], check=True, timeout=300, capture_output=True)
+                    str(tmp_path / "dist"), str(source)], check=True, timeout=300, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("stargan-*.whl")
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path / "site")
