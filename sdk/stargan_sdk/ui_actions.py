@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from stargan_sdk.errors import AttributeValueError, ImageInputError, NoFaceFoundError
+from stargan_sdk.errors import AttributeValueError, NoFaceFoundError
 from stargan_sdk.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
 from stargan_sdk.face_detect import FaceBox
 from stargan_sdk.framing import AutoFraming, shape_name
+from stargan_sdk import imaging
 from stargan_sdk.imaging import center_crop
 from stargan_sdk.photo_modes import PhotoCodec
 
@@ -76,11 +77,7 @@ def controls_for(translator: Any) -> Controls:
 
 def open_upload(path: str | os.PathLike[str]) -> Image.Image:
     """The uploaded file as an upright RGB image; bombs, non-images and corrupt files raise ImageInputError."""
-    photo = open_photo(path)
-    try:
-        upright = ImageOps.exif_transpose(photo)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageInputError(f"cannot apply the image's EXIF orientation: {e}") from e
+    upright = imaging.upright(open_photo(path))  # as the CLI: an unparseable EXIF block means no turn
     if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
         white = Image.new("RGBA", upright.size, "white")
         return Image.alpha_composite(white, upright.convert("RGBA")).convert("RGB")

@@ -111,3 +111,17 @@ def test_the_example_face_ships_in_the_wheel(tmp_path: Path) -> None:
     where, found = proc.stdout.split()
     assert Path(where) == tmp_path / "site" / "stargan_sdk" / "assets" / "example-face.png" and found == "True"
     assert np.array_equal(np.asarray(Image.open(where)), np.asarray(Image.open(EXAMPLE)))
+
+
+def test_an_upload_with_a_garbage_exif_block_is_used_as_stored(tmp_path: Path) -> None:
+    """As `stargan translate` (auto and --crop): an EXIF block that cannot be parsed means no turn."""
+    import io
+
+    from stargan_sdk.ui_actions import open_upload
+
+    rgb = np.random.default_rng(4).integers(0, 256, (40, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=95, exif=b"Exif\x00\x00" + b"\xde\xad" * 40)
+    (tmp_path / "garbage-exif.jpg").write_bytes(buffer.getvalue())
+    stored = np.asarray(Image.open(tmp_path / "garbage-exif.jpg").convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(open_upload(tmp_path / "garbage-exif.jpg")), stored)
