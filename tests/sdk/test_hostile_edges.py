@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from typer.testing import CliRunner
 
 from stargan_sdk import Translator
 from stargan_sdk.cli import app, printable
-from stargan_sdk.errors import FaceDetectorError, OptionError
+from stargan_sdk.errors import FaceDetectorError, ImageInputError, OptionError
+from test_hostile_inputs import _damage, _encoded
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -87,3 +89,25 @@ def test_fuzzed_iterables_of_changes(translator: Translator, face: np.ndarray, p
     got = translator.translate_batch(faces, wrapped, original=ORIGINAL)
     for image, change, out in zip(faces, picks, got):
         np.testing.assert_array_equal(out, translator.translate(image, change, original=ORIGINAL))
+
+
+@FUZZ
+@given(fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"]),
+       size=st.tuples(st.integers(1, 48), st.integers(1, 48)), how=st.sampled_from(["truncate", "flip", "insert"]),
+       at=st.floats(0.2, 1), byte=st.integers(0, 255), seed=st.integers(0, 9))
+def test_fuzzed_lazily_opened_files(translator: Translator, tmp_path_factory: pytest.TempPathFactory, fmt: str,
+                                    size: tuple[int, int], how: str, at: float, byte: int, seed: int) -> None:
+    """`Image.open` reads only the header; whatever the pixel data hides, translate() edits the image or raises
+    one ImageInputError, never PIL's own OSError."""
+    path = tmp_path_factory.mktemp("lazy") / f"x.{fmt.lower()}"
+    path.write_bytes(_damage(_encoded(fmt, size, seed), how, at, byte))
+    try:
+        image = Image.open(path)
+    except Exception:  # noqa: BLE001  PIL refuses the header itself: nothing reached the SDK
+        return
+    try:
+        out = translator.translate(image, Male=0, original=ORIGINAL)
+    except ImageInputError as e:
+        assert "\n" not in str(e)
+        return
+    assert out.size == image.size
