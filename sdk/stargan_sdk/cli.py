@@ -29,7 +29,7 @@ from stargan_sdk.cli_ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.figure import MAX_TILE, figure_row
 from stargan_sdk.files import overwritten_input
-from stargan_sdk.framing import AutoFraming, shape_name
+from stargan_sdk.framing import Framing, shape_name
 from stargan_sdk.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
 from stargan_sdk.manifest import verify_artifact
 from stargan_sdk.translator import Translator
@@ -120,7 +120,7 @@ class FileError(StarGANError):
 
 
 def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
-          mode: str, framing: AutoFraming, src: Path) -> Image.Image:
+          mode: str, framing: Framing, src: Path) -> Image.Image:
     """--crop centre-crops and edits whole; --photo always finds faces; `auto` applies the framing rule of
     stargan_sdk.framing (the web page's too) and says on stderr when it edits a whole image without a face."""
     if mode == "crop":
@@ -228,9 +228,8 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
     done: list[str] = []
     failed: dict[str, str] = {}
-    missing = "without a face detector, images of an aligned shape are edited whole and others need --crop"
-    framing = AutoFraming(t.image_size, max_pixels=int(max_megapixels * 1e6),
-                          on_missing=lambda reason: _note(f"{reason}; {missing}"))
+    framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
+                      max_pixels=int(max_megapixels * 1e6))
     with Progress(console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(pairs))
         for src, dst in pairs:

@@ -1,6 +1,6 @@
 """The `auto` framing rule, one for `stargan translate` and the web page: edit an image whole, or find its faces.
 
-Usage: choice = AutoFraming(model_size=64).choose(image)  # choice.whole, choice.faces, choice.why
+Usage: choice = Framing(model_size=64).choose(image)  # choice.whole, choice.faces, choice.why
 
 The rule, in order (README "Use" and `stargan translate --help` describe it in these words):
 1. A detected face "fills the frame" when the CelebA-style crop around the largest one (the framing the models
@@ -61,23 +61,28 @@ class Choice:
     detector_missing: str = ""
 
 
-class AutoFraming:
+class Framing:
     """Applies the rule image by image; a missing detector is tried once, then remembered.
 
     Args:
-        model_size: the bundle's image size (an image of exactly that square size is an aligned face).
+        note: called once, with one `note: ...` line, when no face detector can be loaded.
         detector: a face detector (default: the photo pipeline's Haar detector).
+        model_size: the bundle's image size (an image of exactly that square size is an aligned face).
         max_pixels: larger images raise ImageInputError before detection.
-        on_missing: called once, with the reason, when no face detector can be loaded.
     """
 
-    def __init__(self, model_size: int, detector: Any = None, max_pixels: int | None = None,
-                 on_missing: Callable[[str], None] | None = None) -> None:
-        self.model_size = model_size
+    def __init__(self, note: Callable[[str], None] | None = None, detector: Any = None, model_size: int = 0,
+                 max_pixels: int | None = None) -> None:
+        self.note = note
         self.detector = detector
+        self.model_size = model_size
         self.max_pixels = max_pixels
-        self.on_missing = on_missing
         self.detector_missing = ""
+
+    def edit_whole(self, image: Image.Image) -> bool:
+        """The rule's two-way answer, for callers that send everything else to the photo pipeline (whose
+        NoFaceFoundError then says that no face was found)."""
+        return self.choose(image).whole
 
     def choose(self, image: Image.Image) -> Choice:
         faces = () if self.detector_missing else self._detect(image)
@@ -100,6 +105,7 @@ class AutoFraming:
             if self.detector is not None and not isinstance(e, BackendUnavailableError):
                 raise  # the caller's own detector failed on this image: that is the caller's error to see
             self.detector_missing = str(e)
-            if self.on_missing is not None:
-                self.on_missing(self.detector_missing)
+            if self.note is not None:
+                self.note(f"note: {e}; without a face detector, images of an aligned shape are edited whole and "
+                          "others need --crop")
             return ()

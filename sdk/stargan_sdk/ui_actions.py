@@ -20,7 +20,7 @@ from PIL import Image
 from stargan_sdk.errors import AttributeValueError, NoFaceFoundError
 from stargan_sdk.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
 from stargan_sdk.face_detect import FaceBox
-from stargan_sdk.framing import AutoFraming, shape_name
+from stargan_sdk.framing import Framing, shape_name
 from stargan_sdk import imaging
 from stargan_sdk.imaging import center_crop
 from stargan_sdk.photo_modes import PhotoCodec
@@ -106,7 +106,7 @@ def choose_whole(image: Image.Image, mode: str, model_size: int) -> tuple[bool, 
         if not faces:
             raise NoFaceFoundError(NO_FACE)
         return False, faces, _found(faces)
-    choice = AutoFraming(model_size).choose(image)
+    choice = Framing(model_size=model_size).choose(image)
     shape = shape_name(image.size, model_size)
     if choice.why == "fills":
         return True, list(choice.faces), "The face fills the frame: editing the whole image as one aligned face."
