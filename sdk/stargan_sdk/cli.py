@@ -151,12 +151,12 @@ def _inputs(src: Path, out: Path, overwrite_inputs: bool) -> list[tuple[Path, Pa
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise UsageError(f"{src} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise UsageError(f"{printable(src)} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         if out.exists() and not out.is_dir():
-            raise UsageError(f"{src} is a folder, so -o must be a folder too; {out} is a file")
+            raise UsageError(f"{printable(src)} is a folder, so -o must be a folder too; {printable(out)} is a file")
         pairs = [(p, out / p.name) for p in files]
     elif not src.is_file():
-        raise UsageError(f"input not found: {src}")
+        raise UsageError(f"input not found: {printable(src)}")
     else:
         pairs = [(src, out / src.name if out.is_dir() else out)]
     if not overwrite_inputs:
@@ -167,10 +167,10 @@ def _inputs(src: Path, out: Path, overwrite_inputs: bool) -> list[tuple[Path, Pa
 def _refuse_overwriting_inputs(src: Path, out: Path, pairs: list[tuple[Path, Path]]) -> None:
     """An output that is an input would be replaced by its own edit: refused before anything is written."""
     if src.is_dir() and out.is_dir() and os.path.samefile(src, out):
-        raise UsageError(f"-o {out} is the input folder; choose another folder, or pass --overwrite-inputs")
+        raise UsageError(f"-o {printable(out)} is the input folder; choose another folder, or pass --overwrite-inputs")
     dst = overwritten_input(pairs)
     if dst is not None:
-        raise UsageError(f"-o {dst} is an input (the same file or a link to one); choose another output, "
+        raise UsageError(f"-o {printable(dst)} is an input (the same file or a link to one); choose another output, "
                          "or pass --overwrite-inputs")
 
 

@@ -155,3 +155,14 @@ def test_crop_accepts_a_jpeg_with_a_garbage_exif_block(bundle: Path, translator:
     assert result.exit_code == 0, result.output
     expected = translator.translate(stored[4:36], Male=0, original=ORIGINAL_DICT)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+
+
+def test_a_newline_in_a_refused_output_name_keeps_the_whole_message(bundle: Path, face: np.ndarray,
+                                                                    tmp_path: Path) -> None:
+    odd = tmp_path / "odd\nname.png"
+    Image.fromarray(face).save(odd, format="PNG")
+    before = odd.read_bytes()
+    result = invoke("translate", odd, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", odd)
+    assert result.exit_code == 2 and odd.read_bytes() == before
+    assert result.stderr.splitlines() == [f"error: -o {tmp_path}/odd\\x0aname.png is an input (the same file or a link "
+                                          "to one); choose another output, or pass --overwrite-inputs"]
