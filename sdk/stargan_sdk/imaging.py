@@ -248,6 +248,9 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
+    if pil.mode in HIGH_DEPTH_MODES and not (fmt == "TIFF" or (fmt == "PNG" and pil.mode != "F")):
+        # 8-bit formats: scaled as on the way in (PIL's own conversion clips 16-bit values to white)
+        pil = Image.fromarray(PhotoCodec(pil).to_rgb()[..., 0])
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")  # JPEG has no alpha
     elif pil.mode == "LA" and fmt in _NO_LA:

@@ -118,3 +118,19 @@ def test_translate_photo_options_are_option_errors(face: np.ndarray) -> None:
     for kwargs in ({"margin": 9.0}, {"feather": 0.9}):
         with pytest.raises(OptionError):
             translate_photo(Same(), face, {}, detector=lambda rgb: [], on_no_face="return", **kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".webp"])
+def test_a_16_bit_result_saved_to_an_8_bit_format_is_scaled_not_clipped(bundle: Path, translator: Translator,
+                                                                        tmp_path: Path, suffix: str) -> None:
+    deep = _grey16(3, 32, 32)
+    deep.save(tmp_path / "deep.png")
+    out = tmp_path / f"out{suffix}"
+    result = CliRunner().invoke(app, ["translate", str(tmp_path / "deep.png"), "-b", str(bundle), "--backend",
+                                      "onnxruntime", "--crop", "--set", "Male=0", *ORIGINAL_ARGS, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    expected = np.rint(np.asarray(translator.translate(deep, Male=0, original=ORIGINAL), np.float32) / 257)
+    written = np.asarray(Image.open(out).convert("L"), np.float32)
+    assert abs(written.mean() - expected.mean()) < 2  # PIL's own I;16 -> L conversion would make it all white
+    if suffix == ".bmp":  # lossless: exactly the 16-bit result scaled to 8 bits
+        np.testing.assert_array_equal(written, expected)
