@@ -23,6 +23,7 @@ from PIL import Image
 
 from stargan_sdk.errors import BackendUnavailableError, FaceDetectorError
 from stargan_sdk.face_detect import FaceBox
+from stargan_sdk.faces import celeba_crop_box, detect_faces
 from stargan_sdk.imaging import MAX_IMAGE_PIXELS
 
 FILL = 0.6
@@ -85,11 +86,10 @@ class Framing:
         return self.choose(image).whole
 
     def choose(self, image: Image.Image) -> Choice:
+        """The rule (module docstring) for one upright image."""
         faces = () if self.detector_missing else self._detect(image)
         if faces:
             largest = max(faces, key=lambda f: f.w * f.h)
-            from stargan_sdk.faces import celeba_crop_box
-
             fills = celeba_crop_box(largest).side >= FILL * min(image.size)
             return Choice(fills, faces, "fills" if fills else "faces")
         if is_aligned_shape(image.size, self.model_size):
@@ -97,9 +97,7 @@ class Framing:
         return Choice(False, (), "no-face", self.detector_missing)
 
     def _detect(self, image: Image.Image) -> tuple[FaceBox, ...]:
-        from stargan_sdk.faces import detect_faces  # OpenCV only when a detection runs
-
-        try:
+        try:  # OpenCV is imported here, by the first detection
             return tuple(detect_faces(image, detector=self.detector, max_pixels=self.max_pixels or MAX_IMAGE_PIXELS))
         except (BackendUnavailableError, FaceDetectorError) as e:
             if self.detector is not None and not isinstance(e, BackendUnavailableError):
