@@ -53,3 +53,7 @@ class BackendOptionError(StarGANError, ValueError):
 
 class ServerError(StarGANError):
     """A Triton server that cannot be reached, does not serve the model, or refused a request."""
+
+
+class OptionError(StarGANError, ValueError):
+    """An SDK call option with a value outside the ones it allows (e.g. on_no_face, margin, feather)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
 from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
-from stargan_sdk.images.imaging import ImageMeta, Normalizer, restore, to_model_rgb
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.images.labels import AttributeSpace
 from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
@@ -46,6 +46,16 @@ def _merge(changes: Changes | None, keyword: dict[str, object]) -> dict[str, obj
     return {**(changes or {}), **keyword}
 
 
+def _listed(items: Any, what: str) -> Any:
+    """A mapping or None as given; any other iterable (a generator too) as a list; anything else refused."""
+    if items is None or isinstance(items, Mapping):
+        return items
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise AttributeValueError(f"{what} must be one dict or an iterable of dicts (one per image), "
+                                  f"got {type(items).__name__}")
+    return items if isinstance(items, Sequence) else list(items)
+
+
 class Translator:
     """An opened bundle plus a loaded backend; use `Translator.load`.
 
@@ -55,6 +65,9 @@ class Translator:
         backend: a loaded backend.
         classifier: the bundle's attribute classifier, if any.
         candidates: availability of each backend considered when choosing (for `stargan info`).
+
+    `max_pixels` (default MAX_IMAGE_PIXELS, the CLI's --max-megapixels too) caps every image given to it:
+    larger ones raise ImageInputError before they are decoded; set it on the instance to change it.
     """
 
     def __init__(self, bundle_dir: str | os.PathLike[str], manifest: Manifest, backend: Backend,
@@ -66,6 +79,7 @@ class Translator:
         self.candidates = dict(candidates or {})
         self.space = AttributeSpace.from_manifest(manifest)
         self.normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
+        self.max_pixels = MAX_IMAGE_PIXELS
         # Backends that are not thread-safe get one lock; ORT sessions and the torch backend need none here.
         self._lock = nullcontext() if getattr(backend, "thread_safe", False) else threading.Lock()
 
@@ -158,7 +172,7 @@ class Translator:
     def estimate(self, image: Any) -> dict[str, int]:
         """The classifier's estimate of an image's current attributes."""
         self._require_open()
-        rgb, _ = to_model_rgb(image, self.image_size)
+        rgb, _ = to_model_rgb(image, self.image_size, self.max_pixels)
         vec = self._originals(self.normalizer.preprocess([rgb]), None)[0]
         return {a: int(vec[self.space.attributes.index(a)]) for a in self.attributes}
 
@@ -180,7 +194,7 @@ class Translator:
         self._require_open()
         if len(images) == 0:
             raise ImageInputError("empty batch: pass at least one image")
-        prepared = [to_model_rgb(im, self.image_size) for im in images]
+        prepared = [to_model_rgb(im, self.image_size, self.max_pixels) for im in images]
         return self.normalizer.preprocess([p[0] for p in prepared]), [p[1] for p in prepared]
 
     def _finish(self, outputs: np.ndarray, metas: Sequence[ImageMeta]) -> list[Any]:
@@ -196,7 +210,8 @@ class Translator:
     def translate_batch(self, images: Sequence[Any] | np.ndarray, changes: Changes | Sequence[Changes] | None = None,
                         *, original: Changes | Sequence[Changes] | None = None) -> list[Any] | np.ndarray:
         """Edit several images in one run. `changes`: one dict for all or a list with one per image;
-        `original` likewise. A uint8 [N, H, W, C] array in gives an array out, a list gives a list."""
+        `original` likewise (any iterable, a generator too). A uint8 [N, H, W, C] array in gives an array
+        out, a list gives a list."""
         stacked = isinstance(images, np.ndarray)
         if not stacked and not isinstance(images, (list, tuple)):
             raise ImageInputError(
@@ -206,6 +221,7 @@ class Translator:
             raise ImageInputError(
                 f"translate_batch takes a list of images or a uint8 [N, H, W, C] array, got shape {images.shape}"
             )
+        changes, original = _listed(changes, "changes"), _listed(original, "original")
         per_image = self._per_image_changes(changes, len(images))
         if original is not None and not isinstance(original, Mapping) and len(original) != len(images):
             raise AttributeValueError(f"{len(original)} originals for {len(images)} images")
@@ -246,7 +262,7 @@ class Translator:
 
         merged = self.space.validate_changes(_merge(changes, keyword_changes))  # fail before detecting faces
         return translate_photo(self, photo, merged, original=original, face_index=face_index,
-                               on_no_face=on_no_face, detector=detector)
+                               on_no_face=on_no_face, detector=detector, max_pixels=self.max_pixels)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -129,8 +129,8 @@ def test_exif_orientation_is_applied_to_pil_images() -> None:
         (np.zeros((16, 16, 2), np.uint8), "HxWx3"),
         (np.zeros((2, 16, 16, 3), np.uint8), "HxWx3"),
         (np.zeros((0, 0, 3), np.uint8), "empty"),
-        (Image.new("I;16", (16, 16)), "mode 'I;16'"),
-        (Image.new("F", (16, 16)), "mode 'F'"),
+        (Image.new("HSV", (16, 16)), "mode 'HSV'"),  # 16-bit and float greyscale are scaled (test_api_edges)
+        (Image.new("LAB", (16, 16)), "mode 'LAB'"),
         ("face.png", "PIL image or a uint8 numpy array"),
     ],
 )

@@ -189,7 +189,12 @@ def test_blond_edit_in_a_real_browser(server: str, browser, tmp_path: Path) -> N
     assert requested_hosts(browser) == {"127.0.0.1"}, "the page asked for something beyond the local server"
 
 
-def test_a_photo_without_a_face_gets_a_message_and_nothing_to_edit(server: str, browser, tmp_path: Path) -> None:
+def visible_errors(driver) -> list[str]:
+    """Every visible red 'Error' badge or toast title on the page."""
+    return [e.text for e in driver.find_elements(By.XPATH, "//*[normalize-space(text())='Error']") if e.is_displayed()]
+
+
+def test_a_photo_without_a_face_gets_one_message_and_edit_says_it_again(server: str, browser, tmp_path: Path) -> None:
     wall = tmp_path / "wall.png"
     Image.new("RGB", (300, 200), (120, 130, 140)).save(wall)
     browser.get(server)
@@ -198,12 +203,16 @@ def test_a_photo_without_a_face_gets_a_message_and_nothing_to_edit(server: str, 
     browser.find_element(By.CSS_SELECTOR, "#input-image input[type=file]").send_keys(str(EXAMPLE))
     wait.until(lambda d: "Estimated" in d.find_element(By.ID, "estimate").text)
     browser.find_element(By.CSS_SELECTOR, "#input-image input[type=file]").send_keys(str(wall))
-    toast = wait.until(lambda d: next((e.text for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")
-                                       if "no face found" in e.text), None))
-    assert "upload a photo with a clear frontal face" in toast
-    browser.find_element(By.ID, "edit-button").click()  # the rejected upload must not leave the face to edit
-    wait.until(lambda d: any("Upload a face or a photo first" in e.text
-                             for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")))
+    wait.until(lambda d: "No face found in the image" in d.find_element(By.ID, "estimate").text)
+    assert "upload a photo with a clear frontal face" in browser.find_element(By.ID, "estimate").text
+    time.sleep(1.0)  # any badge or toast would be up by now
+    assert visible_errors(browser) == []
+    browser.find_element(By.ID, "edit-button").click()  # the shown image: Edit says why it cannot be edited
+    wait.until(lambda d: "No face found in the image" in d.find_element(By.ID, "note").text)
+    time.sleep(1.0)
+    assert visible_errors(browser) == []
+    toasts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")]
+    assert not any("Upload a face or a photo first" in text for text in toasts)
     assert not browser.find_elements(By.CSS_SELECTOR, "#result-image img[src]")
 
 
@@ -213,3 +222,4 @@ def test_the_server_reached_for_nothing_beyond_loopback(server: str, server_log:
     text = server_log.read().decode(errors="replace")
     assert "serving the StarGAN face editor on http://127.0.0.1:" in text
     assert "OUTBOUND" not in text, text
+    assert "Traceback" not in text, text  # messages to the user are not server errors

@@ -24,11 +24,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
+
 from stargan_sdk.cli.ui import UI_HELP, ui
-from stargan_sdk.errors import BackendUnavailableError, StarGANError
+from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.images.figure import MAX_TILE, figure_row
-from stargan_sdk.photo.framing import Framing
-from stargan_sdk.images.imaging import center_crop, save_image, upright
+from stargan_sdk.host.files import overwritten_input
+from stargan_sdk.photo.framing import Framing, shape_name
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.translator import Translator
 
@@ -44,6 +46,8 @@ BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
+MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the CLI refuse the same images
+NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
 OriginalOpt = Annotated[Optional[list[str]], typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
 
@@ -68,8 +72,12 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException, *paths: Path) -> str:
+    """The first line of an error, control characters shown; `paths` (with newlines in their names, say) are
+    made printable first, so a file name never cuts the reason short."""
     text = str(e).strip()
+    for path in paths:
+        text = text.replace(str(path), printable(path))
     return printable(text.splitlines()[0] if text else type(e).__name__)
 
 
@@ -107,36 +115,74 @@ def _open_image(path: Path, max_megapixels: float) -> Image.Image:
     return upright(open_photo(path, max_pixels=int(max_megapixels * 1e6)))
 
 
+class FileError(StarGANError):
+    """One file's error, its reason already in one printable line."""
+
+
 def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
-          mode: str, framing: Framing) -> Image.Image:
-    """--photo always finds faces; --crop centre-crops; `auto` edits an aligned face crop (a face filling
-    the frame) whole and sends anything else to the face pipeline (see stargan_sdk.photo.framing)."""
+          mode: str, framing: Framing, src: Path) -> Image.Image:
+    """--crop centre-crops and edits whole; --photo always finds faces; `auto` applies the framing rule of
+    stargan_sdk.photo.framing (the web page's too) and says on stderr when it edits a whole image without a face."""
     if mode == "crop":
-        image = center_crop(image)
-    if mode == "photo" or (mode == "auto" and not framing.edit_whole(image)):
-        return t.translate_photo(image, changes, original=original)
-    return t.translate(image, changes, original=original)
+        return t.translate(center_crop(image), changes, original=original)
+    if mode == "photo":
+        try:
+            return t.translate_photo(image, changes, original=original)
+        except NoFaceFoundError as e:
+            raise NoFaceFoundError(NO_FACE) from e
+    choice = framing.choose(image)
+    if choice.why == "aligned" and not choice.detector_missing:
+        _note(f"{printable(src)}: no face detected; edited whole as an aligned face "
+              f"({shape_name(image.size, t.image_size)})")
+    if choice.whole:
+        return t.translate(image, changes, original=original)
+    if choice.why == "no-face":
+        raise NoFaceFoundError(NO_FACE if not choice.detector_missing else
+                               "cannot look for faces without a face detector; --crop edits the centre square")
+    faces = list(choice.faces)
+    return t.translate_photo(image, changes, original=original, detector=lambda _rgb: faces)
 
 
-def _inputs(src: Path, out: Path) -> list[tuple[Path, Path]]:
+def _note(line: str) -> None:
+    typer.echo(f"note: {line}", err=True)
+
+
+def _inputs(src: Path, out: Path, overwrite_inputs: bool) -> list[tuple[Path, Path]]:
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise UsageError(f"{src} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise UsageError(f"{printable(src)} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         if out.exists() and not out.is_dir():
-            raise UsageError(f"{src} is a folder, so -o must be a folder too; {out} is a file")
-        return [(p, out / p.name) for p in files]
-    if not src.is_file():
-        raise UsageError(f"input not found: {src}")
-    return [(src, out / src.name if out.is_dir() else out)]
+            raise UsageError(f"{printable(src)} is a folder, so -o must be a folder too; {printable(out)} is a file")
+        pairs = [(p, out / p.name) for p in files]
+    elif not src.is_file():
+        raise UsageError(f"input not found: {printable(src)}")
+    else:
+        pairs = [(src, out / src.name if out.is_dir() else out)]
+    if not overwrite_inputs:
+        _refuse_overwriting_inputs(src, out, pairs)
+    return pairs
+
+
+def _refuse_overwriting_inputs(src: Path, out: Path, pairs: list[tuple[Path, Path]]) -> None:
+    """An output that is an input would be replaced by its own edit: refused before anything is written."""
+    if src.is_dir() and out.is_dir() and os.path.samefile(src, out):
+        raise UsageError(f"-o {printable(out)} is the input folder; choose another folder, or pass --overwrite-inputs")
+    dst = overwritten_input(pairs)
+    if dst is not None:
+        raise UsageError(f"-o {printable(dst)} is an input (the same file or a link to one); choose another output, "
+                         "or pass --overwrite-inputs")
 
 
 TRANSLATE_HELP = (
     "Edit face attributes of an image or a folder of images.\n\n"
-    "An aligned face (the detected face fills the frame, as in CelebA) is edited whole, at its own size: "
-    "non-square images have their centre square edited, as in training. Anything else goes through face "
-    "detection: each face is edited and pasted back into the photo. Without OpenCV, square images are edited "
-    "whole. --crop (centre-crop to a square, then edit whole) or --photo (always detect faces) force one way."
+    "auto (the default) finds faces first. A face that fills the frame (an aligned face, as in CelebA) is edited "
+    "whole, at the image's own size: non-square images have their centre square edited, as in training. Smaller "
+    "faces are edited one by one and blended back into the photo. With no face found, an image of an aligned "
+    "shape (178x218 as CelebA and `stargan-train toyfaces`, 178x178, or the model's own square size) is edited "
+    "whole, with a note on stderr; any other image is an error. --crop (centre-crop to a square, then edit "
+    "whole) or --photo (always detect faces) force one way. An output that is an input is refused unless "
+    "--overwrite-inputs."
 )
 
 
@@ -151,16 +197,19 @@ def translate(
     backend: BackendOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop every image to a square first.")] = False,
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
-    max_megapixels: MaxPixelsOpt = 64.0,
+    overwrite_inputs: Annotated[bool, typer.Option(
+        "--overwrite-inputs", help="Allow -o to be an input (same file or folder, or a link to one).")] = False,
+    max_megapixels: MaxPixelsOpt = MEGAPIXELS,
     as_json: JsonOpt = False,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
-    pairs = _inputs(src, out)
+    pairs = _inputs(src, out, overwrite_inputs)
     with Translator.load(bundle, backend=backend) as t:
         t.space.validate_changes(changes)  # unknown names fail before any image is read
+        t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
         done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, progress=len(pairs) > 1 and not as_json)
     if as_json:
@@ -179,17 +228,22 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
     done: list[str] = []
     failed: dict[str, str] = {}
-    framing = Framing(note=lambda line: typer.echo(line, err=True))
+    framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
+                      max_pixels=int(max_megapixels * 1e6))
     with Progress(console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(pairs))
         for src, dst in pairs:
             try:
-                save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing), dst)
+                image = _open_image(src, max_megapixels)
+                save_image(_edit(t, image, changes, orig, mode, framing, src), dst)
                 done.append(str(dst))
             except (StarGANError, OSError, ValueError) as e:
-                if len(pairs) == 1 or isinstance(e, BackendUnavailableError):
+                if isinstance(e, BackendUnavailableError):
                     raise
-                failed[str(src)] = _one_line(e).removeprefix(f"{printable(src)}: ")  # the path is said once
+                reason = _one_line(e, src, dst)
+                if len(pairs) == 1:
+                    raise FileError(reason) from e
+                failed[str(src)] = reason.removeprefix(f"{printable(src)}: ")  # the path is said once
             bar.advance(task)
     return done, failed
 

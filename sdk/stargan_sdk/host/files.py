@@ -39,3 +39,17 @@ def keep_mode(path: Path, fd: int) -> None:
     except FileNotFoundError:
         return  # a new file: the umask decides
     os.fchmod(fd, mode)
+
+
+def overwritten_input(pairs: list[tuple[Path, Path]]) -> Path | None:
+    """The first output of (input, output) pairs that is an input (the same file, or a hard or symbolic link to
+    one: same device and inode), else None; writing it would replace an input by its own edit."""
+    inputs = {(st.st_dev, st.st_ino) for st in (Path(src).stat() for src, _ in pairs)}
+    for _, dst in pairs:
+        try:
+            st = Path(dst).stat()
+        except OSError:
+            continue  # not there yet (or a dangling link): writing it replaces no input
+        if (st.st_dev, st.st_ino) in inputs:
+            return Path(dst)
+    return None

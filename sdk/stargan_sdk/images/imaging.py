@@ -10,6 +10,10 @@ Conventions (documented in Translator.translate too):
 - A PIL image's EXIF orientation is applied first: the result is upright, as viewers show the input.
 - Transparency is composited on white before the model sees it, and the original alpha is re-attached
   to the result. Greyscale comes back greyscale; palette, 1-bit, CMYK and YCbCr images come back RGB.
+- 16-bit and 32-bit greyscale (I;16, I, F) are scaled to 8 bits as the photo pipeline does, and the edited
+  pixels come back in the image's own mode (`stargan_sdk.images.modes`).
+- Images above MAX_IMAGE_PIXELS are refused from their size, before a lazily opened file is decoded; a
+  truncated or corrupt file raises ImageInputError.
 - uint8 is exact: preprocess followed by postprocess returns the same bytes.
 """
 
@@ -27,6 +31,9 @@ from PIL import Image, ImageOps
 from stargan_sdk.bundle.constants import NORM_MEAN, NORM_STD
 from stargan_sdk.errors import ImageInputError
 from stargan_sdk.host.files import atomic_write
+from stargan_sdk.images.modes import HIGH_DEPTH_MODES, PhotoCodec
+
+MAX_IMAGE_PIXELS = 64_000_000  # one cap for translate(), the photo pipeline and the CLI: 64 MP is 192 MB as RGB
 
 _RETURN_MODE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "PA": "RGBA"}
 _ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
@@ -45,6 +52,7 @@ class ImageMeta:
     shape: tuple[int, ...] = ()  # numpy input shape
     full: np.ndarray | None = None  # uint8 RGB [H, W, 3] of a non-square input, to put the edited square back in
     offset: tuple[int, int] = (0, 0)  # (top, left) of the edited square in `full`
+    deep: tuple[PhotoCodec, np.ndarray] | None = None  # high-bit-depth greyscale: its codec and 8-bit RGB view
 
 
 class Normalizer:
@@ -93,22 +101,50 @@ def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(rgb).astype(np.uint8), rgba[..., 3].copy()
 
 
+def check_pixels(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """ImageInputError for an empty image or one above `max_pixels` (checked from the size, before decoding)."""
+    if width < 1 or height < 1:
+        raise ImageInputError(f"empty image ({width}x{height} pixels)")
+    if width * height > max_pixels:
+        raise ImageInputError(
+            f"image of {width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
+            f"{max_pixels / 1e6:.0f} (decompression bomb?); downscale it or raise max_pixels"
+        )
+
+
 def upright(image: Image.Image) -> Image.Image:
-    """The image turned as its EXIF orientation tag says (the image itself when it needs no turn)."""
+    """The image turned as its EXIF orientation tag says (the image itself when it needs no turn).
+
+    An EXIF block that cannot be parsed has no orientation to apply: the image is used as stored, as
+    viewers show it.
+    """
     try:
-        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
-            return image
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001  PIL's EXIF parser raises many types on a malformed block
+        return image
+    if orientation == 1:
+        return image
+    try:
         return ImageOps.exif_transpose(image)
     except Exception as e:  # noqa: BLE001  PIL's EXIF parser raises many types on a malformed block
         raise ImageInputError(f"cannot read or apply the image's EXIF orientation: {e}") from e
 
 
+def _decoded(image: Image.Image, max_pixels: int) -> Image.Image:
+    """The image decoded and upright; a lazily opened file is sized before its pixels are read."""
+    check_pixels(image.width, image.height, max_pixels)
+    try:
+        image.load()
+    except Exception as e:  # noqa: BLE001  PIL's decoders raise many types (OSError: truncated) on bad data
+        raise ImageInputError(f"truncated or corrupt image ({type(e).__name__}: {e})") from e
+    return upright(image)
+
+
 def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, str, np.ndarray | None]:
-    image = upright(image)
     if image.mode not in _ACCEPTED_MODES:
         raise ImageInputError(
-            f"PIL images of mode {image.mode!r} are not supported (8-bit modes only: {', '.join(_ACCEPTED_MODES)}); "
-            f"convert first, e.g. image.convert('RGB')"
+            f"PIL images of mode {image.mode!r} are not supported (modes: {', '.join(_ACCEPTED_MODES)} and "
+            f"greyscale {', '.join(sorted(HIGH_DEPTH_MODES))}); convert first, e.g. image.convert('RGB')"
         )
     mode = _RETURN_MODE.get(image.mode, "RGB")
     has_alpha = image.mode in ("LA", "PA", "RGBA") or (image.mode == "P" and "transparency" in image.info)
@@ -135,10 +171,17 @@ def _numpy_to_rgb(array: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None
     raise ImageInputError(f"numpy images must be HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA), got shape {array.shape}")
 
 
-def to_model_rgb(image: Any, image_size: int) -> tuple[np.ndarray, ImageMeta]:
+def to_model_rgb(image: Any, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, ImageMeta]:
     """uint8 RGB [image_size, image_size, 3] for the model, and how to give the result back."""
+    deep = None
     if isinstance(image, Image.Image):
-        rgb, mode, alpha = _pil_to_rgb(image)
+        image = _decoded(image, max_pixels)
+        if image.mode in HIGH_DEPTH_MODES:  # as the photo path: scaled to 8 bits, edited pixels scaled back
+            codec = PhotoCodec(image)
+            rgb, mode, alpha = codec.to_rgb(), codec.mode, None
+            deep = (codec, rgb)
+        else:
+            rgb, mode, alpha = _pil_to_rgb(image)
         kind, shape = "pil", ()
     elif isinstance(image, np.ndarray):
         rgb, mode, alpha = _numpy_to_rgb(image)
@@ -148,6 +191,7 @@ def to_model_rgb(image: Any, image_size: int) -> tuple[np.ndarray, ImageMeta]:
     h, w = rgb.shape[:2]
     if h == 0 or w == 0:
         raise ImageInputError(f"image is empty ({w}x{h})")
+    check_pixels(w, h, max_pixels)
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     full = np.ascontiguousarray(rgb) if h != w else None
@@ -155,7 +199,7 @@ def to_model_rgb(image: Any, image_size: int) -> tuple[np.ndarray, ImageMeta]:
     if side != image_size:
         square = np.asarray(Image.fromarray(np.ascontiguousarray(square)).resize((image_size, image_size),
                                                                                   Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left))
+    return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left), deep)
 
 
 def restore(rgb: np.ndarray, meta: ImageMeta) -> Any:
@@ -167,6 +211,9 @@ def restore(rgb: np.ndarray, meta: ImageMeta) -> Any:
         whole = meta.full.copy()
         whole[top : top + meta.size, left : left + meta.size] = rgb
         rgb = whole
+    if meta.deep is not None:
+        codec, source = meta.deep
+        return codec.encode(source, rgb, [(0, 0, rgb.shape[1], rgb.shape[0])])
     if meta.mode in ("L", "LA"):
         channels = [np.asarray(Image.fromarray(rgb).convert("L"))]
     else:
@@ -201,6 +248,9 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
+    if pil.mode in HIGH_DEPTH_MODES and not (fmt == "TIFF" or (fmt == "PNG" and pil.mode != "F")):
+        # 8-bit formats: scaled as on the way in (PIL's own conversion clips 16-bit values to white)
+        pil = Image.fromarray(PhotoCodec(pil).to_rgb()[..., 0])
     if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
         pil = pil.convert("RGB")  # JPEG has no alpha
     elif pil.mode == "LA" and fmt in _NO_LA:

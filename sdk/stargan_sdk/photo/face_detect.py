@@ -19,6 +19,7 @@ import numpy as np
 from stargan_sdk.errors import BackendUnavailableError, FaceDetectorError, StarGANError
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+MAX_BOX_FACTOR = 2  # a face box may reach past the border (a cut-off face), never be twice the photo's longer side
 
 
 class FaceBox(NamedTuple):
@@ -185,7 +186,8 @@ def _rows(raw: Any) -> list[Any]:
 def _checked_box(row: Any, width: int, height: int) -> FaceBox | None:
     """The box in whole pixels, None when it lies entirely outside the photo.
 
-    A box reaching past the border is kept as it is (not clipped): clipping would move the face centre.
+    A box reaching past the border is kept as it is (not clipped): clipping would move the face centre. A box
+    more than MAX_BOX_FACTOR times the photo's longer side raises FaceDetectorError.
     """
     try:
         x, y, w, h = (float(v) for v in row)
@@ -193,6 +195,11 @@ def _checked_box(row: Any, width: int, height: int) -> FaceBox | None:
         raise FaceDetectorError(f"a detector box must be 4 numbers (x, y, w, h), got {row!r}") from e
     if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
         raise FaceDetectorError(f"a detector box needs finite values and w, h > 0, got {row!r}")
+    if max(w, h) > MAX_BOX_FACTOR * max(width, height):  # the crop around it would need terabytes
+        raise FaceDetectorError(
+            f"a detector box of {w:g}x{h:g} pixels is more than {MAX_BOX_FACTOR}x the {width}x{height} photo; "
+            f"boxes are (x, y, w, h) in pixels of the array given to the detector"
+        )
     box = FaceBox(round(x), round(y), max(1, round(w)), max(1, round(h)))
     if box.x >= width or box.y >= height or box.x + box.w <= 0 or box.y + box.h <= 0:
         return None

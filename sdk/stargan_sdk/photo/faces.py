@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stargan_sdk.errors import ImageInputError, NoFaceFoundError
+from stargan_sdk.errors import ImageInputError, NoFaceFoundError, OptionError
 from stargan_sdk.photo.face_detect import Detector, FaceBox, HaarDetector, run_detector
-from stargan_sdk.images.imaging import upright
-from stargan_sdk.photo.modes import PhotoCodec
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, check_pixels, upright
+from stargan_sdk.images.modes import PhotoCodec
 
-MAX_PHOTO_PIXELS = 64_000_000  # a 64-megapixel photo is already 192 MB as RGB; larger is a bomb or a scan
+MAX_PHOTO_PIXELS = MAX_IMAGE_PIXELS  # the same cap as translate() and the CLI
 CELEBA_MARGIN = 0.45  # crop side = (1 + 2 * margin) * box side
 CELEBA_SHIFT = 0.14  # crop centre sits this many box heights above the box centre
 DEFAULT_FEATHER = 0.15  # the blend ramps from 0 to 1 over this fraction of the crop side
@@ -59,7 +59,7 @@ def open_photo(path: str | Path, *, max_pixels: int = MAX_PHOTO_PIXELS) -> Image
     except Exception as e:  # noqa: BLE001  a plugin may fail on a malformed header with any type
         raise ImageInputError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
     try:
-        _check_size(image.width, image.height, max_pixels)  # from the header, before any pixel is decoded
+        check_pixels(image.width, image.height, max_pixels)  # from the header, before any pixel is decoded
         image.load()
     except ImageInputError:
         image.close()
@@ -167,12 +167,12 @@ def translate_photo(
 
 
 def _check_options(on_no_face: str, margin: float, feather: float) -> None:
-    if on_no_face not in NO_FACE_ACTIONS:
-        raise ValueError(f"on_no_face must be one of {NO_FACE_ACTIONS}, got {on_no_face!r}")
+    if not isinstance(on_no_face, str) or on_no_face not in NO_FACE_ACTIONS:
+        raise OptionError(f"on_no_face must be one of {', '.join(map(repr, NO_FACE_ACTIONS))}, got {on_no_face!r}")
     if not 0.0 <= margin <= 4.0:
-        raise ValueError(f"margin must be in [0, 4] (a fraction of the face box), got {margin}")
+        raise OptionError(f"margin must be in [0, 4] (a fraction of the face box), got {margin}")
     if not 0.0 <= feather <= 0.5:
-        raise ValueError(f"feather must be in [0, 0.5] (a fraction of the crop side), got {feather}")
+        raise OptionError(f"feather must be in [0, 0.5] (a fraction of the crop side), got {feather}")
 
 
 def _model_size(translator: Any) -> int:
@@ -180,16 +180,6 @@ def _model_size(translator: Any) -> int:
     if not isinstance(size, int) or size < 1 or not callable(getattr(translator, "translate", None)):
         raise TypeError("translator needs an int `image_size` and a `translate(image, changes, original=)` method")
     return size
-
-
-def _check_size(width: int, height: int, max_pixels: int) -> None:
-    if width < 1 or height < 1:
-        raise ImageInputError(f"empty photo ({width}x{height} pixels)")
-    if width * height > max_pixels:
-        raise ImageInputError(
-            f"photo of {width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
-            f"{max_pixels / 1e6:.0f} (decompression bomb?); downscale it or raise max_pixels"
-        )
 
 
 def _decode(photo: Any, max_pixels: int) -> tuple[PhotoCodec, tuple[int, ...] | None]:
@@ -201,12 +191,12 @@ def _decode(photo: Any, max_pixels: int) -> tuple[PhotoCodec, tuple[int, ...] | 
                 "a numpy photo must be uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
                 f"got {photo.dtype} {photo.shape}"
             )
-        _check_size(photo.shape[1], photo.shape[0], max_pixels)
+        check_pixels(photo.shape[1], photo.shape[0], max_pixels)
         squeezed = photo[:, :, 0] if photo.ndim == 3 and photo.shape[2] == 1 else photo
         return PhotoCodec(Image.fromarray(np.ascontiguousarray(squeezed))), photo.shape
     if not isinstance(photo, Image.Image):
         raise ImageInputError(f"a photo must be a PIL image or a uint8 numpy array, got {type(photo).__name__}")
-    _check_size(photo.width, photo.height, max_pixels)
+    check_pixels(photo.width, photo.height, max_pixels)
     return PhotoCodec(upright(photo)), None
 
 

@@ -10,29 +10,24 @@ local `Translator` and a remote client are interchangeable. Errors are `stargan_
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from stargan_sdk.errors import (
-    AttributeValueError,
-    BackendUnavailableError,
-    FaceDetectorError,
-    ImageInputError,
-    NoFaceFoundError,
-)
+from stargan_sdk.errors import AttributeValueError, NoFaceFoundError
 from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
 from stargan_sdk.photo.face_detect import FaceBox
+from stargan_sdk.photo.framing import Framing, shape_name
+from stargan_sdk.images import imaging
 from stargan_sdk.images.imaging import center_crop
-from stargan_sdk.photo.modes import PhotoCodec
+from stargan_sdk.images.modes import PhotoCodec
 
 MODES = ("auto", "whole", "faces")
-# A square image whose face crop is at least this share of its side is an aligned face crop (CelebA's are
-# about 1.0); a smaller face means a square photo, which goes through the photo pipeline.
-FILLS_FRAME = 0.6
+NO_FACE = ("no face found in the image: upload a photo with a clear frontal face, or choose 'whole image' to edit "
+           "it as one aligned face")
 HAIR_NONE = "none of these"
 
 
@@ -82,11 +77,7 @@ def controls_for(translator: Any) -> Controls:
 
 def open_upload(path: str | os.PathLike[str]) -> Image.Image:
     """The uploaded file as an upright RGB image; bombs, non-images and corrupt files raise ImageInputError."""
-    photo = open_photo(path)
-    try:
-        upright = ImageOps.exif_transpose(photo)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageInputError(f"cannot apply the image's EXIF orientation: {e}") from e
+    upright = imaging.upright(open_photo(path))  # as the CLI: an unparseable EXIF block means no turn
     if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
         white = Image.new("RGBA", upright.size, "white")
         return Image.alpha_composite(white, upright.convert("RGBA")).convert("RGB")
@@ -98,7 +89,7 @@ def prepare(translator: Any, path: str | os.PathLike[str], mode: str = "auto") -
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     image = open_upload(path)
-    whole, faces, note = choose_whole(image, mode)
+    whole, faces, note = choose_whole(image, mode, translator.image_size)
     if whole and image.width != image.height:
         image = center_crop(image)
         note = f"{note[:-1]}, centre-cropped to {image.width}x{image.height}."
@@ -106,30 +97,32 @@ def prepare(translator: Any, path: str | os.PathLike[str], mode: str = "auto") -
     return Prepared(image, whole, face, faces, note, estimate_or_none(translator, face))
 
 
-def choose_whole(image: Image.Image, mode: str) -> tuple[bool, list[FaceBox], str]:
-    """(edit whole?, faces found, note). `auto`: a square image is edited whole when its face fills the
-    frame or no face is found (an aligned crop the detector misses); otherwise the faces are edited."""
+def choose_whole(image: Image.Image, mode: str, model_size: int) -> tuple[bool, list[FaceBox], str]:
+    """(edit whole?, faces found, note). `auto` is the CLI's rule, `stargan_sdk.photo.framing`; `faces` needs a face."""
     if mode == "whole":
         return True, [], "Editing the whole image as one aligned face."
-    square = image.width == image.height
-    try:
-        faces = detect_faces(image)
-    except (BackendUnavailableError, FaceDetectorError) as e:
-        if mode == "faces" or not square:
-            raise
-        return True, [], f"Editing the whole image as one aligned face (no face detector here: {e})."
-    if not faces and (mode == "faces" or not square):
-        raise NoFaceFoundError(
-            "no face found in the image: upload a photo with a clear frontal face, or a square face crop "
-            "and choose 'whole image'"
-        )
-    if mode == "auto" and square:
+    if mode == "faces":
+        faces = detect_faces(image)  # a missing detector is an error here: this mode is face detection
         if not faces:
-            return True, [], "No face detected: editing the whole square image as one aligned face."
-        if max(celeba_crop_box(f).side for f in faces) >= FILLS_FRAME * image.width:
-            return True, faces, "The face fills the frame: editing the whole image."
-    found = f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
-    return False, faces, f"Found {found}: each is edited and blended back into the photo."
+            raise NoFaceFoundError(NO_FACE)
+        return False, faces, _found(faces)
+    choice = Framing(model_size=model_size).choose(image)
+    shape = shape_name(image.size, model_size)
+    if choice.why == "fills":
+        return True, list(choice.faces), "The face fills the frame: editing the whole image as one aligned face."
+    if choice.why == "aligned":
+        why = f"No face detector here ({choice.detector_missing})" if choice.detector_missing else "No face detected"
+        return True, [], f"{why}; the image is {shape}, so it is edited whole as one aligned face."
+    if choice.why == "no-face" and choice.detector_missing:
+        raise NoFaceFoundError(f"no face detector here ({choice.detector_missing}); choose 'whole image' to edit "
+                               "it as one aligned face")
+    if choice.why == "no-face":
+        raise NoFaceFoundError(NO_FACE)
+    return False, list(choice.faces), _found(choice.faces)
+
+
+def _found(faces: Sequence[FaceBox]) -> str:
+    return f"Found {len(faces)} face{'s' if len(faces) != 1 else ''}: each is edited and blended back into the photo."
 
 
 def face_crop(image: Image.Image, box: FaceBox) -> Image.Image:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
-from stargan_sdk.errors import StarGANError  # noqa: E402
+from stargan_sdk.errors import NoFaceFoundError, StarGANError  # noqa: E402
 from stargan_sdk.ui.actions import (  # noqa: E402
     HAIR_NONE,
     Controls,
@@ -33,7 +35,7 @@ from stargan_sdk.ui.actions import (  # noqa: E402
     prepare,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example-face.png"  # present in a clone, not a wheel
+EXAMPLE = Path(str(files("stargan_sdk.ui") / "assets" / "example-face.png"))  # package data: in a wheel too
 MODE_CHOICES = [("auto", "auto"), ("whole image (an aligned face)", "whole"), ("find faces in a photo", "faces")]
 MAX_UPLOAD = "64mb"
 
@@ -51,16 +53,24 @@ def upload_image(**kwargs: Any) -> gr.Image:
         try:
             return inner(payload)
         except Image.DecompressionBombError as e:
-            raise gr.Error(f"refused as a decompression bomb: {e}") from e
+            raise gr.Error(f"refused as a decompression bomb: {e}", print_exception=False) from e
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise gr.Error(f"not a readable image: {str(e).splitlines()[0]}") from e
+            raise gr.Error(f"not a readable image: {str(e).splitlines()[0]}", print_exception=False) from e
 
     image.preprocess = preprocess  # type: ignore[method-assign]
     return image
 
 
 def _message(e: BaseException) -> gr.Error:
-    return gr.Error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    """A message for the user: shown on the page, never logged with a traceback on the server."""
+    return gr.Error(str(e).splitlines()[0] if str(e) else type(e).__name__, print_exception=False)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An upload the page shows but cannot edit as it stands (no face found): Edit repeats why."""
+
+    message: str
 
 
 class Page:
@@ -88,6 +98,11 @@ class Page:
                     None, None, gr.update(value=None, visible=False), ""]
         try:
             prepared = prepare(self.translator, path, mode)
+        except NoFaceFoundError as e:  # said once, beside the image; no error badge, no traceback
+            text = str(e)
+            refused = Refused(f"{text[:1].upper()}{text[1:]}.")
+            return [refused, refused.message, gr.update(), None, *[False] * n, "keep", *[False] * n, None, None,
+                    gr.update(value=None, visible=False), ""]
         except (StarGANError, OSError, ValueError) as e:
             raise _message(e) from e
         est = prepared.estimate
@@ -104,7 +119,9 @@ class Page:
     def on_edit(self, prepared: Prepared | None, *values: Any) -> list[Any]:
         """Run the edit: values are the target choice and toggles, then the 'input shows' choice and toggles."""
         if prepared is None:
-            raise gr.Error("Upload a face or a photo first.")
+            raise gr.Error("Upload a face or a photo first.", print_exception=False)
+        if isinstance(prepared, Refused):  # the shown image has no face to edit in this mode
+            return [None, [], gr.update(value=None, visible=False), prepared.message]
         n = len(self.controls.toggles)
         target_hair, targets = values[0], dict(zip(self.controls.toggles, values[1 : 1 + n]))
         shown_hair, shown = values[1 + n], dict(zip(self.controls.toggles, values[2 + n : 2 + 2 * n]))

@@ -15,7 +15,7 @@ from stargan_sdk.errors import ImageInputError
 
 # Modes that survive RGB -> mode conversion well enough to be returned as they came.
 _ROUND_TRIP = {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "HSV"}
-_HIGH_DEPTH = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})  # greyscale above 8 bits
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as PIL's RGB -> L
 
 
@@ -100,7 +100,7 @@ def _output_base(image: Image.Image) -> Image.Image:
         return image.convert("RGBA")
     if mode == "P" and image.palette is not None and image.palette.mode != "RGB":
         return image.convert("RGBA" if "A" in image.palette.mode else "RGB")
-    if mode in _ROUND_TRIP or mode in _HIGH_DEPTH:
+    if mode in _ROUND_TRIP or mode in HIGH_DEPTH_MODES:
         return image
     try:
         return image.convert("RGBA" if "A" in image.getbands() else "RGB")
@@ -115,7 +115,7 @@ def _grey_scale(image: Image.Image) -> float:
     above 255 are read as 16-bit and smaller ones as 8-bit.
     """
     mode = image.mode
-    if mode not in _HIGH_DEPTH:
+    if mode not in HIGH_DEPTH_MODES:
         return 0.0
     if mode.startswith("I;16"):
         return 257.0
