@@ -5,7 +5,7 @@ Usage: stargan serve models/toyfaces-64 --http-port 8000 --grpc-port 8001 --metr
 The bundle is loaded once here (so a bad bundle fails in one line before any server starts), written as a
 python-backend repository into a private workspace (the bundle linked, not copied) and served by the
 tritonserver binary from the nvidia-pytriton wheel. SIGINT and SIGTERM stop it gracefully: no process,
-shared-memory segment or workspace is left.
+shared-memory segment or workspace is left; what a SIGKILLed one left is removed on the next start.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stargan_sdk.errors import StarGANError
+from stargan_sdk.serve_leftovers import clean_leftovers, owned_prefix
 from stargan_sdk.translator import Translator
 from stargan_sdk.triton_config import DEFAULT_QUEUE_DELAY_US
 from stargan_sdk.triton_repo import write_python_repository
@@ -84,6 +85,9 @@ def serve(
         raise StarGANError(f"--threads must be >= 0 (0: automatic), got {threads}")
     for flag, port in ports.items():
         check_port_free(host, port, flag)
+    removed = clean_leftovers(workdir or tempfile.gettempdir())  # of a serve that was SIGKILLed
+    if removed:
+        typer.echo(f"removed {len(removed)} folder(s)/segment(s) left by a killed stargan serve", err=True)
     with Translator.load(bundle, backend=backend) as t:  # a bad bundle fails here, in one line
         summary = f"{bundle} ({t.backend_name}, {t.image_size} px: {', '.join(t.attributes)})"
     handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -110,7 +114,7 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
 def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int, queue_delay: int,
          instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
     with signals_held():  # created and recorded in one piece: a Ctrl-C now cannot leak the folder
-        repo_dir = tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir)
+        repo_dir = tempfile.TemporaryDirectory(prefix=owned_prefix("stargan-repo-"), dir=workdir)
     with repo_dir as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
                                 queue_delay_us=queue_delay, threads=threads, link_bundle=True)

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stargan_sdk.errors import StarGANError
+from stargan_sdk.serve_leftovers import owned_prefix
 
 SHM_DIR = Path("/dev/shm")
 
@@ -194,7 +195,7 @@ class TritonServer:
 
     def _prepare_workspace(self, dist: Path) -> Path:
         """backends/python with the wheel's backend library, utils and this Python's stub."""
-        self.workspace = Path(tempfile.mkdtemp(prefix="stargan-serve-", dir=self.workdir))
+        self.workspace = Path(tempfile.mkdtemp(prefix=owned_prefix("stargan-serve-"), dir=self.workdir))
         python = self.workspace / "backends" / "python"
         python.mkdir(parents=True)
         for item in (dist / "backends" / "python").iterdir():
