@@ -80,6 +80,7 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
                             queue_delay_us=queue_delay_us)
         configs.append((spec.name, _optional_original(text) if role == "edit" else text))
     files = [verify_artifact(bundle, a) for a in manifest.artifacts]  # damaged bundles fail before writing
+    files += [bundle / name for a in manifest.artifacts for name in (a.external_data or {})]  # ONNX external data
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise StarGANError(f"output path {out} is a file; give a folder for the model repository")
