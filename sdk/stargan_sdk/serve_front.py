@@ -173,7 +173,7 @@ class HttpFront:
                 raise _Refused(501, "only chunked Transfer-Encoding is supported")
             return await self._read_chunked(reader)
         length = headers.get("content-length", "0")
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise _Refused(400, "Content-Length must be a number")
         if int(length) > self.max_body:
             raise _Refused(413, f"the body is {length} bytes; this server accepts at most {self.max_body}")

@@ -93,7 +93,7 @@ class Guard:
 
     def _infer(self, model: ModelLimits, headers: dict[str, str], body: bytes) -> Refusal | None:
         size = headers.get("inference-header-content-length")
-        if size is not None and not (size.isdigit() and int(size) <= len(body)):
+        if size is not None and not (size.isascii() and size.isdigit() and int(size) <= len(body)):
             return 400, f"Inference-Header-Content-Length {size[:20]!r} is not a length within the body"
         header_len = int(size) if size is not None else len(body)
         request, error = _load(body[:header_len])
