@@ -43,7 +43,8 @@ class _Conn:
 
 
 class HttpFront:
-    """See the module docstring. `counts` tells forwarded, refused and upstream-failed requests apart."""
+    """See the module docstring. `counts`: requests forwarded, refused (4xx), unavailable (5xx from here) and
+    upstream_failed (tritonserver unreachable or gone mid-request)."""
 
     def __init__(self, host: str, port: int, upstream: tuple[str, int], guard: Guard | None = None,
                  max_body: int = 128 << 20) -> None:
@@ -124,10 +125,10 @@ class HttpFront:
                 raise _Refused(503, "the server is starting; retry", close=not keep)
             refusal = self.guard.check(method, target, headers, raw[1])
             if refusal:
-                self.counts["refused"] += 1
                 raise _Refused(*refusal, close=not keep)
             status, reply_headers, body = await self._forward(conn, method, target, raw)
         except _Refused as e:
+            self.counts["refused" if e.status < 500 else "unavailable"] += 1
             await self._reply(conn.writer, e.status, [("Content-Type", "application/json")],
                               json.dumps({"error": str(e)}).encode(), close=e.close or self._draining)
             if e.close:

@@ -123,6 +123,10 @@ class ServeStack:
         cut = self.front.drain(max(drain, IDLE_GRACE)) if drain else 0
         self.server.stop()
         self.front.stop()
+        counts = self.front.counts
+        if counts:
+            self.log(f"HTTP: {counts['forwarded']} forwarded, {counts['refused']} refused, {counts['unavailable']} "
+                     f"unavailable, {cut} cut at the drain's end; {len(self.restarts)} tritonserver restart(s)")
         return cut
 
     def __enter__(self) -> "ServeStack":
