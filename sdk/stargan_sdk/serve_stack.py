@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -109,12 +110,13 @@ class ServeStack:
             status = self.server.wait()
             now = time.monotonic()
             recent = [t for t in self.restarts if now - t < RESTART_WINDOW_S]
-            reason = f"tritonserver stopped unexpectedly (status {status}): {self.server.last_error()}"
+            cause = f"killed by {signal.Signals(-status).name}" if status < 0 else self.server.last_error()
+            reason = f"tritonserver stopped unexpectedly (status {status}): {cause}"
             if len(recent) >= MAX_RESTARTS:
                 raise ServeError(f"{reason}; it died {len(recent) + 1} times in {RESTART_WINDOW_S:.0f} s, giving up")
             self.restarts.append(now)
             self.log(f"{reason}; restarting (restart {len(self.restarts)})")
-            self.server.stop()  # what is left of the dead one: its stubs, shared memory, workspace
+            self.server.stop(grace=0)  # what is left of the dead one: its stubs, shared memory, workspace
             self.server.start(timeout)
             self.log(f"tritonserver restarted in {time.monotonic() - now:.1f} s (restart {len(self.restarts)})")
 

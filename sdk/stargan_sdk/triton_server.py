@@ -281,9 +281,10 @@ class TritonServer:
             time.sleep(poll)
         return self.process.returncode if self.process else 0
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S, grace: float = 5.0) -> None:
         """SIGTERM (graceful: in-flight requests finish, stubs exit), SIGKILL to the group if it hangs;
-        then remove any shared-memory segment of ours that survived, and the workspace."""
+        then remove any shared-memory segment of ours that survived, and the workspace. `grace`: how long
+        the python stubs left behind get after SIGTERM (0 after a crash: nothing to finish gracefully)."""
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.terminate()
@@ -292,7 +293,7 @@ class TritonServer:
                 except subprocess.TimeoutExpired:
                     _signal_group(self.process.pid, signal.SIGKILL)
                     self.process.wait()
-            _end_group(self.process.pid)
+            _end_group(self.process.pid, grace)
         for segment in SHM_DIR.glob(f"{self.shm_prefix}*") if SHM_DIR.is_dir() else ():
             segment.unlink(missing_ok=True)
         if self.workspace is not None:

@@ -162,10 +162,10 @@ def test_supervisor_gives_up_after_too_many_deaths(tmp_path) -> None:
         restarts = 0
 
         def wait(self) -> int:
-            return -11
+            return 3
 
-        def stop(self) -> None:
-            pass
+        def stop(self, grace: float) -> None:
+            assert grace == 0
 
         def start(self, timeout: float) -> None:
             Dying.restarts += 1
@@ -177,8 +177,8 @@ def test_supervisor_gives_up_after_too_many_deaths(tmp_path) -> None:
     http, grpc, metrics = free_ports(3)
     stack = serve_stack.ServeStack(tmp_path, http_port=http, grpc_port=grpc, metrics_port=metrics, log=lines.append)
     stack.server = Dying()
-    with pytest.raises(ServeError, match=r"status -11\): Segmentation fault; it died 6 times in 60 s, giving up"):
+    with pytest.raises(ServeError, match=r"status 3\): Segmentation fault; it died 6 times in 60 s, giving up"):
         stack.run()
     assert Dying.restarts == serve_stack.MAX_RESTARTS == len(stack.restarts)
-    assert lines[0] == "tritonserver stopped unexpectedly (status -11): Segmentation fault; restarting (restart 1)"
+    assert lines[0] == "tritonserver stopped unexpectedly (status 3): Segmentation fault; restarting (restart 1)"
     assert lines[1].startswith("tritonserver restarted in ") and lines[1].endswith("(restart 1)")
