@@ -169,16 +169,19 @@ class HttpFront:
         return parts[0], parts[1], parts[2], headers, (kept, body)
 
     async def _read_body(self, headers: dict[str, str], reader: asyncio.StreamReader, conn: _Conn) -> bytes:
+        expects = headers.get("expect", "").lower() == "100-continue"
         if "transfer-encoding" in headers:
             if headers["transfer-encoding"].lower() != "chunked":
                 raise _Refused(501, "only chunked Transfer-Encoding is supported")
+            if expects:
+                conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await self._read_chunked(reader)
         length = headers.get("content-length", "0")
         if not (length.isascii() and length.isdigit()):
             raise _Refused(400, "Content-Length must be a number")
         if int(length) > self.max_body:
             raise _Refused(413, f"the body is {length} bytes; this server accepts at most {self.max_body}")
-        if headers.get("expect", "").lower() == "100-continue" and int(length):
+        if expects and int(length):
             conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return await reader.readexactly(int(length))
 
