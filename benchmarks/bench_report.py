@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench_runners import BASELINE, ORT_RAW, TRT_RAW
+from bench_runner_base import BASELINE, ORT_RAW, TRT_RAW
 from bench_timing import gflop_per_image
-from stargan_sdk.files import atomic_write
+from stargan_sdk.host.files import atomic_write
 
 
 def device_name(device: str) -> str:

@@ -9,52 +9,19 @@ outputs, so GPU runners include their host<->device transfers, like an applicati
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-BASELINE = "torch-eager-fp32"
-BASELINE_STRICT = "torch-eager-fp32-notf32"  # the same with cuDNN's TF32 off: IEEE FP32 convolutions
-ORT_RAW = "ort-raw"
-TRT_RAW = "trt-raw"
-
-
-@dataclass
-class Runner:
-    name: str
-    run: Callable[[], Any] = lambda: None
-    prepare: Callable[[int], None] = lambda batch: None
-    close: Callable[[], None] = lambda: None
-    info: dict[str, Any] = field(default_factory=dict)
-    split: Callable[[], dict[str, float]] | None = None  # H2D / compute / D2H ms for one batch, GPU only
+from bench_runner_base import BASELINE, BASELINE_STRICT, ORT_RAW, TRT_RAW, Runner, make_inputs
 
 
 def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     """PSNR over the [-1, 1] range (peak-to-peak 2), capped at 200 dB so JSON never holds infinity."""
-    from stargan_sdk.tolerances import psnr_db as sdk_psnr
+    from stargan_sdk.bundle.tolerances import psnr_db as sdk_psnr
 
     return sdk_psnr(reference, actual)
-
-
-def make_inputs(batch: int, image_size: int, c_dim: int, seed: int = 0, pinned: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth image-like inputs (not noise, not zeros) and one-hot-ish labels; `pinned` puts the images in
-    page-locked memory (as an application that allocates its batches there would), so GPU runners read
-    them without a staging copy."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) / image_size
-    base = np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))])
-    images = np.clip(base[None] * 0.8 + 0.1 * rng.standard_normal((batch, 3, image_size, image_size)), -1, 1)
-    labels = (rng.random((batch, c_dim)) > 0.5).astype(np.float32)
-    if pinned:
-        import torch
-
-        page_locked = torch.empty(images.shape, dtype=torch.float32, pin_memory=True).numpy()
-        page_locked[...] = images
-        return page_locked, labels
-    return images.astype(np.float32), labels
 
 
 def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,

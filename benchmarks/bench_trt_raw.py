@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bench_runners import TRT_RAW, Runner, make_inputs
+from bench_runner_base import TRT_RAW, Runner, make_inputs
 
 
 def trt_raw_runner(bundle: Path, device: str, image_size: int, c_dim: int, max_batch: int) -> Runner:

@@ -59,7 +59,7 @@ def kernel_profile(bundle: Path, batch: int, cache: Path) -> dict:
 
     from stargan_sdk.backends.torch_backend import to_precision
     from stargan_sdk.backends.torch_generator import load_generator
-    from stargan_sdk.manifest import read_manifest
+    from stargan_sdk.bundle.manifest import read_manifest
 
     manifest = read_manifest(bundle)
     module = to_precision(torch, load_generator(bundle, manifest).cuda(), fp16=True).to(memory_format=torch.channels_last)
@@ -108,7 +108,7 @@ def main(
     text = json.dumps(report, indent=2)
     typer.echo(text)
     if json_out:
-        from stargan_sdk.files import atomic_write
+        from stargan_sdk.host.files import atomic_write
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(json_out, lambda f: f.write((text + "\n").encode()))

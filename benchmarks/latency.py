@@ -33,7 +33,7 @@ def _preprocessing_ms(image_size: int, batch: int = 8) -> dict[str, float]:
     """SDK pre/post-processing cost per image: uint8 HWC -> normalised NCHW float32 -> uint8 HWC."""
     import numpy as np
 
-    from stargan_sdk.imaging import Normalizer
+    from stargan_sdk.images.imaging import Normalizer
 
     norm = Normalizer()
     images = np.random.default_rng(0).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
@@ -70,7 +70,7 @@ def main(
     plot: Annotated[Optional[Path], typer.Option(help="Write throughput vs batch size as PNG.")] = None,
 ) -> None:
     from stargan_sdk.errors import StarGANError
-    from stargan_sdk.manifest import read_manifest
+    from stargan_sdk.bundle.manifest import read_manifest
 
     try:
         manifest = read_manifest(bundle)

@@ -34,12 +34,12 @@ import numpy as np
 
 import stargan_sdk
 from stargan_sdk import Translator
-from stargan_sdk.backends.onnxruntime import physical_cores
-from stargan_sdk.files import atomic_write
-from stargan_sdk.remote import RemoteTranslator
-from stargan_sdk.serve_stack import ServeStack
-from stargan_sdk.triton_repo import write_python_repository
-from stargan_sdk.triton_server import TritonServer, inference_counts
+from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.hardware import physical_cores
+from stargan_sdk.serve.remote import RemoteTranslator
+from stargan_sdk.serve.stack import ServeStack
+from stargan_sdk.serve.triton_repo import write_python_repository
+from stargan_sdk.serve.triton_server import TritonServer, inference_counts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_faults import bad_clients_row, fault_table, sigterm_row  # noqa: E402

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from stargan_sdk import files as sdk_files
+from stargan_sdk.host import files as sdk_files
 from stargan_train import files as train_files
 
 

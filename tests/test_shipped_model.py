@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from stargan_sdk import Translator
-from stargan_sdk.imaging import center_crop
-from stargan_sdk.manifest import read_manifest, verify_artifact
+from stargan_sdk.images.imaging import center_crop
+from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_train.data.toyfaces import render_face, sample_params
 
 ROOT = Path(__file__).resolve().parents[1]

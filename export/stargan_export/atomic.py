@@ -5,7 +5,6 @@ Usage: write_bytes(Path("bundle/generator.onnx"), model.SerializeToString())
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from stargan_train.files import atomic_write
@@ -14,6 +13,3 @@ from stargan_train.files import atomic_write
 def write_bytes(path: Path, data: bytes) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
 
-
-def copy_file(src: Path, dst: Path) -> None:
-    atomic_write(Path(dst), lambda tmp: shutil.copyfile(src, tmp))

@@ -30,8 +30,8 @@ from stargan_export.staging import Staging, remove_stale
 from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
 from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
-from stargan_sdk import constants as C
-from stargan_sdk.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
+from stargan_sdk.bundle import constants as C
+from stargan_sdk.bundle.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
 from stargan_sdk.errors import BundleError
 
 _log = logging.getLogger("stargan_export")

@@ -21,8 +21,8 @@ from stargan_export.parity import (
     sample_labels,
     worst,
 )
-from stargan_sdk.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.manifest import Profile
+from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.manifest import Profile
 
 
 def parity_batches(min_batch: int, opt_batch: int, max_batch: int) -> tuple[int, ...]:

@@ -37,6 +37,8 @@ AttrsOpt = Annotated[
     Optional[list[str]],
     typer.Option("--attrs", help="Attribute names, space or comma separated; required for official checkpoints."),
 ]
+FP16_HELP = ("Write generator.fp16.onnx (FP16 convolutions, FP32 norms) and build the TensorRT engine from it "
+             "(an FP16 engine); --no-fp16: FP32 ONNX only and an FP32 engine.")
 EngineOpt = Annotated[
     Optional[bool],
     typer.Option("--engine/--no-engine", help="Force or skip the TensorRT engine (default: when available).",
@@ -50,7 +52,7 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to create or replace.")],
     attrs: AttrsOpt = None,
     image_size: Annotated[Optional[int], typer.Option(help="Image size for official checkpoints (default 128).")] = None,
-    fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="Also write generator.fp16.onnx.")] = True,
+    fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help=FP16_HELP)] = True,
     classifier: Annotated[bool, typer.Option("--classifier", help="Also export the attribute classifier (D).")] = False,
     engine: EngineOpt = None,
     torch_weights: Annotated[bool, typer.Option("--torch-weights/--no-torch-weights", help="Write generator.safetensors (for the torch and inductor backends).")] = True,

@@ -1,6 +1,6 @@
 """INT8 generator: static QDQ quantization of a bundle's FP32 ONNX from a folder of face images, with a PSNR check.
 
-Usage: art = quantize_int8("bundle", "faces/", num_images=64); add_artifact_to_manifest("bundle", art)
+Usage: art = quantize_onnx(fp32_onnx, out, prepare_calibration("faces/", 128, attributes))  # build --int8-calibration
 
 Why ONNX Runtime's `quantize_static` rather than OpenVINO NNCF: it is already an export dependency (NNCF
 3.4 would add ten packages to the dev environment, scikit-learn, ninja and pydot among them), and its
@@ -34,18 +34,15 @@ from onnxruntime.quantization import (
 from stargan_export.errors import ExportError
 from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
-from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.errors import BundleError, ImageInputError
-from stargan_sdk.imaging import Normalizer, center_crop, to_model_rgb
-from stargan_sdk.manifest import (
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.errors import ImageInputError
+from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
+from stargan_sdk.bundle.manifest import (
     Artifact,
     AttributeGroup,
     Manifest,
     derive_groups,
-    read_manifest,
     sha256_file,
-    verify_artifact,
-    write_manifest,
 )
 from stargan_train.files import atomic_write
 
@@ -85,39 +82,6 @@ def prepare_calibration(folder: str | Path, image_size: int, attributes: Sequenc
     images = read_calibration_images(folder, image_size, num_images, rng, normalizer or Normalizer())
     space = _LabelSpace(tuple(attributes), tuple(groups) if groups is not None else derive_groups(attributes))
     return Calibration(images, random_labels(space, len(images), rng))
-
-
-def quantize_int8(
-    bundle_dir: str | Path,
-    calibration_dir: str | Path,
-    *,
-    num_images: int = 64,
-    min_psnr_db: float = 30.0,
-    seed: int = 0,
-    progress: bool = False,
-) -> Artifact:
-    """Write `generator.int8.onnx` into the bundle (atomically) and return its artifact record.
-
-    Up to `num_images` images of the folder are used (a seeded random subset if there are more): three
-    quarters calibrate the activation ranges, the rest are held out to measure PSNR, max and mean abs
-    error against the FP32 ONNX, recorded in `parity`. Below `min_psnr_db` the file is still written but
-    `parity["usable"]` is 0 and the SDK refuses to run it. The manifest is not changed: pass the result to
-    `add_artifact_to_manifest`. (`stargan-export build --int8-calibration` does the same inside the build's
-    staging folder, so a failed calibration leaves the bundle as it was.)
-    """
-    if not np.isfinite(min_psnr_db):
-        raise ExportError(f"min_psnr_db must be a finite number of dB, got {min_psnr_db!r}")
-    bundle = Path(bundle_dir)
-    manifest = read_manifest(bundle)
-    fp32 = manifest.artifact(role="generator", kind="onnx", precision="fp32")
-    if fp32 is None:
-        raise BundleError(f"{bundle} has no FP32 generator ONNX to quantize; re-export the bundle")
-    fp32_path = verify_artifact(bundle, fp32)
-    normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
-    calibration = prepare_calibration(calibration_dir, manifest.image_size, manifest.attributes,
-                                      groups=manifest.groups, num_images=num_images, seed=seed, normalizer=normalizer)
-    return quantize_onnx(fp32_path, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db,
-                         opset=fp32.opset, progress=progress)
 
 
 def quantize_onnx(fp32_path: Path, out: Path, calibration: Calibration, *, min_psnr_db: float = 30.0,
@@ -190,14 +154,6 @@ def _compare(fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.nd
     return measure(np.concatenate(ref), np.concatenate(got))
 
 
-def load_calibration_images(
-    folder: str | Path, manifest: Manifest, num_images: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Float32 NCHW images prepared as the SDK prepares photos: centre square crop, bilinear resize, normalise."""
-    normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
-    return read_calibration_images(folder, manifest.image_size, num_images, rng, normalizer)
-
-
 def read_calibration_images(folder: str | Path, image_size: int, num_images: int, rng: np.random.Generator,
                             normalizer: Normalizer) -> np.ndarray:
     root = Path(folder)
@@ -215,7 +171,7 @@ def read_calibration_images(folder: str | Path, image_size: int, num_images: int
 
 
 def _model_rgb(path: Path, size: int) -> np.ndarray:
-    from stargan_sdk.faces import open_photo  # header-checked decode: a bomb is refused before decoding
+    from stargan_sdk.photo.faces import open_photo  # header-checked decode: a bomb is refused before decoding
 
     try:
         rgb, _ = to_model_rgb(center_crop(open_photo(path)), size)
@@ -248,16 +204,3 @@ def random_labels(manifest: Manifest | _LabelSpace, n: int, rng: np.random.Gener
                 if group.kind != "mask" and (group.name == "expression") != rafd:
                     row[[index[a] for a in group.attributes]] = 0.0
     return labels
-
-
-def add_artifact_to_manifest(bundle_dir: str | Path, artifact: Artifact) -> Manifest:
-    """Re-read the manifest, replace any artifact with the same file or role/kind/precision, append this one
-    (after checking its file and checksum) and rewrite manifest.json atomically."""
-    bundle = Path(bundle_dir)
-    manifest = read_manifest(bundle)
-    verify_artifact(bundle, artifact)
-    key = (artifact.role, artifact.kind, artifact.precision)
-    kept = tuple(a for a in manifest.artifacts if a.file != artifact.file and (a.role, a.kind, a.precision) != key)
-    updated = dataclasses.replace(manifest, artifacts=kept + (artifact,))
-    write_manifest(bundle, updated)
-    return updated

@@ -22,7 +22,7 @@ import torch
 
 from stargan_export.atomic import write_bytes
 from stargan_export.errors import ExportError
-from stargan_sdk.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 
 # The dynamo exporter writes opset 18 natively and down-converts; below 15 the ONNX version converter has
 # no adapter for Shape and silently leaves opset 18. 21 is the newest opset TensorRT 10's parser accepts.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stargan_export.errors import ParityError
-from stargan_sdk.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db
+from stargan_sdk.bundle.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db
 
 # The tolerance table and PSNR live in the SDK so the compiled backends check against the same bars.
 __all__ = ["PSNR_CAP_DB", "SIGNAL_RANGE", "TOLERANCES", "Tolerance", "check", "measure", "psnr_db", "worst"]
@@ -58,14 +58,11 @@ def check(metrics: dict[str, float], tolerance: Tolerance, what: str, against: s
 
 
 def sample_images(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """Face images in [-1, 1] (NCHW float32): toyfaces renders with CelebA preprocessing when the training
-    package has them, else smooth synthetic faces. Realistic statistics matter for FP16 checks: noise
-    images overstate activations and understate PSNR compared with faces."""
-    try:
-        from stargan_train.data.toyfaces import render_face, sample_params
-    except ImportError:
-        return synthetic_faces(n, size, seed)
+    """Face images in [-1, 1] (NCHW float32): toyfaces renders with CelebA preprocessing. Realistic statistics
+    matter for FP16 checks: noise images overstate activations and understate PSNR compared with faces."""
     from PIL import Image
+
+    from stargan_train.data.toyfaces import render_face, sample_params
 
     rng = np.random.default_rng(seed)
     out = np.empty((n, 3, size, size), np.float32)
@@ -75,35 +72,6 @@ def sample_images(n: int, size: int, seed: int = 0) -> np.ndarray:
         crop = Image.fromarray(rgb[top : top + 178, :178]).resize((size, size), Image.BILINEAR)
         out[i] = np.asarray(crop, np.float32).transpose(2, 0, 1) / 127.5 - 1.0
     return out
-
-
-def synthetic_faces(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """A lit background, a skin-toned ellipse, a hair cap and two eyes, smooth, in [-1, 1] (NCHW)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
-    out = np.empty((n, 3, size, size), np.float32)
-    for i in range(n):
-        bg = rng.uniform(0.2, 0.9, 3)[:, None, None] * (0.7 + 0.3 * yy)[None]
-        cx, cy = rng.uniform(0.4, 0.6, 2)
-        rx, ry = rng.uniform(0.22, 0.3), rng.uniform(0.3, 0.38)
-        face = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
-        face_mask = _soft(1.0 - face)
-        hair_mask = _soft(1.0 - ((xx - cx) / (rx * 1.15)) ** 2 - ((yy - cy + 0.12) / (ry * 0.8)) ** 2)
-        hair_mask *= (yy < cy - 0.05).astype(np.float32)
-        skin = rng.uniform(0.45, 0.95) * np.array([1.0, 0.8, 0.65], np.float32)[:, None, None]
-        hair = rng.uniform(0.05, 0.9, 3).astype(np.float32)[:, None, None]
-        img = bg * (1 - face_mask) + skin * face_mask
-        img = img * (1 - hair_mask) + hair * hair_mask
-        for ex in (cx - rx * 0.4, cx + rx * 0.4):
-            eye = _soft(1.0 - ((xx - ex) ** 2 + (yy - cy + 0.02) ** 2) / (0.2 * rx) ** 2)
-            img = img * (1 - 0.8 * eye)
-        img += rng.normal(0, 0.02, img.shape).astype(np.float32)
-        out[i] = np.clip(img * 2.0 - 1.0, -1.0, 1.0)
-    return out
-
-
-def _soft(x: np.ndarray) -> np.ndarray:
-    return np.clip(x * 8.0, 0.0, 1.0).astype(np.float32)
 
 
 def sample_labels(n: int, c_dim: int, seed: int = 0) -> np.ndarray:

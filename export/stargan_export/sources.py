@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stargan_export.errors import ExportError
-from stargan_sdk import manifest_schema
+from stargan_sdk.bundle import manifest_schema
 from stargan_sdk.errors import ManifestError
-from stargan_sdk.manifest import RAFD_EXPRESSIONS
-from stargan_sdk.manifest_schema import MAX_IMAGE_SIZE
+from stargan_sdk.bundle.manifest import RAFD_EXPRESSIONS
+from stargan_sdk.bundle.manifest_schema import MAX_IMAGE_SIZE
 from stargan_train.config import MASK_NAMES, domain_names
 from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 

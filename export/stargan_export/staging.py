@@ -81,9 +81,6 @@ class Staging:
         _exchange(self.path, self.out)  # self.path now holds the old bundle; close() removes it
 
 
-LEGACY_PREFIX = ".staging-"  # earlier versions staged inside the bundle folder
-
-
 def remove_stale(out: Path) -> list[Path]:
     """Delete staging folders of `out` left by builds that were killed (their flock is free)."""
     removed: list[Path] = []
@@ -91,8 +88,6 @@ def remove_stale(out: Path) -> list[Path]:
     if fcntl is None or not out.parent.is_dir():
         return removed
     candidates = [p for p in out.parent.iterdir() if p.name.startswith(staging_prefix(out))]
-    if out.is_dir():
-        candidates += [p for p in out.iterdir() if p.name.startswith(LEGACY_PREFIX)]
     for candidate in candidates:
         if candidate.is_symlink() or not candidate.is_dir():
             continue
@@ -140,7 +135,7 @@ def _exchange(a: Path, b: Path) -> None:
 
 def _link_tree(src: Path, dst: Path, skip: set[str]) -> None:
     for entry in src.iterdir():
-        if entry.name in skip or entry.name.startswith(LEGACY_PREFIX) or _is_temp(entry.name):
+        if entry.name in skip or _is_temp(entry.name):
             continue
         target = dst / entry.name
         if os.path.lexists(target):

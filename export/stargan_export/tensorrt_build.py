@@ -19,7 +19,7 @@ from stargan_export.atomic import write_bytes
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BackendUnavailableError
 
 INSTALL_HINT = "pip install stargan[tensorrt] on a machine with an NVIDIA GPU"

@@ -3,8 +3,8 @@
 Usage: write_triton_repository("bundle", "model_repository", backend="onnxruntime", max_batch=64, instances=2)
 
 `tensorrt` and `onnxruntime` write a platform model for NVIDIA's Triton containers; `python` writes the
-python-backend repository that runs the SDK (`stargan_sdk.triton_repo`), which any Triton loads, the one in
-the nvidia-pytriton wheel included. Torch-free: configs come from `stargan_sdk.triton_config`, which checks
+python-backend repository that runs the SDK (`stargan_sdk.serve.triton_repo`), which any Triton loads, the one in
+the nvidia-pytriton wheel included. Torch-free: configs come from `stargan_sdk.serve.triton_config`, which checks
 tensor names and dtypes before anything is written.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from stargan_export.errors import ExportError
 from stargan_sdk.errors import StarGANError
-from stargan_sdk.files import atomic_write
-from stargan_sdk.manifest import Artifact, Manifest, read_manifest, verify_artifact
-from stargan_sdk.triton_config import KINDS, VERSION, ModelSpec, Tensor, check_model_name, model_config
-from stargan_sdk.triton_repo import write_python_repository
+from stargan_sdk.host.files import atomic_write
+from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
+from stargan_sdk.serve.triton_config import KINDS, VERSION, ModelSpec, Tensor, check_model_name, model_config
+from stargan_sdk.serve.triton_repo import write_python_repository
 
 BACKENDS = {"tensorrt": ("tensorrt_plan", "model.plan"), "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
             "python": ("python", "model.py")}

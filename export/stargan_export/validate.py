@@ -18,10 +18,10 @@ import numpy as np
 
 from stargan_export.errors import ParityError
 from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
-from stargan_sdk import constants as C
+from stargan_sdk.bundle import constants as C
 from stargan_sdk.errors import BundleError
-from stargan_sdk.labels import AttributeSpace
-from stargan_sdk.manifest import Artifact, Manifest, read_manifest, verify_artifact
+from stargan_sdk.images.labels import AttributeSpace
+from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """stargan SDK: run exported StarGAN bundles without torch.
 
 Usage: from stargan_sdk import Translator; t = Translator.load("models/toyfaces-64"); t.translate(img, Blond_Hair=1)
+
+The public names live here, whatever subpackage defines them: `Translator`, `RemoteTranslator` (imported on
+first use, so `import stargan_sdk` stays light) and the errors.
 """
+
+from typing import Any
 
 from stargan_sdk.errors import (
     AttributeNameError,
@@ -25,6 +30,15 @@ __all__ = [
     "ImageInputError",
     "ManifestError",
     "NoFaceFoundError",
+    "RemoteTranslator",
     "StarGANError",
     "Translator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RemoteTranslator":
+        from stargan_sdk.serve.remote import RemoteTranslator
+
+        return RemoteTranslator
+    raise AttributeError(f"module 'stargan_sdk' has no attribute {name!r}")

@@ -7,7 +7,7 @@ EXIF orientation. As in training, its largest centred square (CelebA: 178x178 of
 is resized to the model size; the result is resized back and put in place, returned at the input's size,
 type and mode. Photos where the face is small go through `translate_photo` (face detection). Edits apply on top of
 the image's current attributes: `original={...}` or, when omitted, the bundle's classifier's estimate.
-See `stargan_sdk.labels` for the exclusive-group rules.
+See `stargan_sdk.images.labels` for the exclusive-group rules.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend
 from stargan_sdk.backends.registry import load_backend
-from stargan_sdk.bundle import check_input_shapes, open_bundle
-from stargan_sdk.classifier import AttributeClassifier
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.checks import check_input_shapes
+from stargan_sdk.backends.classifier import AttributeClassifier
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
-from stargan_sdk.hostmem import check_image_range, value_range
-from stargan_sdk.imaging import ImageMeta, Normalizer, restore, to_model_rgb
-from stargan_sdk.labels import AttributeSpace
-from stargan_sdk.manifest import Manifest
+from stargan_sdk.host.hardware import Availability
+from stargan_sdk.host.hostmem import check_image_range, value_range
+from stargan_sdk.images.imaging import ImageMeta, Normalizer, restore, to_model_rgb
+from stargan_sdk.images.labels import AttributeSpace
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 Changes = Mapping[str, object]
 CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
@@ -86,7 +87,7 @@ class Translator:
         """
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
-        manifest = open_bundle(bundle_dir)
+        manifest = read_manifest(bundle_dir)
         runner, candidates = load_backend(backend, bundle_dir, manifest, device, max_batch=max_batch,
                                           cuda_graphs=cuda_graphs, **backend_options)
         try:
@@ -240,8 +241,8 @@ class Translator:
     def translate_photo(self, photo: Any, changes: Changes | None = None, /, *, original: Changes | None = None,
                         face_index: int | None = None, on_no_face: str = "raise", detector: Any = None,
                         **keyword_changes: object) -> Any:
-        """Edit the face(s) in a photo of any shape and paste them back (see `stargan_sdk.faces`)."""
-        from stargan_sdk.faces import translate_photo  # needs OpenCV: imported only for photos
+        """Edit the face(s) in a photo of any shape and paste them back (see `stargan_sdk.photo.faces`)."""
+        from stargan_sdk.photo.faces import translate_photo  # needs OpenCV: imported only for photos
 
         merged = self.space.validate_changes(_merge(changes, keyword_changes))  # fail before detecting faces
         return translate_photo(self, photo, merged, original=original, face_index=face_index,

@@ -16,7 +16,7 @@ from stargan_export.bundle import build_bundle
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_export.sources import load_sources, parse_attributes
 from stargan_export.tensorrt_build import engine_unavailable_reason
-from stargan_sdk.manifest import Manifest, read_manifest
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 

@@ -115,3 +115,18 @@ def test_console_script_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stargan_export.cli", "build", str(tmp_path / "none-G.ckpt"),
                            "--out", str(tmp_path / "b"), "--attrs", "A"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: checkpoint not found: {tmp_path / 'none-G.ckpt'}"
+
+
+def test_fp16_is_on_by_default_and_its_help_says_it_sets_the_engine_precision(official_checkpoint, tmp_path,
+                                                                              capsys):
+    code, out, _ = _run(["build", "--help"], capsys)
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0
+    assert "--fp16 --no-fp16" in text and "[default: fp16]" in text  # the default, said where the flag is
+    assert "build the TensorRT engine from it (an FP16 engine); --no-fp16: FP32 ONNX only and an FP32 engine" in text
+    code, out, err = _run(["build", str(official_checkpoint), "--out", str(tmp_path / "b"), "--attrs", ",".join(ATTRS),
+                           "--image-size", "32", "--no-torch-weights", "--opt-batch", "2", "--max-batch", "2",
+                           "--no-engine", "--json"], capsys)
+    assert code == 0, err
+    files = {a["file"]: a["precision"] for a in json.loads(out)["artifacts"]}
+    assert files == {"generator.onnx": "fp32", "generator.fp16.onnx": "fp16"}  # no flag: the FP16 graph is built

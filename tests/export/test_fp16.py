@@ -10,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from stargan_export.fp16 import onnx_fp32_to_fp16
 from stargan_export.parity import extreme_images, measure, ort_session, sample_images, sample_labels
-from stargan_sdk.constants import GENERATOR_FP16_ONNX
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.bundle.constants import GENERATOR_FP16_ONNX
+from stargan_sdk.bundle.manifest import read_manifest
 
 TINY_SIZE = 32  # as tests/export/conftest.py builds the session bundle
 

@@ -1,4 +1,4 @@
-"""stargan_export.int8: QDQ INT8 from face images, PSNR vs FP32, usable flag, manifest update, bad input."""
+"""stargan_export.int8: QDQ INT8 from face images, PSNR vs FP32, usable flag, bad input, `build --int8-calibration`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,31 @@ import pytest
 from PIL import Image
 
 from stargan_export.errors import ExportError
-from stargan_export.int8 import add_artifact_to_manifest, load_calibration_images, quantize_int8, random_labels
+from stargan_export.int8 import prepare_calibration, quantize_onnx, random_labels, read_calibration_images
 from stargan_export.parity import measure, ort_session, sample_images, sample_labels
-from stargan_sdk.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.manifest import Manifest, derive_groups, read_manifest, sha256_file
+from stargan_sdk.bundle.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.manifest import Artifact, Manifest, derive_groups, read_manifest, sha256_file, write_manifest
+from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.images.imaging import Normalizer
 
 NUM_FACES = 24  # 18 calibrate, 6 held out
+
+
+def quantize(bundle: Path, faces: Path, *, num_images: int, min_psnr_db: float) -> Artifact:
+    """What `build --int8-calibration` runs in its staging folder: generator.int8.onnx beside the FP32 ONNX."""
+    m = read_manifest(bundle)
+    fp32 = m.artifact(role="generator", kind="onnx", precision="fp32")
+    calibration = prepare_calibration(faces, m.image_size, m.attributes, groups=m.groups, num_images=num_images)
+    return quantize_onnx(bundle / fp32.file, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db,
+                         opset=fp32.opset)
+
+
+def with_artifact(bundle: Path, art: Artifact) -> Manifest:
+    """The bundle's manifest listing `art` too, written (the build writes its manifest once, at the end)."""
+    m = read_manifest(bundle)
+    updated = dataclasses.replace(m, artifacts=(*m.artifacts, art))
+    write_manifest(bundle, updated)
+    return updated
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +58,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def quantized(tiny_bundle: Path, faces: Path, tmp_path_factory: pytest.TempPathFactory):
     """A private bundle copy with the INT8 artifact written (not yet in the manifest), and its record."""
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path_factory.mktemp("int8") / "bundle"))
-    artifact = quantize_int8(bundle, faces, num_images=NUM_FACES, min_psnr_db=30.0)
+    artifact = quantize(bundle, faces, num_images=NUM_FACES, min_psnr_db=30.0)
     return bundle, artifact
 
 
@@ -85,7 +103,7 @@ def test_openvino_runs_the_int8_artifact(quantized, tmp_path: Path) -> None:
     bundle = Path(shutil.copytree(quantized[0], tmp_path / "b"))
     # Marked usable whatever the tiny model scored: this test is about OpenVINO running the QDQ graph.
     art = dataclasses.replace(quantized[1], parity={**quantized[1].parity, "usable": 1.0})
-    manifest = add_artifact_to_manifest(bundle, art)
+    manifest = with_artifact(bundle, art)
     image, label = sample_images(4, 32, seed=5), sample_labels(4, 5, seed=5)
     feeds = {INPUT_IMAGE: image, INPUT_LABEL: label}
     ref = ort_session(bundle / "generator.onnx").run([OUTPUT_IMAGE], feeds)[0]
@@ -100,33 +118,17 @@ def test_openvino_runs_the_int8_artifact(quantized, tmp_path: Path) -> None:
 
 def test_usable_flag_follows_the_bar(tiny_bundle: Path, faces: Path, tmp_path: Path) -> None:
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    strict = quantize_int8(bundle, faces, num_images=8, min_psnr_db=150.0)
+    strict = quantize(bundle, faces, num_images=8, min_psnr_db=150.0)
     assert strict.parity["usable"] == 0.0 and (bundle / GENERATOR_INT8_ONNX).is_file()  # written, but marked
-    manifest = add_artifact_to_manifest(bundle, strict)
+    manifest = with_artifact(bundle, strict)
     pytest.importorskip("openvino", reason="openvino is not installed: the SDK refusal is tested in tests/sdk")
     from stargan_sdk.backends.openvino import OpenVinoBackend
 
     with pytest.raises(BackendUnavailableError, match=rf"{strict.parity['psnr_db']:.1f} dB PSNR.*below the 150 dB"):
         OpenVinoBackend(bundle, manifest, precision="int8").load()
-    lenient = quantize_int8(bundle, faces, num_images=8, min_psnr_db=0.0)
+    lenient = quantize(bundle, faces, num_images=8, min_psnr_db=0.0)
     assert lenient.parity["usable"] == 1.0
     assert lenient.parity["psnr_db"] == pytest.approx(strict.parity["psnr_db"])  # same seed, same images
-
-
-def test_add_artifact_replaces_rather_than_duplicates(quantized, tmp_path: Path) -> None:
-    bundle = Path(shutil.copytree(quantized[0], tmp_path / "b"))
-    before = read_manifest(bundle)
-    add_artifact_to_manifest(bundle, quantized[1])
-    marked = dataclasses.replace(quantized[1], parity={**quantized[1].parity, "usable": 0.0})
-    again = add_artifact_to_manifest(bundle, marked)
-    reread = read_manifest(bundle)
-    assert reread == again
-    assert len(reread.artifacts) == len(before.artifacts) + 1
-    assert reread.artifacts[:-1] == before.artifacts  # the others untouched, in order
-    assert reread.artifact(precision="int8").parity["usable"] == 0.0
-    with pytest.raises(BundleError, match="does not match"):
-        add_artifact_to_manifest(bundle, dataclasses.replace(quantized[1], sha256="0" * 64))
-    assert read_manifest(bundle) == reread  # a refused artifact leaves the manifest alone
 
 
 def test_calibration_images_are_centre_cropped_resized_and_normalised(tmp_path: Path, tiny_bundle: Path) -> None:
@@ -136,7 +138,8 @@ def test_calibration_images_are_centre_cropped_resized_and_normalised(tmp_path: 
     wide[:, 20:60] = (0, 255, 0)
     Image.fromarray(wide).save(tmp_path / "wide.png")
     Image.fromarray(np.full((50, 50), 255, np.uint8), mode="L").save(tmp_path / "grey.jpg", quality=100)
-    out = load_calibration_images(tmp_path, read_manifest(tiny_bundle), 8, np.random.default_rng(0))
+    out = read_calibration_images(tmp_path, read_manifest(tiny_bundle).image_size, 8, np.random.default_rng(0),
+                                  Normalizer())
     assert out.shape == (2, 3, 32, 32) and out.dtype == np.float32
     grey, green = out  # sorted by name
     np.testing.assert_allclose(green[1], 1.0)
@@ -145,10 +148,8 @@ def test_calibration_images_are_centre_cropped_resized_and_normalised(tmp_path: 
 
 
 def test_a_random_subset_is_used_when_the_folder_holds_more(faces: Path, tiny_bundle: Path) -> None:
-    m = read_manifest(tiny_bundle)
-    a = load_calibration_images(faces, m, 5, np.random.default_rng(1))
-    b = load_calibration_images(faces, m, 5, np.random.default_rng(1))
-    c = load_calibration_images(faces, m, 5, np.random.default_rng(2))
+    size = read_manifest(tiny_bundle).image_size
+    a, b, c = (read_calibration_images(faces, size, 5, np.random.default_rng(seed), Normalizer()) for seed in (1, 1, 2))
     assert a.shape == (5, 3, 32, 32)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -178,7 +179,6 @@ def test_random_labels_are_valid_domains() -> None:
         ("one", {}, "holds 1 image"),
         ("corrupt", {}, "cannot use calibration image bad.png"),
         ("ok", {"num_images": 1}, "num_images must be an integer >= 2"),
-        ("ok", {"min_psnr_db": float("nan")}, "min_psnr_db must be a finite"),
     ],
 )
 def test_bad_calibration_input_is_refused(
@@ -191,15 +191,15 @@ def test_bad_calibration_input_is_refused(
     if setup in ("corrupt", "ok"):
         (folder / "bad.png" if setup == "corrupt" else folder / "b.png").write_bytes(
             b"not a png" if setup == "corrupt" else (folder / "a.png").read_bytes())
+    m = read_manifest(tiny_bundle)
     with pytest.raises(ExportError, match=message):
-        quantize_int8(tiny_bundle, folder, **kwargs)
-    assert not (tiny_bundle / GENERATOR_INT8_ONNX).exists()
+        prepare_calibration(folder, m.image_size, m.attributes, **kwargs)
 
 
 def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path, faces: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from stargan_export.cli import main
-    from stargan_sdk.manifest import read_manifest
+    from stargan_sdk.bundle.manifest import read_manifest
 
     out = tmp_path / "bundle"
     args = ["build", str(official_checkpoint), "--out", str(out), "--image-size", "32", "--max-batch", "2",

@@ -10,7 +10,7 @@ import torch
 from stargan_export.errors import ExportError
 from stargan_export.onnx_export import MAX_OPSET, MIN_OPSET, check_opset
 from stargan_export.parity import ort_session, sample_images, sample_labels
-from stargan_sdk.constants import GENERATOR_ONNX
+from stargan_sdk.bundle.constants import GENERATOR_ONNX
 
 TINY_SIZE, MAX_BATCH = 32, 16  # as tests/export/conftest.py builds the session bundle
 

@@ -15,7 +15,7 @@ from stargan_export import staging as staging_mod
 from stargan_export.bundle import build_bundle
 from stargan_export.staging import Staging, remove_stale
 from stargan_sdk import Translator
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.bundle.manifest import read_manifest
 
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 KILLED_BUILD = """
@@ -111,13 +111,11 @@ def test_only_dead_builds_staging_folders_are_removed(tmp_path: Path) -> None:
     dead = tmp_path / ".bundle.staging-dead"
     dead.mkdir()
     (dead / "generator.onnx").write_bytes(b"x")
-    legacy = out / ".staging-abc"  # where earlier versions staged
-    legacy.mkdir()
     unrelated = tmp_path / ".other.staging-x"
     unrelated.mkdir()
     try:
-        assert sorted(p.name for p in remove_stale(out)) == [".bundle.staging-dead", ".staging-abc"]
-        assert live.path.is_dir() and unrelated.is_dir() and not dead.exists() and not legacy.exists()
+        assert [p.name for p in remove_stale(out)] == [".bundle.staging-dead"]
+        assert live.path.is_dir() and unrelated.is_dir() and not dead.exists()
     finally:
         live.close()
     assert not live.path.exists()

@@ -7,7 +7,7 @@ import pytest
 
 from stargan_export.errors import ExportError
 from stargan_export.parity import measure, ort_session, sample_images, sample_labels
-from stargan_sdk.constants import GENERATOR_FP16_ONNX, GENERATOR_ONNX
+from stargan_sdk.bundle.constants import GENERATOR_FP16_ONNX, GENERATOR_ONNX
 
 pytestmark = pytest.mark.tensorrt
 SIZE, C_DIM, MAX_BATCH = 32, 5, 8

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from stargan_export.errors import ExportError
-from stargan_sdk.constants import GENERATOR_FP16_ONNX, GENERATOR_ONNX
+from stargan_sdk.bundle.constants import GENERATOR_FP16_ONNX, GENERATOR_ONNX
 from trtsim.bindings import VERSIONS
 from trtsim.fixtures import sim, trt_surface  # noqa: F401
 

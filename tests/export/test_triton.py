@@ -11,7 +11,7 @@ from procs import free_ports
 from stargan_export.errors import ExportError
 from stargan_export.triton import write_triton_repository
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import Artifact, Profile, read_manifest, sha256_file, write_manifest
+from stargan_sdk.bundle.manifest import Artifact, Profile, read_manifest, sha256_file, write_manifest
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 
@@ -119,8 +119,8 @@ def test_python_repository_runs_the_sdk_in_the_real_tritonserver(tiny_bundle, tm
 
     from stargan_export.cli import app
     from stargan_sdk import Translator
-    from stargan_sdk.remote import RemoteTranslator
-    from stargan_sdk.triton_server import TritonServer
+    from stargan_sdk.serve.remote import RemoteTranslator
+    from stargan_sdk.serve.triton_server import TritonServer
 
     if importlib.util.find_spec("pytriton") is None:
         pytest.skip("needs the serve extra (nvidia-pytriton ships the tritonserver binary)")

@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from stargan_export.errors import ParityError
 from stargan_export.validate import validate_bundle
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import read_manifest, sha256_file, write_manifest
+from stargan_sdk.bundle.manifest import read_manifest, sha256_file, write_manifest
 
 
 def test_fresh_bundle_validates(bundle_copy):

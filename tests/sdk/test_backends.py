@@ -13,8 +13,8 @@ from stargan_sdk import Translator
 from stargan_sdk.backends import registry
 from stargan_sdk.backends.onnxruntime import OrtBackend
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
-from stargan_sdk.hardware import physical_cores
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.host.hardware import physical_cores
+from stargan_sdk.bundle.manifest import read_manifest
 
 
 def batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +223,7 @@ def test_every_backend_refuses_unknown_options_and_bad_counts(bundle: Path, modu
     """Checked in the constructor, before any heavy import or GPU work; `cuda_graphs` (which
     Translator.load passes to every backend) is always accepted."""
     from stargan_sdk.errors import BackendOptionError
-    from stargan_sdk.manifest import read_manifest
+    from stargan_sdk.bundle.manifest import read_manifest
 
     backend_cls = getattr(importlib.import_module(module), cls)
     manifest = read_manifest(bundle)
@@ -250,7 +250,7 @@ def test_openvino_load_errors_keep_their_reason(bundle_copy: Path) -> None:
 
     from stargan_sdk.backends.openvino import OpenVinoBackend
     from stargan_sdk.errors import BundleError
-    from stargan_sdk.manifest import sha256_file
+    from stargan_sdk.bundle.manifest import sha256_file
 
     io = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
           helper.make_tensor_value_info("label", TensorProto.FLOAT, ["N", 5])]

@@ -100,7 +100,7 @@ def test_onnx_external_data_must_be_checksummed(bundle_copy: Path, face) -> None
     import numpy as np
 
     onnx = pytest.importorskip("onnx")
-    from stargan_sdk.manifest import sha256_file
+    from stargan_sdk.bundle.manifest import sha256_file
 
     with Translator.load(bundle_copy, backend="onnxruntime") as t:
         expected = t.translate(face, Male=1, original={"Black_Hair": 1, "Male": 0, "Young": 1})

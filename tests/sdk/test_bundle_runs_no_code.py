@@ -13,7 +13,7 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.errors import BundleError, StarGANError
-from stargan_sdk.manifest import sha256_file
+from stargan_sdk.bundle.manifest import sha256_file
 
 
 class _Payload:

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from procs import descendants, free_ports, running
-from stargan_sdk.cli import app
+from stargan_sdk.cli.stargan import app
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def test_a_sigkilled_serves_folders_are_removed_on_the_next_start(bundle: Path, 
     and nothing else: a live process's folder, an unnamed folder and a stranger's file stay."""
     import tempfile
 
-    from stargan_sdk.serve_leftovers import owned_prefix
+    from stargan_sdk.serve.leftovers import owned_prefix
 
     pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
     ports = free_ports(3)

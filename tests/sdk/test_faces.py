@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from stargan_sdk.errors import FaceDetectorError, ImageInputError, NoFaceFoundError
-from stargan_sdk.face_detect import FaceBox, HaarDetector, YuNetDetector
-from stargan_sdk.faces import (
+from stargan_sdk.photo.face_detect import FaceBox, HaarDetector, YuNetDetector
+from stargan_sdk.photo.faces import (
     CELEBA_MARGIN,
     DEFAULT_FEATHER,
     celeba_crop_box,

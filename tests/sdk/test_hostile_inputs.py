@@ -21,10 +21,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stargan_sdk import Translator
-from stargan_sdk.cli import app
+from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import ImageInputError, ManifestError, StarGANError
-from stargan_sdk.faces import open_photo
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.photo.faces import open_photo
+from stargan_sdk.bundle.manifest import read_manifest
 
 MANIFEST_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

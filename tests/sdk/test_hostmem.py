@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stargan_sdk import hostmem
+from stargan_sdk.host import hostmem
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.imaging import Normalizer, center_crop, restore, save_image, to_model_rgb
+from stargan_sdk.images.imaging import Normalizer, center_crop, restore, save_image, to_model_rgb
 
 N = Normalizer()
 

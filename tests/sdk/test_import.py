@@ -20,7 +20,7 @@ def test_import_pulls_in_no_heavy_package() -> None:
         import sys
         import stargan_sdk
         from stargan_sdk import Translator
-        import stargan_sdk.cli, stargan_sdk.backends.registry, stargan_sdk.backends.torch_backend
+        import stargan_sdk.cli.stargan, stargan_sdk.backends.registry, stargan_sdk.backends.torch_backend
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)
     assert proc.returncode == 0, proc.stderr
@@ -44,3 +44,18 @@ def test_sdk_works_with_torch_unimportable(bundle) -> None:
     assert proc.returncode == 0, proc.stderr
     expected = "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"  # auto prefers OpenVINO on CPU
     assert proc.stdout.strip() == f"{expected} (32, 32, 3) False"
+
+
+def test_remote_translator_is_a_public_name_imported_on_first_use() -> None:
+    """`from stargan_sdk import RemoteTranslator` works wherever the serving code lives, and `import stargan_sdk`
+    alone does not load it."""
+    proc = run("""
+        import sys
+        import stargan_sdk
+        before = "stargan_sdk.serve.remote" in sys.modules
+        from stargan_sdk import RemoteTranslator
+        from stargan_sdk.serve.remote import RemoteTranslator as defined
+        print(before, RemoteTranslator is defined, "RemoteTranslator" in stargan_sdk.__all__)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False True True"

@@ -18,7 +18,7 @@ from stargan_sdk import Translator
 from stargan_sdk.backends import registry
 from stargan_sdk.backends.inductor import InductorBackend, pipelined_plan, plan_chunks
 from stargan_sdk.errors import BackendUnavailableError, ImageInputError
-from stargan_sdk.manifest import read_manifest
+from stargan_sdk.bundle.manifest import read_manifest
 
 pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stargan_sdk.errors import AttributeNameError, AttributeValueError
-from stargan_sdk.labels import AttributeSpace, coerce_value
-from stargan_sdk.manifest import RAFD_EXPRESSIONS, derive_groups
+from stargan_sdk.images.labels import AttributeSpace, coerce_value
+from stargan_sdk.bundle.manifest import RAFD_EXPRESSIONS, derive_groups
 
 CELEBA = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR = CELEBA[:3]

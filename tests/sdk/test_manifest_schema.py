@@ -10,7 +10,7 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.errors import ManifestError
-from stargan_sdk.manifest import Manifest, read_manifest
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 
 def _set(path: str, value):
@@ -106,7 +106,7 @@ def test_an_oversized_manifest_is_refused_before_parsing(bundle_copy: Path) -> N
 
 
 def test_the_exporter_cannot_write_what_the_loader_refuses(bundle_copy: Path) -> None:
-    from stargan_sdk.manifest import write_manifest
+    from stargan_sdk.bundle.manifest import write_manifest
 
     m = read_manifest(bundle_copy)
     object.__setattr__(m, "dataset", "bad\x1b[2J")  # past the constructor's checks, as a bug would

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError, StarGANError
-from stargan_sdk.imaging import Normalizer, center_crop, to_model_rgb
-from stargan_sdk.manifest import Artifact, read_manifest
+from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
+from stargan_sdk.bundle.manifest import Artifact, read_manifest
 
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
 

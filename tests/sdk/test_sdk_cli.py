@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stargan_sdk import Translator
-from stargan_sdk.cli import app
+from stargan_sdk.cli.stargan import app
 
 runner = CliRunner()
 ORIGINAL = ["--original", "Black_Hair=1", "--original", "Male=1", "--original", "Young=0"]
@@ -118,7 +118,7 @@ def test_grid_writes_a_captioned_row(bundle: Path, face_png: Path, tmp_path: Pat
 
 def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "STARGAN_DEBUG": "1"}
-    code = "from stargan_sdk.cli import main; main()"
+    code = "from stargan_sdk.cli.stargan import main; main()"
     proc = subprocess.run([sys.executable, "-c", code, "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "BundleError" in proc.stderr
     env["STARGAN_DEBUG"] = "0"
@@ -245,7 +245,7 @@ def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, trans
     same face (the face fills the frame) is edited whole, exactly as translate() does."""
     data = pytest.importorskip("skimage.data")
     pytest.importorskip("cv2", reason="the auto rule's face detector needs OpenCV (stargan[photo])")
-    from stargan_sdk.faces import celeba_crop_box, detect_faces
+    from stargan_sdk.photo.faces import celeba_crop_box, detect_faces
 
     photo = data.astronaut()
     Image.fromarray(photo).save(tmp_path / "astronaut.png")
@@ -266,14 +266,14 @@ def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, trans
 
 def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarray, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from stargan_sdk import face_detect
+    from stargan_sdk.photo import face_detect
     from stargan_sdk.errors import BackendUnavailableError
 
     def no_opencv():
         raise BackendUnavailableError("face detection needs OpenCV 4.x: pip install 'stargan[photo]'")
 
     monkeypatch.setattr(face_detect, "import_cv2", no_opencv)
-    import stargan_sdk.faces as faces
+    import stargan_sdk.photo.faces as faces
 
     faces.default_detector.cache_clear()
     src = tmp_path / "in"
@@ -286,3 +286,15 @@ def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarra
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "pip install 'stargan[photo]'" in notes[0] and "edited whole" in notes[0]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+@pytest.mark.parametrize("command", ["translate", "grid", "ui"])
+def test_backend_help_names_every_backend(command: str) -> None:
+    """--backend's help lists what --backend accepts: every registered backend (inductor included) and auto."""
+    from stargan_sdk.backends.registry import BACKENDS
+
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "--backend" in ln)
+    listed = {w.strip(" .|│()") for w in line.split("--backend", 1)[1].split()}
+    assert {"auto", "inductor", *BACKENDS} <= listed, line

@@ -33,8 +33,8 @@ if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tri
     pytest.skip("serving needs the serve extra (pip install -e '.[serve]'; `make install-dev` installs it)",
                 allow_module_level=True)
 
-from stargan_sdk.remote import RemoteTranslator  # noqa: E402
-from stargan_sdk.triton_server import inference_counts  # noqa: E402
+from stargan_sdk.serve.remote import RemoteTranslator  # noqa: E402
+from stargan_sdk.serve.triton_server import inference_counts  # noqa: E402
 
 MAX_BATCH = 16
 

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from procs import free_ports
-from stargan_sdk.serve_front import HttpFront
-from stargan_sdk.serve_guard import Guard, ModelLimits
+from stargan_sdk.serve.front import HttpFront
+from stargan_sdk.serve.guard import Guard, ModelLimits
 
 CONFIG = {"max_batch_size": 4, "input": [{"name": "x", "data_type": "TYPE_FP32", "dims": [2]}]}
 
@@ -155,8 +155,8 @@ def test_drain_answers_requests_in_flight_and_refuses_new_connections(front: Htt
 
 
 def test_supervisor_gives_up_after_too_many_deaths(tmp_path) -> None:
-    from stargan_sdk import serve_stack
-    from stargan_sdk.triton_server import ServeError
+    from stargan_sdk.serve import stack as serve_stack
+    from stargan_sdk.serve.triton_server import ServeError
 
     class Dying:
         restarts = 0

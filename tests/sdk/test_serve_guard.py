@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stargan_sdk.serve_guard import MAX_DEPTH, Guard, ModelLimits
+from stargan_sdk.serve.guard import MAX_DEPTH, Guard, ModelLimits
 
 CONFIG = {"max_batch_size": 8, "input": [{"name": "image", "data_type": "TYPE_FP32", "dims": [3, 4, 4]},
                                          {"name": "label", "data_type": "TYPE_FP32", "dims": [5]}]}

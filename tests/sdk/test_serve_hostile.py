@@ -225,7 +225,7 @@ def test_sigterm_under_keepalive_load_answers_every_request_in_flight(served: Se
     """Runs last. 12 keep-alive clients post without pause; SIGTERM mid-load: every request the server received
     is answered (none sees a dropped connection), the port refuses new connections, the process exits 0 well
     within the documented bound, and nothing is left."""
-    from stargan_sdk.serve_stack import STOP_BOUND_S
+    from stargan_sdk.serve.stack import STOP_BOUND_S
 
     s, c = translator.image_size, translator.manifest.c_dim
     body = _infer_json(1, s, c)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.serve_models import MAX_PIXELS, ClassifierModel, EditModel, GeneratorModel, decode_image
+from stargan_sdk.serve.models import MAX_PIXELS, ClassifierModel, EditModel, GeneratorModel, decode_image
 
 
 def _request(translator, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -64,7 +64,7 @@ def test_edit_model_accepts_raw_or_base64_bytes_and_crops_non_square(translator,
 
 
 def test_decode_image_refuses_huge_images_before_decoding(monkeypatch) -> None:
-    monkeypatch.setattr("stargan_sdk.serve_models.MAX_PIXELS", 100)
+    monkeypatch.setattr("stargan_sdk.serve.models.MAX_PIXELS", 100)
     with pytest.raises(ImageInputError, match="at most 100 pixels"):
         decode_image(_png(np.zeros((11, 10, 3), np.uint8)))
     assert MAX_PIXELS >= 4096 * 4096
@@ -87,7 +87,7 @@ def _poison_edits(png: bytes) -> list[dict[str, np.ndarray]]:
 
 
 def test_poisoned_edit_requests_fail_alone_without_tracebacks(translator, face) -> None:
-    from stargan_sdk.serve_models import Refusal
+    from stargan_sdk.serve.models import Refusal
 
     png = _png(face)
     poison = _poison_edits(png)
@@ -112,7 +112,7 @@ def test_poisoned_edit_requests_fail_alone_without_tracebacks(translator, face) 
 def test_any_exception_in_a_batch_stays_with_its_request(translator, monkeypatch) -> None:
     """A generator model whose engine raises a non-SDK error for one request: that request fails with a
     message naming only the exception type (the traceback goes to the log), the others get their outputs."""
-    from stargan_sdk.serve_models import Failure
+    from stargan_sdk.serve.models import Failure
 
     model = GeneratorModel(translator)
     requests = [_request(translator, 1, seed) for seed in range(4)]

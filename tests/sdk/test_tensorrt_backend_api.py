@@ -17,7 +17,7 @@ import pytest
 from stargan_sdk import Translator
 from stargan_sdk.backends.tensorrt import TrtBackend
 from stargan_sdk.errors import EngineMismatchError, ImageInputError
-from stargan_sdk.manifest import Artifact, Profile, read_manifest, sha256_file, write_manifest
+from stargan_sdk.bundle.manifest import Artifact, Profile, read_manifest, sha256_file, write_manifest
 from trtsim.bindings import VERSIONS
 from trtsim.fixtures import load_surface, sim, trt_surface  # noqa: F401
 from trtsim.simulate import Simulation

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stargan_sdk.errors import BundleError, StarGANError
-from stargan_sdk.manifest import read_manifest
-from stargan_sdk.triton_config import ModelSpec, Tensor, check_tensor, model_config, pbtxt_string
-from stargan_sdk.triton_repo import model_specs, write_python_repository
+from stargan_sdk.bundle.manifest import read_manifest
+from stargan_sdk.serve.triton_config import ModelSpec, Tensor, check_tensor, model_config, pbtxt_string
+from stargan_sdk.serve.triton_repo import model_specs, write_python_repository
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="needs the triton extra")
 from google.protobuf import text_format  # noqa: E402  (comes with tritonclient)
@@ -59,7 +59,7 @@ def test_python_repository_configs_parse_and_publish_the_manifest(bundle, tmp_pa
     assert [(t.name, t.optional) for t in edit.input] == [("image", False), ("changes", False), ("original", True)]
     assert edit.parameters["bundle"].string_value == "../stargan/bundle"
     assert (tmp_path / "repo/stargan/bundle/manifest.json").read_bytes() == (bundle / "manifest.json").read_bytes()
-    assert "stargan_sdk.triton_python_model" in (tmp_path / "repo/stargan_classifier/1/model.py").read_text()
+    assert "stargan_sdk.serve.triton_python_model" in (tmp_path / "repo/stargan_classifier/1/model.py").read_text()
 
 
 def test_crafted_manifest_tensor_name_writes_nothing(bundle_copy, tmp_path) -> None:

@@ -19,9 +19,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stargan_sdk import Translator
-from stargan_sdk.cli import app
+from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import AttributeValueError, ImageInputError, NoFaceFoundError
-from stargan_sdk.ui_actions import (
+from stargan_sdk.ui.actions import (
     changes_from,
     controls_for,
     describe,
@@ -126,7 +126,7 @@ def test_whole_mode_centre_crops_a_photo(toy: Translator, tmp_path: Path) -> Non
 
 
 def test_uploads_of_any_mode_become_upright_rgb(tmp_path: Path) -> None:
-    from stargan_sdk.ui_actions import open_upload
+    from stargan_sdk.ui.actions import open_upload
 
     clear = tmp_path / "clear.png"
     Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(clear)
@@ -180,7 +180,7 @@ def test_without_a_classifier_the_user_says_what_the_input_shows(toy: Translator
 
 def test_page_handlers_estimate_edit_and_offer_the_download(toy: Translator, tmp_path: Path) -> None:
     pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
-    from stargan_sdk.ui import Page
+    from stargan_sdk.ui.page import Page
 
     page = Page(toy, tmp_path)
     out = page.on_image(str(EXAMPLE), "auto")
@@ -202,7 +202,7 @@ def test_page_handlers_estimate_edit_and_offer_the_download(toy: Translator, tmp
 
 def test_page_handlers_turn_errors_into_messages(toy: Translator, tmp_path: Path) -> None:
     gr = pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
-    from stargan_sdk.ui import Page
+    from stargan_sdk.ui.page import Page
 
     page = Page(toy, tmp_path)
     bad = tmp_path / "bad.png"
@@ -220,7 +220,7 @@ def test_page_handlers_turn_errors_into_messages(toy: Translator, tmp_path: Path
 def test_sdk_and_cli_import_without_gradio() -> None:
     code = """
         import sys
-        import stargan_sdk, stargan_sdk.cli, stargan_sdk.cli_ui, stargan_sdk.ui_actions
+        import stargan_sdk, stargan_sdk.cli.stargan, stargan_sdk.cli.ui, stargan_sdk.ui.actions
         print("gradio" in sys.modules)
     """
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
@@ -235,10 +235,10 @@ def test_cli_needs_a_bundle_or_a_url() -> None:
 
 def test_cli_without_the_remote_client_or_gradio_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
-    monkeypatch.setitem(sys.modules, "stargan_sdk.remote", None)  # import fails as if the module were absent
+    monkeypatch.setitem(sys.modules, "stargan_sdk.serve.remote", None)  # import fails as if the module were absent
     result = CliRunner().invoke(app, ["ui", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--url needs the remote client" in result.output
-    monkeypatch.setitem(sys.modules, "stargan_sdk.ui", None)
+    monkeypatch.setitem(sys.modules, "stargan_sdk.ui.page", None)
     result = CliRunner().invoke(app, ["ui", str(BUNDLE)])
     assert result.exit_code == 2 and "pip install 'stargan[ui]'" in result.output
 
@@ -261,7 +261,7 @@ def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content
     gr = pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
     from gradio.data_classes import FileData
 
-    from stargan_sdk.ui import upload_image
+    from stargan_sdk.ui.page import upload_image
 
     path = tmp_path / "upload.png"
     path.write_bytes(content)
@@ -269,16 +269,16 @@ def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content
     with pytest.raises(gr.Error, match=message):
         component.preprocess(FileData(path=str(path), orig_name="upload.png"))
     # Gradio writes a .pyi stub beside any module that subclasses a component; the page must not (read-only installs).
-    assert not (Path(sys.modules["stargan_sdk.ui"].__file__).with_suffix(".pyi")).exists()
+    assert not (Path(sys.modules["stargan_sdk.ui.page"].__file__).with_suffix(".pyi")).exists()
 
 
 def test_cli_url_serves_the_remote_translator(monkeypatch: pytest.MonkeyPatch, bundle: Path) -> None:
-    """--url loads `stargan_sdk.remote.RemoteTranslator` (a stand-in here: the real one needs a Triton server)
+    """--url loads `stargan_sdk.serve.remote.RemoteTranslator` (a stand-in here: the real one needs a Triton server)
     and hands it to the page; a BUNDLE given too must be the served model."""
     pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
     import types
 
-    import stargan_sdk.ui
+    import stargan_sdk.ui.page
 
     loaded: list[tuple[str, str]] = []
 
@@ -289,8 +289,8 @@ def test_cli_url_serves_the_remote_translator(monkeypatch: pytest.MonkeyPatch, b
             return Translator.load(BUNDLE, backend="onnxruntime")  # the served bundle
 
     served: list[object] = []
-    monkeypatch.setitem(sys.modules, "stargan_sdk.remote", types.SimpleNamespace(RemoteTranslator=RemoteTranslator))
-    monkeypatch.setattr(stargan_sdk.ui, "serve", lambda t, **kw: served.append((t.image_size, kw)))
+    monkeypatch.setitem(sys.modules, "stargan_sdk.serve.remote", types.SimpleNamespace(RemoteTranslator=RemoteTranslator))
+    monkeypatch.setattr(stargan_sdk.ui.page, "serve", lambda t, **kw: served.append((t.image_size, kw)))
     result = CliRunner().invoke(app, ["ui", "--url", "grpc://127.0.0.1:8001", "--model", "faces", "--port", "7999"])
     assert result.exit_code == 0, result.output
     assert loaded == [("grpc://127.0.0.1:8001", "faces")]

@@ -53,7 +53,7 @@ def hook(event, args):
     if event == "socket.getaddrinfo" and args[0] not in LOCAL:
         print(f"OUTBOUND lookup {args[0]!r}", file=sys.stderr, flush=True)
 sys.addaudithook(hook)
-from stargan_sdk.cli import main
+from stargan_sdk.cli.stargan import main
 sys.argv[0] = "stargan"
 main()
 """

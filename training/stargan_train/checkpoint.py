@@ -28,6 +28,8 @@ from safetensors.torch import save_file
 
 from stargan_train.config import RunConfig
 from stargan_train.files import atomic_write, atomic_write_text
+from stargan_train.torch_load import CheckpointError, safe_torch_load
+from stargan_train.upgrade import upgrade_train_state
 
 CHECKPOINT_FORMAT = "stargan-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -131,9 +133,6 @@ def _remove_checkpoint(ckpt: Path) -> None:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> TrainState:
     """Load a full training checkpoint written by `save_checkpoint`."""
-    from stargan_train.upgrade import upgrade_train_state
-    from stargan_train.weights import CheckpointError, safe_torch_load
-
     raw = safe_torch_load(Path(path), map_location)
     if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a stargan training checkpoint (no '{CHECKPOINT_FORMAT}' marker)")

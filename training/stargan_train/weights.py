@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import pickletools
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,17 +21,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
+from stargan_train.checkpoint import latest_checkpoint
 from stargan_train.config import DiscriminatorConfig, GeneratorConfig, RunConfig
 from stargan_train.model import Discriminator, Generator
+from stargan_train.torch_load import CheckpointError, safe_torch_load
 from stargan_train.upgrade import upgrade_discriminator, upgrade_run_config
 
 _RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 _RES_KEY = re.compile(r"^main\.(\d+)\.main\.0\.weight$")
 _D_CONV_KEY = re.compile(r"^main\.(\d+)\.weight$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with a one-sentence reason."""
 
 
 @dataclass
@@ -56,66 +51,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> object:
-    """`torch.load(weights_only=True)` with one-line errors for missing, corrupt or pickled-object files."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        names = _pickle_globals(path) if _refused_by_weights_only(str(e)) else None
-        if names is not None:  # a well-formed pickle holding objects: loading it would run arbitrary code
-            found = _PICKLED_GLOBAL.search(str(e))
-            shown = found.group(1) if found else ", ".join(names[:3]) or "opcodes weights-only loading refuses"
-            raise CheckpointError(
-                f"{path} contains pickled Python objects, not plain tensors; refusing to unpickle it "
-                f"(unsupported global {shown})"
-            ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or not written by "
-                              f"torch.save)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated): {e}") from None
-
-
-# torch's wording has changed between releases ("Unsupported global: GLOBAL x.y" in 2.6, "Trying to load
-# unsupported GLOBAL x.y" in 2.13, "Unsupported operand" for other opcodes): match it loosely, ignoring case.
-_PICKLED_GLOBAL = re.compile(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", re.IGNORECASE)
-_WEIGHTS_ONLY_REFUSAL = re.compile(r"weights.only load failed|weightsunpickler|unsupported (global|operand)",
-                                   re.IGNORECASE)
-
-
-def _refused_by_weights_only(message: str) -> bool:
-    return bool(_WEIGHTS_ONLY_REFUSAL.search(message))
-
-
-def _pickle_globals(path: Path) -> list[str] | None:
-    """The non-torch globals a file's pickle names, or None when it is no well-formed pickle (a damaged file:
-    torch says "Unsupported operand" for text garbage too). pickletools only parses: nothing is executed."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-                data = z.read(name) if name else b""
-        else:
-            data = path.read_bytes()
-        names, strings = [], []
-        for op, arg, _ in pickletools.genops(data):
-            if isinstance(arg, str):
-                strings.append(arg)
-            if op.name in ("GLOBAL", "INST"):
-                names.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                names.append(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # noqa: BLE001  any parse failure means "not a well-formed pickle"
-        return None
-    return [n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))]
-
-
 def resolve_source(source: str | Path) -> Path:
     """Map a run dir to its newest checkpoint; check that a file exists."""
-    from stargan_train.checkpoint import latest_checkpoint
-
     path = Path(source)
     if path.is_dir():
         latest = latest_checkpoint(path)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import abc
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from stargan_sdk.errors import BackendOptionError, StarGANError
-from stargan_sdk.manifest import Manifest
+from stargan_sdk.host.hardware import Availability
+from stargan_sdk.bundle.manifest import Manifest
 
 
 _RUNTIME_NOISE = re.compile(r"^\s*(Exception from \S+|Check '.*' failed at \S+)\s*$")
@@ -43,14 +43,6 @@ def check_option_names(classes: Sequence[type["Backend"]], options: dict[str, An
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise BackendOptionError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether a backend can run a bundle here, and if not, why (shown by `stargan info`)."""
-
-    ok: bool
-    reason: str = ""
 
 
 class Backend(abc.ABC):

@@ -24,11 +24,11 @@ import numpy as np
 
 from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.backends.torch_backend import open_generator, to_precision, torch_availability
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError
-from stargan_sdk.hostmem import check_image_range, value_range
-from stargan_sdk.manifest import Manifest
-from stargan_sdk.tolerances import TOLERANCES, psnr_db
+from stargan_sdk.host.hostmem import check_image_range, value_range
+from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.bundle.tolerances import TOLERANCES, psnr_db
 
 CUDA_BATCH_SIZES = (1, 8, 64, 256)
 # Off by default: measured on an H200, chunks of 32 made batch 64 slower (9.0 vs 6.5 ms) and batch 256 too (40.8

@@ -16,27 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.artifacts import generator_onnx
+from stargan_sdk.bundle.artifacts import generator_onnx
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.backends.ort_session import session_options
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.hardware import physical_cores
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 PROVIDERS = ("auto", "cpu", "cuda")
-
-
-def session_options(threads: int | None = None) -> Any:
-    """Tuned options: every graph optimisation, one intra-op thread per physical core, sequential."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # the graph is a chain: nothing to run in parallel
-    so.intra_op_num_threads = threads or physical_cores()
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3  # warnings about unused initialisers etc. are noise for users
-    return so
 
 
 def pick_providers(provider: str, device: int) -> list[Any]:

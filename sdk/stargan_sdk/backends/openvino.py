@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.artifacts import fp32_artifact, int8_artifact
+from stargan_sdk.bundle.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.backends.base import Availability, Backend, error_reason
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
-from stargan_sdk.hardware import physical_cores
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.host.hardware import physical_cores
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 HINTS = ("auto", "latency", "throughput")

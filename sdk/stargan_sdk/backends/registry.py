@@ -21,7 +21,7 @@ from typing import Any
 
 from stargan_sdk.backends.base import Availability, Backend, check_option_names
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
-from stargan_sdk.manifest import Manifest
+from stargan_sdk.bundle.manifest import Manifest
 
 _log = logging.getLogger("stargan_sdk")
 

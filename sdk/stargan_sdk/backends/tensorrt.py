@@ -21,7 +21,7 @@ from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.backends.tensorrt_compat import check_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
 from stargan_sdk.errors import BackendUnavailableError
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
 class TrtBackend(Backend):

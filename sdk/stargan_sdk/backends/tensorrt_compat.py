@@ -16,7 +16,7 @@ from types import ModuleType
 
 from stargan_sdk import cuda
 from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError
-from stargan_sdk.manifest import Artifact, Manifest
+from stargan_sdk.bundle.manifest import Artifact, Manifest
 
 log = logging.getLogger("stargan_sdk.backends.tensorrt")
 MIN_TENSORRT_MAJOR = 10

@@ -23,7 +23,7 @@ import numpy as np
 
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError, EngineMismatchError, ImageInputError, StarGANError
 
 log = logging.getLogger("stargan_sdk.backends.tensorrt")

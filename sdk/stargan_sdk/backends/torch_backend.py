@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE, WEIGHTS_KIND
+from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE, WEIGHTS_KIND
 from stargan_sdk.errors import BackendUnavailableError
-from stargan_sdk.hostmem import check_image_range, value_range
-from stargan_sdk.manifest import Manifest
+from stargan_sdk.host.hostmem import check_image_range, value_range
+from stargan_sdk.bundle.manifest import Manifest
 
 DEFAULT_CUDA_MAX_BATCH = 64  # the export's default optimisation profile; buffers are sized for it
 

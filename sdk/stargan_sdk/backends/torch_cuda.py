@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from stargan_sdk.hostmem import copy_into
+from stargan_sdk.host.hostmem import copy_into
 
 Chunk = tuple[np.ndarray, np.ndarray]
 

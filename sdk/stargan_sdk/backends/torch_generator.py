@@ -1,6 +1,6 @@
 """The StarGAN generator in plain PyTorch, built from a bundle's `generator.safetensors` (no pickle, ever).
 
-Usage: module = load_generator(bundle_dir, manifest, dtype=torch.float16); y = module(x, c)  # fp32 in, fp32 out
+Usage: module = load_generator(bundle_dir, manifest); y = module(x, c)  # float32 on the CPU (backends cast it)
 
 The SDK must not import `stargan_train`, so the official architecture is written here once more, with the
 same `state_dict` keys (`main.0.weight` ... as in `yunjey/stargan`); a test runs both on the same weights.
@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stargan_sdk.constants import WEIGHTS_KIND
+from stargan_sdk.bundle.constants import WEIGHTS_KIND
 from stargan_sdk.errors import BundleError
-from stargan_sdk.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from stargan_sdk.backends.base import Availability
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
+from stargan_sdk.host.hardware import Availability
 
 _cudart: ModuleType | None = None
 

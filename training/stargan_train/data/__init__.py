@@ -16,7 +16,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from stargan_train.config import DataConfig
+from stargan_train.data.celeba import CelebADataset
+from stargan_train.data.errors import DatasetError
 from stargan_train.data.joint import infinite_batches, joint_labels
+from stargan_train.data.rafd import RaFDDataset, rafd_split_dir
+from stargan_train.data.transforms import SPLITS, build_transform
 
 __all__ = [
     "DatasetError", "build_dataset", "build_loaders", "dataset_parts", "infinite_batches", "joint_labels",
@@ -31,10 +35,6 @@ _PARTS_BY_MODE: dict[str, tuple[str, ...]] = {
 }
 
 
-class DatasetError(ValueError):
-    """A dataset that cannot be used as configured; the message names the file, folder or value at fault."""
-
-
 def dataset_parts(mode: str) -> tuple[str, ...]:
     """The datasets a mode reads: ("celeba",), ("rafd",) or ("celeba", "rafd") for joint training."""
     if mode not in _PARTS_BY_MODE:
@@ -44,11 +44,6 @@ def dataset_parts(mode: str) -> tuple[str, ...]:
 
 def build_dataset(data: DataConfig, part: str, split: str) -> Dataset:
     """One split ("train" | "test") of one dataset ("celeba" | "rafd") with the official transform."""
-    # Imported here, not at the top: the dataset modules import DatasetError from this package.
-    from stargan_train.data.celeba import CelebADataset
-    from stargan_train.data.rafd import RaFDDataset, rafd_split_dir
-    from stargan_train.data.transforms import SPLITS, build_transform
-
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if part == "celeba":

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from stargan_train.data import DatasetError
+from stargan_train.data.errors import DatasetError
 from stargan_train.data.transforms import SPLITS, load_rgb
 
 _POSITIVE = "1"

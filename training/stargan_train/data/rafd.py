@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stargan_train.config import RAFD_EXPRESSIONS, DataConfig
-from stargan_train.data import DatasetError
+from stargan_train.data.errors import DatasetError
 from stargan_train.data.celeba import read_image
 from stargan_train.data.transforms import IMAGE_EXTENSIONS, SPLITS
 

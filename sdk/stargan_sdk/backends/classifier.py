@@ -1,0 +1,57 @@
+"""The bundle's attribute classifier (the discriminator's domain head) on ONNX Runtime CPU.
+
+Usage: clf = AttributeClassifier.from_bundle(bundle, manifest); logits = clf.logits(x)  # x float32 NCHW [-1, 1]
+
+It estimates what a photo already shows so that edits can be applied on top ("make blond" keeps age and
+gender). It is small, so it always runs on the CPU whichever backend runs the generator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from stargan_sdk.backends.ort_session import session_options
+from stargan_sdk.bundle.checks import check_input_shapes
+from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.errors import BundleError
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+
+
+class AttributeClassifier:
+    """An ONNX Runtime CPU session over `classifier.onnx`.
+
+    Args:
+        path: the verified classifier ONNX file.
+        threads: intra-op threads (default: physical cores).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        try:
+            self._session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT's own exception types; its message names the problem
+            raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
+
+    @classmethod
+    def from_bundle(cls, bundle_dir: str | os.PathLike[str], manifest: Manifest) -> "AttributeClassifier | None":
+        """The bundle's classifier, checksum and input shape verified; None when the bundle has none or
+        onnxruntime is not installed (then callers must be told the original attributes)."""
+        art = manifest.artifact(role="classifier", kind="onnx")
+        if art is None or importlib.util.find_spec("onnxruntime") is None:
+            return None
+        clf = cls(verify_artifact(bundle_dir, art))
+        shapes = {i.name: tuple(i.shape) for i in clf._session.get_inputs()}
+        if CLASSIFIER_INPUT not in shapes:
+            raise BundleError(f"{art.file} has no input named {CLASSIFIER_INPUT!r}; re-export the bundle")
+        # Only the image input exists; reuse the generator check with a label entry that always passes.
+        check_input_shapes(manifest, {INPUT_IMAGE: shapes[CLASSIFIER_INPUT], INPUT_LABEL: ("N", manifest.c_dim)}, art.file)
+        return clf
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N, k] domain logits for normalised float32 [N, 3, H, W] images (thread-safe)."""
+        return self._session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: images})[0]

@@ -1,0 +1,209 @@
+"""Pre- and post-processing between user images (PIL, uint8 numpy) and the engine's float32 NCHW [-1, 1].
+
+Usage: rgb, meta = to_model_rgb(image, 128); x = preprocess([rgb]); edited = restore(postprocess(y)[0], meta)
+
+Conventions (documented in Translator.translate too):
+- Images are edited as the model was trained: the largest centred square (CelebA's centre crop: 178x178 of
+  an aligned 178x218 face) is resized to the model size (bilinear), and the result is resized back
+  (bicubic) and put back in place, so the caller gets an image of its own size. Square images are edited
+  whole. Photos where the face is small go through `Translator.translate_photo`, which finds the face.
+- A PIL image's EXIF orientation is applied first: the result is upright, as viewers show the input.
+- Transparency is composited on white before the model sees it, and the original alpha is re-attached
+  to the result. Greyscale comes back greyscale; palette, 1-bit, CMYK and YCbCr images come back RGB.
+- uint8 is exact: preprocess followed by postprocess returns the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from stargan_sdk.bundle.constants import NORM_MEAN, NORM_STD
+from stargan_sdk.errors import ImageInputError
+from stargan_sdk.host.files import atomic_write
+
+_RETURN_MODE = {"L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "PA": "RGBA"}
+_ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+_EXIF_ORIENTATION = 0x0112
+_NO_LA = {"BMP": "RGBA", "PPM": "L"}
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """How to give a result back in the form the caller passed in."""
+
+    kind: str  # "pil" | "numpy"
+    size: int  # side of the square that was edited
+    mode: str  # PIL mode to return ("L", "LA", "RGB", "RGBA"); for numpy the matching channel layout
+    alpha: np.ndarray | None  # uint8 [H, W] to re-attach
+    shape: tuple[int, ...] = ()  # numpy input shape
+    full: np.ndarray | None = None  # uint8 RGB [H, W, 3] of a non-square input, to put the edited square back in
+    offset: tuple[int, int] = (0, 0)  # (top, left) of the edited square in `full`
+
+
+class Normalizer:
+    """Affine uint8 <-> float maps from the manifest's mean/std (per channel).
+
+    Args:
+        mean: per-channel mean in [0, 1] units.
+        std: per-channel std in [0, 1] units.
+    """
+
+    def __init__(self, mean: Sequence[float] = NORM_MEAN, std: Sequence[float] = NORM_STD) -> None:
+        m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        if m.shape != (3,) or s.shape != (3,) or np.any(s <= 0):
+            raise ImageInputError(f"normalisation needs 3 means and 3 positive stds, got {mean} / {std}")
+        # x = v * scale + shift, with v the uint8 value; shapes broadcast over [N, 3, H, W].
+        self.scale = (1.0 / (255.0 * s)).reshape(1, 3, 1, 1).astype(np.float32)
+        self.shift = (-m / s).reshape(1, 3, 1, 1).astype(np.float32)
+        self.out_scale = (255.0 * s).reshape(1, 3, 1, 1).astype(np.float32)  # exact for std 0.5: 127.5
+        self.out_shift = (255.0 * m).reshape(1, 3, 1, 1).astype(np.float32)
+
+    def preprocess_into(self, images: np.ndarray | Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
+        """Write uint8 HWC RGB images at model size into `out[:n]` (float32 NCHW, e.g. a pinned buffer)."""
+        batch = images if isinstance(images, np.ndarray) else np.stack(images)
+        n = batch.shape[0]
+        if out.dtype != np.float32 or out.ndim != 4 or out.shape[0] < n or out.shape[1:] != (3, *batch.shape[1:3]):
+            raise ImageInputError(f"output buffer {out.dtype}{list(out.shape)} cannot hold {n} images of {batch.shape[1:]}")
+        dst = out[:n]
+        np.multiply(batch.transpose(0, 3, 1, 2), self.scale, out=dst)  # uint8 -> float32 in one pass
+        dst += self.shift
+        return dst
+
+    def preprocess(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        batch = images if isinstance(images, np.ndarray) else np.stack(images)
+        out = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), np.float32)
+        return self.preprocess_into(batch, out)
+
+    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+        """float32 NCHW model outputs -> uint8 NHWC, rounding halves up as torchvision's save_image."""
+        v = outputs * self.out_scale + self.out_shift
+        return np.clip(np.floor(v + 0.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1).copy()
+
+
+def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.rint(rgb).astype(np.uint8), rgba[..., 3].copy()
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (the image itself when it needs no turn)."""
+    try:
+        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+            return image
+        return ImageOps.exif_transpose(image)
+    except Exception as e:  # noqa: BLE001  PIL's EXIF parser raises many types on a malformed block
+        raise ImageInputError(f"cannot read or apply the image's EXIF orientation: {e}") from e
+
+
+def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, str, np.ndarray | None]:
+    image = upright(image)
+    if image.mode not in _ACCEPTED_MODES:
+        raise ImageInputError(
+            f"PIL images of mode {image.mode!r} are not supported (8-bit modes only: {', '.join(_ACCEPTED_MODES)}); "
+            f"convert first, e.g. image.convert('RGB')"
+        )
+    mode = _RETURN_MODE.get(image.mode, "RGB")
+    has_alpha = image.mode in ("LA", "PA", "RGBA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgb, alpha = _composite_on_white(np.asarray(image.convert("RGBA")))
+        return rgb, ("RGBA" if mode == "RGB" else mode), alpha
+    return np.asarray(image.convert("RGB")), mode, None
+
+
+def _numpy_to_rgb(array: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
+    if array.dtype != np.uint8:
+        raise ImageInputError(
+            f"numpy images must be uint8 (0-255), got {array.dtype}; convert with "
+            f"(x * 255).round().astype(np.uint8), or pass normalised float32 NCHW arrays to Translator.infer"
+        )
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 1):
+        grey = array.reshape(array.shape[:2])
+        return np.repeat(grey[..., None], 3, axis=2), "L", None
+    if array.ndim == 3 and array.shape[2] == 3:
+        return array, "RGB", None
+    if array.ndim == 3 and array.shape[2] == 4:
+        rgb, alpha = _composite_on_white(array)
+        return rgb, "RGBA", alpha
+    raise ImageInputError(f"numpy images must be HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA), got shape {array.shape}")
+
+
+def to_model_rgb(image: Any, image_size: int) -> tuple[np.ndarray, ImageMeta]:
+    """uint8 RGB [image_size, image_size, 3] for the model, and how to give the result back."""
+    if isinstance(image, Image.Image):
+        rgb, mode, alpha = _pil_to_rgb(image)
+        kind, shape = "pil", ()
+    elif isinstance(image, np.ndarray):
+        rgb, mode, alpha = _numpy_to_rgb(image)
+        kind, shape = "numpy", image.shape
+    else:
+        raise ImageInputError(f"expected a PIL image or a uint8 numpy array, got {type(image).__name__}")
+    h, w = rgb.shape[:2]
+    if h == 0 or w == 0:
+        raise ImageInputError(f"image is empty ({w}x{h})")
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    full = np.ascontiguousarray(rgb) if h != w else None
+    square = rgb[top : top + side, left : left + side]
+    if side != image_size:
+        square = np.asarray(Image.fromarray(np.ascontiguousarray(square)).resize((image_size, image_size),
+                                                                                  Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left))
+
+
+def restore(rgb: np.ndarray, meta: ImageMeta) -> Any:
+    """The model's uint8 RGB result in the caller's form: same type, size and (where sensible) mode."""
+    if rgb.shape[0] != meta.size:
+        rgb = np.asarray(Image.fromarray(rgb).resize((meta.size, meta.size), Image.Resampling.BICUBIC))
+    if meta.full is not None:  # a non-square input: the edited centre square goes back into the whole image
+        top, left = meta.offset
+        whole = meta.full.copy()
+        whole[top : top + meta.size, left : left + meta.size] = rgb
+        rgb = whole
+    if meta.mode in ("L", "LA"):
+        channels = [np.asarray(Image.fromarray(rgb).convert("L"))]
+    else:
+        channels = [rgb[..., i] for i in range(3)]
+    if meta.alpha is not None:
+        channels.append(meta.alpha)
+    out = np.stack(channels, axis=-1) if len(channels) > 1 else channels[0]
+    if meta.kind == "numpy":
+        return out.reshape(meta.shape) if len(meta.shape) == 2 or meta.shape[-1] == 1 else out
+    return Image.fromarray(out)  # HxW -> L, x2 -> LA, x3 -> RGB, x4 -> RGBA
+
+
+def center_crop(image: Any) -> Any:
+    """The largest centred square of a PIL image or HWC numpy array (CelebA-style framing)."""
+    if isinstance(image, Image.Image):
+        w, h = image.size
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        return image.crop((left, top, left + s, top + s))
+    if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+        h, w = image.shape[:2]
+        s = min(w, h)
+        top, left = (h - s) // 2, (w - s) // 2
+        return image[top : top + s, left : left + s].copy()
+    raise ImageInputError(f"center_crop expects a PIL image or an HxW[xC] numpy array, got {type(image).__name__}")
+
+
+def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Save atomically (temp file + rename), the format taken from the suffix."""
+    path = Path(path)
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
+    if fmt == "JPEG" and pil.mode not in ("RGB", "L"):
+        pil = pil.convert("RGB")  # JPEG has no alpha
+    elif pil.mode == "LA" and fmt in _NO_LA:
+        pil = pil.convert(_NO_LA[fmt])  # formats without grey + alpha: keep what they can hold
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda f: pil.save(f, format=fmt))
