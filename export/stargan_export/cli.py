@@ -153,14 +153,20 @@ def triton(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a Triton Inference Server model repository (config.pbtxt + 1/model.{plan,onnx,py}) from a bundle."""
-    from stargan_export.triton import write_triton_repository
+    from stargan_export.triton import BACKENDS, written_models, write_triton_repository
 
     model_dir = write_triton_repository(bundle, out, backend=backend, max_batch=max_batch, instances=instances,
                                         model_name=model_name, precision=precision, kind=kind)
+    models = written_models(out, backend, model_name)
+    copy = model_dir / "bundle" if backend == "python" else None
     if as_json:
-        print(json.dumps({"model_dir": str(model_dir), "config": str(model_dir / "config.pbtxt")}))
-    else:
-        out_console.print(f"wrote {model_dir}/config.pbtxt and {model_dir}/1/", highlight=False)
+        print(json.dumps({"model_dir": str(model_dir), "config": str(model_dir / "config.pbtxt"),
+                          "models": [str(m) for m in models], "bundle_copy": str(copy) if copy else None}))
+        return
+    for m in models:
+        out_console.print(f"wrote {m}/config.pbtxt and {m}/1/{BACKENDS[backend][1]}", highlight=False)
+    if copy is not None:
+        out_console.print(f"wrote {copy}/ (a copy of the bundle, which the models' model.py load)", highlight=False)
 
 
 def join_attr_values(argv: list[str]) -> list[str]:

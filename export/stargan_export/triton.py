@@ -64,6 +64,21 @@ def _platform_config(manifest: Manifest, name: str, backend: str, max_batch: int
                         instances=instances, kind=kind, platform=True)
 
 
+def _external_name(name: str) -> str:
+    """An external-data file name as the repository may use it: a plain file name, nothing outside the folder."""
+    if Path(name).name != name or name in (".", ".."):
+        raise ExportError(f"external data {name!r} is not a plain file name; re-export the bundle")
+    return name
+
+
+def written_models(out: str | Path, backend: str, model_name: str = "stargan") -> list[Path]:
+    """The model folders `write_triton_repository` writes for `backend` (python: generator, classifier, edit)."""
+    if backend != "python":
+        return [Path(out) / model_name]
+    names = (model_name, f"{model_name}_classifier", f"{model_name}_edit")
+    return [Path(out) / n for n in names if (Path(out) / n / "config.pbtxt").is_file()]
+
+
 def write_triton_repository(
     bundle_dir: str | Path,
     out_dir: str | Path,
@@ -100,10 +115,13 @@ def _write_platform_model(bundle: Path, out: Path, backend: str, max_batch: int,
         raise ExportError(f"the engine's profile covers batches {artifact.profile.min}..{artifact.profile.max}; "
                           f"Triton needs 1..{max_batch} (rebuild with --min-batch 1 --max-batch {max_batch})")
     text = _platform_config(manifest, model_name, backend, max_batch, instances, kind)
-    source = verify_artifact(bundle, artifact)
+    source = verify_artifact(bundle, artifact)  # checks the external-data files' sha256 too
+    external = [_external_name(name) for name in (artifact.external_data or {})]
     filename = BACKENDS[backend][1]
     model_dir = out / model_name
     (model_dir / VERSION).mkdir(parents=True, exist_ok=True)
+    for name in external:  # beside model.onnx, where ONNX Runtime looks for them (paths are relative to the graph)
+        atomic_write(model_dir / VERSION / name, lambda f, name=name: f.write((bundle / name).read_bytes()))
     atomic_write(model_dir / VERSION / filename, lambda f: f.write(source.read_bytes()))
     atomic_write(model_dir / "config.pbtxt", lambda f: f.write(text.encode()))
     for other in set(PLATFORM_FILES + ("model.py",)) - {filename}:

@@ -137,3 +137,65 @@ def test_python_repository_runs_the_sdk_in_the_real_tritonserver(tiny_bundle, tm
             np.testing.assert_allclose(remote.infer(x, c), local.infer(x, c), atol=1e-5)
             np.testing.assert_array_equal(remote.classifier.logits(x), local.classifier.logits(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # the server's workspace is gone
+
+
+def _external_data_bundle(bundle):
+    """The bundle's FP32 generator re-saved with its weights in `weights.bin`, listed in the manifest."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(bundle / "generator.onnx"))
+    onnx.save_model(model, str(bundle / "generator.onnx"), save_as_external_data=True, location="weights.bin")
+    m = read_manifest(bundle)
+    arts = tuple(dataclasses.replace(a, sha256=sha256_file(bundle / a.file),
+                                     external_data={"weights.bin": sha256_file(bundle / "weights.bin")})
+                 if a.file == "generator.onnx" else a for a in m.artifacts)
+    write_manifest(bundle, dataclasses.replace(m, artifacts=arts))
+    assert (bundle / "generator.onnx").stat().st_size < 100_000  # the weights really moved out
+    return bundle
+
+
+def test_onnxruntime_repository_copies_the_external_data_file(bundle_copy, tiny_bundle, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    _external_data_bundle(bundle_copy)
+    model_dir = write_triton_repository(bundle_copy, tmp_path / "repo", backend="onnxruntime", kind="cpu")
+    assert (model_dir / "1" / "weights.bin").read_bytes() == (bundle_copy / "weights.bin").read_bytes()
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32),
+             "label": rng.integers(0, 2, (2, 5)).astype(np.float32)}
+    served = ort.InferenceSession(str(model_dir / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    original = ort.InferenceSession(str(tiny_bundle / "generator.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(served.run(None, feeds)[0], original.run(None, feeds)[0])
+
+
+def test_python_repository_copies_the_external_data_file(bundle_copy, tmp_path):
+    from stargan_sdk import Translator
+
+    _external_data_bundle(bundle_copy)
+    model_dir = write_triton_repository(bundle_copy, tmp_path / "repo", backend="python", kind="cpu")
+    assert (model_dir / "bundle" / "weights.bin").read_bytes() == (bundle_copy / "weights.bin").read_bytes()
+    with Translator.load(model_dir / "bundle", backend="onnxruntime") as t:  # what the served model.py loads
+        assert t.backend_name == "onnxruntime"
+
+
+def test_python_backend_says_everything_it_writes(tiny_bundle, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from stargan_export.cli import app
+
+    out = tmp_path / "repo"
+    result = CliRunner().invoke(app, ["triton", str(tiny_bundle), "--out", str(out), "--backend", "python", "--kind", "cpu"])
+    assert result.exit_code == 0, result.output
+    said = result.output.replace("\n", "")
+    for model in ("stargan", "stargan_classifier", "stargan_edit"):
+        assert f"wrote {out / model}/config.pbtxt and {out / model}/1/model.py" in said
+        assert (out / model / "1" / "model.py").is_file()
+    assert f"wrote {out / 'stargan' / 'bundle'}/ (a copy of the bundle" in said
+    assert (out / "stargan" / "bundle" / "manifest.json").is_file()
+    result = CliRunner().invoke(app, ["triton", str(tiny_bundle), "--out", str(out), "--backend", "python", "--kind",
+                                      "cpu", "--json"])
+    report = json.loads(result.output)
+    assert report["models"] == [str(out / m) for m in ("stargan", "stargan_classifier", "stargan_edit")]
+    assert report["bundle_copy"] == str(out / "stargan" / "bundle")

@@ -91,3 +91,42 @@ def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Pat
     assert not [pid for pid in tree if running(pid)]
     assert not list(Path("/dev/shm").glob(f"stargan_{proc.pid}_*"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sigkilled_serves_folders_are_removed_on_the_next_start(bundle: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves the repository and workspace folders; the next start removes them (their owner is gone)
+    and nothing else: a live process's folder, an unnamed folder and a stranger's file stay."""
+    import tempfile
+
+    from stargan_sdk.serve.leftovers import owned_prefix
+
+    pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
+    ports = free_ports(3)
+    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
+           str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        assert "starting tritonserver" in proc.stderr.readline()
+        deadline = time.monotonic() + 60
+        while not descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = descendants(proc.pid)
+        assert tree, "tritonserver did not start"
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30  # tritonserver gets SIGTERM from its dead parent and stops
+    while [pid for pid in tree if running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = sorted(p.name.split("-")[1] for p in tmp_path.iterdir())
+    assert left == ["repo", "serve"], left
+    alive = Path(tempfile.mkdtemp(prefix=owned_prefix("stargan-repo-"), dir=tmp_path))  # this test process lives
+    (tmp_path / "stargan-repo-unnamed").mkdir()
+    (tmp_path / "notes.txt").write_text("keep")
+    result = _serve(tmp_path / "missing", "--workdir", tmp_path, "--http-port", ports[0], "--grpc-port", ports[1],
+                    "--metrics-port", ports[2])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("removed 2 folder(s)") and "error: bundle folder not found" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "stargan-repo-unnamed", "notes.txt"])

@@ -263,7 +263,8 @@ def test_readme_curl_commands_run_as_written(served: Served, tmp_path: Path) -> 
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "blond.png").size == Image.open(ROOT / "docs" / "example-face.png").size
-    assert 'nv_inference_exec_count{model="stargan"' in proc.stdout
+    counts = dict(re.findall(r'^(nv_inference_(?:exec_)?count)\{model="stargan_edit".* (\d+)$', proc.stdout, flags=re.M))
+    assert int(counts["nv_inference_count"]) >= 1 and int(counts["nv_inference_exec_count"]) >= 1, proc.stdout
 
 
 def test_sigterm_leaves_no_process_shared_memory_or_workspace(served: Served) -> None:

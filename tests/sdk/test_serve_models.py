@@ -68,3 +68,64 @@ def test_decode_image_refuses_huge_images_before_decoding(monkeypatch) -> None:
     with pytest.raises(ImageInputError, match="at most 100 pixels"):
         decode_image(_png(np.zeros((11, 10, 3), np.uint8)))
     assert MAX_PIXELS >= 4096 * 4096
+
+
+def _poison_edits(png: bytes) -> list[dict[str, np.ndarray]]:
+    """The audit's poisoned `stargan_edit` requests: JSON 100,000 levels deep, a 5,000-digit integer, as
+    `changes` and as `original`, and a nesting shallow enough for json but odd for the attribute logic."""
+    deep, digits = "[" * 100_000 + "]" * 100_000, "9" * 5000
+
+    def raw(changes: str, original: str | None = None) -> dict[str, np.ndarray]:
+        request = {"image": np.array([[png]], dtype=np.object_), "changes": np.array([[changes.encode()]], dtype=np.object_)}
+        if original is not None:
+            request["original"] = np.array([[original.encode()]], dtype=np.object_)
+        return request
+
+    return [raw(deep), raw(f'{{"Blond_Hair": {digits}}}'), raw('{"Male": 1}', original=deep),
+            raw('{"Male": 1}', original=f'{{"Male": {digits}}}'), raw('{"Blond_Hair": ' + "[" * 500 + "]" * 500 + "}"),
+            raw(f'{{"{digits}": 1}}')]
+
+
+def test_poisoned_edit_requests_fail_alone_without_tracebacks(translator, face) -> None:
+    from stargan_sdk.serve.models import Refusal
+
+    png = _png(face)
+    poison = _poison_edits(png)
+    good = [_edit(png, {"Blond_Hair": 1}), _edit(png, {"Male": 1})]
+    requests = [good[0], *poison[:3], good[1], *poison[3:], good[0]]
+    results = EditModel(translator).run(requests)
+    goods = [results[0], results[4], results[-1]]
+    assert all(isinstance(r, dict) for r in goods), goods
+    blond = np.asarray(Image.open(io.BytesIO(base64.b64decode(goods[0]["edited"][0, 0]))))
+    assert np.array_equal(blond, translator.translate(face, Blond_Hair=1))
+    assert goods[2]["edited"][0, 0] == goods[0]["edited"][0, 0]
+    bad = [r for i, r in enumerate(results) if i not in (0, 4, len(results) - 1)]
+    assert len(bad) == len(poison)
+    for message in bad:
+        assert isinstance(message, Refusal), message  # the client's mistake: 400 / INVALID_ARGUMENT
+        assert "Traceback" not in message and ".py" not in message and "/" not in message
+        assert len(message) <= 400
+    assert "nested too deep or holds a number too long" in bad[0] and "changes" in bad[0]
+    assert "original" in bad[2]
+
+
+def test_any_exception_in_a_batch_stays_with_its_request(translator, monkeypatch) -> None:
+    """A generator model whose engine raises a non-SDK error for one request: that request fails with a
+    message naming only the exception type (the traceback goes to the log), the others get their outputs."""
+    from stargan_sdk.serve.models import Failure
+
+    model = GeneratorModel(translator)
+    requests = [_request(translator, 1, seed) for seed in range(4)]
+    poisoned = requests[2]["image"]
+    real_infer = translator.infer
+
+    def infer(images, labels):
+        if any(np.array_equal(x, poisoned[0]) for x in images):
+            raise MemoryError("/srv/secret/path.py exploded")
+        return real_infer(images, labels)
+
+    monkeypatch.setattr(translator, "infer", infer)
+    results = model.run(requests)
+    assert isinstance(results[2], Failure) and "MemoryError" in results[2] and "/srv" not in results[2]
+    for i in (0, 1, 3):
+        np.testing.assert_allclose(results[i]["output"], real_infer(requests[i]["image"], requests[i]["label"]), atol=1e-5)

@@ -5,7 +5,7 @@ Usage: stargan serve models/toyfaces-64 --http-port 8000 --grpc-port 8001 --metr
 The bundle is loaded once here (so a bad bundle fails in one line before any server starts), written as a
 python-backend repository into a private workspace (the bundle linked, not copied) and served by the
 tritonserver binary from the nvidia-pytriton wheel. SIGINT and SIGTERM stop it gracefully: no process,
-shared-memory segment or workspace is left.
+shared-memory segment or workspace is left; what a SIGKILLed one left is removed on the next start.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stargan_sdk.errors import StarGANError
+from stargan_sdk.serve.leftovers import clean_leftovers, owned_prefix
 from stargan_sdk.translator import Translator
+from stargan_sdk.serve.stack import ServeStack
 from stargan_sdk.serve.triton_config import DEFAULT_QUEUE_DELAY_US
 from stargan_sdk.serve.triton_repo import write_python_repository
-from stargan_sdk.serve.triton_server import ServeError, TritonServer, check_port_free, signals_held
+from stargan_sdk.serve.triton_server import check_port_free, signals_held
+
+SDK_PATH = Path(__file__).resolve().parents[2]  # sdk/: the served models run this SDK, the one serving them
 
 
 class _Stop(BaseException):
@@ -75,22 +79,31 @@ def serve(
     kind: Annotated[str, typer.Option(help="Instance kind: auto (gpu when a CUDA GPU is visible) | cpu | gpu.")] = "auto",
     workdir: Annotated[Optional[Path], typer.Option(help="Folder for the private workspace (default: temp).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Triton's own log.")] = False,
+    max_body_mb: Annotated[int, typer.Option(help="Largest HTTP request body accepted (MiB); larger ones get 413.")] = 128,
 ) -> None:
     """Serve a bundle with Triton: models <name> (image+label arrays), <name>_classifier and <name>_edit
-    (encoded image + JSON changes). Stop with Ctrl-C or SIGTERM."""
+    (encoded image + JSON changes). HTTP requests are checked before they reach Triton, which is restarted if
+    it dies. Stop with Ctrl-C or SIGTERM: requests in flight are answered, then it exits (within 30 s)."""
     ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
     _check_options(max_batch, max_queue_delay_us, instances, ports, kind)
     if threads < 0:
         raise StarGANError(f"--threads must be >= 0 (0: automatic), got {threads}")
+    if not 1 <= max_body_mb <= 4096:
+        raise StarGANError(f"--max-body-mb must be 1..4096, got {max_body_mb}")
     for flag, port in ports.items():
         check_port_free(host, port, flag)
+    removed = clean_leftovers(workdir or tempfile.gettempdir())  # of a serve that was SIGKILLed
+    if removed:
+        folders = sum(p.is_relative_to(workdir or tempfile.gettempdir()) for p in removed)
+        typer.echo(f"removed {folders} folder(s) and {len(removed) - folders} shared-memory segment(s) left by a "
+                   f"killed stargan serve", err=True)
     with Translator.load(bundle, backend=backend) as t:  # a bad bundle fails here, in one line
         summary = f"{bundle} ({t.backend_name}, {t.image_size} px: {', '.join(t.attributes)})"
     handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     kind = _instance_kind(kind)
     try:
         _run(bundle, summary, backend, host, ports, max_batch, max_queue_delay_us, instances, kind,
-             _threads(threads, instances, kind), workdir, verbose)
+             _threads(threads, instances, kind), workdir, verbose, max_body_mb)
     except _Stop:
         typer.echo("stopped", err=True)
     finally:
@@ -108,24 +121,22 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
 
 
 def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int, queue_delay: int,
-         instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool) -> None:
+         instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool, max_body_mb: int) -> None:
     with signals_held():  # created and recorded in one piece: a Ctrl-C now cannot leak the folder
-        repo_dir = tempfile.TemporaryDirectory(prefix="stargan-repo-", dir=workdir)
+        repo_dir = tempfile.TemporaryDirectory(prefix=owned_prefix("stargan-repo-"), dir=workdir)
     with repo_dir as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
-                                queue_delay_us=queue_delay, threads=threads, link_bundle=True)
-        server = TritonServer(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
-                              metrics_port=ports["--metrics-port"], workdir=workdir, verbose=verbose,
-                              gpu_metrics=kind == "gpu")
+                                queue_delay_us=queue_delay, threads=threads, link_bundle=True, sdk_path=SDK_PATH)
+        stack = ServeStack(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
+                           metrics_port=ports["--metrics-port"], max_body=max_body_mb << 20, workdir=workdir,
+                           verbose=verbose, gpu_metrics=kind == "gpu")
         typer.echo(f"starting tritonserver: loading and warming up {instances} instance(s) per model ...", err=True)
-        with server:
-            models = ", ".join(sorted(p.name for p in Path(repo).iterdir()))
+        with stack:  # leaving it (SIGINT/SIGTERM) drains HTTP, then stops tritonserver, within STOP_BOUND_S
             per_instance = f" x {threads} threads" if threads else ""
             typer.echo(f"serving {summary}\n"
-                       f"  HTTP     {server.http_url}  (models: {models})\n"
-                       f"  gRPC     {server.grpc_url}\n"
-                       f"  metrics  {server.metrics_url}\n"
+                       f"  HTTP     {stack.http_url}  (models: {', '.join(stack.models())})\n"
+                       f"  gRPC     {stack.grpc_url}\n"
+                       f"  metrics  {stack.metrics_url}\n"
                        f"  batching up to {max_batch}, {instances} {kind} instance(s){per_instance}; Ctrl-C to stop",
                        err=True)
-            status = server.wait()
-            raise ServeError(f"tritonserver stopped unexpectedly (status {status}): {server.last_error()}")
+            stack.run()

@@ -5,7 +5,9 @@ Usage: model = GeneratorModel(translator); results = model.run([{"image": x, "la
 Triton's dynamic batcher hands a model several clients' requests at once. Each request is checked on its
 own and a bad one (NaN, values outside [-1, 1], a wrong shape, undecodable bytes, an unknown attribute)
 gets its own error message while the others in the batch are answered normally. A result is either a
-dict of named output arrays or a string: the error for that request.
+dict of named output arrays or a `Refusal` (the client's error: HTTP 400 / gRPC INVALID_ARGUMENT) or a `Failure`
+(the server's: 500 / INTERNAL), both strings. Whatever a request raises stays with that request, and no message
+carries a traceback or a server path (those go to the server's log).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import base64
 import binascii
 import io
 import json
+import logging
+import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,6 +27,18 @@ from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import ImageInputError, StarGANError
 from stargan_sdk.images.imaging import center_crop
 from stargan_sdk.translator import Translator
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 400  # characters of an error message sent back (a message can quote what the client sent)
+
+
+class Refusal(str):
+    """A request the client got wrong (bad input): its own error, HTTP 400 / gRPC INVALID_ARGUMENT."""
+
+
+class Failure(str):
+    """A request the server could not answer for a reason of its own: HTTP 500 / gRPC INTERNAL."""
+
 
 Request = dict[str, np.ndarray]
 Result = dict[str, np.ndarray] | str
@@ -36,20 +52,47 @@ def _batched(requests: Sequence[Request], check: Callable[[Request], str | None]
              run: Callable[[list[Request]], list[dict[str, np.ndarray]]]) -> list[Result]:
     """Check every request, run the valid ones in one call; if that call fails, run them one by one so
     the failure is charged to the request that caused it."""
-    errors = [check(r) for r in requests]
+    errors = [_checked(check, r) for r in requests]
     valid = [r for r, e in zip(requests, errors) if e is None]
     try:
         outputs = iter(run(valid)) if valid else iter(())
-    except StarGANError:
+    except Exception:  # noqa: BLE001 - whatever the batch raised, find the request that caused it
         outputs = iter([_one(run, r) for r in valid])
     return [e if e is not None else next(outputs) for e in errors]
+
+
+def _checked(check: Callable[[Request], str | None], request: Request) -> Result | None:
+    try:
+        error = check(request)
+    except Exception as e:  # noqa: BLE001 - a check that trips on odd input refuses that input only
+        return _error(e)
+    return None if error is None else Refusal(_short(error))
 
 
 def _one(run: Callable[[list[Request]], list[dict[str, np.ndarray]]], request: Request) -> Result:
     try:
         return run([request])[0]
-    except StarGANError as e:
-        return str(e)
+    except Exception as e:  # noqa: BLE001 - one request's failure, of any type, stays that request's
+        return _error(e)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def _error(e: Exception) -> Result:
+    """The client's message for an exception: an SDK error says what was wrong with the input; anything else
+    is logged here with its traceback and answered with its type only (no server paths, no traceback)."""
+    if isinstance(e, StarGANError):
+        try:
+            return Refusal(_short(str(e)))
+        except ValueError:  # a message quoting a 5,000-digit integer cannot even be formatted
+            return Refusal(f"the request was refused ({type(e).__name__})")
+    if isinstance(e, (RecursionError, ValueError, TypeError, OverflowError)):
+        return Refusal(f"the request could not be read ({type(e).__name__}: nested too deep, a number too "
+                       f"large or a value of the wrong type)")
+    log.error("request failed:\n%s", "".join(traceback.format_exception(e)))
+    return Failure(f"the server failed on this request ({type(e).__name__}); see the server log")
 
 
 def _split(array: np.ndarray, requests: Sequence[Request], key: str) -> list[np.ndarray]:
@@ -172,6 +215,9 @@ def _json_object(array: np.ndarray, name: str) -> dict[str, object]:
         value = json.loads(_scalar_bytes(array).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StarGANError(f"{name} must be a JSON object such as {{\"Blond_Hair\": 1}}: {e}") from None
+    except (RecursionError, ValueError):  # 100,000 levels deep; an integer of more than 4,300 digits
+        raise StarGANError(f"{name} must be a small JSON object such as {{\"Blond_Hair\": 1}}: it is nested too "
+                           f"deep or holds a number too long") from None
     if not isinstance(value, dict):
         raise StarGANError(f"{name} must be a JSON object such as {{\"Blond_Hair\": 1}}, got {type(value).__name__}")
     return value

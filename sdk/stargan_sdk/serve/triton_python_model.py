@@ -4,7 +4,8 @@ Usage (model.py in a Triton repository): from stargan_sdk.serve.triton_python_mo
 
 Triton runs this inside its python backend stub, one process per model instance. The model's config
 parameters say which role it serves (generator, classifier, edit), where the bundle is (relative to the
-model folder) and which SDK backend runs it. Each request gets its own response or its own error.
+model folder) and which SDK backend runs it. Each request gets its own response or its own error: a client's
+mistake as INVALID_ARG (HTTP 400, gRPC INVALID_ARGUMENT), anything else as INTERNAL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stargan_sdk.serve.models import ClassifierModel, EditModel, GeneratorModel
+from stargan_sdk.serve.models import ClassifierModel, EditModel, GeneratorModel, Refusal
 from stargan_sdk.translator import Translator
 
 ROLES = {"generator": GeneratorModel, "classifier": ClassifierModel, "edit": EditModel}
@@ -63,7 +64,8 @@ class TritonPythonModel:
         responses = []
         for result in self._model.run(feeds):
             if isinstance(result, str):
-                responses.append(pb.InferenceResponse(error=pb.TritonError(result)))
+                code = pb.TritonError.INVALID_ARG if isinstance(result, Refusal) else pb.TritonError.INTERNAL
+                responses.append(pb.InferenceResponse(error=pb.TritonError(result, code)))
             else:
                 responses.append(pb.InferenceResponse([pb.Tensor(k, v) for k, v in result.items()]))
         return responses

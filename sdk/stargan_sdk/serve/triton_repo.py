@@ -59,6 +59,16 @@ def model_specs(manifest: Manifest, name: str, backend: str, threads: int | None
     return specs
 
 
+def model_py(sdk_path: Path | None = None) -> str:
+    """model.py; with `sdk_path`, it imports the SDK from that folder first. Triton's python stub runs an isolated
+    interpreter (PYTHONPATH ignored), which would otherwise import whichever stargan_sdk the environment
+    installed, not the one of the `stargan serve` that wrote the repository."""
+    if sdk_path is None:
+        return MODEL_PY
+    pin = f"import sys\n\nsys.path.insert(0, {str(sdk_path)!r})  # the SDK of the stargan serve that wrote this\n"
+    return MODEL_PY.replace("\n\nfrom stargan_sdk", "\n\n" + pin + "\nfrom stargan_sdk", 1)
+
+
 def _optional_original(text: str) -> str:
     """The edit model's `original` input may be left out (the classifier estimates it)."""
     marker = f'    name: "{EDIT_ORIGINAL}"\n'
@@ -68,9 +78,10 @@ def _optional_original(text: str) -> str:
 def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                             model_name: str = "stargan", backend: str = "auto", max_batch: int = 16,
                             instances: int = 1, kind: str = "cpu", queue_delay_us: int = 100,
-                            threads: int | None = None, link_bundle: bool = False) -> Path:
+                            threads: int | None = None, link_bundle: bool = False, sdk_path: Path | None = None) -> Path:
     """Write the repository (atomically, file by file; the bundle copied or, with link_bundle, symlinked);
-    returns the generator's model folder. `threads`: CPU threads per instance (None: the backend's default)."""
+    returns the generator's model folder. `threads`: CPU threads per instance (None: the backend's default);
+    `sdk_path`: the folder holding the stargan_sdk package the models must import (see `model_py`)."""
     bundle = Path(bundle_dir).resolve()
     manifest = read_manifest(bundle)
     configs = []
@@ -79,12 +90,13 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
                             queue_delay_us=queue_delay_us)
         configs.append((spec.name, _optional_original(text) if role == "edit" else text))
     files = [verify_artifact(bundle, a) for a in manifest.artifacts]  # damaged bundles fail before writing
+    files += [bundle / name for a in manifest.artifacts for name in (a.external_data or {})]  # ONNX external data
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise StarGANError(f"output path {out} is a file; give a folder for the model repository")
     for name, text in configs:
         (out / name / VERSION).mkdir(parents=True, exist_ok=True)
-        atomic_write(out / name / VERSION / "model.py", lambda f: f.write(MODEL_PY.encode()))
+        atomic_write(out / name / VERSION / "model.py", lambda f: f.write(model_py(sdk_path).encode()))
         for stale in ("model.onnx", "model.plan"):  # a repository switched from a platform backend
             (out / name / VERSION / stale).unlink(missing_ok=True)
         atomic_write(out / name / "config.pbtxt", lambda f, text=text: f.write(text.encode()))

@@ -31,8 +31,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stargan_sdk.errors import StarGANError
+from stargan_sdk.serve.leftovers import owned_prefix
 
 SHM_DIR = Path("/dev/shm")
+EXIT_TIMEOUT_S = 10  # tritonserver's wait for its in-flight inferences on SIGTERM
+STOP_TIMEOUT_S = 15  # then SIGKILL to its process group
 
 
 class ServeError(StarGANError):
@@ -160,12 +163,14 @@ class TritonServer:
         workdir: where the private workspace is made (default: the system temp folder).
         verbose: pass Triton's log through to stderr instead of keeping it in the workspace.
         gpu_metrics: also export GPU metrics (utilisation, memory, power) on /metrics.
+        http_host: address for HTTP alone (default `host`; `stargan serve` keeps it on loopback, behind its front).
     """
 
     def __init__(self, repository: str | os.PathLike[str], *, host: str = "127.0.0.1", http_port: int = 8000,
                  grpc_port: int = 8001, metrics_port: int = 8002, workdir: str | os.PathLike[str] | None = None,
-                 verbose: bool = False, gpu_metrics: bool = False) -> None:
+                 verbose: bool = False, gpu_metrics: bool = False, http_host: str | None = None) -> None:
         self.repository = Path(repository)
+        self.http_host = http_host or host
         self.gpu_metrics = gpu_metrics
         self.host = host
         self.ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
@@ -177,7 +182,7 @@ class TritonServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self._client_host()}:{self.ports['--http-port']}"
+        return f"http://{self._client_host(self.http_host)}:{self.ports['--http-port']}"
 
     @property
     def grpc_url(self) -> str:
@@ -187,13 +192,14 @@ class TritonServer:
     def metrics_url(self) -> str:
         return f"http://{self._client_host()}:{self.ports['--metrics-port']}/metrics"
 
-    def _client_host(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+    def _client_host(self, host: str | None = None) -> str:
+        host = host or self.host
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"[{host}]" if ":" in host else host
 
     def _prepare_workspace(self, dist: Path) -> Path:
         """backends/python with the wheel's backend library, utils and this Python's stub."""
-        self.workspace = Path(tempfile.mkdtemp(prefix="stargan-serve-", dir=self.workdir))
+        self.workspace = Path(tempfile.mkdtemp(prefix=owned_prefix("stargan-serve-"), dir=self.workdir))
         python = self.workspace / "backends" / "python"
         python.mkdir(parents=True)
         for item in (dist / "backends" / "python").iterdir():
@@ -207,10 +213,10 @@ class TritonServer:
 
     def command(self, dist: Path, workspace: Path) -> list[str]:
         args = [str(dist / "bin" / "tritonserver"), f"--model-repository={self.repository.resolve()}",
-                f"--backend-directory={workspace / 'backends'}", f"--http-address={self.host}",
+                f"--backend-directory={workspace / 'backends'}", f"--http-address={self.http_host}",
                 f"--grpc-address={self.host}", f"--metrics-address={self.host}",
                 f"--allow-gpu-metrics={str(self.gpu_metrics).lower()}",
-                "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=15",
+                "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
                 f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}"]
         return args + [f"{flag}={port}" for flag, port in self.ports.items()]
 
@@ -218,7 +224,7 @@ class TritonServer:
         if len(set(self.ports.values())) != 3:
             raise ServeError(f"the HTTP, gRPC and metrics ports must differ, got {sorted(self.ports.values())}")
         for flag, port in self.ports.items():
-            check_port_free(self.host, port, flag)
+            check_port_free(self.http_host if flag == "--http-port" else self.host, port, flag)
         dist = pytriton_dist()
         try:
             # A SIGINT/SIGTERM between creating the workspace or the process and recording them would leak
@@ -274,9 +280,10 @@ class TritonServer:
             time.sleep(poll)
         return self.process.returncode if self.process else 0
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S, grace: float = 5.0) -> None:
         """SIGTERM (graceful: in-flight requests finish, stubs exit), SIGKILL to the group if it hangs;
-        then remove any shared-memory segment of ours that survived, and the workspace."""
+        then remove any shared-memory segment of ours that survived, and the workspace. `grace`: how long
+        the python stubs left behind get after SIGTERM (0 after a crash: nothing to finish gracefully)."""
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.terminate()
@@ -285,7 +292,7 @@ class TritonServer:
                 except subprocess.TimeoutExpired:
                     _signal_group(self.process.pid, signal.SIGKILL)
                     self.process.wait()
-            _end_group(self.process.pid)
+            _end_group(self.process.pid, grace)
         for segment in SHM_DIR.glob(f"{self.shm_prefix}*") if SHM_DIR.is_dir() else ():
             segment.unlink(missing_ok=True)
         if self.workspace is not None:
