@@ -130,3 +130,20 @@ def test_a_sigkilled_serves_folders_are_removed_on_the_next_start(bundle: Path, 
     assert result.exit_code == 2
     assert result.stderr.startswith("removed 2 folder(s)") and "error: bundle folder not found" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "stargan-repo-unnamed", "notes.txt"])
+    # nothing the killed server started runs on (a tritonserver SIGTERMed while loading outlives its parent and
+    # can leave Python-backend stubs waiting forever): the start stopped them
+    deadline = time.monotonic() + 10
+    while (named := _processes_naming(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not named, named
+
+
+def _processes_naming(folder: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:200]!r}")
+        except OSError:
+            continue
+    return found

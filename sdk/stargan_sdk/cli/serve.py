@@ -94,9 +94,7 @@ def serve(
         check_port_free(host, port, flag)
     removed = clean_leftovers(workdir or tempfile.gettempdir())  # of a serve that was SIGKILLed
     if removed:
-        folders = sum(p.is_relative_to(workdir or tempfile.gettempdir()) for p in removed)
-        typer.echo(f"removed {folders} folder(s) and {len(removed) - folders} shared-memory segment(s) left by a "
-                   f"killed stargan serve", err=True)
+        typer.echo(removed.describe(), err=True)
     with Translator.load(bundle, backend=backend) as t:  # a bad bundle fails here, in one line
         summary = f"{bundle} ({t.backend_name}, {t.image_size} px: {', '.join(t.attributes)})"
     handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
