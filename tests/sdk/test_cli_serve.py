@@ -147,3 +147,18 @@ def _processes_naming(folder: Path) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def test_serve_kind_auto_and_backend_auto_ask_the_same_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU machine without cuda-bindings `auto` tried the GPU engines while `serve --kind auto` chose CPU
+    instances: both now follow the driver's answer (whether a GPU engine can run is the backend's own check)."""
+    from stargan_sdk.backends import registry
+    from stargan_sdk.cli import serve as cli_serve
+    from stargan_sdk.host import hardware
+
+    for present in (True, False):
+        monkeypatch.setattr(hardware, "nvidia_gpu_present", lambda present=present: present)
+        monkeypatch.setattr(registry, "nvidia_gpu_present", hardware.nvidia_gpu_present)
+        assert cli_serve._instance_kind("auto") == ("gpu" if present else "cpu")
+        assert ("inductor" in registry.auto_order()) is present
+        assert cli_serve._instance_kind("cpu") == "cpu"

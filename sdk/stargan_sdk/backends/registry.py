@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from stargan_sdk.backends.base import Availability, Backend, check_option_names
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
 from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.host.hardware import nvidia_gpu_present
 
 _log = logging.getLogger("stargan_sdk")
 
@@ -35,15 +35,6 @@ BACKENDS: dict[str, str] = {
 AUTO_ORDER = ("tensorrt", "openvino", "onnxruntime")
 AUTO_ORDER_GPU = ("tensorrt", "inductor", "torch", "onnxruntime", "openvino")
 GPU_ONLY_IN_AUTO = frozenset({"inductor", "torch"})
-
-
-def nvidia_gpu_present() -> bool:
-    """A cheap look for an NVIDIA GPU (driver device nodes), without importing torch or CUDA libraries."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
 
 
 def auto_order() -> tuple[str, ...]:

@@ -39,14 +39,12 @@ def _on_signal(signum: int, _frame: Any) -> None:
 
 
 def _instance_kind(kind: str) -> str:
+    """`auto`: gpu where the backends' `auto` would try the GPU engines (the same test), else cpu."""
     if kind != "auto":
         return kind
-    from stargan_sdk.cuda import cuda_available
+    from stargan_sdk.host.hardware import nvidia_gpu_present
 
-    try:
-        return "gpu" if cuda_available().ok else "cpu"
-    except StarGANError:
-        return "cpu"
+    return "gpu" if nvidia_gpu_present() else "cpu"
 
 
 def _check_options(max_batch: int, queue_delay: int, instances: int, ports: dict[str, int], kind: str) -> None:

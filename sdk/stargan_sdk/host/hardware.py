@@ -1,5 +1,6 @@
 """Facts about this machine that several backends use: how many physical CPU cores this process may run on,
-and the answer to "can this run here" (`Availability`), which CUDA and every backend give.
+whether an NVIDIA GPU is present (the one answer `auto` and `stargan serve --kind auto` both use), and the
+answer to "can this run here" (`Availability`), which CUDA and every backend give.
 
 Usage: from stargan_sdk.host.hardware import physical_cores; threads = physical_cores()
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -38,3 +40,13 @@ def physical_cores() -> int:
     except OSError:
         cores = allowed
     return max(1, min(cores, allowed))
+
+
+def nvidia_gpu_present() -> bool:
+    """A cheap look for an NVIDIA GPU (driver device nodes), without importing torch or CUDA libraries: whether
+    the GPU backends are worth trying. Whether one can run is each backend's own availability (its library)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
