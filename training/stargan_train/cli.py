@@ -40,7 +40,7 @@ OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "g_repeat_num": (("generator", "repeat_num"),), "d_repeat_num": (("discriminator", "repeat_num"),),
     **{name: (("train", name),) for name in (
         "batch_size", "num_iters", "num_iters_decay", "lr_schedule", "lr_update_step", "g_lr", "d_lr", "n_critic", "beta1", "beta2", "lambda_cls",
-        "lambda_rec", "lambda_gp", "lambda_id", "augment", "init_weights", "fresh_critic", "critic_warmup", "seed", "device", "log_step", "sample_step", "model_save_step", "keep_checkpoints",
+        "lambda_rec", "lambda_gp", "lambda_id", "augment", "init_weights", "fresh_critic", "critic_warmup", "amp", "channels_last", "seed", "device", "log_step", "sample_step", "model_save_step", "keep_checkpoints",
     )},
 }
 
@@ -156,6 +156,8 @@ def train(
     init_weights: Annotated[str, typer.Option(help="Fine-tune: start G and D from this run dir or checkpoint (same architecture), with fresh optimisers at iteration 0.", rich_help_panel=OPTIM)] = "",
     fresh_critic: Annotated[bool, typer.Option(help="With --init-weights: take only the generator from it and start a new critic (the source may have no discriminator, e.g. a shipped bundle's weights).", rich_help_panel=OPTIM)] = _T.fresh_critic,
     critic_warmup: Annotated[int, typer.Option(help="Iterations at the start that train only the critic, so a fresh one has learned before it judges G.", rich_help_panel=OPTIM)] = _T.critic_warmup,
+    amp: Annotated[str, typer.Option(help="off (default: exact FP32, the official recipe) or bf16: autocast the G and D forward passes to BF16 (GPUs with BF16, and CPUs; the gradient penalty stays FP32). Faster on a GPU, not bit-exact.", rich_help_panel=OPTIM)] = _T.amp,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format for the networks and batches (faster convolutions on GPUs; same results within float rounding).", rich_help_panel=OPTIM)] = _T.channels_last,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and targets.", rich_help_panel=OPTIM)] = _T.seed,
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.", rich_help_panel=OPTIM)] = _T.device,
     log_step: Annotated[int, typer.Option(help="Iterations between TensorBoard scalars.", rich_help_panel=OUTPUT)] = _T.log_step,
