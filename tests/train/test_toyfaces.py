@@ -279,6 +279,16 @@ def test_crash_leaves_no_attribute_list_and_no_temp_files(tmp_path: Path, monkey
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_worker_processes_write_the_same_files(tmp_path: Path) -> None:
+    one = folder_bytes(generate_toyfaces(tmp_path / "one", 9, seed=3, progress=False, width=40, height=48))
+    three = folder_bytes(generate_toyfaces(tmp_path / "three", 9, seed=3, progress=False, width=40, height=48,
+                                           workers=3))
+    assert one == three
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        generate_toyfaces(tmp_path / "bad", 2, workers=0, progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_progress_bar_run_writes_the_same_files(tmp_path: Path) -> None:
     quiet = folder_bytes(generate_toyfaces(tmp_path / "quiet", 2, seed=4, progress=False))
     shown = folder_bytes(generate_toyfaces(tmp_path / "shown", 2, seed=4, progress=True))

@@ -203,13 +203,15 @@ def toyfaces(
     expressions: Annotated[bool, typer.Option("--expressions", help="Also write the RaFD-layout expressions variant.")] = False,
     width: Annotated[int, typer.Option(help="Image width (CelebA aligned: 178).")] = 178,
     height: Annotated[int, typer.Option(help="Image height (CelebA aligned: 218).")] = 218,
+    workers: Annotated[int, typer.Option(help="Processes drawing faces (the files are the same for any number).")] = 1,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Generate the synthetic toyfaces data set (CelebA layout, the same five attributes)."""
     from stargan_train.data.toyfaces import generate_toyfaces
 
-    path = generate_toyfaces(out, count, seed, width=width, height=height, expressions=expressions, progress=not no_progress)
+    path = generate_toyfaces(out, count, seed, width=width, height=height, expressions=expressions,
+                             progress=not no_progress, workers=workers)
     if json_output:
         typer.echo(json.dumps({"out": str(path), "count": count, "seed": seed, "expressions": expressions}))
     else:
