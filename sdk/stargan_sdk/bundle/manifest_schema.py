@@ -207,7 +207,7 @@ def check_manifest_dict(d: Any) -> None:
     if d.get("format") != FORMAT:
         raise ManifestError(f"not a stargan bundle manifest (format is {str(d.get('format'))[:40]!r}, "
                             f"expected {FORMAT!r})")
-    if d.get("format_version") != FORMAT_VERSION or isinstance(d.get("format_version"), bool):
+    if type(d.get("format_version")) is not int or d["format_version"] != FORMAT_VERSION:  # 1.0 and true are not 1
         raise ManifestError(
             f"manifest format_version {str(d.get('format_version'))[:20]} is not supported by this SDK "
             f"(expects {FORMAT_VERSION}); re-export the bundle with a matching stargan-export"
