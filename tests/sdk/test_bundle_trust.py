@@ -188,3 +188,18 @@ def test_info_fails_when_an_artifact_fails(shipped_copy: Path, as_json: bool) ->
         f.write(b"\xff" * 8)
     bad = CliRunner().invoke(app, ["info", str(shipped_copy)] + (["--json"] if as_json else []))
     assert bad.exit_code == 1
+
+
+def test_classifier_replaced_by_the_generator_is_refused(shipped_copy: Path) -> None:
+    shutil.copy(shipped_copy / "generator.onnx", shipped_copy / "classifier.onnx")
+    _rehash(shipped_copy, "classifier.onnx")
+    from stargan_sdk import Translator
+    with pytest.raises(BundleError, match="classifier takes only"):
+        Translator.load(shipped_copy, backend="onnxruntime")
+
+
+@pytest.mark.parametrize("key,values", [("std", [1e-300] * 3), ("std", [1e300] * 3), ("mean", [1e300] * 3)])
+def test_normalisation_the_sdk_cannot_use_is_refused_by_the_schema(shipped_copy: Path, key: str, values) -> None:
+    _edit(shipped_copy, lambda m: m["normalization"].update({key: values}))
+    with pytest.raises(ManifestError, match=f"normalization.{key}"):
+        read_manifest(shipped_copy)
