@@ -57,9 +57,9 @@ def _external_model(location: str) -> onnx.ModelProto:
     w.ClearField("raw_data")
     entry = w.external_data.add()
     entry.key, entry.value = "location", location
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])], [w])
     return helper.make_model(graph)
 
 
@@ -203,3 +203,78 @@ def test_normalisation_the_sdk_cannot_use_is_refused_by_the_schema(shipped_copy:
     _edit(shipped_copy, lambda m: m["normalization"].update({key: values}))
     with pytest.raises(ManifestError, match=f"normalization.{key}"):
         read_manifest(shipped_copy)
+
+
+# --- item 7: resources before trust -------------------------------------------------------------------------
+
+def _loop_model() -> onnx.ModelProto:
+    """A Loop of 1e12 iterations: an ONNX Runtime session would run it to the end."""
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"])], "body",
+                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                              helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                             [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])])
+    trip = numpy_helper.from_array(np.array(10**12, np.int64), "trip")
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    graph = helper.make_graph([helper.make_node("Loop", ["trip", "cond"], [], body=body),
+                               helper.make_node("Identity", ["image"], ["output"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])],
+                              [trip, cond])
+    return helper.make_model(graph)
+
+
+def _constant_of_shape_model() -> onnx.ModelProto:
+    shape = numpy_helper.from_array(np.array([10**6, 10**6], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+                               helper.make_node("Identity", ["image"], ["output"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])], [shape])
+    return helper.make_model(graph)
+
+
+def _huge_constant_model() -> onnx.ModelProto:
+    """An initializer whose dims claim 1e12 elements (its raw bytes are a few: a runtime would allocate first)."""
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[10**6, 10**6], raw_data=b"\0" * 16)
+    graph = helper.make_graph([helper.make_node("Add", ["image", "w"], ["output"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])], [w])
+    return helper.make_model(graph)
+
+
+@pytest.mark.parametrize("build,match", [(_loop_model, "operator 'Loop'"),
+                                         (_constant_of_shape_model, "operator 'ConstantOfShape'"),
+                                         (_huge_constant_model, "constant of 1,000,000,000,000 elements")])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_hostile_graphs_are_refused_before_a_session(shipped_copy: Path, build, match: str, backend: str) -> None:
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    onnx.save_model(build(), str(shipped_copy / "generator.onnx"))
+    _rehash(shipped_copy, "generator.onnx")
+    from stargan_sdk import Translator
+    start = time.perf_counter()
+    with pytest.raises(StarGANError, match=match):
+        Translator.load(shipped_copy, backend=backend, precision="fp32")
+    assert time.perf_counter() - start < 20
+
+
+def test_the_shipped_graphs_pass_the_allow_list() -> None:
+    from stargan_sdk.bundle.graph_rules import check_graph
+    from stargan_sdk.bundle.onnx_refs import graph_facts
+    for name in ("generator.onnx", "generator.fp16.onnx", "classifier.onnx"):
+        check_graph(graph_facts((SHIPPED / name).read_bytes()), name)
+
+
+@FUZZ
+@given(op=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20))
+def test_fuzzed_operators_outside_the_list_are_refused(op: str) -> None:
+    from stargan_sdk.bundle.graph_rules import ALLOWED_OPS, check_graph
+    from stargan_sdk.bundle.onnx_refs import graph_facts
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    facts = graph_facts(helper.make_model(graph).SerializeToString())
+    if op in ALLOWED_OPS:
+        check_graph(facts, "g.onnx")
+    else:
+        with pytest.raises(BundleError, match="operator"):
+            check_graph(facts, "g.onnx")

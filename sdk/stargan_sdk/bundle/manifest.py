@@ -26,6 +26,7 @@ from stargan_sdk.bundle.constants import (
     NORM_STD,
     OUTPUT_IMAGE,
 )
+from stargan_sdk.bundle.graph_rules import check_graph
 from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
     ARTIFACT_KINDS,
     FORMAT,
@@ -36,7 +37,7 @@ from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS 
     ROLES,
     check_manifest_dict,
 )
-from stargan_sdk.bundle.onnx_refs import external_locations
+from stargan_sdk.bundle.onnx_refs import GraphFacts, graph_facts
 from stargan_sdk.errors import BundleError, ManifestError
 from stargan_sdk.host.files import atomic_write
 
@@ -258,12 +259,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _scan(path: Path, onnx: bool) -> tuple[str, set[str]]:
-    """sha256 of a file and, for an ONNX graph, the external-data file names it refers to (a real protobuf walk)."""
+def _scan(path: Path, onnx: bool) -> tuple[str, GraphFacts | None]:
+    """sha256 of a file and, for an ONNX graph, what a protobuf walk of it saw (external data, operators)."""
     if not onnx:
-        return sha256_file(path), set()
+        return sha256_file(path), None
     data = path.read_bytes()
-    return hashlib.sha256(data).hexdigest(), external_locations(data)
+    try:
+        facts = graph_facts(data)
+    except BundleError as e:  # the walk's reason, with the file it is about
+        raise BundleError(f"cannot load {path.name}: {e}") from None
+    return hashlib.sha256(data).hexdigest(), facts
 
 
 def inside(bundle_dir: str | os.PathLike[str], name: str) -> Path:
@@ -320,9 +325,11 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> P
     path = inside(bundle_dir, artifact.file)
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
-    actual, external = _scan(path, artifact.kind == "onnx")
+    actual, facts = _scan(path, artifact.kind == "onnx")
     _check_sha(artifact.file, actual, artifact.sha256)
-    if artifact.kind == "onnx":
+    if facts is not None:  # operators and constant sizes checked before any runtime session sees the graph
+        check_graph(facts, artifact.file)
+        external = facts.locations
         listed = artifact.external_data or {}
         unlisted = sorted(external - set(listed))
         if unlisted:

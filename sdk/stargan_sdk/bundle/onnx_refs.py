@@ -22,6 +22,8 @@ _CHILDREN = {
     ("sparse", 1): "tensor", ("sparse", 2): "tensor",
 }
 _TENSOR_EXTERNAL_DATA = 13  # TensorProto.external_data: repeated StringStringEntryProto {1: key, 2: value}
+_TENSOR_DIMS = 1  # TensorProto.dims: repeated int64 (packed or not)
+_NODE_OP_TYPE, _NODE_DOMAIN = 4, 7
 _MAX_DEPTH = 64  # subgraphs nest (If/Loop bodies); deeper is not a real export
 
 
@@ -68,23 +70,60 @@ def _entry(buf: memoryview, start: int, stop: int) -> tuple[bytes, bytes]:
     return key, value
 
 
-def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: set[str]) -> None:
+class GraphFacts:
+    """What the walk saw: external-data names, operator types (domain-qualified when not the default), and
+    the largest constant tensor's element count (from its dims, before anything is allocated)."""
+
+    def __init__(self) -> None:
+        self.locations: set[str] = set()
+        self.ops: set[str] = set()
+        self.max_elements = 0
+
+
+def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: GraphFacts) -> None:
     if depth > _MAX_DEPTH:
         raise BundleError(f"ONNX graph nests more than {_MAX_DEPTH} levels deep; not a StarGAN export")
+    dims: list[int] = []
+    op = domain = ""
     for number, wire, span in _fields(buf, start, stop):
-        if wire != 2:
+        if kind == "tensor" and number == _TENSOR_DIMS:
+            dims += [span] if wire == 0 else _packed(buf, *span) if wire == 2 else []
+        elif kind == "node" and wire == 2 and number in (_NODE_OP_TYPE, _NODE_DOMAIN):
+            text = bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+            op, domain = (text, domain) if number == _NODE_OP_TYPE else (op, text)
+        elif wire != 2:
             continue
-        if kind == "tensor" and number == _TENSOR_EXTERNAL_DATA:
+        elif kind == "tensor" and number == _TENSOR_EXTERNAL_DATA:
             key, value = _entry(buf, *span)
             if key == b"location":
-                out.add(value.decode("utf-8", "replace"))
+                out.locations.add(value.decode("utf-8", "replace"))
         elif (kind, number) in _CHILDREN:
             _walk(buf, _CHILDREN[(kind, number)], span[0], span[1], depth + 1, out)
+    if kind == "node":
+        out.ops.add(op if domain in ("", "ai.onnx") else f"{domain}.{op}")
+    if kind == "tensor":
+        count = 1
+        for d in dims:
+            count *= max(d, 0)
+        out.max_elements = max(out.max_elements, count)
+
+
+def _packed(buf: memoryview, start: int, stop: int) -> list[int]:
+    values, pos = [], start
+    while pos < stop:
+        value, pos = _varint(buf, pos, stop)
+        values.append(value)
+    return values
+
+
+def graph_facts(data: bytes) -> GraphFacts:
+    """Walk a serialized ONNX ModelProto; raises BundleError on malformed bytes."""
+    out = GraphFacts()
+    buf = memoryview(data)
+    _walk(buf, "model", 0, len(buf), 0, out)
+    return out
 
 
 def external_locations(data: bytes) -> set[str]:
     """Every external-data `location` in a serialized ONNX ModelProto; raises BundleError on malformed bytes."""
-    out: set[str] = set()
-    buf = memoryview(data)
-    _walk(buf, "model", 0, len(buf), 0, out)
-    return out
+    return graph_facts(data).locations
