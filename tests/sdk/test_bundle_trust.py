@@ -278,3 +278,22 @@ def test_fuzzed_operators_outside_the_list_are_refused(op: str) -> None:
     else:
         with pytest.raises(BundleError, match="operator"):
             check_graph(facts, "g.onnx")
+
+
+@pytest.mark.parametrize("config", [(2, 3, 1), (4, 5, 2), (8, 15, 0)])
+def test_weights_layout_is_the_torch_generator(config) -> None:
+    pytest.importorskip("torch")
+    from stargan_sdk.backends.torch_generator import StarGANGenerator
+    from stargan_sdk.bundle.weights_layout import generator_layout
+    want = {k: tuple(v.shape) for k, v in StarGANGenerator(*config).state_dict().items()}
+    assert generator_layout(*config) == want
+
+
+def test_huge_conv_dim_is_refused_before_allocating(shipped_copy: Path) -> None:
+    pytest.importorskip("torch")
+    _edit(shipped_copy, lambda m: m["generator"].update(conv_dim=4096))
+    from stargan_sdk import Translator
+    start = time.perf_counter()
+    with pytest.raises(BundleError, match="refused before building the model"):
+        Translator.load(shipped_copy, backend="torch")
+    assert time.perf_counter() - start < 20
