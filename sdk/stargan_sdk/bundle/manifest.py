@@ -259,16 +259,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _scan(path: Path, onnx: bool) -> tuple[str, GraphFacts | None]:
-    """sha256 of a file and, for an ONNX graph, what a protobuf walk of it saw (external data, operators)."""
-    if not onnx:
-        return sha256_file(path), None
-    data = path.read_bytes()
+def _walk_onnx(path: Path, data: bytes) -> GraphFacts:
+    """What a protobuf walk of an ONNX file saw (external data, operators, constant sizes)."""
     try:
-        facts = graph_facts(data)
+        return graph_facts(data)
     except BundleError as e:  # the walk's reason, with the file it is about
         raise BundleError(f"cannot load {path.name}: {e}") from None
-    return hashlib.sha256(data).hexdigest(), facts
 
 
 def inside(bundle_dir: str | os.PathLike[str], name: str) -> Path:
@@ -325,9 +321,11 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> P
     path = inside(bundle_dir, artifact.file)
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
-    actual, facts = _scan(path, artifact.kind == "onnx")
-    _check_sha(artifact.file, actual, artifact.sha256)
-    if facts is not None:  # operators and constant sizes checked before any runtime session sees the graph
+    data = path.read_bytes() if artifact.kind == "onnx" else None  # ONNX graphs are small: one read, two uses
+    _check_sha(artifact.file, hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path),
+               artifact.sha256)
+    if data is not None:  # after the checksum: damage reads as damage; then operators before any runtime session
+        facts = _walk_onnx(path, data)
         check_graph(facts, artifact.file)
         external = facts.locations
         listed = artifact.external_data or {}

@@ -50,7 +50,7 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
             if size > HEADER_MAX_BYTES:
-                raise BundleError(f"{path.name} declares a {size}-byte header; not a StarGAN weights file")
+                raise BundleError(f"{path.name} is not a readable safetensors file (a {size}-byte header)")
             header = json.loads(f.read(size))
         return {k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"}
     except BundleError:
