@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import importlib.util
 from pathlib import Path
 
@@ -183,8 +184,10 @@ def test_int8_needs_a_usable_int8_artifact(bundle: Path, bundle_copy: Path) -> N
     with pytest.raises(BackendUnavailableError, match="measured 24.3 dB PSNR vs FP32, below the 30 dB bar"):
         OpenVinoBackend(bundle_copy, unusable, precision="int8").load()
     assert not OpenVinoBackend.availability(bundle_copy, unusable, precision="int8").ok
-    # A usable record whose file is the FP32 graph: checks the wiring (file, checksum, report), not INT8 maths.
-    good = dataclasses.replace(bad, file=fp32.file, sha256=fp32.sha256, parity={**bad.parity, "usable": 1.0})
+    # A usable record whose file is a copy of the FP32 graph: checks the wiring (file, checksum, report), not INT8
+    # maths (a copy: one file listed twice is refused by the manifest schema).
+    shutil.copy(bundle_copy / fp32.file, bundle_copy / bad.file)
+    good = dataclasses.replace(bad, sha256=fp32.sha256, parity={**bad.parity, "usable": 1.0})
     usable = dataclasses.replace(manifest, artifacts=manifest.artifacts + (good,))
     with OpenVinoBackend(bundle_copy, usable, precision="int8", cpu_capabilities=NO_BF16) as b:
         assert b.describe()["precision"] == "int8" and b.describe()["float_precision"] == "fp32"

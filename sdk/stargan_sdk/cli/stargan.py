@@ -310,9 +310,10 @@ def info(
 ) -> None:
     """Show a bundle's attributes, files (checksums verified) and which backends can run it here."""
     report = bundle_report(bundle)
+    failed = any(a["status"] != "ok" for a in report["artifacts"])  # scripts see a damaged bundle by exit code
     if as_json:
         typer.echo(json.dumps(report, indent=2))
-        return
+        raise typer.Exit(1 if failed else 0)
     console.print(f"[bold]{safe(report['bundle'])}[/]: {safe(report['dataset'])}, {report['image_size']} px")
     for g in report["groups"]:
         console.print(f"  {safe(g['name'])} ({safe(g['kind'])}): {safe(', '.join(g['attributes']))}")
@@ -326,6 +327,8 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 app.command(help=UI_HELP)(friendly(ui))
