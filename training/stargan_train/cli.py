@@ -132,7 +132,7 @@ def train(
     rafd_crop_size: Annotated[int, typer.Option(help="Center crop of RaFD images before resizing.", rich_help_panel=DATA)] = _DATA.rafd_crop_size,
     test_count: Annotated[int, typer.Option(help="CelebA images held out as the test split.", rich_help_panel=DATA)] = _DATA.test_count,
     data_seed: Annotated[int, typer.Option(help="Seed of the CelebA train/test split.", rich_help_panel=DATA)] = _DATA.seed,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes (0: exact resume including flips).", rich_help_panel=DATA)] = _DATA.num_workers,
+    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes (any count gives the same, exactly resumable run).", rich_help_panel=DATA)] = _DATA.num_workers,
     c_dim: Annotated[Optional[int], typer.Option(help="Label length; derived from --dataset/--selected-attrs, an error if given and different.", rich_help_panel=MODEL)] = None,
     g_conv_dim: Annotated[int, typer.Option(help="Generator channels in its first layer.", rich_help_panel=MODEL)] = _G.conv_dim,
     d_conv_dim: Annotated[int, typer.Option(help="Discriminator channels in its first layer.", rich_help_panel=MODEL)] = _D.conv_dim,
