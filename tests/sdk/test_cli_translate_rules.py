@@ -179,3 +179,17 @@ def test_precision_flag_reaches_the_backend(bundle: Path, tmp_path: Path) -> Non
     refused = invoke("translate", src, "-b", bundle, "--backend", "openvino", "--precision", "int8", "--crop",
                      "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out8.png")
     assert refused.exit_code == 2 and "--int8-calibration" in refused.output
+
+
+def test_info_says_which_precision_auto_runs(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an AVX2-only CPU (override), a bundle without an INT8 model keeps FP32 and `info` says why."""
+    pytest.importorskip("openvino")
+    import json
+
+    monkeypatch.setenv("STARGAN_CPU_CAPABILITIES", "FP32,INT8")
+    result = invoke("info", bundle, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    if report["auto"] == "openvino":  # tensorrt first where a GPU runs it
+        assert report["auto_precision"]["precision"] == "fp32"
+        assert "no INT8 model" in report["auto_precision"]["reason"]

@@ -303,9 +303,20 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto,
+        "artifacts": artifacts, "auto": auto, "auto_precision": _auto_precision(m) if auto == "openvino" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
+
+
+def _auto_precision(m: Any) -> dict[str, str] | None:
+    """What OpenVINO's `auto` precision runs on this CPU and why (BF16, a >= 40 dB INT8 model, or FP32)."""
+    from stargan_sdk.backends.openvino import choose_precision, cpu_capabilities
+
+    try:
+        precision, reason = choose_precision("auto", cpu_capabilities(), m)
+    except StarGANError:
+        return None
+    return {"precision": precision, "reason": reason}
 
 
 @app.command()
@@ -331,6 +342,9 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
+    if report["auto_precision"]:
+        console.print(f"auto precision: {report['auto_precision']['precision']} "
+                      f"({safe(report['auto_precision']['reason'])})")
 
 
 app.command(help=UI_HELP)(friendly(ui))
