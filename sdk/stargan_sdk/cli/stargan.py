@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from PIL import Image, UnidentifiedImageError
@@ -24,14 +24,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
-
+from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
-from stargan_sdk.images.figure import MAX_TILE, figure_row
 from stargan_sdk.host.files import overwritten_input
-from stargan_sdk.photo.framing import Framing, shape_name
+from stargan_sdk.images.figure import MAX_TILE, figure_row
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
-from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -43,12 +42,14 @@ console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
+# "auto" lets the backend choose (OpenVINO: BF16, else a >= 40 dB INT8 model, else FP32); "fp32" opts out.
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | int8 (CPU backends).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
 MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the CLI refuse the same images
 NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
-OriginalOpt = Annotated[Optional[list[str]], typer.Option(
+OriginalOpt = Annotated[list[str] | None, typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
 
 
@@ -195,6 +196,7 @@ def translate(
     set_: Annotated[list[str], typer.Option("--set", "-s", help="Attribute to set, NAME=0|1 (repeat).")],
     original: OriginalOpt = None,
     backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop every image to a square first.")] = False,
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
     overwrite_inputs: Annotated[bool, typer.Option(
@@ -207,7 +209,9 @@ def translate(
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
     pairs = _inputs(src, out, overwrite_inputs)
-    with Translator.load(bundle, backend=backend) as t:
+    # Only an explicit choice is passed: each backend keeps its own default ("auto" is not a precision for all).
+    options = {} if precision == "auto" else {"precision": precision}
+    with Translator.load(bundle, backend=backend, **options) as t:
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
@@ -251,7 +255,8 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
 @app.command()
 @friendly
 def grid(
-    src: Annotated[Path, typer.Argument(metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
+    src: Annotated[Path, typer.Argument(
+        metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
     bundle: BundleOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
     original: OriginalOpt = None,
@@ -298,9 +303,20 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto,
+        "artifacts": artifacts, "auto": auto, "auto_precision": _auto_precision(m) if auto == "openvino" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
+
+
+def _auto_precision(m: Any) -> dict[str, str] | None:
+    """What OpenVINO's `auto` precision runs on this CPU and why (BF16, a >= 40 dB INT8 model, or FP32)."""
+    from stargan_sdk.backends.openvino import choose_precision, cpu_capabilities
+
+    try:
+        precision, reason = choose_precision("auto", cpu_capabilities(), m)
+    except StarGANError:
+        return None
+    return {"precision": precision, "reason": reason}
 
 
 @app.command()
@@ -327,6 +343,9 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
+    if report["auto_precision"]:
+        console.print(f"auto precision: {report['auto_precision']['precision']} "
+                      f"({safe(report['auto_precision']['reason'])})")
     if failed:
         raise typer.Exit(1)
 
