@@ -43,10 +43,14 @@ def _one_line(exc: BaseException) -> str:
 def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Callable[[list[Any]], list[Any]],
                finish: Callable[[Any, Any], FileResult], *, workers: int, batch_size: int,
                times: StageTimes | None = None,
-               source: Callable[[Any], Any] = lambda item: item) -> Iterator[FileResult]:
+               source: Callable[[Any], Any] = lambda item: item,
+               error_line: Callable[[Any, BaseException], str] = lambda item, exc: _one_line(exc),
+               fatal: tuple[type[BaseException], ...] = ()) -> Iterator[FileResult]:
     """Results in input order. `prepare(item)` runs in the pool (an exception there fails that item only);
     `engine(prepared)` runs batches in the calling thread, so the engine is never called from two threads;
-    `finish(item, output)` runs in the pool; `source(item)` names an item in error results.
+    `finish(item, output)` runs in the pool; `source(item)` names an item in error results, `error_line(item,
+    exc)` says its error in one line; `fatal` exceptions stop the run. The engine may return an exception in
+    place of one item's output: that item fails alone.
     Every queue is bounded by a count (depth), never by timing."""
     times = times or StageTimes()
     depth = max(2 * workers, 2 * batch_size)
@@ -55,8 +59,10 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
         t0 = time.perf_counter()
         try:
             return item, prepare(item), None
+        except fatal:
+            raise
         except Exception as exc:  # per-file error: the run goes on
-            return item, None, _one_line(exc)
+            return item, None, error_line(item, exc)
         finally:
             times.prepare += time.perf_counter() - t0
 
@@ -69,7 +75,9 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
                 t0 = time.perf_counter()
                 try:
                     outs = engine([p[1] for p in ok])
-                except Exception as exc:
+                except fatal:
+                    raise
+                except Exception as exc:  # the whole batch fails, the run goes on
                     error = _one_line(exc)
                 times.engine += time.perf_counter() - t0
             by_id = {id(p): o for p, o in zip(ok, outs)}
@@ -87,11 +95,15 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
             return out
         if error is not None:
             return FileResult(source(item), error=error)
+        if isinstance(out, BaseException):
+            return FileResult(source(item), error=error_line(item, out))
         t0 = time.perf_counter()
         try:
             return finish(item, out)
+        except fatal:
+            raise
         except Exception as exc:
-            return FileResult(source(item), error=_one_line(exc))
+            return FileResult(source(item), error=error_line(item, exc))
         finally:
             times.finish += time.perf_counter() - t0
 
