@@ -28,11 +28,11 @@ from stargan_sdk.backends.registry import availability_report, backend_names, se
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
-from stargan_sdk.host.files import overwritten_input
+from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
 from stargan_sdk.photo.framing import Framing, shape_name
-from stargan_sdk.pipeline.files import FileResult, run_stages
+from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
 from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
 from stargan_sdk.translator import Translator
 
@@ -228,10 +228,12 @@ def translate(
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
-        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, progress=len(pairs) > 1 and not as_json,
-                                 workers=workers, batch_size=batch_size, skip_existing=skip_existing)
+        stats: dict[str, Any] = {}
+        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, stats=stats,
+                                progress=len(pairs) > 1 and not as_json, workers=workers,
+                                batch_size=batch_size, skip_existing=skip_existing)
     if as_json:
-        typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
+        typer.echo(json.dumps({"written": done, "failed": failed, **stats}, indent=2))
     else:
         for path in done:
             console.print(f"wrote {safe(path)}")
@@ -243,7 +245,8 @@ def translate(
 
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
              mode: str, max_megapixels: float, progress: bool, workers: int | None = None,
-             batch_size: int | None = None, skip_existing: bool = False) -> tuple[list[str], dict[str, str]]:
+             batch_size: int | None = None, skip_existing: bool = False,
+             stats: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
     goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
     framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
@@ -259,6 +262,9 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
         return [str(dst)], {}
     done: list[str] = []
     failed: dict[str, str] = {}
+    times = StageTimes()
+    for folder in {dst.parent for _, dst in pairs}:  # what a killed run left (its outputs are whole or absent)
+        remove_leftover_temps(folder, {dst.name for _, dst in pairs})
 
     def prepare(pair: tuple[Path, Path]) -> Any:
         if skip_existing and pair[1].exists():
@@ -280,12 +286,17 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
         for r in run_stages(pairs, prepare, engine, finish, workers=workers or default_workers(),
                             batch_size=batch_size or DEFAULT_BATCH, source=lambda pair: pair[0],
                             error_line=lambda pair, e: _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: "),
-                            fatal=(BackendUnavailableError,)):
+                            fatal=(BackendUnavailableError,), times=times):
             if r.error:
                 failed[str(r.source)] = r.error
             elif not r.skipped:
                 done.append(str(r.output))
             bar.update(task, advance=1, rate=f"{len(done) / max(time.perf_counter() - start, 1e-9):.1f}")
+    seconds = time.perf_counter() - start
+    if stats is not None:  # the --json summary
+        stats.update(counts=times.counts, seconds=round(seconds, 3), images_per_s=round(len(done) / seconds, 2),
+                     stage_seconds={"prepare": round(times.prepare, 3), "engine": round(times.engine, 3),
+                                    "finish": round(times.finish, 3)})
     return done, failed
 
 
