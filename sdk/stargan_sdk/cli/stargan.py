@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,17 +21,19 @@ import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
-from stargan_sdk.host.files import overwritten_input
+from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
 from stargan_sdk.photo.framing import Framing, shape_name
+from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
+from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -144,6 +147,17 @@ def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: 
     return t.translate_photo(image, changes, original=original, detector=lambda _rgb: faces)
 
 
+def _edit_or_error(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
+                   mode: str, framing: Framing, src: Path) -> Any:
+    """_edit, or the exception that fails this one file (the rest of its batch goes on)."""
+    try:
+        return _edit(t, image, changes, original, mode, framing, src)
+    except BackendUnavailableError:
+        raise
+    except (StarGANError, OSError, ValueError) as e:
+        return e
+
+
 def _note(line: str) -> None:
     typer.echo(f"note: {line}", err=True)
 
@@ -203,6 +217,10 @@ def translate(
         "--overwrite-inputs", help="Allow -o to be an input (same file or folder, or a link to one).")] = False,
     max_megapixels: MaxPixelsOpt = MEGAPIXELS,
     as_json: JsonOpt = False,
+    workers: Annotated[int | None, typer.Option(help="Decode/encode threads (default: one per core).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per engine call for a folder.")] = None,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="Leave outputs that already exist (resume an interrupted folder run).")] = False,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
@@ -215,9 +233,12 @@ def translate(
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
-        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, progress=len(pairs) > 1 and not as_json)
+        stats: dict[str, Any] = {}
+        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, stats=stats,
+                                progress=len(pairs) > 1 and not as_json, workers=workers,
+                                batch_size=batch_size, skip_existing=skip_existing)
     if as_json:
-        typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
+        typer.echo(json.dumps({"written": done, "failed": failed, **stats}, indent=2))
     else:
         for path in done:
             console.print(f"wrote {safe(path)}")
@@ -228,27 +249,59 @@ def translate(
 
 
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
-             mode: str, max_megapixels: float, progress: bool) -> tuple[list[str], dict[str, str]]:
-    """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
-    done: list[str] = []
-    failed: dict[str, str] = {}
+             mode: str, max_megapixels: float, progress: bool, workers: int | None = None,
+             batch_size: int | None = None, skip_existing: bool = False,
+             stats: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
+    goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
     framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
                       max_pixels=int(max_megapixels * 1e6))
-    with Progress(console=console, transient=True, disable=not progress) as bar:
-        task = bar.add_task("translating", total=len(pairs))
-        for src, dst in pairs:
-            try:
-                image = _open_image(src, max_megapixels)
-                save_image(_edit(t, image, changes, orig, mode, framing, src), dst)
-                done.append(str(dst))
-            except (StarGANError, OSError, ValueError) as e:
-                if isinstance(e, BackendUnavailableError):
-                    raise
-                reason = _one_line(e, src, dst)
-                if len(pairs) == 1:
-                    raise FileError(reason) from e
-                failed[str(src)] = reason.removeprefix(f"{printable(src)}: ")  # the path is said once
-            bar.advance(task)
+    if len(pairs) == 1 and not skip_existing:
+        src, dst = pairs[0]
+        try:
+            save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst)
+        except (StarGANError, OSError, ValueError) as e:
+            if isinstance(e, BackendUnavailableError):
+                raise
+            raise FileError(_one_line(e, src, dst)) from e
+        return [str(dst)], {}
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    times = StageTimes()
+    for folder in {dst.parent for _, dst in pairs}:  # what a killed run left (its outputs are whole or absent)
+        remove_leftover_temps(folder, {dst.name for _, dst in pairs})
+
+    def prepare(pair: tuple[Path, Path]) -> Any:
+        if skip_existing and pair[1].exists():
+            return FileResult(pair[0], output=pair[1], skipped=True)
+        return pair[0], _open_image(pair[0], max_megapixels)
+
+    def engine(items: list[Any]) -> list[Any]:
+        if mode == "crop":  # whole images: one engine call for the batch
+            return t.translate_batch([center_crop(im) for _, im in items], changes, original=orig)
+        return [_edit_or_error(t, im, changes, orig, mode, framing, src) for src, im in items]
+
+    def finish(pair: tuple[Path, Path], image: Any) -> FileResult:
+        return FileResult(pair[0], output=save_image(image, pair[1]))
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[rate]} images/s"))
+    with Progress(*columns, console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task("translating", total=len(pairs), rate="-")
+        start = time.perf_counter()
+        for r in run_stages(pairs, prepare, engine, finish, workers=workers or default_workers(),
+                            batch_size=batch_size or DEFAULT_BATCH, source=lambda pair: pair[0],
+                            error_line=lambda pair, e: _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: "),
+                            fatal=(BackendUnavailableError,), times=times):
+            if r.error:
+                failed[str(r.source)] = r.error
+            elif not r.skipped:
+                done.append(str(r.output))
+            bar.update(task, advance=1, rate=f"{len(done) / max(time.perf_counter() - start, 1e-9):.1f}")
+    seconds = time.perf_counter() - start
+    if stats is not None:  # the --json summary
+        stats.update(counts=times.counts, seconds=round(seconds, 3), images_per_s=round(len(done) / seconds, 2),
+                     stage_seconds={"prepare": round(times.prepare, 3), "engine": round(times.engine, 3),
+                                    "finish": round(times.finish, 3)})
     return done, failed
 
 
