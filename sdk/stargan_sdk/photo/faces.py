@@ -108,6 +108,55 @@ def feather_mask(side: int, feather: float = DEFAULT_FEATHER) -> np.ndarray:
     return np.outer(edge, edge).astype(np.float32)
 
 
+class PhotoPlan(NamedTuple):
+    """A photo ready for the engine: its faces cropped at the model size, and what pasting them back needs.
+
+    `faces` are all cut from the original pixels, so the faces of many photos can go to the engine in one
+    batch (the pipeline does); `paste(edited)` blends the edited faces back in order.
+    """
+
+    codec: PhotoCodec
+    rgb: np.ndarray
+    crops: list[CropBox]
+    faces: list[np.ndarray]  # uint8 [size, size, 3], one per crop
+    shape: tuple[int, ...] | None  # the numpy shape to return, None for a PIL photo
+    feather: float
+
+    def paste(self, edited: list[np.ndarray]) -> Image.Image | np.ndarray:
+        """The whole photo with `edited` (one uint8 RGB model-size face per crop) blended in, in its own mode."""
+        canvas = self.rgb.copy()
+        for crop, face in zip(self.crops, edited, strict=True):
+            _blend(canvas, crop, face, self.feather)
+        result = self.codec.encode(self.rgb, canvas, [_clip(c, self.rgb.shape) for c in self.crops])
+        return result if self.shape is None else np.asarray(result).reshape(self.shape).copy()
+
+
+def plan_photo(
+    photo: Image.Image | np.ndarray,
+    size: int,
+    *,
+    face_index: int | None = None,
+    on_no_face: str = "raise",
+    detector: Detector | None = None,
+    margin: float = CELEBA_MARGIN,
+    feather: float = DEFAULT_FEATHER,
+    max_pixels: int = MAX_PHOTO_PIXELS,
+) -> PhotoPlan:
+    """Decode, detect and crop (the CPU half of `translate_photo`, run in the pipeline's workers)."""
+    _check_options(on_no_face, margin, feather)
+    codec, shape = _decode(photo, max_pixels)
+    rgb = codec.to_rgb()
+    faces = run_detector(detector or default_detector(), rgb)
+    if not faces:
+        if on_no_face == "raise":
+            raise NoFaceFoundError(
+                "no face found in the photo; pass a face box through detector=, or on_no_face='return'"
+            )
+        faces, face_index = [], None  # nothing to edit, whatever face was asked for
+    crops = [c for c in (celeba_crop_box(face, margin) for face in _pick(faces, face_index)) if _inside(c, rgb.shape)]
+    return PhotoPlan(codec, rgb, crops, [_model_face(rgb, c, size) for c in crops], shape, feather)
+
+
 def translate_photo(
     translator: Any,
     photo: Image.Image | np.ndarray,
@@ -129,11 +178,12 @@ def translate_photo(
     (nearest colour, no dither), palette images with transparency come back as RGBA. A uint8 numpy array
     (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) comes back as a new array of the same shape.
 
-    Each face is cropped CelebA-style, translated at `translator.image_size` with
-    `translator.translate(crop, changes, original=original)`, resized back and blended in with a feathered
-    mask; overlapping faces are processed one after the other, left to right. Crops reaching past the
-    border are reflect-padded so the face stays centred, and only their in-photo part is pasted back.
-    Pixels outside every crop are returned bit-identical.
+    Each face is cropped CelebA-style from the original photo and resized to `translator.image_size`; all
+    faces are edited in one batch (`translator.edit_rgb`, or `translate(crop, changes, original=...)` face
+    by face for a translator without it), resized back and blended in with a feathered mask, left to right
+    (where crops overlap, the later face's blend lies on top). Crops reaching past the border are
+    reflect-padded so the face stays centred, and only their in-photo part is pasted back. Pixels outside
+    every crop are returned bit-identical.
 
     Args:
         translator: anything with `image_size` (int) and `translate(image, changes, original=...)`.
@@ -147,23 +197,18 @@ def translate_photo(
         feather: blend ramp, as a fraction of the crop side, in [0, 0.5].
         max_pixels: larger photos raise ImageInputError.
     """
-    _check_options(on_no_face, margin, feather)
     size = _model_size(translator)
-    codec, shape = _decode(photo, max_pixels)
-    rgb = codec.to_rgb()
-    faces = run_detector(detector or default_detector(), rgb)
+    plan = plan_photo(photo, size, face_index=face_index, on_no_face=on_no_face, detector=detector,
+                      margin=margin, feather=feather, max_pixels=max_pixels)
+    return plan.paste(_edit_faces(translator, plan.faces, dict(changes or {}), original, size))
+
+
+def _edit_faces(translator: Any, faces: list[np.ndarray], changes: dict, original: Any, size: int) -> list[np.ndarray]:
     if not faces:
-        if on_no_face == "raise":
-            raise NoFaceFoundError(
-                "no face found in the photo; pass a face box through detector=, or on_no_face='return'"
-            )
-        faces, face_index = [], None  # nothing to edit, whatever face was asked for
-    edited = rgb.copy()
-    crops = [celeba_crop_box(face, margin) for face in _pick(faces, face_index)]
-    for crop in crops:
-        _edit_face(translator, edited, crop, size, dict(changes or {}), original, feather)
-    result = codec.encode(rgb, edited, [_clip(c, rgb.shape) for c in crops])
-    return result if shape is None else np.asarray(result).reshape(shape).copy()
+        return []
+    if callable(getattr(translator, "edit_rgb", None)):  # a Translator: every face in one engine call
+        return list(translator.edit_rgb(faces, changes, original=original))
+    return [_rgb_array(translator.translate(Image.fromarray(f), changes, original=original), size) for f in faces]
 
 
 def _check_options(on_no_face: str, margin: float, feather: float) -> None:
@@ -228,19 +273,24 @@ def _padded_crop(rgb: np.ndarray, crop: CropBox) -> np.ndarray:
     return np.pad(inner, pads, mode=mode)
 
 
-def _edit_face(
-    translator: Any, canvas: np.ndarray, crop: CropBox, size: int, changes: dict, original: Any, feather: float
-) -> None:
-    """Translate one crop at the model size and blend it into `canvas` (uint8 RGB, edited in place)."""
-    x0, y0, x1, y1 = _clip(crop, canvas.shape)
-    if x1 <= x0 or y1 <= y0:
-        return
-    face = Image.fromarray(np.ascontiguousarray(_padded_crop(canvas, crop)))
+def _inside(crop: CropBox, shape: tuple[int, ...]) -> bool:
+    x0, y0, x1, y1 = _clip(crop, shape)
+    return x1 > x0 and y1 > y0
+
+
+def _model_face(rgb: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
+    """The crop from the original pixels at the model size, uint8 RGB."""
+    face = Image.fromarray(np.ascontiguousarray(_padded_crop(rgb, crop)))
     if crop.side != size:
         face = face.resize((size, size), Image.Resampling.LANCZOS)
-    out = _rgb_array(translator.translate(face, changes, original=original), size)
-    back = Image.fromarray(out)
-    if crop.side != size:
+    return np.asarray(face)
+
+
+def _blend(canvas: np.ndarray, crop: CropBox, face: np.ndarray, feather: float) -> None:
+    """Resize one edited model-size face back to its crop and blend it into `canvas` (uint8 RGB, in place)."""
+    x0, y0, x1, y1 = _clip(crop, canvas.shape)
+    back = Image.fromarray(face)
+    if crop.side != face.shape[0]:
         back = back.resize((crop.side, crop.side), Image.Resampling.BICUBIC)
     inside = (slice(y0 - crop.top, y1 - crop.top), slice(x0 - crop.left, x1 - crop.left))
     weight = feather_mask(crop.side, feather)[inside][:, :, None]
