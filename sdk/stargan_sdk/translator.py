@@ -246,10 +246,16 @@ class Translator:
             raise AttributeValueError(f"changes must be one dict or a list of {n} dicts (one per image)")
         return [self.space.validate_changes(_merge(c, {})) for c in changes]
 
-    def edit_rgb(self, rgbs: Sequence[np.ndarray], changes: Changes, *,
-                 original: Changes | None = None) -> np.ndarray:
-        """The engine step of the pipeline: model-size uint8 RGB crops in, edited uint8 RGB crops out."""
-        x = self.normalizer.preprocess(list(rgbs))
+    def edit_rgb(self, rgbs: Sequence[np.ndarray], changes: Changes, *, original: Changes | None = None,
+                 staging: np.ndarray | None = None) -> np.ndarray:
+        """The engine step of the pipeline: model-size uint8 RGB crops in, edited uint8 RGB crops out (the
+        classifier, when it estimates the originals, runs once on the whole batch). `staging`: a float32
+        [>= N, 3, S, S] buffer to normalise into, reused across calls by the pipeline instead of a new one."""
+        self._require_open()
+        if len(rgbs) == 0:
+            raise ImageInputError("empty batch: pass at least one image")
+        batch = np.stack(rgbs)
+        x = self.normalizer.preprocess(batch) if staging is None else self.normalizer.preprocess_into(batch, staging)
         per_image = self._per_image_changes(changes, len(x))
         targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(self._originals(x, original), per_image)])
         return self.normalizer.postprocess(self.infer(x, targets))

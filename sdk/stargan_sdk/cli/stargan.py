@@ -30,10 +30,10 @@ from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
-from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, PNG_LEVEL, center_crop, save_image, upright
 from stargan_sdk.photo.framing import Framing, shape_name
-from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
-from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
+from stargan_sdk.pipeline.files import StageTimes
+from stargan_sdk.pipeline.jobs import run_files
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -221,6 +221,8 @@ def translate(
     batch_size: Annotated[int | None, typer.Option(help="Images per engine call for a folder.")] = None,
     skip_existing: Annotated[bool, typer.Option(
         "--skip-existing", help="Leave outputs that already exist (resume an interrupted folder run).")] = False,
+    png_level: Annotated[int, typer.Option(
+        "--png-level", min=0, max=9, help="zlib level of PNG outputs: 1 (default) is fast, 9 smallest.")] = PNG_LEVEL,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
@@ -236,7 +238,7 @@ def translate(
         stats: dict[str, Any] = {}
         done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, stats=stats,
                                 progress=len(pairs) > 1 and not as_json, workers=workers,
-                                batch_size=batch_size, skip_existing=skip_existing)
+                                batch_size=batch_size, skip_existing=skip_existing, png_level=png_level)
     if as_json:
         typer.echo(json.dumps({"written": done, "failed": failed, **stats}, indent=2))
     else:
@@ -251,7 +253,7 @@ def translate(
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
              mode: str, max_megapixels: float, progress: bool, workers: int | None = None,
              batch_size: int | None = None, skip_existing: bool = False,
-             stats: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
+             stats: dict[str, Any] | None = None, png_level: int = PNG_LEVEL) -> tuple[list[str], dict[str, str]]:
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
     goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
     framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
@@ -259,7 +261,8 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
     if len(pairs) == 1 and not skip_existing:
         src, dst = pairs[0]
         try:
-            save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst)
+            save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst,
+                       png_level=png_level)
         except (StarGANError, OSError, ValueError) as e:
             if isinstance(e, BackendUnavailableError):
                 raise
@@ -271,27 +274,22 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
     for folder in {dst.parent for _, dst in pairs}:  # what a killed run left (its outputs are whole or absent)
         remove_leftover_temps(folder, {dst.name for _, dst in pairs})
 
-    def prepare(pair: tuple[Path, Path]) -> Any:
-        if skip_existing and pair[1].exists():
-            return FileResult(pair[0], output=pair[1], skipped=True)
-        return pair[0], _open_image(pair[0], max_megapixels)
+    def error_line(pair: tuple[Path, Path], e: BaseException) -> str:
+        if isinstance(e, NoFaceFoundError):
+            e = NoFaceFoundError(NO_FACE if not framing.detector_missing else
+                                 "cannot look for faces without a face detector; --crop edits the centre square")
+        return _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: ")
 
-    def engine(items: list[Any]) -> list[Any]:
-        if mode == "crop":  # whole images: one engine call for the batch
-            return t.translate_batch([center_crop(im) for _, im in items], changes, original=orig)
-        return [_edit_or_error(t, im, changes, orig, mode, framing, src) for src, im in items]
-
-    def finish(pair: tuple[Path, Path], image: Any) -> FileResult:
-        return FileResult(pair[0], output=save_image(image, pair[1]))
-
+    # Outputs that are inputs were refused (or allowed by --overwrite-inputs) before the bundle was loaded.
+    results = run_files(t, [src for src, _ in pairs], [dst for _, dst in pairs], changes, mode=mode,
+                        workers=workers, batch_size=batch_size, skip_existing=skip_existing, original=orig,
+                        times=times, png_level=png_level, framing=framing, note=lambda line: _note(printable(line)),
+                        overwrite_inputs=True, error_line=error_line, fatal=(BackendUnavailableError,))
     columns = (*Progress.get_default_columns(), TextColumn("{task.fields[rate]} images/s"))
     with Progress(*columns, console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(pairs), rate="-")
         start = time.perf_counter()
-        for r in run_stages(pairs, prepare, engine, finish, workers=workers or default_workers(),
-                            batch_size=batch_size or DEFAULT_BATCH, source=lambda pair: pair[0],
-                            error_line=lambda pair, e: _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: "),
-                            fatal=(BackendUnavailableError,), times=times):
+        for r in results:
             if r.error:
                 failed[str(r.source)] = r.error
             elif not r.skipped:

@@ -6,6 +6,7 @@ Usage: results = list(run_stages(items, prepare, engine, finish, workers=2, batc
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
     `finish(item, output)` runs in the pool; `source(item)` names an item in error results, `error_line(item,
     exc)` says its error in one line; `fatal` exceptions stop the run. The engine may return an exception in
     place of one item's output: that item fails alone.
-    Every queue is bounded by a count (depth), never by timing."""
+    Every queue is bounded by a count (depth), never by timing. Both pool stages share one pool of `workers`
+    threads: on a small CPU the engine's own threads need the cores, so the stages take turns on `workers`
+    threads instead of adding 2 x `workers` (benchmarks/pipeline.py measures 1 and 2 workers)."""
     times = times or StageTimes()
     depth = max(2 * workers, 2 * batch_size)
 
@@ -66,8 +69,10 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
         finally:
             times.prepare += time.perf_counter() - t0
 
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stargan-pipeline")
+
     def engine_batches() -> Iterator[tuple[Any, Any, str | None]]:
-        for batch in batched(ordered_map(safe_prepare, items, workers=workers, depth=depth), batch_size):
+        for batch in batched(ordered_map(safe_prepare, items, workers=workers, depth=depth, pool=pool), batch_size):
             ok = [p for p in batch if p[2] is None and not isinstance(p[1], FileResult)]
             outs: list[Any] = []
             error = None
@@ -107,6 +112,11 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
         finally:
             times.finish += time.perf_counter() - t0
 
-    for result in ordered_map(safe_finish, engine_batches(), workers=workers, depth=depth):
-        times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
-        yield result
+    batches = engine_batches()
+    try:
+        for result in ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool):
+            times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
+            yield result
+    finally:  # a consumer that stops early (or Ctrl-C): queued work is cancelled, running work ends, no thread stays
+        batches.close()
+        pool.shutdown(wait=True, cancel_futures=True)

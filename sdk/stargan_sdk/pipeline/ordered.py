@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TypeVar
 
@@ -15,13 +15,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int) -> Iterator[R]:
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int,
+                pool: Executor | None = None) -> Iterator[R]:
     """`fn` over `items` in `workers` threads, results in input order. At most `depth` calls are in flight or
     waiting to be read, so memory does not grow with the number of items (the queue bound is the count, not
     a timing). Threads, not processes: PIL's decode/encode/resize and numpy release the GIL, and results
-    (whole images) need no pickling between processes."""
+    (whole images) need no pickling between processes (benchmarks/pipeline.py --pools measures both).
+    `pool`: an executor shared with other stages (left running at the end); else one of our own."""
     pending: deque[Future[R]] = deque()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stargan-pipeline")
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stargan-pipeline")
     try:
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -32,7 +35,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth
     finally:
         for f in pending:  # a consumer that stops early (or Ctrl-C) cancels what has not started
             f.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
