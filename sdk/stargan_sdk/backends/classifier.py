@@ -32,8 +32,12 @@ class AttributeClassifier:
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        options = session_options(threads)
+        # No spin-waiting after a run: the classifier runs between generator calls, and ORT's spinning threads
+        # would take the cores the generator's engine (OpenVINO's threads, say) is about to use.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT's own exception types; its message names the problem
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
 

@@ -20,10 +20,10 @@ Conventions (documented in Translator.translate too):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -247,6 +247,12 @@ def center_crop(image: Any) -> Any:
 
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], png_level: int = PNG_LEVEL) -> Path:
     """Save atomically (temp file + rename), the format taken from the suffix; PNGs at zlib level `png_level`."""
+    return atomic_write(Path(path), image_writer(image, path, png_level))
+
+
+def image_writer(image: Image.Image | np.ndarray, path: str | os.PathLike[str],
+                 png_level: int = PNG_LEVEL) -> Callable[[BinaryIO], None]:
+    """What `save_image` writes, as a function of a binary file (the pipeline splits write and commit)."""
     path = Path(path)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -263,4 +269,4 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], pn
     if not (isinstance(png_level, int) and 0 <= png_level <= 9):
         raise ImageInputError(f"png_level must be 0..9 (zlib), got {png_level!r}")
     options = {"compress_level": png_level} if fmt == "PNG" else {}
-    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+    return lambda f: pil.save(f, format=fmt, **options)

@@ -46,12 +46,14 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
                times: StageTimes | None = None,
                source: Callable[[Any], Any] = lambda item: item,
                error_line: Callable[[Any, BaseException], str] = lambda item, exc: _one_line(exc),
-               fatal: tuple[type[BaseException], ...] = ()) -> Iterator[FileResult]:
+               fatal: tuple[type[BaseException], ...] = (),
+               commit: Callable[[FileResult], FileResult] | None = None, io_workers: int = 4) -> Iterator[FileResult]:
     """Results in input order. `prepare(item)` runs in the pool (an exception there fails that item only);
     `engine(prepared)` runs batches in the calling thread, so the engine is never called from two threads;
     `finish(item, output)` runs in the pool; `source(item)` names an item in error results, `error_line(item,
     exc)` says its error in one line; `fatal` exceptions stop the run. The engine may return an exception in
-    place of one item's output: that item fails alone.
+    place of one item's output: that item fails alone. `commit(result)`, when given, runs on each finished
+    result in `io_workers` more threads that only wait on the disk (fsync + rename), so no pool thread waits.
     Every queue is bounded by a count (depth), never by timing. Both pool stages share one pool of `workers`
     threads: on a small CPU the engine's own threads need the cores, so the stages take turns on `workers`
     threads instead of adding 2 x `workers` (benchmarks/pipeline.py measures 1 and 2 workers)."""
@@ -112,11 +114,25 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
         finally:
             times.finish += time.perf_counter() - t0
 
+    def safe_commit(result: FileResult) -> FileResult:
+        if result.error is not None or result.skipped or commit is None:
+            return result
+        try:
+            return commit(result)
+        except fatal:
+            raise
+        except Exception as exc:
+            return FileResult(result.source, error=_one_line(exc))
+
+    io_pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="stargan-pipeline-io")
     batches = engine_batches()
+    finished = ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool)
     try:
-        for result in ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool):
+        for result in ordered_map(safe_commit, finished, workers=io_workers, depth=depth, pool=io_pool):
             times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
             yield result
     finally:  # a consumer that stops early (or Ctrl-C): queued work is cancelled, running work ends, no thread stays
+        io_pool.shutdown(wait=True, cancel_futures=True)
+        finished.close()
         batches.close()
         pool.shutdown(wait=True, cancel_futures=True)
