@@ -83,7 +83,7 @@ def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, obj
             return FileResult(src, output=dst, skipped=True)
         image = upright(open_photo(src, max_pixels=t.max_pixels))  # decoded here, in the worker
         return plan_image(image, mode, t.image_size, t.max_pixels, framing,
-                          note and (lambda line: note(f"{src}: {line}")))
+                          lambda line: notes.setdefault(src, []).append(f"{src}: {line}"))
 
     temps: set[Path] = set()  # written, not yet committed: removed if the run stops before their commit
 
@@ -97,11 +97,16 @@ def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, obj
         temps.discard(result.value)
         return FileResult(result.source, output=commit_temp(result.value, result.output))
 
+    notes: dict[Path, list[str]] = {}  # said by the workers, passed on in input order with each result
     try:
-        yield from run_stages(pairs, prepare, _engine(t, merged, original), finish,
+        for result in run_stages(pairs, prepare, _engine(t, merged, original), finish,
                               workers=workers or default_workers(), batch_size=batch_size or DEFAULT_BATCH,
                               times=times, source=lambda pair: pair[0], fatal=fatal, commit=commit,
-                              **({"error_line": error_line} if error_line else {}))
+                              **({"error_line": error_line} if error_line else {})):
+            for line in notes.pop(result.source, []):
+                if note is not None:
+                    note(line)
+            yield result
     finally:
         for tmp in list(temps):
             tmp.unlink(missing_ok=True)
