@@ -19,12 +19,6 @@ _TEMP = re.compile(rf"^\.(?P<name>.+)\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp$")
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(binary_file)` on a temp file beside `path` and rename it into place; a crash or an
     exception leaves the old file (or nothing) and no temp file."""
-    return commit_temp(write_temp(path, write), path)
-
-
-def write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """The first half of `atomic_write`: `write(binary_file)` into a new temp file beside `path` (removed again
-    if `write` fails); returns the temp file, not yet synced. `commit_temp` finishes the job."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(TOKEN_BYTES)}.tmp")
     # Not mkstemp: it always makes 0600 files. Creating with 0o666 lets the kernel apply the umask, so
@@ -34,27 +28,13 @@ def write_temp(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         keep_mode(path, fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return tmp
-
-
-def commit_temp(tmp: Path, path: Path) -> Path:
-    """The second half: fsync the temp file, then rename it over `path`, so a name that exists always holds
-    whole data, even after a power cut. It only waits on the disk, so the pipeline runs it in its own I/O
-    threads, off the cores' critical path. A failure removes the temp file."""
-    try:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(path)
+    return path
 
 
 def keep_mode(path: Path, fd: int) -> None:

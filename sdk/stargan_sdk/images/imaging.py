@@ -19,11 +19,12 @@ Conventions (documented in Translator.translate too):
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -247,12 +248,13 @@ def center_crop(image: Any) -> Any:
 
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], png_level: int = PNG_LEVEL) -> Path:
     """Save atomically (temp file + rename), the format taken from the suffix; PNGs at zlib level `png_level`."""
-    return atomic_write(Path(path), image_writer(image, path, png_level))
+    data = encode_image(image, path, png_level)
+    return atomic_write(Path(path), lambda f: f.write(data))
 
 
-def image_writer(image: Image.Image | np.ndarray, path: str | os.PathLike[str],
-                 png_level: int = PNG_LEVEL) -> Callable[[BinaryIO], None]:
-    """What `save_image` writes, as a function of a binary file (the pipeline splits write and commit)."""
+def encode_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], png_level: int = PNG_LEVEL) -> bytes:
+    """The file `save_image` writes, in memory: the pipeline encodes on its CPU threads and writes on its I/O
+    threads, and one write of the whole file costs less than PIL's many small ones (0.5 vs 0.9 ms a JPEG face)."""
     path = Path(path)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -269,4 +271,6 @@ def image_writer(image: Image.Image | np.ndarray, path: str | os.PathLike[str],
     if not (isinstance(png_level, int) and 0 <= png_level <= 9):
         raise ImageInputError(f"png_level must be 0..9 (zlib), got {png_level!r}")
     options = {"compress_level": png_level} if fmt == "PNG" else {}
-    return lambda f: pil.save(f, format=fmt, **options)
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt, **options)
+    return buffer.getvalue()

@@ -11,9 +11,9 @@ spans brow to just below the mouth with the eyes at about 0.38 of its height, so
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -78,10 +78,27 @@ def detect_faces(
     return run_detector(detector or default_detector(), codec.to_rgb())
 
 
-@lru_cache(maxsize=1)
+_DETECTOR_LOCK = threading.Lock()
+_PER_THREAD = threading.local()
+
+
 def default_detector() -> HaarDetector:
-    """One shared Haar detector: loading the cascade costs more than a detection on a small photo."""
-    return HaarDetector()
+    """The Haar detector of this thread: loading the cascade costs more than a detection on a small photo, so
+    it is kept; one per thread, as one OpenCV CascadeClassifier used from two threads at once misses faces (the
+    pipeline's workers detect in parallel). Made under a lock: OpenCV's first import is not thread-safe."""
+    detector = getattr(_PER_THREAD, "haar", None)
+    if detector is None:
+        with _DETECTOR_LOCK:
+            detector = _PER_THREAD.haar = HaarDetector()
+    return detector
+
+
+def _forget_detectors() -> None:
+    """Drop the cached detector (tests change how OpenCV loads); other threads' ones end with their threads."""
+    _PER_THREAD.__dict__.pop("haar", None)
+
+
+default_detector.cache_clear = _forget_detectors  # type: ignore[attr-defined]
 
 
 def celeba_crop_box(box: FaceBox, margin: float = CELEBA_MARGIN) -> CropBox:
