@@ -91,3 +91,65 @@ def test_queue_bound_is_a_count() -> None:
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     assert next(pulled) <= 3 + 5
     stream.close()
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Photos in which OpenCV's Haar cascade finds the astronaut's face: one, mirrored, two side by side, grey,
+    with alpha, and one with no face."""
+    face = pytest.importorskip("skimage.data").astronaut()
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(face).save(src / "a-one.jpg", quality=92)
+    Image.fromarray(np.ascontiguousarray(face[:, ::-1])).save(src / "b-mirrored.png")
+    Image.fromarray(np.concatenate([face, face[:, ::-1]], axis=1)).save(src / "c-two.jpg", quality=92)
+    Image.fromarray(face).convert("L").save(src / "d-grey.png")
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 200, np.uint8)]), "RGBA").save(src / "e-alpha.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(src / "f-noise.png")
+    return src
+
+
+def test_photo_mode_equals_translate_photo_and_batches_faces_across_photos(translator, photos: Path,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    calls: list[int] = []
+    edit_rgb = translator.edit_rgb
+    monkeypatch.setattr(translator, "edit_rgb", lambda rgbs, *a, **k: calls.append(len(rgbs)) or edit_rgb(rgbs, *a, **k))
+    paths = sorted(photos.iterdir())
+    outs = [tmp_path / "out" / f"{p.stem}.png" for p in paths]  # PNG out: compared exactly (within 1 LSB)
+    results = list(translator.translate_files(paths, outs, CHANGES, mode="photo", batch_size=4, workers=2))
+    assert [r.source for r in results] == paths
+    assert [r.source.name for r in results if r.error] == ["f-noise.png"] and "face" in results[-1].error
+    # 6 faces (the two-face photo holds 2) in batches of up to 4 photos: 2 engine calls, not one per face or photo
+    assert sum(calls) == 6 and calls[0] > 1 and len(calls) == 2, calls
+    monkeypatch.undo()
+    for r in results[:-1]:
+        with Image.open(r.source) as im:
+            source = np.asarray(im)
+            want = translator.translate_photo(im, CHANGES)
+        with Image.open(r.output) as got:
+            assert got.mode == want.mode and got.size == want.size, r.source.name
+            got = np.asarray(got)
+        assert np.abs(got.astype(int) - np.asarray(want).astype(int)).max() <= 1, r.source.name
+        assert np.abs(got.astype(int) - source.astype(int)).max() > 8, f"{r.source.name}: no face was edited"
+
+
+def test_stream_reuses_one_staging_buffer_and_keeps_order(translator) -> None:
+    """Batches of every size go through one float buffer (grown once), and results come back in input order."""
+    rng = np.random.default_rng(9)
+    ims = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (20, 32, 45, 32, 64, 17, 32)]
+    seen: list[int] = []
+    edit_rgb = translator.edit_rgb
+
+    def spy(rgbs, *a, staging=None, **k):
+        seen.append(id(staging))
+        return edit_rgb(rgbs, *a, staging=staging, **k)
+
+    translator.edit_rgb = spy
+    try:
+        got = list(translator.translate_stream(iter(ims), CHANGES, batch_size=3, workers=2))
+    finally:
+        del translator.edit_rgb
+    assert len(set(seen)) == 1 and len(seen) == 3
+    for im, out in zip(ims, got, strict=True):
+        assert out.shape == im.shape
+        assert np.abs(out.astype(int) - translator.translate(im, CHANGES)).max() <= 1
