@@ -84,3 +84,30 @@ def test_json_summary_and_bad_file(bundle: Path, folder: Path, tmp_path: Path) -
     assert set(summary["stage_seconds"]) == {"prepare", "engine", "finish"} and summary["images_per_s"] > 0
     assert [line for line in run.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {folder / '0100.png'}: {summary['failed'][str(folder / '0100.png')]}"]
+
+
+def test_compile_note_names_inductor_only(bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`stargan translate` says it is compiling before an inductor load (a silent minute looks like a hang)."""
+    from stargan_sdk.cli.stargan import compile_note
+
+    monkeypatch.setenv("STARGAN_CACHE_DIR", str(tmp_path / "cache"))
+    note = compile_note(bundle, "inductor")
+    assert note and "TorchInductor" in note and str(tmp_path / "cache" / "inductor") in note
+    assert compile_note(bundle, "onnxruntime") is None
+    assert compile_note(bundle, "auto") is None  # no GPU here: auto picks a CPU backend, nothing compiles
+    assert compile_note(tmp_path / "missing", "inductor") is None  # the load itself reports what is wrong
+
+
+@pytest.mark.slow
+def test_translate_with_inductor_prints_the_compile_note(bundle: Path, tmp_path: Path) -> None:
+    face = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(face)
+    env = {**os.environ, "STARGAN_CACHE_DIR": str(tmp_path / "cache")}
+    run = subprocess.run([STARGAN, "translate", str(face), "--bundle", str(bundle), "-o", str(tmp_path / "out.png"),
+                          "--set", "Blond_Hair=1", "--backend", "inductor"], capture_output=True, text=True, env=env,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("note: compiling the generator with TorchInductor")
+    assert any(line.startswith("note: compiled and checked in ") for line in lines[1:])
+    assert (tmp_path / "out.png").is_file()

@@ -231,7 +231,13 @@ def translate(
     pairs = _inputs(src, out, overwrite_inputs)
     # Only an explicit choice is passed: each backend keeps its own default ("auto" is not a precision for all).
     options = {} if precision == "auto" else {"precision": precision}
+    note = compile_note(bundle, backend)
+    if note:
+        _note(note)
+    started = time.perf_counter()
     with Translator.load(bundle, backend=backend, **options) as t:
+        if note and t.backend_name == "inductor":
+            _note(f"compiled and checked in {time.perf_counter() - started:.1f} s")
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
@@ -248,6 +254,21 @@ def translate(
         typer.echo(f"error: {printable(path)}: {message}", err=True)
     if failed:
         raise typer.Exit(2)
+
+
+def compile_note(bundle: Path, backend: str) -> str | None:
+    """What to say before loading when the backend that will load compiles the generator first (inductor: up to
+    a minute without its cache), so a silent terminal is not taken for a hang; None for the others."""
+    try:
+        chosen = select_backend(backend, bundle, read_manifest(bundle))[0].name
+    except StarGANError:
+        return None  # Translator.load says what is wrong
+    if chosen != "inductor":
+        return None
+    from stargan_sdk.backends.inductor import default_cache_dir
+
+    return ("compiling the generator with TorchInductor (each batch size once: up to a minute, or seconds with "
+            f"the cache in {printable(default_cache_dir())})...")
 
 
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
