@@ -34,8 +34,11 @@ step() {  # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.l
 
 if [ "$DEVICE" = "cuda" ]; then
     SIZE=128 CONV=64 REPEAT=6 BATCHES=1,8,64,256 MAXB=256 OPTB=64 PROFILE=64 TESTS="gpu or tensorrt"
+    # The pipeline rows of issue 27: 10,000 JPEG (and PNG) 178x218 faces in, the same format out, batch 64.
+    FACES=10000 PIPE_BATCH=64 PIPE_WORKERS="$(nproc),$(( $(nproc) / 2 ))" PHOTOS=96 SERIAL=300 PIPE_ROUNDS=2
 else  # the dry run: the same steps on the tiny architecture
     SIZE=32 CONV=8 REPEAT=1 BATCHES=1,2 MAXB=2 OPTB=1 PROFILE=0 TESTS="gpu or tensorrt"
+    FACES=48 PIPE_BATCH=2 PIPE_WORKERS=1,2 PHOTOS=4 SERIAL=8 PIPE_ROUNDS=1
 fi
 { echo "commit $STARGAN_GIT_COMMIT"; nvidia-smi 2>&1 | head -n 15; "$PY" -c "import torch, sys; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"; "$PY" -m pip list 2>/dev/null | grep -i -E "^(torch|triton|onnx|onnxruntime|onnxscript|cuda-bindings|tensorrt|numpy|safetensors) "; } >"$OUT/env.txt" 2>&1
 head -n 30 "$OUT/env.txt"
@@ -60,10 +63,13 @@ if [ -f "$WORK/bundle/manifest.json" ]; then
             --backends torch-eager-fp32-notf32,inductor --batch-sizes "$BATCHES" \
             --iterations 40 --warmup 3 --budget-s 10 --json "$OUT/latency-gpu-pinned.json"
     fi
-    # 6. Folder -> folder through the pipeline beside infer and the serial path (issue 27), toy faces.
-    step faces 120 "$PY" -m stargan_train toyfaces "$WORK/faces" --count 1000 --seed 0
-    step pipeline 300 env PYTHONPATH=benchmarks "$PY" benchmarks/pipeline.py "$WORK/bundle" "$WORK/faces/images" \
-        --count 1000 --batch 64 --rounds 2 --json "$OUT/pipeline-gpu.json"
+    # 6. Folder -> folder through the pipeline beside infer (issue 27) on the 128 px official-architecture bundle:
+    #    $FACES toy faces as JPEG and PNG (same format out), in-memory uint8 images (translate_stream), photo mode
+    #    (scikit-image's astronaut) against translate_photo; the serial path on its first $SERIAL images only.
+    step faces 120 "$PY" -m stargan_train toyfaces "$WORK/faces" --count "$FACES" --seed 0 --workers "$(nproc)"
+    step pipeline 420 env PYTHONPATH="$ROOT/benchmarks:$PYTHONPATH" "$PY" benchmarks/pipeline.py "$WORK/bundle" \
+        "$WORK/faces/images" --count "$FACES" --batch "$PIPE_BATCH" --workers "$PIPE_WORKERS" --rounds "$PIPE_ROUNDS" \
+        --photos "$PHOTOS" --serial-count "$SERIAL" --formats jpg,png --json "$OUT/pipeline-$DEVICE.json"
 fi
 rm -rf "$WORK"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -151,18 +151,22 @@ class Translator:
 
     def _check_arrays(self, images: np.ndarray, labels: np.ndarray) -> None:
         self._require_open()
-        s, c = self.image_size, self.manifest.c_dim
+        s = self.image_size
         is_array = isinstance(images, np.ndarray)
         if not is_array or images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (3, s, s):
             desc = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
             raise ImageInputError(f"infer expects float32 images [N, 3, {s}, {s}] in [-1, 1], got {desc}")
-        if len(images) == 0:
-            raise ImageInputError("empty batch: pass at least one image")
-        if not isinstance(labels, np.ndarray) or labels.dtype != np.float32 or labels.shape != (len(images), c):
-            desc = f"{labels.dtype}{list(labels.shape)}" if isinstance(labels, np.ndarray) else type(labels).__name__
-            raise AttributeValueError(f"infer expects float32 labels [{len(images)}, {c}], got {desc}")
+        self._check_labels(labels, len(images))
         if not getattr(self.backend, "checks_input_range", False):  # GPU backends check on the device
             check_image_range(*value_range(images))
+
+    def _check_labels(self, labels: np.ndarray, n: int) -> None:
+        c = self.manifest.c_dim
+        if n == 0:
+            raise ImageInputError("empty batch: pass at least one image")
+        if not isinstance(labels, np.ndarray) or labels.dtype != np.float32 or labels.shape != (n, c):
+            desc = f"{labels.dtype}{list(labels.shape)}" if isinstance(labels, np.ndarray) else type(labels).__name__
+            raise AttributeValueError(f"infer expects float32 labels [{n}, {c}], got {desc}")
         if not np.isfinite(labels).all():
             raise AttributeValueError("labels contain NaN or infinity")
 
@@ -255,10 +259,29 @@ class Translator:
         if len(rgbs) == 0:
             raise ImageInputError("empty batch: pass at least one image")
         batch = np.stack(rgbs)
-        x = self.normalizer.preprocess(batch) if staging is None else self.normalizer.preprocess_into(batch, staging)
-        per_image = self._per_image_changes(changes, len(x))
-        targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(self._originals(x, original), per_image)])
+        on_device = getattr(self.backend, "uint8_on_device", False)
+        x = None if on_device and original is not None else (  # the classifier needs the float images
+            self.normalizer.preprocess(batch) if staging is None else self.normalizer.preprocess_into(batch, staging))
+        per_image = self._per_image_changes(changes, len(batch))
+        originals = self._originals(batch if x is None else x, original)
+        targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(originals, per_image)])
+        if on_device:  # uint8 up and down, normalised on the GPU
+            return self.infer_uint8(batch, targets)
         return self.normalizer.postprocess(self.infer(x, targets))
+
+    def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 [N, S, S, 3] RGB and float32 [N, c_dim] labels -> edited uint8 [N, S, S, 3]: `infer` between
+        the bundle's normalisation and its inverse, done on the GPU by GPU backends (4x less to copy each way)."""
+        s = self.image_size
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape[1:] != (s, s, 3):
+            desc = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise ImageInputError(f"infer_uint8 expects uint8 images [N, {s}, {s}, 3], got {desc}")
+        self._require_open()
+        self._check_labels(labels, len(images))  # uint8 needs no range check: every value is a pixel
+        step = self.backend.max_batch or len(images)
+        with self._lock:
+            return np.concatenate([self.backend.infer_uint8(images[i : i + step], labels[i : i + step])
+                                   for i in range(0, len(images), step)])
 
     def translate_files(self, inputs: Iterable[Any], out: Any, changes: Changes | None = None, /, **options: Any):
         """Edit image files into a folder (or one output path per input) through the streaming pipeline;

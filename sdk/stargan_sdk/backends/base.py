@@ -128,6 +128,20 @@ class Backend(abc.ABC):
         """
         return [self.infer(feeds) for feeds in batches]
 
+    # True: `infer_uint8` normalises and denormalises where the generator runs (a GPU), so the Translator hands
+    # it uint8 crops; False: the host does it once, as `infer_uint8` below would.
+    uint8_on_device: bool = False
+
+    def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 [N, S, S, 3] RGB crops and float32 [N, c] labels -> edited uint8 [N, S, S, 3] (N <= max_batch):
+        `infer` between the manifest's normalisation and its inverse. This default does both on the host; a
+        backend that runs on a GPU overrides it to copy uint8 each way (same values)."""
+        from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+        from stargan_sdk.images.imaging import Normalizer
+
+        norm = Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+        return norm.postprocess(self.infer({INPUT_IMAGE: norm.preprocess(images), INPUT_LABEL: labels})[OUTPUT_IMAGE])
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release everything `load` created. Idempotent."""

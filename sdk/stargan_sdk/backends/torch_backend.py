@@ -104,6 +104,7 @@ class TorchBackend(Backend):
         if self.loaded:
             return
         torch, module, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "torch backend")
+        self.uint8_on_device = use_cuda  # on the CPU the host normalises once, as for every CPU backend
         self._lock = threading.Lock()
         self._torch, self._precision = torch, precision
         if use_cuda:
@@ -145,6 +146,19 @@ class TorchBackend(Backend):
                 x, c = (torch.from_numpy(np.ascontiguousarray(a)) for a in (image, label))
                 out = self._module(x, c)
             return {OUTPUT_IMAGE: out.numpy()}
+
+    def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 in and out, normalised on the generator's device (`torch_uint8`); eager, outside the CUDA graphs."""
+        from stargan_sdk.backends.torch_uint8 import run_uint8
+        from stargan_sdk.images.imaging import Normalizer
+
+        self._require_loaded()
+        with self._lock:
+            self._require_loaded()
+            torch = self._torch
+            device = torch.device("cuda", self.device) if self._runner is not None else torch.device("cpu")
+            norm = Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+            return run_uint8(torch, self._module, images, labels, norm, device)
 
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """`infer` plus the H2D / compute / D2H split measured with CUDA events (CUDA only; benchmarks)."""
