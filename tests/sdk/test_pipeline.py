@@ -6,6 +6,8 @@ Usage: pytest -q tests/sdk/test_pipeline.py
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,24 @@ def test_stream_reuses_one_staging_buffer_and_keeps_order(translator) -> None:
     for im, out in zip(ims, got, strict=True):
         assert out.shape == im.shape
         assert np.abs(out.astype(int) - translator.translate(im, CHANGES)).max() <= 1
+
+
+def test_files_read_ahead_is_bounded(translator, tmp_path: Path, monkeypatch) -> None:
+    """Memory stays flat on a folder of any size: with the consumer holding at the first result, the pipeline has
+    decoded only a bounded number of files (the stage depths), not the folder."""
+    from stargan_sdk.pipeline import jobs
+
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(120):
+        Image.fromarray(np.full((24, 24, 3), i, np.uint8)).save(src / f"{i:03d}.png")
+    opened: list[Path] = []
+    open_photo = jobs.open_photo
+    monkeypatch.setattr(jobs, "open_photo", lambda p, **k: opened.append(p) or open_photo(p, **k))
+    results = translator.translate_files(sorted(src.iterdir()), tmp_path / "out", CHANGES, workers=2, batch_size=2)
+    first = next(results)
+    assert first.error is None and first.output.is_file()
+    time.sleep(0.5)  # let the workers run as far ahead as the queues allow
+    assert 4 <= len(opened) <= 24, len(opened)  # depth 4 per stage (2 x batch), batches of 2: far below 120
+    results.close()  # stopping early: no thread stays behind
+    assert not [t for t in threading.enumerate() if t.name.startswith("stargan-pipeline")]
