@@ -55,12 +55,19 @@ def _files(t: Translator, paths: list[Path], out: Path, times: StageTimes, **opt
     shutil.rmtree(out)
 
 
+def _original(t: Translator) -> dict | None:
+    """None (the classifier estimates, as the CLI by default) where the bundle has a classifier, else ORIGINAL."""
+    return None if t.classifier is not None else ORIGINAL
+
+
 def _serial(t: Translator, paths: list[Path], out: Path, photo: bool = False) -> None:
     """The path the pipeline replaces: decode, edit at batch 1, save, one file at a time."""
     out.mkdir()
+    given = _original(t)
     for p in paths:
         with Image.open(p) as im:
-            edit = t.translate_photo(im, CHANGES) if photo else t.translate(center_crop(im), CHANGES)
+            edit = (t.translate_photo(im, CHANGES, original=given) if photo
+                    else t.translate(center_crop(im), CHANGES, original=given))
             save_image(edit, out / p.name)
     shutil.rmtree(out)
 
@@ -109,16 +116,19 @@ def aligned_row(t: Translator, paths: list[Path], tmp: Path, fmt: str, args: arg
     out = tmp / "out"
     times = {w: StageTimes() for w in args.workers}
     variants: dict[str, Callable[[], None]] = {"infer": lambda: _infer(t, x, args.batch)}
+    given = _original(t)  # a bundle without a classifier (make_bundle.py's) is always told the originals
     for w in args.workers:
         variants[f"pipeline_w{w}"] = lambda w=w: _files(t, paths, out, times[w], mode="crop", workers=w,
-                                                       batch_size=args.batch)
-    variants["pipeline_original_given"] = lambda: _files(t, paths, out, StageTimes(), mode="crop", batch_size=args.batch,
-                                                         original=ORIGINAL)
+                                                       batch_size=args.batch, original=given)
+    if given is None:
+        variants["pipeline_original_given"] = lambda: _files(t, paths, out, StageTimes(), mode="crop",
+                                                             batch_size=args.batch, original=ORIGINAL)
     variants["serial"] = lambda: _serial(t, paths[: args.serial_count], out)
     best, seconds = _interleave(variants, args.rounds, len(paths))
     _rescale(best, seconds, "serial", len(paths), min(len(paths), args.serial_count))
     pipe = max(v for k, v in best.items() if k.startswith("pipeline_w"))
-    return {"input": fmt, "output": fmt, "mode": "crop", "images": len(paths), "images_per_s": best,
+    return {"input": fmt, "output": fmt, "mode": "crop", "images": len(paths), "classifier": given is None,
+            "images_per_s": best,
             "pipeline_vs_infer": pipe / best["infer"],
             "stage_seconds": {f"w{w}": {"prepare": s.prepare, "engine": s.engine, "finish": s.finish}
                               for w, s in times.items()},
@@ -152,7 +162,8 @@ def photo_row(t: Translator, tmp: Path, args: argparse.Namespace) -> dict | None
     paths = sorted(src.iterdir())
     out = tmp / "out"
     times = StageTimes()
-    variants = {"pipeline": lambda: _files(t, paths, out, times, mode="photo", batch_size=args.batch),
+    variants = {"pipeline": lambda: _files(t, paths, out, times, mode="photo", batch_size=args.batch,
+                                           original=_original(t)),
                 "serial": lambda: _serial(t, paths[: args.serial_count], out, photo=True)}
     best, seconds = _interleave(variants, args.rounds, len(paths))
     _rescale(best, seconds, "serial", len(paths), min(len(paths), args.serial_count))
