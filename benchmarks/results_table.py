@@ -7,6 +7,7 @@ pipeline block between PIPELINE_BEGIN and PIPELINE_END in README.md and benchmar
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -122,9 +123,9 @@ def main() -> int:
     newest: dict[str, tuple[str, dict]] = {}
     for path in sorted((HERE / "results").glob("pipeline-*.json")):
         report = json.loads(path.read_text())
-        if "rows" in report and report["rows"] and "cpu_ms_per_image" in report["rows"][0].get("seconds", {}):
-            kind, date = path.stem[:-11], path.stem[-10:]  # pipeline-<kind>-YYYY-MM-DD
-            newest[kind] = (path.name, {"date": date, **report})
+        name = re.fullmatch(r"pipeline-(?P<kind>.+)-(?P<date>\d{4}-\d{2}-\d{2})(-.+)?", path.stem)
+        if name and report.get("rows") and "cpu_ms_per_image" in report["rows"][0].get("seconds", {}):
+            newest[name["kind"]] = (path.name, {"date": name["date"], **report})  # later names replace earlier
     for target in (HERE / "README.md", HERE.parent / "README.md"):
         write_pipeline_block(target, [r for _, r in sorted(newest.values())])
     return 0
