@@ -115,10 +115,10 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
             times.finish += time.perf_counter() - t0
 
     def safe_commit(result: FileResult) -> FileResult:
-        if result.error is not None or result.skipped or commit is None:
+        if result.error is not None or result.skipped:
             return result
         try:
-            return commit(result)
+            return commit(result)  # type: ignore[misc]  (only called when given)
         except fatal:
             raise
         except Exception as exc:
@@ -128,7 +128,9 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
     batches = engine_batches()
     finished = ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool)
     try:
-        for result in ordered_map(safe_commit, finished, workers=io_workers, depth=depth, pool=io_pool):
+        committed = finished if commit is None else ordered_map(safe_commit, finished, workers=io_workers,
+                                                                depth=depth, pool=io_pool)
+        for result in committed:
             times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
             yield result
     finally:  # a consumer that stops early (or Ctrl-C): queued work is cancelled, running work ends, no thread stays
