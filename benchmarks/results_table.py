@@ -79,12 +79,12 @@ def pipeline_table(report: dict) -> str:
         ips = row["images_per_s"]
         if row["mode"] == "whole":
             lines.append(f"| {row['images']} in-memory uint8 faces (`translate_stream`, originals given) | "
-                         f"{ips['infer']:.0f} ({_cpu_ms(row, 'infer'):.1f}) | {ips['stream']:.0f} "
-                         f"({_cpu_ms(row, 'stream'):.1f}) | | | | {row['pipeline_vs_infer']:.2f} "
+                         f"{ips['infer']:.0f} ({_cpu_ms(row, 'infer'):.1f}) | | {ips['stream']:.0f} "
+                         f"({_cpu_ms(row, 'stream'):.1f}) | | | {row['pipeline_vs_infer']:.2f} "
                          f"({_cpu_ms(row, 'infer') / _cpu_ms(row, 'stream'):.2f}) |")
         if row["mode"] == "photo":
-            lines.append(f"| {row['images']} photos, {row['faces']} faces, `--photo` ({row['input']}) | | "
-                         f"{ips['pipeline']:.1f} ({_cpu_ms(row, 'pipeline'):.0f}) | | | {ips['serial']:.1f} "
+            lines.append(f"| {row['images']} photos, {row['faces']} faces, `--photo` ({row['input']}) | | | "
+                         f"{ips['pipeline']:.1f} ({_cpu_ms(row, 'pipeline'):.0f}) | | {ips['serial']:.1f} "
                          f"({_cpu_ms(row, 'serial'):.0f}) | {row['pipeline_vs_serial']:.2f}× serial |")
     if report.get("png_levels"):
         lines += ["", "PNG zlib level, one core, " + "×".join(map(str, report["png_levels"][0]["size"])) + " faces: " +
