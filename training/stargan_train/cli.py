@@ -126,7 +126,7 @@ def train(
     attr_path: Annotated[str, typer.Option(help="CelebA attribute file list_attr_celeba.txt.", rich_help_panel=DATA)] = _DATA.attr_path,
     rafd_image_dir: Annotated[str, typer.Option(help="RaFD training folder (one sub-folder per expression).", rich_help_panel=DATA)] = _DATA.rafd_image_dir,
     rafd_test_dir: Annotated[str, typer.Option(help="RaFD test folder (empty: the sibling of --rafd-image-dir named test).", rich_help_panel=DATA)] = _DATA.rafd_test_dir,
-    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),
+    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),  # noqa: B006 (typer needs a list default; never mutated)
     image_size: Annotated[int, typer.Option(help="Training resolution (D needs it divisible by 2**d_repeat_num).", rich_help_panel=DATA)] = _DATA.image_size,
     celeba_crop_size: Annotated[int, typer.Option(help="Center crop of CelebA images before resizing.", rich_help_panel=DATA)] = _DATA.celeba_crop_size,
     rafd_crop_size: Annotated[int, typer.Option(help="Center crop of RaFD images before resizing.", rich_help_panel=DATA)] = _DATA.rafd_crop_size,
