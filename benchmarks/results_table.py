@@ -26,8 +26,8 @@ def table(report: dict) -> str:
         f"{report['bundle']['image_size']} px generator, {report['gflop_per_image']:.1f} GFLOP/image; measured "
         f"dense GEMM {gemm:,.0f} GFLOP/s ({', '.join(f'{k} {v:,.0f}' for k, v in report['gemm_gflops'].items())}).",
         "",
-        *([f"The SDK was told the CPU has only {dev['cpu_capabilities_override']} "
-           "(STARGAN_CPU_CAPABILITIES), as an AVX2-only CPU reports.", ""] if dev.get("cpu_capabilities_override") else []),
+        *([f"The SDK was told the CPU has only {dev['cpu_capabilities_override']} (STARGAN_CPU_CAPABILITIES), "
+           "as an AVX2-only CPU reports.", ""] if dev.get("cpu_capabilities_override") else []),
         "| backend | batch | img/s | p50 ms | p90 ms | p99 ms | × eager FP32 | × raw engine | GFLOP/s | PSNR vs FP32 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -74,7 +74,8 @@ def test_pinned_inputs_on_a_cpu_is_a_one_line_error(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(("capabilities", "picked"), [("FP32,INT8", "openvino int8"), ("FP32,INT8,BF16", "openvino bf16")])
+@pytest.mark.parametrize(("capabilities", "picked"),
+                         [("FP32,INT8", "openvino int8"), ("FP32,INT8,BF16", "openvino bf16")])
 def test_auto_rows_say_which_precision_auto_picked(tmp_path: Path, capabilities: str, picked: str) -> None:
     """The shipped bundle's INT8 model (>= 40 dB) is what `auto` runs on a CPU without BF16; with BF16, BF16."""
     pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
@@ -82,7 +83,8 @@ def test_auto_rows_say_which_precision_auto_picked(tmp_path: Path, capabilities:
 
     out = tmp_path / "r.json"
     env = {**os.environ, "STARGAN_CPU_CAPABILITIES": capabilities}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(ROOT / "models" / "toyfaces-64"),
+    shipped = ROOT / "models" / "toyfaces-64"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(shipped),
                            "--backends", "auto", "--batch-sizes", "1", "--iterations", "3", "--warmup", "0",
                            "--json", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr

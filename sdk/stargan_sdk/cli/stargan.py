@@ -404,7 +404,8 @@ def info(
     console.print(table)
     cpu = report["cpu_precision"]
     if cpu:
-        console.print(f"CPU precision ({cpu['requested']}): {cpu['precision'] or '[red]refused'} ({safe(cpu['reason'])})")
+        chosen = cpu["precision"] or "[red]refused"
+        console.print(f"CPU precision ({cpu['requested']}): {chosen} ({safe(cpu['reason'])})")
     if failed:
         raise typer.Exit(1)
 

@@ -86,7 +86,10 @@ def ui(
     if url and precision != "auto":  # the server chose its precision when it started (`stargan serve --precision`)
         raise StarGANError("--precision applies to a local bundle; with --url, pass it to `stargan serve`")
     page = _load_gradio_page()  # before loading a model, so a missing extra fails fast
-    translator = _remote(url, model, bundle) if url else Translator.load(bundle, backend=backend, **precision_options(precision))
+    if url:
+        translator = _remote(url, model, bundle)
+    else:
+        translator = Translator.load(bundle, backend=backend, **precision_options(precision))
     title = f"StarGAN face editor: {url if url else bundle.resolve().name}"
     if not _is_loopback(host):
         typer.echo(f"warning: serving on {host}: anyone who can reach it can use this page (no login)", err=True)
