@@ -119,8 +119,9 @@ def quantize(
 ) -> None:
     """Add generator.int8.onnx (static QDQ INT8) to an existing bundle and record its PSNR vs FP32 in the manifest.
 
-    The fast path on CPUs without BF16: `auto` runs it there when the recorded PSNR is >= 40 dB. The bundle is
-    updated atomically (a run killed at any point leaves it as it was)."""
+    The fast path on CPUs without BF16: `auto` runs it there when the recorded PSNR is >= 40 dB.
+
+    The bundle is updated atomically: a run killed at any point leaves it as it was."""
     from stargan_export.errors import ExportError
     from stargan_export.quantize import quantize_bundle
     from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
