@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench_report import row_label
 from stargan_sdk.host.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +26,8 @@ def table(report: dict) -> str:
         f"{report['bundle']['image_size']} px generator, {report['gflop_per_image']:.1f} GFLOP/image; measured "
         f"dense GEMM {gemm:,.0f} GFLOP/s ({', '.join(f'{k} {v:,.0f}' for k, v in report['gemm_gflops'].items())}).",
         "",
+        *([f"The SDK was told the CPU has only {dev['cpu_capabilities_override']} (STARGAN_CPU_CAPABILITIES), "
+           "as an AVX2-only CPU reports.", ""] if dev.get("cpu_capabilities_override") else []),
         "| backend | batch | img/s | p50 ms | p90 ms | p99 ms | × eager FP32 | × raw engine | GFLOP/s | PSNR vs FP32 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -33,7 +36,7 @@ def table(report: dict) -> str:
         psnr = r.get("psnr_db_vs_fp32")
         psnr_text = "—" if psnr is None else ("exact" if psnr >= 200 else f"{psnr:.1f} dB")
         lines.append(
-            f"| {r['backend']} | {r['batch']} | {r['throughput_ips']:.1f} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | "
+            f"| {row_label(r)} | {r['batch']} | {r['throughput_ips']:.1f} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['speedup_vs_eager']:.2f}× | {raw} | {r['gflops']:.0f} | {psnr_text} |"
         )
     splits = [r for r in report["results"] if "split_ms" in r]

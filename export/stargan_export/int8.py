@@ -1,6 +1,7 @@
 """INT8 generator: static QDQ quantization of a bundle's FP32 ONNX from a folder of face images, with a PSNR check.
 
-Usage: art = quantize_onnx(fp32_onnx, out, prepare_calibration("faces/", 128, attributes))  # build --int8-calibration
+Usage: art = quantize_onnx(fp32_onnx, out, prepare_calibration("faces/", 128, attributes))
+(run by `stargan-export build --int8-calibration` and, on an existing bundle, `stargan-export quantize`)
 
 Why ONNX Runtime's `quantize_static` rather than OpenVINO NNCF: it is already an export dependency (NNCF
 3.4 would add ten packages to the dev environment, scikit-learn, ninja and pydot among them), and its

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
@@ -45,8 +46,6 @@ console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
-# "auto" lets the backend choose (OpenVINO: BF16, else a >= 40 dB INT8 model, else FP32); "fp32" opts out.
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | int8 (CPU backends).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
@@ -227,9 +226,7 @@ def translate(
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
     pairs = _inputs(src, out, overwrite_inputs)
-    # Only an explicit choice is passed: each backend keeps its own default ("auto" is not a precision for all).
-    options = {} if precision == "auto" else {"precision": precision}
-    with Translator.load(bundle, backend=backend, **options) as t:
+    with Translator.load(bundle, backend=backend, **precision_options(precision)) as t:
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
@@ -336,8 +333,8 @@ def grid(
     console.print(safe(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
 
 
-def bundle_report(bundle: Path) -> dict[str, Any]:
-    """Everything `stargan info` shows, as plain data."""
+def bundle_report(bundle: Path, precision: str = "auto") -> dict[str, Any]:
+    """Everything `stargan info` shows, as plain data; `precision` as `--precision` would ask the CPU backend."""
     m = read_manifest(bundle)
     artifacts = []
     for a in m.artifacts:
@@ -356,29 +353,38 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto, "auto_precision": _auto_precision(m) if auto == "openvino" else None,
+        "artifacts": artifacts, "auto": auto,
+        "cpu_precision": _cpu_precision(m, precision) if auto == "openvino" or precision != "auto" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
 
 
-def _auto_precision(m: Any) -> dict[str, str] | None:
-    """What OpenVINO's `auto` precision runs on this CPU and why (BF16, a >= 40 dB INT8 model, or FP32)."""
-    from stargan_sdk.backends.openvino import choose_precision, cpu_capabilities
+def _cpu_precision(m: Any, requested: str) -> dict[str, str | None]:
+    """What OpenVINO runs on this CPU for `requested` and why (auto: BF16, a >= 40 dB INT8 model, or FP32); a
+    precision it would refuse (BF16 on a CPU without it, an INT8 model below its bar) has precision None."""
+    from stargan_sdk.backends.openvino import PRECISIONS, choose_precision, cpu_capabilities
+    from stargan_sdk.bundle.artifacts import int8_artifact
 
+    if requested not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     try:
-        precision, reason = choose_precision("auto", cpu_capabilities(), m)
-    except StarGANError:
-        return None
-    return {"precision": precision, "reason": reason}
+        precision, reason = choose_precision(requested, cpu_capabilities(), m)
+        if precision == "int8":
+            int8_artifact(m)  # refused below its PSNR bar, as the backend's load refuses it
+    except StarGANError as e:
+        return {"requested": requested, "precision": None, "reason": _one_line(e)}
+    return {"requested": requested, "precision": precision, "reason": reason}
 
 
 @app.command()
 @friendly
 def info(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False,
+    precision: PrecisionOpt = "auto",
 ) -> None:
-    """Show a bundle's attributes, files (checksums verified) and which backends can run it here."""
-    report = bundle_report(bundle)
+    """Show a bundle's attributes, files (checksums verified), which backends can run it here and at which CPU
+    precision (with --precision: what that choice would run, or why it is refused)."""
+    report = bundle_report(bundle, precision)
     failed = any(a["status"] != "ok" for a in report["artifacts"])  # scripts see a damaged bundle by exit code
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -396,9 +402,10 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
-    if report["auto_precision"]:
-        console.print(f"auto precision: {report['auto_precision']['precision']} "
-                      f"({safe(report['auto_precision']['reason'])})")
+    cpu = report["cpu_precision"]
+    if cpu:
+        chosen = cpu["precision"] or "[red]refused"
+        console.print(f"CPU precision ({cpu['requested']}): {chosen} ({safe(cpu['reason'])})")
     if failed:
         raise typer.Exit(1)
 
