@@ -60,6 +60,10 @@ if [ -f "$WORK/bundle/manifest.json" ]; then
             --backends torch-eager-fp32-notf32,inductor --batch-sizes "$BATCHES" \
             --iterations 40 --warmup 3 --budget-s 10 --json "$OUT/latency-gpu-pinned.json"
     fi
+    # 6. Folder -> folder through the pipeline beside infer and the serial path (issue 27), toy faces.
+    step faces 120 "$PY" -m stargan_train toyfaces "$WORK/faces" --count 1000 --seed 0
+    step pipeline 300 env PYTHONPATH=benchmarks "$PY" benchmarks/pipeline.py "$WORK/bundle" "$WORK/faces/images" \
+        --count 1000 --batch 64 --rounds 2 --json "$OUT/pipeline-gpu.json"
 fi
 rm -rf "$WORK"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -76,7 +76,7 @@ def main(
         manifest = read_manifest(bundle)
     except StarGANError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if pinned_inputs and device == "cpu":
         typer.echo("error: --pinned-inputs needs --device cuda (page-locked memory is a CUDA allocation)", err=True)
         raise typer.Exit(2)

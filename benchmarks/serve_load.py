@@ -168,9 +168,9 @@ def sweep(args: argparse.Namespace, stack: ServeStack, direct: Translator) -> li
                 shift = (level + rep) % len(modes)  # rotate the order so drift hits every mode alike
                 for mode in modes[shift:] + modes[:shift]:
                     if mode == "direct":
-                        row = with_cpu(lambda: run_clients(direct.infer, clients, args.requests, inputs), None)
+                        row = with_cpu(lambda n=clients: run_clients(direct.infer, n, args.requests, inputs), None)
                     else:
-                        row = with_cpu(lambda: measure_served(server, remotes[mode], clients, args.requests, inputs),
+                        row = with_cpu(lambda m=mode, n=clients: measure_served(server, remotes[m], n, args.requests, inputs),
                                        server.process.pid)
                     print(f"{mode:6} clients={clients:3} {row['throughput_rps']:7.1f} req/s  "
                           f"{row['cpu_ms_per_request']:6.2f} CPU ms/request  "

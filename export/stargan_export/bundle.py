@@ -220,9 +220,11 @@ def _old_artifact_files(out: Path) -> set[str]:
 def _manifest(state: _Build) -> Manifest:
     src = state.src
     g = src.generator
-    source = {"checkpoint": str(g.source.resolve()), "sha256": g.sha256, "kind": g.kind}
+    # The file name and its sha256 identify the checkpoint; the builder's absolute path would only leak its
+    # folder layout (and is meaningless on the machine that loads the bundle).
+    source = {"checkpoint": g.source.name, "sha256": g.sha256, "kind": g.kind}
     if src.discriminator is not None:
-        source["classifier_checkpoint"] = str(src.discriminator.source.resolve())
+        source["classifier_checkpoint"] = src.discriminator.source.name
         source["classifier_sha256"] = src.discriminator.sha256
     return Manifest(
         attributes=src.attributes,

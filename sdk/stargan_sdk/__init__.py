@@ -19,6 +19,7 @@ from stargan_sdk.errors import (
     NoFaceFoundError,
     StarGANError,
 )
+from stargan_sdk.host import telemetry as _telemetry  # noqa: F401, I001  (importing it turns runtime telemetry off)
 from stargan_sdk.translator import Translator
 
 __all__ = [

@@ -22,16 +22,16 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.backends.base import Backend
+from stargan_sdk.backends.classifier import AttributeClassifier
 from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle.checks import check_input_shapes
-from stargan_sdk.backends.classifier import AttributeClassifier
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.manifest import Manifest, read_manifest
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
 from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.images.labels import AttributeSpace
-from stargan_sdk.bundle.manifest import Manifest, read_manifest
 
 Changes = Mapping[str, object]
 CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
@@ -71,7 +71,8 @@ class Translator:
     """
 
     def __init__(self, bundle_dir: str | os.PathLike[str], manifest: Manifest, backend: Backend,
-                 classifier: AttributeClassifier | None = None, candidates: dict[str, Availability] | None = None) -> None:
+                 classifier: AttributeClassifier | None = None,
+                 candidates: dict[str, Availability] | None = None) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest
         self.backend = backend
@@ -85,7 +86,7 @@ class Translator:
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], backend: str = "auto", device: int = 0,
-             max_batch: int | None = None, cuda_graphs: bool = True, **backend_options: Any) -> "Translator":
+             max_batch: int | None = None, cuda_graphs: bool = True, **backend_options: Any) -> Translator:
         """Open and verify a bundle (manifest schema and consistency, checksums of the artifacts used, graph
         input shapes) and load it on a backend; raises BundleError for a corrupted or mismatched bundle.
 
@@ -129,7 +130,7 @@ class Translator:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Translator":
+    def __enter__(self) -> Translator:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,6 +245,27 @@ class Translator:
         if isinstance(changes, (str, bytes)) or len(changes) != n:
             raise AttributeValueError(f"changes must be one dict or a list of {n} dicts (one per image)")
         return [self.space.validate_changes(_merge(c, {})) for c in changes]
+
+    def edit_rgb(self, rgbs: Sequence[np.ndarray], changes: Changes, *,
+                 original: Changes | None = None) -> np.ndarray:
+        """The engine step of the pipeline: model-size uint8 RGB crops in, edited uint8 RGB crops out."""
+        x = self.normalizer.preprocess(list(rgbs))
+        per_image = self._per_image_changes(changes, len(x))
+        targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(self._originals(x, original), per_image)])
+        return self.normalizer.postprocess(self.infer(x, targets))
+
+    def translate_files(self, inputs: Iterable[Any], out: Any, changes: Changes | None = None, /, **options: Any):
+        """Edit image files into a folder (or one output path per input) through the streaming pipeline;
+        yields per-file results in input order (see `stargan_sdk.pipeline.jobs.run_files` for the options)."""
+        from stargan_sdk.pipeline.jobs import run_files
+
+        return run_files(self, inputs, out, changes, **options)
+
+    def translate_stream(self, images: Iterable[Any], changes: Changes | None = None, /, **options: Any):
+        """Edit an iterable of in-memory images through the pipeline; edited images out in the same order."""
+        from stargan_sdk.pipeline.jobs import run_stream
+
+        return run_stream(self, images, changes, **options)
 
     def translate_all(self, image: Any, *, original: Changes | None = None) -> dict[str, Any]:
         """Every single-attribute edit of one image, in label order (the paper's figure row):

@@ -48,7 +48,7 @@ def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     rows = {(r["backend"], r["batch"]): r for r in report["results"]}
     assert set(rows) == {(b, n) for b in ("torch-eager-fp32", "ort-raw", "onnxruntime") for n in (1, 2)}
-    for (name, _), r in rows.items():
+    for r in rows.values():
         assert r["iterations"] == 3 and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["gflops"] == pytest.approx(report["gflop_per_image"] * r["throughput_ips"])
     assert rows[("torch-eager-fp32", 1)]["speedup_vs_eager"] == 1.0

@@ -38,7 +38,9 @@ def test_manifest_describes_the_bundle(tiny_bundle, official_checkpoint):
         assert a.opset == (None if a.kind == "safetensors" else 17)
         assert a.parity is not None and a.parity["max_abs"] <= (0.05 if a.precision == "fp16" else 1e-4)
     assert m.artifact("generator", "onnx", "fp32").parity["max_batch_checked"] == 16
-    assert m.source["checkpoint"] == str(official_checkpoint.resolve())
+    # the file name only: never the builder's absolute path
+    assert m.source["checkpoint"] == official_checkpoint.name == "1000-G.ckpt"
+    assert m.source["classifier_checkpoint"] == "1000-D.ckpt"
     assert m.source["sha256"] == _sha(official_checkpoint) and m.source["kind"] == "official"
     assert m.source["classifier_sha256"] == _sha(official_checkpoint.with_name("1000-D.ckpt"))
     assert m.producer.startswith("stargan-export ") and m.created.endswith("+00:00")
@@ -124,7 +126,8 @@ def test_our_checkpoint_supplies_attributes_and_size(tmp_path):
 
     config = RunConfig(generator=GeneratorConfig(conv_dim=8, c_dim=3, repeat_num=1),
                        discriminator=DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=3, repeat_num=2),
-                       data=DataConfig(dataset="toyfaces", image_size=32, selected_attrs=("Black_Hair", "Blond_Hair", "Male")))
+                       data=DataConfig(dataset="toyfaces", image_size=32,
+                                       selected_attrs=("Black_Hair", "Blond_Hair", "Male")))
     G, D = Generator.from_config(config.generator), Discriminator.from_config(config.discriminator)
     save_checkpoint(tmp_path / "run", TrainState(10, config, G.state_dict(), D.state_dict(), {}, {}, capture_rng()))
     src = load_sources(tmp_path / "run", attributes=None, image_size=None, classifier=True)

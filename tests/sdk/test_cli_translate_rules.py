@@ -166,3 +166,30 @@ def test_a_newline_in_a_refused_output_name_keeps_the_whole_message(bundle: Path
     assert result.exit_code == 2 and odd.read_bytes() == before
     assert result.stderr.splitlines() == [f"error: -o {tmp_path}/odd\\x0aname.png is an input (the same file or a link "
                                           "to one); choose another output, or pass --overwrite-inputs"]
+
+
+def test_precision_flag_reaches_the_backend(bundle: Path, tmp_path: Path) -> None:
+    """--precision fp32 opts out of auto's choice; int8 on a bundle without an INT8 model says how to get one."""
+    pytest.importorskip("openvino")
+    src = tmp_path / "face.png"
+    Image.new("RGB", (64, 64), (120, 90, 80)).save(src)
+    ok = invoke("translate", src, "-b", bundle, "--backend", "openvino", "--precision", "fp32", "--crop",
+                "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out.png")
+    assert ok.exit_code == 0, ok.output
+    refused = invoke("translate", src, "-b", bundle, "--backend", "openvino", "--precision", "int8", "--crop",
+                     "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out8.png")
+    assert refused.exit_code == 2 and "--int8-calibration" in refused.output
+
+
+def test_info_says_which_precision_auto_runs(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an AVX2-only CPU (override), a bundle without an INT8 model keeps FP32 and `info` says why."""
+    pytest.importorskip("openvino")
+    import json
+
+    monkeypatch.setenv("STARGAN_CPU_CAPABILITIES", "FP32,INT8")
+    result = invoke("info", bundle, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    if report["auto"] == "openvino":  # tensorrt first where a GPU runs it
+        assert report["auto_precision"]["precision"] == "fp32"
+        assert "no INT8 model" in report["auto_precision"]["reason"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import importlib.util
 from pathlib import Path
 
@@ -10,13 +11,20 @@ import numpy as np
 import pytest
 
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.manifest import Artifact, read_manifest
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError, StarGANError
 from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
-from stargan_sdk.bundle.manifest import Artifact, read_manifest
 
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
 
-from stargan_sdk.backends.openvino import CAPABILITIES_ENV, OpenVinoBackend, cpu_capabilities, resolve_precision  # noqa: E402
+from stargan_sdk.backends.openvino import (  # noqa: E402
+    CAPABILITIES_ENV,
+    OpenVinoBackend,
+    choose_precision,
+    cpu_capabilities,
+    resolve_precision,
+)
+from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB  # noqa: E402
 
 SIZE, C_DIM = 32, 5
 NO_BF16 = ["FP32", "INT8"]  # what an AVX2 or AVX-512 CPU without BF16 reports
@@ -183,8 +191,10 @@ def test_int8_needs_a_usable_int8_artifact(bundle: Path, bundle_copy: Path) -> N
     with pytest.raises(BackendUnavailableError, match="measured 24.3 dB PSNR vs FP32, below the 30 dB bar"):
         OpenVinoBackend(bundle_copy, unusable, precision="int8").load()
     assert not OpenVinoBackend.availability(bundle_copy, unusable, precision="int8").ok
-    # A usable record whose file is the FP32 graph: checks the wiring (file, checksum, report), not INT8 maths.
-    good = dataclasses.replace(bad, file=fp32.file, sha256=fp32.sha256, parity={**bad.parity, "usable": 1.0})
+    # A usable record whose file is a copy of the FP32 graph: checks the wiring (file, checksum, report), not INT8
+    # maths (a copy: one file listed twice is refused by the manifest schema).
+    shutil.copy(bundle_copy / fp32.file, bundle_copy / bad.file)
+    good = dataclasses.replace(bad, sha256=fp32.sha256, parity={**bad.parity, "usable": 1.0})
     usable = dataclasses.replace(manifest, artifacts=manifest.artifacts + (good,))
     with OpenVinoBackend(bundle_copy, usable, precision="int8", cpu_capabilities=NO_BF16) as b:
         assert b.describe()["precision"] == "int8" and b.describe()["float_precision"] == "fp32"
@@ -206,3 +216,25 @@ def test_availability(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not gone.ok and "pip install 'stargan[openvino]'" in gone.reason
     with pytest.raises(BackendUnavailableError, match="openvino is not installed"):
         OpenVinoBackend(bundle, manifest).load()
+
+
+@pytest.mark.parametrize("psnr, usable, expected", [(42.6, 1.0, "int8"), (35.3, 1.0, "fp32"), (45.0, 0.0, "fp32")])
+def test_auto_without_bf16_takes_int8_only_at_40_db(bundle_copy: Path, psnr: float, usable: float,
+                                                     expected: str) -> None:
+    """`auto` on an AVX2-only CPU: the INT8 model when its recorded PSNR reaches AUTO_INT8_MIN_PSNR_DB, else FP32."""
+    assert AUTO_INT8_MIN_PSNR_DB == 40.0
+    manifest = read_manifest(bundle_copy)
+    assert choose_precision("auto", NO_BF16, manifest)[0] == "fp32"  # no INT8 model: today's behaviour
+    fp32 = manifest.artifact(precision="fp32")
+    # A record pointing at a copy of the FP32 graph (one file may be listed once): checks the choice and its
+    # report, not INT8 maths.
+    shutil.copyfile(bundle_copy / fp32.file, bundle_copy / "generator.int8.onnx")
+    int8 = Artifact(kind="onnx", role="generator", file="generator.int8.onnx", sha256=fp32.sha256, precision="int8",
+                    parity={"psnr_db": psnr, "max_abs": 0.1, "mean_abs": 0.01, "usable": usable, "min_psnr_db": 30.0})
+    with_int8 = dataclasses.replace(manifest, artifacts=manifest.artifacts + (int8,))
+    with OpenVinoBackend(bundle_copy, with_int8, precision="auto", cpu_capabilities=NO_BF16) as b:
+        info = b.describe()
+        assert info["precision"] == expected and "no BF16" in info["precision_reason"]
+        assert f"{psnr:.1f} dB" in info["precision_reason"]
+    assert choose_precision("auto", ("FP32", "BF16"), with_int8)[0] == "bf16"  # BF16 CPUs: unchanged
+    assert choose_precision("fp32", NO_BF16, with_int8) == ("fp32", "requested precision='fp32'")  # opt-out

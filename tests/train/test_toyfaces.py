@@ -182,8 +182,8 @@ def test_old_adds_grey_streaks_and_face_lines() -> None:
         (img_y, masks_y), (img_o, masks_o) = render_face(young), render_face(old)
         assert np.array_equal(masks_y["hair"], masks_o["hair"])
 
-        def grey_fraction(img: np.ndarray) -> float:
-            hair = img[masks_y["hair"]]
+        def grey_fraction(img: np.ndarray, hair_mask: np.ndarray = masks_y["hair"]) -> float:
+            hair = img[hair_mask]
             return float(((saturation(hair) < 0.15) & (luminance(hair) > 130)).mean())
 
         assert grey_fraction(img_y) < 0.03 and grey_fraction(img_o) > 0.15
@@ -224,7 +224,7 @@ def test_expressions_change_the_face_not_the_person() -> None:
     sad = sample_params(np.random.default_rng(2), expression="sad")
     assert (happy.skin_rgb, happy.hair, happy.bg_top) == (sad.skin_rgb, sad.hair, sad.bg_top)
     assert happy.mouth_curve > 0.8 and sad.mouth_curve < -0.6 and sad.brow_tilt > happy.brow_tilt
-    (img_h, masks_h), (img_s, _) = render_face(happy, 256, 256), render_face(sad, 256, 256)
+    (img_h, _), (img_s, _) = render_face(happy, 256, 256), render_face(sad, 256, 256)
     ys, xs = np.nonzero(np.any(img_h != img_s, axis=-1))
     f = toyfaces.Frame.of(happy, 256, 256)
     assert ys.size > 100
@@ -277,6 +277,16 @@ def test_crash_leaves_no_attribute_list_and_no_temp_files(tmp_path: Path, monkey
         generate_toyfaces(out, 5, seed=1, progress=False)
     assert not (out / "list_attr_celeba.txt").exists()  # the old list no longer describes the images
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_worker_processes_write_the_same_files(tmp_path: Path) -> None:
+    one = folder_bytes(generate_toyfaces(tmp_path / "one", 9, seed=3, progress=False, width=40, height=48))
+    three = folder_bytes(generate_toyfaces(tmp_path / "three", 9, seed=3, progress=False, width=40, height=48,
+                                           workers=3))
+    assert one == three
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        generate_toyfaces(tmp_path / "bad", 2, workers=0, progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_progress_bar_run_writes_the_same_files(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_bad_safetensors_metadata_is_one_line(tmp_path: Path) -> None:
     sd = {k: v.contiguous() for k, v in Generator(conv_dim=8, c_dim=5, repeat_num=2).state_dict().items()}
     for meta in ({"config": "{not json"}, {"iteration": "many"}, {"config": "[1, 2]"}, {"config": "1" * 5000}):
         save_file(sd, str(tmp_path / "bad-G.safetensors"), metadata=meta)
-        with pytest.raises(CheckpointError, match="has malformed metadata") as info:
+        with pytest.raises(CheckpointError, match="has (malformed metadata|a malformed run config)") as info:
             load_generator(tmp_path / "bad-G.safetensors")
         assert "\n" not in str(info.value)
 

@@ -26,13 +26,21 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from stargan_train.checkpoint_format import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    check_payload,
+    checksums,
+    parse_run_config,
+    tensor_digest,
+)
 from stargan_train.config import RunConfig
 from stargan_train.files import atomic_write, atomic_write_text
 from stargan_train.torch_load import CheckpointError, safe_torch_load
 from stargan_train.upgrade import upgrade_train_state
 
-CHECKPOINT_FORMAT = "stargan-checkpoint"
-CHECKPOINT_VERSION = 1
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "TrainState", "load_checkpoint",
+           "save_checkpoint"]
 _CKPT_RE = re.compile(r"^(\d+)\.ckpt$")
 
 
@@ -103,7 +111,9 @@ def save_checkpoint(run_dir: Path, state: TrainState, keep: int = 0) -> Path:
     # Weights first, the full checkpoint last: a `.ckpt` that exists implies its weights exist too.
     for name, sd in (("G", state.G), ("D", state.D)):
         tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
-        atomic_write(folder / f"{stem}-{name}.safetensors", lambda p, t=tensors: save_file(t, str(p), metadata=meta))
+        part_meta = {**meta, "checksum": tensor_digest(tensors)}  # the same digest as the .ckpt's for this part
+        atomic_write(folder / f"{stem}-{name}.safetensors",
+                     lambda p, t=tensors, m=part_meta: save_file(t, str(p), metadata=m))
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -115,6 +125,7 @@ def save_checkpoint(run_dir: Path, state: TrainState, keep: int = 0) -> Path:
         "d_optim": state.d_optim,
         "rng": state.rng,
     }
+    payload["checksums"] = checksums(payload)
     path = folder / f"{stem}.ckpt"
     atomic_write(path, lambda p: torch.save(payload, p))
     atomic_write_text(Path(run_dir) / "config.json", json.dumps(state.config.to_dict(), indent=2) + "\n")
@@ -132,15 +143,14 @@ def _remove_checkpoint(ckpt: Path) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> TrainState:
-    """Load a full training checkpoint written by `save_checkpoint`."""
+    """Load a full training checkpoint written by `save_checkpoint` (CheckpointError, one line, for a
+    malformed or damaged one: a resume never continues from weights that fail their checksum)."""
     raw = safe_torch_load(Path(path), map_location)
-    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a stargan training checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
-    if raw.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {raw.get('version')}, expected {CHECKPOINT_VERSION}")
+    check_payload(raw, Path(path))
+    assert isinstance(raw, dict)
     state = TrainState(
-        iteration=int(raw["iteration"]),
-        config=RunConfig.from_dict(raw["config"]),
+        iteration=raw["iteration"],
+        config=parse_run_config(raw["config"], Path(path)),
         G=raw["G"],
         D=raw["D"],
         g_optim=raw["g_optim"],

@@ -40,7 +40,7 @@ OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "g_repeat_num": (("generator", "repeat_num"),), "d_repeat_num": (("discriminator", "repeat_num"),),
     **{name: (("train", name),) for name in (
         "batch_size", "num_iters", "num_iters_decay", "lr_schedule", "lr_update_step", "g_lr", "d_lr", "n_critic", "beta1", "beta2", "lambda_cls",
-        "lambda_rec", "lambda_gp", "lambda_id", "augment", "init_weights", "fresh_critic", "critic_warmup", "seed", "device", "log_step", "sample_step", "model_save_step", "keep_checkpoints",
+        "lambda_rec", "lambda_gp", "lambda_id", "augment", "init_weights", "fresh_critic", "critic_warmup", "amp", "channels_last", "seed", "device", "log_step", "sample_step", "model_save_step", "keep_checkpoints",
     )},
 }
 
@@ -126,13 +126,13 @@ def train(
     attr_path: Annotated[str, typer.Option(help="CelebA attribute file list_attr_celeba.txt.", rich_help_panel=DATA)] = _DATA.attr_path,
     rafd_image_dir: Annotated[str, typer.Option(help="RaFD training folder (one sub-folder per expression).", rich_help_panel=DATA)] = _DATA.rafd_image_dir,
     rafd_test_dir: Annotated[str, typer.Option(help="RaFD test folder (empty: the sibling of --rafd-image-dir named test).", rich_help_panel=DATA)] = _DATA.rafd_test_dir,
-    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),
+    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),  # noqa: B006 (typer needs a list default; never mutated)
     image_size: Annotated[int, typer.Option(help="Training resolution (D needs it divisible by 2**d_repeat_num).", rich_help_panel=DATA)] = _DATA.image_size,
     celeba_crop_size: Annotated[int, typer.Option(help="Center crop of CelebA images before resizing.", rich_help_panel=DATA)] = _DATA.celeba_crop_size,
     rafd_crop_size: Annotated[int, typer.Option(help="Center crop of RaFD images before resizing.", rich_help_panel=DATA)] = _DATA.rafd_crop_size,
     test_count: Annotated[int, typer.Option(help="CelebA images held out as the test split.", rich_help_panel=DATA)] = _DATA.test_count,
     data_seed: Annotated[int, typer.Option(help="Seed of the CelebA train/test split.", rich_help_panel=DATA)] = _DATA.seed,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes (0: exact resume including flips).", rich_help_panel=DATA)] = _DATA.num_workers,
+    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes (any count gives the same, exactly resumable run).", rich_help_panel=DATA)] = _DATA.num_workers,
     c_dim: Annotated[Optional[int], typer.Option(help="Label length; derived from --dataset/--selected-attrs, an error if given and different.", rich_help_panel=MODEL)] = None,
     g_conv_dim: Annotated[int, typer.Option(help="Generator channels in its first layer.", rich_help_panel=MODEL)] = _G.conv_dim,
     d_conv_dim: Annotated[int, typer.Option(help="Discriminator channels in its first layer.", rich_help_panel=MODEL)] = _D.conv_dim,
@@ -156,6 +156,8 @@ def train(
     init_weights: Annotated[str, typer.Option(help="Fine-tune: start G and D from this run dir or checkpoint (same architecture), with fresh optimisers at iteration 0.", rich_help_panel=OPTIM)] = "",
     fresh_critic: Annotated[bool, typer.Option(help="With --init-weights: take only the generator from it and start a new critic (the source may have no discriminator, e.g. a shipped bundle's weights).", rich_help_panel=OPTIM)] = _T.fresh_critic,
     critic_warmup: Annotated[int, typer.Option(help="Iterations at the start that train only the critic, so a fresh one has learned before it judges G.", rich_help_panel=OPTIM)] = _T.critic_warmup,
+    amp: Annotated[str, typer.Option(help="off (default: exact FP32, the official recipe) or bf16: autocast the G and D forward passes to BF16 (GPUs with BF16, and CPUs; the gradient penalty stays FP32). Faster on a GPU, not bit-exact.", rich_help_panel=OPTIM)] = _T.amp,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format for the networks and batches (faster convolutions on GPUs; same results within float rounding).", rich_help_panel=OPTIM)] = _T.channels_last,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and targets.", rich_help_panel=OPTIM)] = _T.seed,
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.", rich_help_panel=OPTIM)] = _T.device,
     log_step: Annotated[int, typer.Option(help="Iterations between TensorBoard scalars.", rich_help_panel=OUTPUT)] = _T.log_step,
@@ -201,13 +203,15 @@ def toyfaces(
     expressions: Annotated[bool, typer.Option("--expressions", help="Also write the RaFD-layout expressions variant.")] = False,
     width: Annotated[int, typer.Option(help="Image width (CelebA aligned: 178).")] = 178,
     height: Annotated[int, typer.Option(help="Image height (CelebA aligned: 218).")] = 218,
+    workers: Annotated[int, typer.Option(help="Processes drawing faces (the files are the same for any number).")] = 1,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Generate the synthetic toyfaces data set (CelebA layout, the same five attributes)."""
     from stargan_train.data.toyfaces import generate_toyfaces
 
-    path = generate_toyfaces(out, count, seed, width=width, height=height, expressions=expressions, progress=not no_progress)
+    path = generate_toyfaces(out, count, seed, width=width, height=height, expressions=expressions,
+                             progress=not no_progress, workers=workers)
     if json_output:
         typer.echo(json.dumps({"out": str(path), "count": count, "seed": seed, "expressions": expressions}))
     else:

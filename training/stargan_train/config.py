@@ -86,6 +86,9 @@ class DataConfig:
         _require_positive(self, "celeba_crop_size", "rafd_crop_size", "image_size")
 
 
+AMP_MODES = ("off", "bf16")  # no FP16: it needs loss scaling, and the gradient penalty's double backward overflows
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule and loss weights (paper defaults)."""
@@ -108,6 +111,8 @@ class TrainConfig:
     init_weights: str = ""  # start G and D from this checkpoint (fresh optimisers, iteration 0); "" = random init
     fresh_critic: bool = False  # with init_weights: take only G from it; D starts from its seeded random init
     critic_warmup: int = 0  # iterations at the start that train only D (a fresh critic learns before it judges G)
+    amp: str = "off"  # "bf16": autocast G and D forward passes (the gradient penalty stays FP32); "off" is exact
+    channels_last: bool = False  # NHWC memory format for G, D and the batches (faster convolutions on GPUs)
     seed: int = 0
     device: str = "auto"
     log_step: int = 10
@@ -129,6 +134,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.num_iters_decay <= self.num_iters:
             raise ValueError(f"num_iters_decay must be in [0, num_iters], got {self.num_iters_decay}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         object.__setattr__(self, "augment", parse_augment(self.augment))
 
 

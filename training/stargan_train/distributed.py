@@ -5,7 +5,8 @@ Usage: ctx = init_distributed("auto"); G_ddp = wrap_ddp(G, ctx); ...; shutdown_d
 Without those variables everything degrades to one process and no process group. Only rank 0 writes
 files; `unwrap` always gives back the plain module so checkpoints never carry a `module.` prefix.
 `BatchStream` shards the data with a DistributedSampler and makes the batch order a pure function of
-(seed, iteration), which is what lets a resumed run see exactly the batches an uninterrupted one would.
+(seed, iteration), and each image's random flip one of (seed, epoch, image), whatever worker process loads it:
+that is what lets a resumed run see exactly the batches an uninterrupted one would, with any `--num-workers`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from stargan_train.data.seeded import SeededItems, draw_seed
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,10 @@ def broadcast_object(ctx: DistContext, value: object) -> object:
     return box[0]
 
 
-class _IndexSampler(Sampler[int]):
-    def __init__(self, indices: list[int]) -> None:
+class _IndexSampler(Sampler[tuple[int, int]]):
+    """Yields (index, draw seed) items for `SeededItems`."""
+
+    def __init__(self, indices: list[tuple[int, int]]) -> None:
         self.indices = indices
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -144,11 +149,11 @@ class BatchStream:
         return sampler
 
     def _epoch_loader(self, epoch: int, offset: int) -> DataLoader:
-        indices = list(self._sampler(epoch))[offset * self.batch_size :]
+        indices = [(i, draw_seed(self.seed, epoch, i)) for i in self._sampler(epoch)][offset * self.batch_size :]
         # Its own generator: starting an iterator then draws no number from the global RNG.
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 1009 + offset)
         return DataLoader(
-            self.loader.dataset,
+            SeededItems(self.loader.dataset),
             batch_size=self.batch_size,
             sampler=_IndexSampler(indices),
             drop_last=True,

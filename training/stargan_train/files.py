@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True) -> None:
@@ -24,10 +24,15 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         _keep_mode(path, fd)
+        mode = os.fstat(fd).st_mode & 0o7777
     finally:
         os.close(fd)
     try:
         write(tmp)
+        # Some writers replace the file they are given with their own 0600 one (safetensors' save_file does):
+        # give it back the mode chosen above.
+        if os.stat(tmp).st_mode & 0o7777 != mode:
+            os.chmod(tmp, mode)
         if sync:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())

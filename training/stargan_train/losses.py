@@ -34,17 +34,22 @@ def classification_loss(logits: Tensor, target: Tensor, kind: str) -> Tensor:
 
 
 def gradient_penalty(D: nn.Module, x_real: Tensor, x_fake: Tensor) -> Tensor:
-    """WGAN-GP term mean((||dD(x_hat)/dx_hat||_2 - 1)^2) at random per-sample interpolates x_hat."""
+    """WGAN-GP term mean((||dD(x_hat)/dx_hat||_2 - 1)^2) at random per-sample interpolates x_hat.
+
+    Always in FP32, also under autocast (`--amp bf16`): the penalty is a gradient norm near 1 that is itself
+    differentiated, and BF16's 8-bit mantissa would turn it into noise."""
     # Drawn on the CPU generator so that a checkpoint's CPU RNG state covers it (exact resume on GPU too).
-    alpha = torch.rand(x_real.size(0), 1, 1, 1).to(x_real)
-    x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
-    out_src, _ = D(x_hat)
-    # create_graph: the penalty itself is differentiated w.r.t. D's weights (double backward).
-    (grad,) = torch.autograd.grad(
-        outputs=out_src, inputs=x_hat, grad_outputs=torch.ones_like(out_src), create_graph=True
-    )
-    norm = grad.flatten(1).pow(2).sum(dim=1).sqrt()
-    return (norm - 1).pow(2).mean()
+    alpha = torch.rand(x_real.size(0), 1, 1, 1).to(x_real.device)
+    with torch.autocast(x_real.device.type, enabled=False):
+        x_real, x_fake = x_real.float(), x_fake.float()  # no-ops without autocast
+        x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
+        out_src, _ = D(x_hat)
+        # create_graph: the penalty itself is differentiated w.r.t. D's weights (double backward).
+        (grad,) = torch.autograd.grad(
+            outputs=out_src, inputs=x_hat, grad_outputs=torch.ones_like(out_src), create_graph=True
+        )
+        norm = grad.flatten(1).pow(2).sum(dim=1).sqrt()
+        return (norm - 1).pow(2).mean()
 
 
 def _cls_logits(out_cls: Tensor, cls_slice: slice | None) -> Tensor:

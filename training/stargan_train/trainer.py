@@ -9,6 +9,7 @@ plus a generator step every `n_critic` iterations. Resume is exact: the data ord
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ class Trainer:
         self.config, self.run_dir, self.on_log, self.progress = config, Path(run_dir), on_log, progress
         self.ctx = ctx or init_distributed(config.train.device)
         t, dev = config.train, self.ctx.device
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # as the official main.py: fixed shapes, fastest kernels
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         # Data first: a bad data path fails before the run dir is touched (or wiped by --overwrite).
         loaders = build_loaders(
             config.data, t.batch_size, "train", rank=self.ctx.rank, world_size=self.ctx.world_size, seed=t.seed
@@ -114,8 +118,8 @@ class Trainer:
         self.joint = config.data.dataset == "both"
         self.n_celeba = len(config.data.selected_attrs)
         seed_all(t.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
-        self.G = Generator.from_config(config.generator).to(dev)
-        self.D = Discriminator.from_config(config.discriminator).to(dev)
+        self.G = Generator.from_config(config.generator).to(dev, memory_format=self.memory_format)
+        self.D = Discriminator.from_config(config.discriminator).to(dev, memory_format=self.memory_format)
         betas = (t.beta1, t.beta2)
         self.g_opt = torch.optim.Adam(self.G.parameters(), t.g_lr, betas)
         self.d_opt = torch.optim.Adam(self.D.parameters(), t.d_lr, betas)
@@ -173,7 +177,14 @@ class Trainer:
         if self.joint:
             c_org = joint_labels(part, label_org, self.n_celeba)
             c_trg = joint_labels(part, label_trg, self.n_celeba)
-        return Batch(x.to(dev), label_org, label_trg, c_org, c_trg, part)
+        return Batch(x.to(dev, memory_format=self.memory_format), label_org, label_trg, c_org, c_trg, part)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' precision: BF16 autocast with --amp bf16 (no loss scaling needed: BF16 has FP32's
+        range), else nothing, so the default stays the exact official FP32 recipe."""
+        if self.config.train.amp == "bf16":
+            return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _cls(self, part: str) -> tuple[str, slice | None]:
         """Loss kind and D's logit block for a batch: joint mode uses the official out_cls[:, :c_dim] (CelebA)
@@ -187,12 +198,13 @@ class Trainer:
     def d_step(self, batch: Batch) -> dict[str, float]:
         """One critic update on real images and (detached) translations."""
         t = self.config.train
-        with torch.no_grad():  # the plain G: no DDP bookkeeping for a forward that never backpropagates
+        with torch.no_grad(), self.autocast():  # the plain G: no DDP bookkeeping for a forward without backward
             x_fake = self.G(batch.x, batch.c_trg)
         kind, cls_slice = self._cls(batch.part)
-        loss, logs = d_loss(
-            self.D_step, batch.x, x_fake, batch.label_org, t.lambda_cls, t.lambda_gp, kind, cls_slice, self.augment
-        )
+        with self.autocast():
+            loss, logs = d_loss(
+                self.D_step, batch.x, x_fake, batch.label_org, t.lambda_cls, t.lambda_gp, kind, cls_slice, self.augment
+            )
         self.d_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.d_opt.step()
@@ -205,10 +217,11 @@ class Trainer:
         # The plain D with frozen weights: gradients flow to G only, D's DDP reducer stays out of it.
         self.D.requires_grad_(False)
         try:
-            loss, logs = g_loss(
-                self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
-                t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment, t.lambda_id,
-            )
+            with self.autocast():
+                loss, logs = g_loss(
+                    self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
+                    t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment, t.lambda_id,
+                )
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.g_opt.step()

@@ -22,6 +22,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 
 from stargan_train.checkpoint import latest_checkpoint
+from stargan_train.checkpoint_format import (
+    CHECKPOINT_FORMAT,
+    check_iteration,
+    check_payload,
+    parse_run_config,
+    tensor_digest,
+)
 from stargan_train.config import DiscriminatorConfig, GeneratorConfig, RunConfig
 from stargan_train.model import Discriminator, Generator
 from stargan_train.torch_load import CheckpointError, safe_torch_load
@@ -94,12 +101,20 @@ def infer_discriminator_config(sd: dict[str, torch.Tensor]) -> DiscriminatorConf
 def _safetensors_metadata(path: Path, meta: dict[str, str]) -> tuple[RunConfig | None, int | None]:
     """The run config and iteration our checkpoints store in the safetensors header, checked."""
     try:
-        run_config = RunConfig.from_dict(json.loads(meta["config"])) if "config" in meta else None
+        config = json.loads(meta["config"]) if "config" in meta else None
         iteration = int(meta["iteration"]) if "iteration" in meta else None
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+    except (ValueError, TypeError, RecursionError) as e:
         raise CheckpointError(f"{path} has malformed metadata (config/iteration): {type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
-    return run_config, iteration
+    run_config = None if config is None else parse_run_config(config, path)
+    return run_config, None if iteration is None else check_iteration(iteration, path)
+
+
+def _check_safetensors_checksum(path: Path, sd: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Our own files record the digest of their tensors (older ones and other writers' files do not)."""
+    if "checksum" in meta and meta["checksum"] != tensor_digest(sd):
+        raise CheckpointError(f"{path}: the tensors do not match their checksum; the file is damaged "
+                              f"(use an earlier checkpoint)")
 
 
 def _read_state_dicts(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunConfig | None, int | None]:
@@ -122,10 +137,12 @@ def _read_raw(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunC
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from None
         run_config, iteration = _safetensors_metadata(path, meta)
+        _check_safetensors_checksum(path, sd, meta)
         return sd, "safetensors", run_config, iteration
     raw = safe_torch_load(path)
-    if isinstance(raw, dict) and raw.get("format") == "stargan-checkpoint":
-        return raw[part], "stargan-checkpoint", RunConfig.from_dict(raw["config"]), int(raw["iteration"])
+    if isinstance(raw, dict) and "format" in raw:  # ours (any malformed field is a one-line CheckpointError)
+        check_payload(raw, path, parts=(part,))
+        return raw[part], CHECKPOINT_FORMAT, parse_run_config(raw["config"], path), raw["iteration"]
     if isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
         return raw, "official", None, None
     raise CheckpointError(f"{path} is neither a StarGAN state_dict nor a stargan training checkpoint")

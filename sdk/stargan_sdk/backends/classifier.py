@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from stargan_sdk.backends.ort_session import session_options
-from stargan_sdk.bundle.checks import check_input_shapes
-from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
-from stargan_sdk.errors import BundleError
+from stargan_sdk.bundle.checks import check_classifier_io
+from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.errors import BundleError
 
 
 class AttributeClassifier:
@@ -38,18 +38,15 @@ class AttributeClassifier:
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | os.PathLike[str], manifest: Manifest) -> "AttributeClassifier | None":
+    def from_bundle(cls, bundle_dir: str | os.PathLike[str], manifest: Manifest) -> AttributeClassifier | None:
         """The bundle's classifier, checksum and input shape verified; None when the bundle has none or
         onnxruntime is not installed (then callers must be told the original attributes)."""
         art = manifest.artifact(role="classifier", kind="onnx")
         if art is None or importlib.util.find_spec("onnxruntime") is None:
             return None
         clf = cls(verify_artifact(bundle_dir, art))
-        shapes = {i.name: tuple(i.shape) for i in clf._session.get_inputs()}
-        if CLASSIFIER_INPUT not in shapes:
-            raise BundleError(f"{art.file} has no input named {CLASSIFIER_INPUT!r}; re-export the bundle")
-        # Only the image input exists; reuse the generator check with a label entry that always passes.
-        check_input_shapes(manifest, {INPUT_IMAGE: shapes[CLASSIFIER_INPUT], INPUT_LABEL: ("N", manifest.c_dim)}, art.file)
+        check_classifier_io(manifest, {i.name: tuple(i.shape) for i in clf._session.get_inputs()},
+                            {o.name: tuple(o.shape) for o in clf._session.get_outputs()}, art.file)
         return clf
 
     def logits(self, images: np.ndarray) -> np.ndarray:

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from stargan_sdk.bundle.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.backends.base import Availability, Backend, error_reason
+from stargan_sdk.bundle.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
 from stargan_sdk.host.hardware import physical_cores
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 HINTS = ("auto", "latency", "throughput")
@@ -36,19 +37,41 @@ CAPABILITIES_ENV = "STARGAN_CPU_CAPABILITIES"
 _INSTALL = "openvino is not installed (pip install 'stargan[openvino]')"
 
 
-def resolve_precision(requested: str, capabilities: Sequence[str]) -> str:
-    """The precision to run: `auto` is BF16 where the CPU reports it, else FP32; BF16 without it is refused."""
+def resolve_precision(requested: str, capabilities: Sequence[str], manifest: Manifest | None = None) -> str:
+    """The precision to run (see `choose_precision`); BF16 without CPU support is refused."""
+    return choose_precision(requested, capabilities, manifest)[0]
+
+
+def choose_precision(
+    requested: str, capabilities: Sequence[str], manifest: Manifest | None = None
+) -> tuple[str, str]:
+    """(precision, why). `auto`: BF16 where the CPU reports it, else the bundle's INT8 model when its recorded
+    PSNR vs FP32 is at least AUTO_INT8_MIN_PSNR_DB, else FP32."""
     if requested not in PRECISIONS:
         raise BackendOptionError(f"openvino precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     has_bf16 = "BF16" in capabilities
     if requested == "auto":
-        return "bf16" if has_bf16 else "fp32"
+        if has_bf16:
+            return "bf16", "auto: the CPU reports BF16"
+        return _auto_without_bf16(manifest)
     if requested == "bf16" and not has_bf16:
         raise BackendUnavailableError(
             f"this CPU has no BF16 support (OpenVINO reports {', '.join(capabilities) or 'nothing'}); "
             f"use precision='fp32' or 'auto'"
         )
-    return requested
+    return requested, f"requested precision={requested!r}"
+
+
+def _auto_without_bf16(manifest: Manifest | None) -> tuple[str, str]:
+    art = None if manifest is None else manifest.artifact(role="generator", kind="onnx", precision="int8")
+    if art is None:
+        return "fp32", "auto: no BF16 on this CPU and the bundle has no INT8 model"
+    psnr = (art.parity or {}).get("psnr_db")
+    if psnr is None or (art.parity or {}).get("usable") != 1.0 or psnr < AUTO_INT8_MIN_PSNR_DB:
+        measured = "no recorded PSNR" if psnr is None else f"PSNR {psnr:.1f} dB"
+        return "fp32", (f"auto: no BF16 on this CPU; the INT8 model's {measured} is below "
+                        f"{AUTO_INT8_MIN_PSNR_DB:g} dB")
+    return "int8", f"auto: no BF16 on this CPU; the INT8 model's PSNR {psnr:.1f} dB >= {AUTO_INT8_MIN_PSNR_DB:g} dB"
 
 
 def cpu_capabilities() -> tuple[str, ...]:
@@ -135,7 +158,7 @@ class OpenVinoBackend(Backend):
         caps = opts["cpu_capabilities"]
         if caps is None:
             caps = cpu_capabilities()
-        precision = resolve_precision(opts["precision"], caps)
+        precision, self._reason = choose_precision(opts["precision"], caps, self.manifest)
         art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
         path = verify_artifact(self.bundle_dir, art)
         try:
@@ -171,7 +194,9 @@ class OpenVinoBackend(Backend):
                     "PERFORMANCE_HINT": key[1].upper(),
                 })
             except Exception as e:  # wrong input names or an op the CPU plugin lacks
-                raise BundleError(f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {error_reason(e)}") from None
+                raise BundleError(
+                    f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {error_reason(e)}"
+                ) from None
             self.compile_count += 1
         return self._compiled[key]
 
@@ -264,6 +289,7 @@ class OpenVinoBackend(Backend):
         info.update(
             precision=self._precision,
             requested_precision=self._opts["precision"],
+            precision_reason=self._reason,
             float_precision=self._float,
             file=self._artifact.file,
             openvino_version=self._ov.get_version(),

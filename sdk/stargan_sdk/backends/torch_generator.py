@@ -19,6 +19,7 @@ from torch import nn
 
 from stargan_sdk.bundle.constants import WEIGHTS_KIND
 from stargan_sdk.errors import BundleError
+from stargan_sdk.bundle.weights_layout import check_weights_header
 from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
@@ -115,4 +116,5 @@ def load_generator(bundle_dir: str | Path, manifest: Manifest) -> StarGANGenerat
                           "re-export it with stargan-export build")
     path = verify_artifact(bundle_dir, art)
     g = manifest.generator
+    check_weights_header(path, g)  # shapes from the header before the module (sized by the manifest) is allocated
     return build_generator(read_weights(path), int(g["conv_dim"]), int(g["c_dim"]), int(g["repeat_num"]))

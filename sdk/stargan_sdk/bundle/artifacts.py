@@ -7,8 +7,8 @@ These rules are shared by the CPU backends (ONNX Runtime and OpenVINO), so they 
 
 from __future__ import annotations
 
-from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.bundle.manifest import Artifact, Manifest
+from stargan_sdk.errors import BackendUnavailableError
 
 
 def generator_onnx(manifest: Manifest, precision: str) -> Artifact | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ from stargan_sdk.bundle.constants import (
     NORM_STD,
     OUTPUT_IMAGE,
 )
-from stargan_sdk.errors import BundleError, ManifestError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.bundle.graph_rules import check_graph
 from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
     ARTIFACT_KINDS,
     FORMAT,
@@ -39,6 +37,9 @@ from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS 
     ROLES,
     check_manifest_dict,
 )
+from stargan_sdk.bundle.onnx_refs import GraphFacts, graph_facts
+from stargan_sdk.errors import BundleError, ManifestError
+from stargan_sdk.host.files import atomic_write
 
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 
@@ -111,7 +112,8 @@ class Manifest:
     def c_dim(self) -> int:
         return len(self.attributes)
 
-    def artifact(self, role: str = "generator", kind: str | None = None, precision: str | None = None) -> Artifact | None:
+    def artifact(self, role: str = "generator", kind: str | None = None,
+                 precision: str | None = None) -> Artifact | None:
         for a in self.artifacts:
             if a.role == role and (kind is None or a.kind == kind) and (precision is None or a.precision == precision):
                 return a
@@ -125,7 +127,7 @@ class Manifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
         """Build from parsed JSON after the schema's field checks; raises ManifestError."""
         check_manifest_dict(d)
         return cls(
@@ -153,7 +155,7 @@ def _artifact_from_dict(a: dict[str, Any]) -> Artifact:
     return Artifact(**values)
 
 
-def derive_groups(attributes: tuple[str, ...] | list[str]) -> tuple["AttributeGroup", ...]:
+def derive_groups(attributes: tuple[str, ...] | list[str]) -> tuple[AttributeGroup, ...]:
     """Groups implied by attribute names: hair colours and RaFD expressions are exclusive (one-hot among
     those present, as in the paper), `mask_*` entries are the joint-training mask, the rest are binary."""
     hair = tuple(a for a in attributes if a in HAIR_COLOURS)
@@ -194,6 +196,10 @@ def validate(m: Manifest) -> None:
             f"manifest lists {len(m.attributes)} attributes but the generator's c_dim is {m.generator.get('c_dim')}"
         )
     _validate_groups(m)
+    files = [a.file for a in m.artifacts]
+    if len(set(files)) != len(files):  # one file listed 4,000 times would be hashed 4,000 times
+        dup = next(f for f in files if files.count(f) > 1)
+        raise ManifestError(f"artifact {dup!r} is listed more than once in the manifest; re-export the bundle")
     for a in m.artifacts:
         if a.kind == "torch_export":  # torch.export archives unpickle on load: never opened, the bundle is refused
             raise ManifestError(f"artifact {a.file} is a torch.export archive, which runs code when loaded; this SDK "
@@ -253,43 +259,47 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-# An ONNX TensorProto.external_data entry {key: "location", value: NAME}: field 1 "location", field 2 NAME.
-_EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
-_OVERLAP = 256
+def _walk_onnx(path: Path, data: bytes) -> GraphFacts:
+    """What a protobuf walk of an ONNX file saw (external data, operators, constant sizes)."""
+    try:
+        return graph_facts(data)
+    except BundleError as e:  # the walk's reason, with the file it is about
+        raise BundleError(f"cannot load {path.name}: {e}") from None
 
 
-def _scan(path: Path) -> tuple[str, set[str]]:
-    """sha256 of a file and, in the same pass, the external-data file names an ONNX graph in it refers to."""
-    h = hashlib.sha256()
-    names: set[str] = set()
-    tail = b""
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-            window = tail + chunk
-            for m in _EXTERNAL_LOCATION.finditer(window):
-                start, end = m.end(), m.end() + m.group(1)[0]
-                if end <= len(window):  # else cut by the chunk: found whole in the next window (tail)
-                    names.add(window[start:end].decode("utf-8", "replace"))
-            tail = window[-_OVERLAP:]
-    return h.hexdigest(), names
+def inside(bundle_dir: str | os.PathLike[str], name: str) -> Path:
+    """bundle/name after refusing a path that resolves outside the bundle (a symlink to /etc/passwd, ...):
+    nothing outside the folder is opened, hashed or printed."""
+    bundle = Path(bundle_dir)
+    path = bundle / name
+    try:
+        real, root = path.resolve(strict=False), bundle.resolve(strict=True)
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on older Pythons
+        raise BundleError(f"{name} in {bundle} cannot be resolved: {e}") from None
+    if real != root and root not in real.parents:
+        raise BundleError(f"{name} in {bundle} points outside the bundle folder; refused (copy the file in)")
+    return path
 
 
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> Manifest:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
         raise BundleError(f"bundle folder not found: {bundle}")
-    path = bundle / MANIFEST_NAME
+    path = inside(bundle, MANIFEST_NAME)
     if not path.is_file():
         raise BundleError(
             f"{bundle} has no {MANIFEST_NAME}: not a bundle, or an export that did not finish "
             f"(run `stargan-export build CHECKPOINT --out {bundle}` again)"
         )
     if path.stat().st_size > MANIFEST_MAX_BYTES:
-        raise ManifestError(f"{path} is {path.stat().st_size} bytes; a manifest is a few kB (limit {MANIFEST_MAX_BYTES})")
+        raise ManifestError(
+            f"{path} is {path.stat().st_size} bytes; a manifest is a few kB (limit {MANIFEST_MAX_BYTES})"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and int() past sys.get_int_max_str_digits
+        raise ManifestError(f"{path} is not valid JSON: {str(e)[:200]}") from None
+    except OSError as e:
         raise ManifestError(f"{path} is not valid JSON: {e}") from None
     except RecursionError:  # e.g. 100,000 nested brackets
         raise ManifestError(f"{path} is nested too deeply to be a manifest") from None
@@ -308,12 +318,16 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Pa
 def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> Path:
     """Path of an artifact after checking that it exists and its sha256 matches the manifest; for an ONNX
     graph, every external-data file it loads must be listed in the manifest with a matching sha256 too."""
-    path = Path(bundle_dir) / artifact.file
+    path = inside(bundle_dir, artifact.file)
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
-    actual, external = _scan(path)
-    _check_sha(artifact.file, actual, artifact.sha256)
-    if artifact.kind == "onnx":
+    data = path.read_bytes() if artifact.kind == "onnx" else None  # ONNX graphs are small: one read, two uses
+    _check_sha(artifact.file, hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path),
+               artifact.sha256)
+    if data is not None:  # after the checksum: damage reads as damage; then operators before any runtime session
+        facts = _walk_onnx(path, data)
+        check_graph(facts, artifact.file)
+        external = facts.locations
         listed = artifact.external_data or {}
         unlisted = sorted(external - set(listed))
         if unlisted:
@@ -322,9 +336,10 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> P
                 f"re-export the bundle (or list it under the artifact's external_data)"
             )
         for name, sha in listed.items():
-            if not (Path(bundle_dir) / name).is_file():
+            data_path = inside(bundle_dir, name)
+            if not data_path.is_file():
                 raise BundleError(f"bundle is missing {name}, external data of {artifact.file}; re-export the bundle")
-            _check_sha(name, sha256_file(Path(bundle_dir) / name), sha)
+            _check_sha(name, sha256_file(data_path), sha)
     return path
 
 

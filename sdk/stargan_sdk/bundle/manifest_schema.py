@@ -39,6 +39,10 @@ TOP_OPTIONAL = ("producer", "created")
 GENERATOR_KEYS = ("conv_dim", "c_dim", "repeat_num")
 
 
+NORM_STD_RANGE = (1e-6, 1e6)  # in [0, 1] pixel units; float32 keeps these exact enough
+NORM_MEAN_LIMIT = 1e6
+
+
 def fail(where: str, message: str) -> None:
     raise ManifestError(f"manifest field {where}: {message}")
 
@@ -189,8 +193,12 @@ def _normalization(value: Any, where: str) -> None:
     n = obj(value, where, ("mean", "std"))
     for key in ("mean", "std"):
         values = items(n[key], f"{where}.{key}", number, min_len=3, max_len=3)
-        if key == "std" and min(values) <= 0:
-            fail(f"{where}.std", f"must be positive, got {values}")
+        # The SDK normalises in float32: a std that rounds to 0 there (1e-300) or a mean past its range (1e300)
+        # would pass here and fail at load, so validate and load would disagree. Real values are in [0, 1].
+        if key == "std" and not all(NORM_STD_RANGE[0] <= v <= NORM_STD_RANGE[1] for v in values):
+            fail(f"{where}.std", f"must be positive, in [{NORM_STD_RANGE[0]:g}, {NORM_STD_RANGE[1]:g}], got {values}")
+        if key == "mean" and not all(abs(v) <= NORM_MEAN_LIMIT for v in values):
+            fail(f"{where}.mean", f"must be within ±{NORM_MEAN_LIMIT:g}, got {values}")
 
 
 def _source(value: Any, where: str) -> None:
@@ -207,7 +215,7 @@ def check_manifest_dict(d: Any) -> None:
     if d.get("format") != FORMAT:
         raise ManifestError(f"not a stargan bundle manifest (format is {str(d.get('format'))[:40]!r}, "
                             f"expected {FORMAT!r})")
-    if d.get("format_version") != FORMAT_VERSION or isinstance(d.get("format_version"), bool):
+    if type(d.get("format_version")) is not int or d["format_version"] != FORMAT_VERSION:  # 1.0 and true are not 1
         raise ManifestError(
             f"manifest format_version {str(d.get('format_version'))[:20]} is not supported by this SDK "
             f"(expects {FORMAT_VERSION}); re-export the bundle with a matching stargan-export"

@@ -54,6 +54,11 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
+# `auto` on a CPU without BF16 runs the bundle's INT8 model only when its recorded PSNR vs FP32 reaches this:
+# about JPEG quality 90, where edits look the same; below it FP32 keeps the fidelity users expect of `auto`.
+AUTO_INT8_MIN_PSNR_DB = 40.0
+
+
 def psnr_db(reference: np.ndarray, actual: np.ndarray, signal_range: float = SIGNAL_RANGE) -> float:
     """PSNR of `actual` against `reference` over the [-1, 1] range, capped at PSNR_CAP_DB."""
     mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(actual, np.float64)) ** 2))

@@ -12,26 +12,28 @@ import functools
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
-
+from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
+from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
-from stargan_sdk.host.files import overwritten_input
-from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
-from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.photo.framing import Framing, shape_name
+from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
+from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -43,12 +45,14 @@ console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
+# "auto" lets the backend choose (OpenVINO: BF16, else a >= 40 dB INT8 model, else FP32); "fp32" opts out.
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | int8 (CPU backends).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
 MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the CLI refuse the same images
 NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
-OriginalOpt = Annotated[Optional[list[str]], typer.Option(
+OriginalOpt = Annotated[list[str] | None, typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
 
 
@@ -143,6 +147,17 @@ def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: 
     return t.translate_photo(image, changes, original=original, detector=lambda _rgb: faces)
 
 
+def _edit_or_error(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
+                   mode: str, framing: Framing, src: Path) -> Any:
+    """_edit, or the exception that fails this one file (the rest of its batch goes on)."""
+    try:
+        return _edit(t, image, changes, original, mode, framing, src)
+    except BackendUnavailableError:
+        raise
+    except (StarGANError, OSError, ValueError) as e:
+        return e
+
+
 def _note(line: str) -> None:
     typer.echo(f"note: {line}", err=True)
 
@@ -195,25 +210,35 @@ def translate(
     set_: Annotated[list[str], typer.Option("--set", "-s", help="Attribute to set, NAME=0|1 (repeat).")],
     original: OriginalOpt = None,
     backend: BackendOpt = "auto",
+    precision: PrecisionOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop every image to a square first.")] = False,
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
     overwrite_inputs: Annotated[bool, typer.Option(
         "--overwrite-inputs", help="Allow -o to be an input (same file or folder, or a link to one).")] = False,
     max_megapixels: MaxPixelsOpt = MEGAPIXELS,
     as_json: JsonOpt = False,
+    workers: Annotated[int | None, typer.Option(help="Decode/encode threads (default: one per core).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per engine call for a folder.")] = None,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="Leave outputs that already exist (resume an interrupted folder run).")] = False,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
     pairs = _inputs(src, out, overwrite_inputs)
-    with Translator.load(bundle, backend=backend) as t:
+    # Only an explicit choice is passed: each backend keeps its own default ("auto" is not a precision for all).
+    options = {} if precision == "auto" else {"precision": precision}
+    with Translator.load(bundle, backend=backend, **options) as t:
         t.space.validate_changes(changes)  # unknown names fail before any image is read
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
-        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, progress=len(pairs) > 1 and not as_json)
+        stats: dict[str, Any] = {}
+        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, stats=stats,
+                                progress=len(pairs) > 1 and not as_json, workers=workers,
+                                batch_size=batch_size, skip_existing=skip_existing)
     if as_json:
-        typer.echo(json.dumps({"written": done, "failed": failed}, indent=2))
+        typer.echo(json.dumps({"written": done, "failed": failed, **stats}, indent=2))
     else:
         for path in done:
             console.print(f"wrote {safe(path)}")
@@ -224,34 +249,67 @@ def translate(
 
 
 def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
-             mode: str, max_megapixels: float, progress: bool) -> tuple[list[str], dict[str, str]]:
-    """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything."""
-    done: list[str] = []
-    failed: dict[str, str] = {}
+             mode: str, max_megapixels: float, progress: bool, workers: int | None = None,
+             batch_size: int | None = None, skip_existing: bool = False,
+             stats: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
+    goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
     framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
                       max_pixels=int(max_megapixels * 1e6))
-    with Progress(console=console, transient=True, disable=not progress) as bar:
-        task = bar.add_task("translating", total=len(pairs))
-        for src, dst in pairs:
-            try:
-                image = _open_image(src, max_megapixels)
-                save_image(_edit(t, image, changes, orig, mode, framing, src), dst)
-                done.append(str(dst))
-            except (StarGANError, OSError, ValueError) as e:
-                if isinstance(e, BackendUnavailableError):
-                    raise
-                reason = _one_line(e, src, dst)
-                if len(pairs) == 1:
-                    raise FileError(reason) from e
-                failed[str(src)] = reason.removeprefix(f"{printable(src)}: ")  # the path is said once
-            bar.advance(task)
+    if len(pairs) == 1 and not skip_existing:
+        src, dst = pairs[0]
+        try:
+            save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst)
+        except (StarGANError, OSError, ValueError) as e:
+            if isinstance(e, BackendUnavailableError):
+                raise
+            raise FileError(_one_line(e, src, dst)) from e
+        return [str(dst)], {}
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    times = StageTimes()
+    for folder in {dst.parent for _, dst in pairs}:  # what a killed run left (its outputs are whole or absent)
+        remove_leftover_temps(folder, {dst.name for _, dst in pairs})
+
+    def prepare(pair: tuple[Path, Path]) -> Any:
+        if skip_existing and pair[1].exists():
+            return FileResult(pair[0], output=pair[1], skipped=True)
+        return pair[0], _open_image(pair[0], max_megapixels)
+
+    def engine(items: list[Any]) -> list[Any]:
+        if mode == "crop":  # whole images: one engine call for the batch
+            return t.translate_batch([center_crop(im) for _, im in items], changes, original=orig)
+        return [_edit_or_error(t, im, changes, orig, mode, framing, src) for src, im in items]
+
+    def finish(pair: tuple[Path, Path], image: Any) -> FileResult:
+        return FileResult(pair[0], output=save_image(image, pair[1]))
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[rate]} images/s"))
+    with Progress(*columns, console=console, transient=True, disable=not progress) as bar:
+        task = bar.add_task("translating", total=len(pairs), rate="-")
+        start = time.perf_counter()
+        for r in run_stages(pairs, prepare, engine, finish, workers=workers or default_workers(),
+                            batch_size=batch_size or DEFAULT_BATCH, source=lambda pair: pair[0],
+                            error_line=lambda pair, e: _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: "),
+                            fatal=(BackendUnavailableError,), times=times):
+            if r.error:
+                failed[str(r.source)] = r.error
+            elif not r.skipped:
+                done.append(str(r.output))
+            bar.update(task, advance=1, rate=f"{len(done) / max(time.perf_counter() - start, 1e-9):.1f}")
+    seconds = time.perf_counter() - start
+    if stats is not None:  # the --json summary
+        stats.update(counts=times.counts, seconds=round(seconds, 3), images_per_s=round(len(done) / seconds, 2),
+                     stage_seconds={"prepare": round(times.prepare, 3), "engine": round(times.engine, 3),
+                                    "finish": round(times.finish, 3)})
     return done, failed
 
 
 @app.command()
 @friendly
 def grid(
-    src: Annotated[Path, typer.Argument(metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
+    src: Annotated[Path, typer.Argument(
+        metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
     bundle: BundleOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
     original: OriginalOpt = None,
@@ -298,9 +356,20 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto,
+        "artifacts": artifacts, "auto": auto, "auto_precision": _auto_precision(m) if auto == "openvino" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
+
+
+def _auto_precision(m: Any) -> dict[str, str] | None:
+    """What OpenVINO's `auto` precision runs on this CPU and why (BF16, a >= 40 dB INT8 model, or FP32)."""
+    from stargan_sdk.backends.openvino import choose_precision, cpu_capabilities
+
+    try:
+        precision, reason = choose_precision("auto", cpu_capabilities(), m)
+    except StarGANError:
+        return None
+    return {"precision": precision, "reason": reason}
 
 
 @app.command()
@@ -310,9 +379,10 @@ def info(
 ) -> None:
     """Show a bundle's attributes, files (checksums verified) and which backends can run it here."""
     report = bundle_report(bundle)
+    failed = any(a["status"] != "ok" for a in report["artifacts"])  # scripts see a damaged bundle by exit code
     if as_json:
         typer.echo(json.dumps(report, indent=2))
-        return
+        raise typer.Exit(1 if failed else 0)
     console.print(f"[bold]{safe(report['bundle'])}[/]: {safe(report['dataset'])}, {report['image_size']} px")
     for g in report["groups"]:
         console.print(f"  {safe(g['name'])} ({safe(g['kind'])}): {safe(', '.join(g['attributes']))}")
@@ -326,6 +396,11 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
+    if report["auto_precision"]:
+        console.print(f"auto precision: {report['auto_precision']['precision']} "
+                      f"({safe(report['auto_precision']['reason'])})")
+    if failed:
+        raise typer.Exit(1)
 
 
 app.command(help=UI_HELP)(friendly(ui))

@@ -6,16 +6,21 @@ Usage: atomic_write(Path("out.png"), lambda f: image.save(f, format="PNG"))
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
+
+TOKEN_BYTES = 8
+_TEMP = re.compile(rf"^\.(?P<name>.+)\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp$")
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(binary_file)` on a temp file beside `path` and rename it into place; a crash or an
     exception leaves the old file (or nothing) and no temp file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(TOKEN_BYTES)}.tmp")
     # Not mkstemp: it always makes 0600 files. Creating with 0o666 lets the kernel apply the umask, so
     # images, manifests and reports get the mode any other file the user writes gets.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -53,3 +58,19 @@ def overwritten_input(pairs: list[tuple[Path, Path]]) -> Path | None:
         if (st.st_dev, st.st_ino) in inputs:
             return Path(dst)
     return None
+
+
+def remove_leftover_temps(folder: Path, names: set[str]) -> int:
+    """Delete atomic_write's temp files for `names` in `folder` (a killed run leaves them: SIGKILL runs no
+    cleanup); one listing of the folder, however many names. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m and m["name"] in names and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed

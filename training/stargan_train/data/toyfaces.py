@@ -10,6 +10,9 @@ Beard and eyebrows never take the hair colour: a hair-colour edit should change 
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import functools
 import json
 import math
 import struct
@@ -131,13 +134,16 @@ def render_face(params: FaceParams, width: int = 178, height: int = 218) -> tupl
 
 def generate_toyfaces(
     out_dir: str | Path, count: int, seed: int = 0, *, width: int = 178, height: int = 218,
-    expressions: bool = False, progress: bool = True,
+    expressions: bool = False, progress: bool = True, workers: int = 1,
 ) -> Path:
     """Write `count` faces in the CelebA layout (+ hair masks, toyfaces.json; RaFD folders if `expressions`).
 
-    Face i depends only on (seed, i), so a larger set starts with the faces of a smaller one. The attribute
-    list is written last and atomically: a folder with `list_attr_celeba.txt` is always complete.
+    Face i depends only on (seed, i), so a larger set starts with the faces of a smaller one, and `workers`
+    processes write the same files as one (about 10 ms a face each). The attribute list is written last and
+    atomically: a folder with `list_attr_celeba.txt` is always complete.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
     check_frame(width, height)
@@ -150,7 +156,7 @@ def generate_toyfaces(
     (out / "list_attr_celeba.txt").unlink(missing_ok=True)
     plan = _rafd_plan(count) if expressions else []
     with _progress_bar(progress, count + len(plan)) as advance:
-        rows, totals = _write_faces(out, count, seed, width, height, advance)
+        rows, totals = _write_faces(out, count, seed, width, height, advance, workers)
         _write_expressions(out / "rafd", plan, seed, advance)
     info = {
         "generator": "toyfaces", "version": TOYFACES_VERSION, "seed": seed, "count": count,
@@ -166,22 +172,35 @@ def generate_toyfaces(
 
 
 def _write_faces(
-    out: Path, count: int, seed: int, width: int, height: int, advance: Callable[[], None]
+    out: Path, count: int, seed: int, width: int, height: int, advance: Callable[[], None], workers: int = 1
 ) -> tuple[list[str], dict[str, int]]:
     """Write images/ and masks/; return the attribute-list rows and how often each attribute is present."""
     rows: list[str] = []
     totals = dict.fromkeys(TOY_ATTRS, 0)
-    for i in range(count):
-        params = sample_params(np.random.default_rng([seed, 0, i]))
-        image, masks = render_face(params, width, height)
-        name = f"{i + 1:06d}.png"
-        _write_png(out / "images" / name, image)
-        _write_png(out / "masks" / name, masks["hair"].astype(np.uint8) * 255)
-        rows.append(name + " " + " ".join("1" if params.labels[a] else "-1" for a in TOY_ATTRS))
-        for a in TOY_ATTRS:
-            totals[a] += params.labels[a]
-        advance()
+    write = functools.partial(_write_face, out, seed, width, height)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(min(workers, count)))
+            written = pool.map(write, range(count), chunksize=max(1, min(64, count // (4 * workers))))
+        else:
+            written = map(write, range(count))
+        for row, labels in written:  # in face order, whatever process wrote it
+            rows.append(row)
+            for a in TOY_ATTRS:
+                totals[a] += labels[a]
+            advance()
     return rows, totals
+
+
+def _write_face(out: Path, seed: int, width: int, height: int, i: int) -> tuple[str, dict[str, bool]]:
+    """Face i's image and hair mask; its attribute-list row and labels."""
+    params = sample_params(np.random.default_rng([seed, 0, i]))
+    image, masks = render_face(params, width, height)
+    name = f"{i + 1:06d}.png"
+    _write_png(out / "images" / name, image)
+    _write_png(out / "masks" / name, masks["hair"].astype(np.uint8) * 255)
+    labels = {a: bool(params.labels[a]) for a in TOY_ATTRS}
+    return name + " " + " ".join("1" if labels[a] else "-1" for a in TOY_ATTRS), labels
 
 
 def _write_expressions(root: Path, plan: list[tuple[str, str]], seed: int, advance: Callable[[], None]) -> None:

@@ -4,8 +4,8 @@ Usage: x = build_transform(crop_size=178, image_size=128, split="train")(load_rg
 
 The steps and their order follow the official StarGAN pipeline (torchvision's RandomHorizontalFlip ->
 CenterCrop -> Resize -> ToTensor -> Normalize(0.5, 0.5)). The flip draws from torch's global RNG, as
-torchvision does: in DataLoader workers that RNG is seeded from the loader's generator, in the main
-process (num_workers=0) from `torch.manual_seed`, so runs are repeatable either way.
+torchvision does; training reads images through `seeded.SeededItems`, which seeds that RNG per image from
+(seed, epoch, image), so the flips do not depend on the worker process or on where a run resumed.
 """
 
 from __future__ import annotations

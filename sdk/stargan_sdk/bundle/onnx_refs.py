@@ -1,0 +1,129 @@
+"""The external-data file names an ONNX model refers to, read with a protobuf wire-format walk (no onnx import).
+
+Usage: names = external_locations(Path("generator.onnx").read_bytes())  # {"generator.onnx.data"}
+
+A byte pattern misses names of 128+ bytes (two-byte varint length) and entries written value-before-key, so
+the walk follows the ONNX message layout (onnx.proto3 field numbers) to every TensorProto and reads its
+`external_data` entries as real messages. The SDK must import without torch or onnx, hence no dependency.
+"""
+
+from __future__ import annotations
+
+from stargan_sdk.errors import BundleError
+
+# (message, field number) -> the message type that field holds; fields not listed are skipped.
+_CHILDREN = {
+    ("model", 7): "graph", ("model", 25): "function",
+    ("function", 7): "node",
+    ("graph", 1): "node", ("graph", 5): "tensor", ("graph", 15): "sparse",
+    ("node", 5): "attribute",
+    ("attribute", 5): "tensor", ("attribute", 6): "graph", ("attribute", 10): "tensor",
+    ("attribute", 11): "graph", ("attribute", 22): "sparse", ("attribute", 23): "sparse",
+    ("sparse", 1): "tensor", ("sparse", 2): "tensor",
+}
+_TENSOR_EXTERNAL_DATA = 13  # TensorProto.external_data: repeated StringStringEntryProto {1: key, 2: value}
+_TENSOR_DIMS = 1  # TensorProto.dims: repeated int64 (packed or not)
+_NODE_OP_TYPE, _NODE_DOMAIN = 4, 7
+_MAX_DEPTH = 64  # subgraphs nest (If/Loop bodies); deeper is not a real export
+
+
+def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise BundleError("ONNX file is truncated or not a protobuf (bad varint)")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: memoryview, pos: int, end: int):
+    """(field number, wire type, value) for each field in buf[pos:end]; length-delimited values as (start, stop)."""
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos, end)
+        elif wire == 1:
+            value, pos = None, pos + 8
+        elif wire == 5:
+            value, pos = None, pos + 4
+        elif wire == 2:
+            size, pos = _varint(buf, pos, end)
+            value, pos = (pos, pos + size), pos + size
+        else:
+            raise BundleError(f"ONNX file is not a protobuf this SDK reads (wire type {wire})")
+        if pos > end:
+            raise BundleError("ONNX file is truncated (a field runs past its message)")
+        yield number, wire, value
+
+
+def _entry(buf: memoryview, start: int, stop: int) -> tuple[bytes, bytes]:
+    key = value = b""
+    for number, wire, span in _fields(buf, start, stop):
+        if wire == 2 and number in (1, 2):
+            text = bytes(buf[span[0]:span[1]])
+            key, value = (text, value) if number == 1 else (key, text)
+    return key, value
+
+
+class GraphFacts:
+    """What the walk saw: external-data names, operator types (domain-qualified when not the default), and
+    the largest constant tensor's element count (from its dims, before anything is allocated)."""
+
+    def __init__(self) -> None:
+        self.locations: set[str] = set()
+        self.ops: set[str] = set()
+        self.max_elements = 0
+
+
+def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: GraphFacts) -> None:
+    if depth > _MAX_DEPTH:
+        raise BundleError(f"ONNX graph nests more than {_MAX_DEPTH} levels deep; not a StarGAN export")
+    dims: list[int] = []
+    op = domain = ""
+    for number, wire, span in _fields(buf, start, stop):
+        if kind == "tensor" and number == _TENSOR_DIMS:
+            dims += [span] if wire == 0 else _packed(buf, *span) if wire == 2 else []
+        elif kind == "node" and wire == 2 and number in (_NODE_OP_TYPE, _NODE_DOMAIN):
+            text = bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+            op, domain = (text, domain) if number == _NODE_OP_TYPE else (op, text)
+        elif wire != 2:
+            continue
+        elif kind == "tensor" and number == _TENSOR_EXTERNAL_DATA:
+            key, value = _entry(buf, *span)
+            if key == b"location":
+                out.locations.add(value.decode("utf-8", "replace"))
+        elif (kind, number) in _CHILDREN:
+            _walk(buf, _CHILDREN[(kind, number)], span[0], span[1], depth + 1, out)
+    if kind == "node":
+        out.ops.add(op if domain in ("", "ai.onnx") else f"{domain}.{op}")
+    if kind == "tensor":
+        count = 1
+        for d in dims:
+            count *= max(d, 0)
+        out.max_elements = max(out.max_elements, count)
+
+
+def _packed(buf: memoryview, start: int, stop: int) -> list[int]:
+    values, pos = [], start
+    while pos < stop:
+        value, pos = _varint(buf, pos, stop)
+        values.append(value)
+    return values
+
+
+def graph_facts(data: bytes) -> GraphFacts:
+    """Walk a serialized ONNX ModelProto; raises BundleError on malformed bytes."""
+    out = GraphFacts()
+    buf = memoryview(data)
+    _walk(buf, "model", 0, len(buf), 0, out)
+    return out
+
+
+def external_locations(data: bytes) -> set[str]:
+    """Every external-data `location` in a serialized ONNX ModelProto; raises BundleError on malformed bytes."""
+    return graph_facts(data).locations
