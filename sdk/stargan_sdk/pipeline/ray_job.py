@@ -1,111 +1,167 @@
-"""Ray Data batch jobs with the same Translator: CPU decode -> GPU/CPU actor pool -> CPU encode, per-row errors.
+"""Ray Data batch jobs with the same Translator: CPU decode tasks -> an actor pool running the engine -> CPU encode.
 
-Usage: edit_dataset(ray.data.read_binary_files(src, include_paths=True), bundle, {"Young": 1}, load=Translator.load)
+Usage: edited = edit_dataset(ray.data.read_binary_files(src, include_paths=True), bundle, {"Young": 1},
+                             load=Translator.load)   # rows {path, name, data, error}
 
-Ray is imported inside the functions only: the SDK imports without ray (the `ray` extra installs it).
-Every stage catches per row: a bad file becomes a row with an `error` text, never an exception that
-kills the job. The stages are small named functions so the local pipeline's stages can replace them.
+Ray is imported by the caller only: this module needs numpy and PIL, so the SDK imports without ray. The stages are
+the local pipeline's (`to_model_rgb` / `center_crop` to prepare, `Translator.edit_rgb` for a batch of crops,
+`Translator.translate_photo` for photos, `restore` and the same encoder as `save_image`); Ray only moves them
+between processes. Every stage catches per row: a bad file is a row with an `error` text, never an exception that
+kills the job, and a batch the engine refuses is retried row by row so only the bad row fails.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from stargan_sdk.bundle.manifest import read_manifest
-from stargan_sdk.images.imaging import restore, to_model_rgb
+from stargan_sdk.errors import ImageInputError, StarGANError
+from stargan_sdk.images.imaging import (
+    MAX_IMAGE_PIXELS, center_crop, check_pixels, image_bytes, restore, to_model_rgb,
+)
 
-MODES = ("crop",)  # "photo"/"auto" (face detection per photo) are not wired into the Ray job yet
+MODES = ("auto", "crop", "photo")  # as Translator.translate_files: whole image, centre square, faces in a photo
+# Prepared items cross process boundaries as pickles of our own stage outputs (arrays, ImageMeta, PIL images):
+# made and read by this module's stages only, never by user data.
 
 
-def _rows(batch: Mapping[str, Any]) -> int:
-    return len(batch["path"])
+def _one_line(exc: BaseException) -> str:
+    """The SDK's own errors speak for themselves; anything else is named by its type."""
+    text = str(exc) if isinstance(exc, StarGANError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
-def decode_batch(batch: dict[str, Any], image_size: int) -> dict[str, Any]:
-    """CPU stage: file bytes -> the model-size uint8 square (as Translator prepares it) and how to restore it."""
-    squares, metas, errors = [], [], []
-    for data, error in zip(batch["bytes"], batch.get("error", [""] * _rows(batch))):
-        square, meta = np.zeros((image_size, image_size, 3), np.uint8), b""
-        if not error:
-            try:
-                square, info = to_model_rgb(Image.open(io.BytesIO(data)), image_size)
-                meta = pickle.dumps(info)  # ImageMeta holds arrays: carried as bytes between stages
-            except Exception as exc:  # noqa: BLE001 - one bad file is one error row
-                error = f"{type(exc).__name__}: {exc}"
-        squares.append(square)
-        metas.append(meta)
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # its message names an in-memory buffer, which tells the user nothing
+        raise ImageInputError("not an image file PIL can read") from None
+    check_pixels(image.width, image.height, max_pixels)  # sized before its pixels are decoded, as the CLI does
+    image.load()  # decoded here, in the CPU task, not in the actor
+    return image
+
+
+def decode_batch(batch: dict[str, Any], *, mode: str, image_size: int, max_pixels: int) -> dict[str, Any]:
+    """CPU task: file bytes -> what the engine needs (model-size uint8 crop and how to restore it, or the photo)."""
+    prepared, errors = [], []
+    for data in batch["bytes"]:
+        item, error = b"", ""
+        try:
+            image = _open(bytes(data), max_pixels)
+            if mode == "photo":
+                item = pickle.dumps(image)
+            else:
+                item = pickle.dumps(to_model_rgb(center_crop(image) if mode == "crop" else image, image_size,
+                                                 max_pixels))
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad data; one bad file is one error row
+            error = _one_line(exc)
+        prepared.append(item)
         errors.append(error)
-    return {"path": list(batch["path"]), "square": np.stack(squares), "meta": metas, "error": errors}
+    return {"path": list(batch["path"]), "item": prepared, "error": errors}
 
 
 class EditActor:
-    """Actor stage: loads the Translator once, then only runs the engine on prepared squares."""
+    """Actor: loads the Translator once (any backend; `auto` picks the GPU engine on a GPU node), then runs it."""
 
-    def __init__(self, bundle: str, changes: Mapping[str, object], load: Callable[..., Any],
-                 backend: str = "auto") -> None:
+    def __init__(self, bundle: str, changes: Mapping[str, object], load: Callable[..., Any], mode: str = "auto",
+                 backend: str = "auto", original: Mapping[str, object] | None = None) -> None:
         # `load` is Translator.load, passed in: the pipeline sits below the translator in the SDK's layers
         self.translator = load(bundle, backend=backend)
-        self.changes = dict(changes)
+        self.changes = self.translator.space.validate_changes(dict(changes))
+        self.mode, self.original = mode, dict(original) if original else None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        ok = [i for i, e in enumerate(batch["error"]) if not e]
-        edited = np.array(batch["square"], copy=True)
         errors = list(batch["error"])
-        if ok:
-            try:  # the squares are already model-size, so translate_batch's own preparation is the identity
-                edited[ok] = self.translator.translate_batch(edited[ok], self.changes)
-            except Exception as exc:  # noqa: BLE001 - a failing batch is error rows, the job goes on
+        items: list[Any] = [pickle.loads(bytes(b)) if not e else None for b, e in zip(batch["item"], errors)]
+        edited: list[Any] = [None] * len(items)
+        ok = [i for i, e in enumerate(errors) if not e]
+        if self.mode == "photo":
+            for i in ok:
+                edited[i], errors[i] = self._guarded(lambda im=items[i]: self.translator.translate_photo(
+                    im, self.changes, original=self.original))
+        elif ok:
+            try:  # one engine call for the batch, as the local pipeline
+                for i, rgb in zip(ok, self._edit([items[i][0] for i in ok])):
+                    edited[i] = (rgb, items[i][1])
+            except Exception:  # noqa: BLE001 - find the row that fails; the others still get their edit
                 for i in ok:
-                    errors[i] = f"{type(exc).__name__}: {exc}"
-        return {"path": list(batch["path"]), "square": edited, "meta": list(batch["meta"]), "error": errors}
+                    result, errors[i] = self._guarded(lambda i=i: self._edit([items[i][0]])[0])
+                    edited[i] = (result, items[i][1]) if result is not None else None
+        return {"path": list(batch["path"]), "item": [pickle.dumps(x) if x is not None else b"" for x in edited],
+                "error": errors}
+
+    def _edit(self, rgbs: list[np.ndarray]) -> np.ndarray:
+        return self.translator.edit_rgb(rgbs, self.changes, original=self.original)
+
+    @staticmethod
+    def _guarded(step: Callable[[], Any]) -> tuple[Any, str]:
+        try:
+            return step(), ""
+        except Exception as exc:  # noqa: BLE001 - a failing row is an error row, the job goes on
+            return None, _one_line(exc)
 
 
-def encode_batch(batch: dict[str, Any], fmt: str = "PNG") -> dict[str, Any]:
-    """CPU stage: the edited square back at the input's size and mode, encoded as image bytes."""
-    outputs, errors = [], []
-    for square, meta, error in zip(batch["square"], batch["meta"], batch["error"]):
-        data = b""
+def encode_batch(batch: dict[str, Any], *, mode: str) -> dict[str, Any]:
+    """CPU task: the edit back at the input's size and mode, encoded in the format of the input's suffix."""
+    names, data, errors = [], [], []
+    for path, item, error in zip(batch["path"], batch["item"], batch["error"]):
+        name, encoded = PurePosixPath(str(path)).name, b""
         if not error:
             try:
-                image = restore(np.asarray(square, np.uint8), pickle.loads(meta))
-                image = image if isinstance(image, Image.Image) else Image.fromarray(image)
-                buffer = io.BytesIO()
-                image.save(buffer, format=fmt)
-                data = buffer.getvalue()
+                edited = pickle.loads(bytes(item))
+                encoded = image_bytes(edited if mode == "photo" else restore(*edited), name)
             except Exception as exc:  # noqa: BLE001
-                error = f"{type(exc).__name__}: {exc}"
-        outputs.append(data)
+                error = _one_line(exc)
+        names.append(name)
+        data.append(encoded)
         errors.append(error)
-    return {"path": list(batch["path"]), "image": outputs, "error": errors}
+    return {"path": [str(p) for p in batch["path"]], "name": names, "data": data, "error": errors}
 
 
-def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, mode: str = "crop", batch_size: int = 64,
-                 concurrency: int = 1, num_gpus: float = 0, backend: str = "auto", load: Callable[..., Any]) -> Any:
-    """A Dataset of rows {path, image (PNG bytes), error} from one of rows {path, bytes} (read_binary_files).
+def _one_cpu() -> dict[str, float]:
+    return {"num_cpus": 1}
+
+
+def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: Callable[..., Any],
+                 mode: str = "auto", batch_size: int = 64, concurrency: int = 1, num_gpus: float = 0,
+                 actor_cpus: float = 1, backend: str = "auto", original: Mapping[str, object] | None = None,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
+    """A Dataset of rows {path, name, data (the encoded edit), error} from rows {path, bytes}.
 
     Args:
         ds: a Ray Dataset with `path` and `bytes` columns (`ray.data.read_binary_files(..., include_paths=True)`).
         bundle: a bundle folder every node can read (a shared path).
         changes: attribute edits, e.g. {"Blond_Hair": 1}.
-        mode: "crop" (the largest centred square, as `Translator.translate`).
-        batch_size: rows per actor call.
+        load: `Translator.load` (each actor calls it once with the bundle and backend).
+        mode: "auto" (the whole image, as `Translator.translate`), "crop" (its centred square) or "photo"
+            (faces found and pasted back, as `Translator.translate_photo`).
+        batch_size: rows per task and actor call.
         concurrency: actors in the pool (one per GPU on a GPU cluster).
         num_gpus: GPUs per actor (1 on GPU nodes: `auto` then picks the GPU engine).
-        load: `Translator.load` (each actor calls it once with the bundle and backend).
+        actor_cpus: CPUs Ray reserves per actor; the decode and encode tasks need what is left (on a CPU-only
+            machine with N cores, keep concurrency * actor_cpus below N or the tasks wait forever).
     """
     if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is not supported by the Ray job yet; use one of {MODES}")
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     image_size = read_manifest(bundle).image_size
-    decoded = ds.map_batches(decode_batch, fn_kwargs={"image_size": image_size}, batch_size=batch_size,
-                             batch_format="numpy")
-    edited = decoded.map_batches(EditActor, fn_constructor_kwargs={"bundle": str(bundle), "changes": dict(changes),
-                                                                   "backend": backend, "load": load},
-                                 batch_size=batch_size, batch_format="numpy", concurrency=concurrency,
-                                 num_gpus=num_gpus)
-    return edited.map_batches(encode_batch, batch_size=batch_size, batch_format="numpy")
+    # ray_remote_args_fn keeps decoding in CPU tasks: Ray Data otherwise fuses a task stage into the actor stage
+    # after it when their resources match (CPU actors), and the actors would decode between engine calls.
+    # It is deprecated for Ray 2.64 with no replacement in 2.60 (the `ray` extra pins 2.60.x).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args_fn.*deprecated")
+        decoded = ds.map_batches(decode_batch, fn_kwargs={"mode": mode, "image_size": image_size,
+                                                          "max_pixels": max_pixels},
+                                 batch_size=batch_size, batch_format="numpy", ray_remote_args_fn=_one_cpu)
+    edited = decoded.map_batches(EditActor, fn_constructor_kwargs={
+        "bundle": str(bundle), "changes": dict(changes), "load": load, "mode": mode, "backend": backend,
+        "original": dict(original) if original else None,
+    }, batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_gpus=num_gpus, num_cpus=actor_cpus)
+    return edited.map_batches(encode_batch, fn_kwargs={"mode": mode}, batch_size=batch_size, batch_format="numpy")
