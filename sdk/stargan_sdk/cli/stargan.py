@@ -26,6 +26,7 @@ from rich.table import Table
 
 from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.cli.assignments import UsageError, parse_assignments
 from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
@@ -38,7 +39,6 @@ from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
 from stargan_sdk.translator import Translator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face attributes.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -53,10 +53,6 @@ MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the
 NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
 OriginalOpt = Annotated[list[str] | None, typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
-
-
-class UsageError(StarGANError):
-    """Bad command-line syntax (reported like any other bad input)."""
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,18 +92,6 @@ def printable(text: object) -> str:
 def safe(text: object) -> str:
     """`printable`, and Rich markup shown literally: for values interpolated into console.print."""
     return escape(printable(text))
-
-
-def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
-    """`["Blond_Hair=1", "Young=false"]` -> {"Blond_Hair": 1, "Young": 0}."""
-    out: dict[str, int] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        value = value.strip().lower()
-        if not sep or not name.strip() or value not in TRUE + FALSE:
-            raise UsageError(f"{flag} expects NAME=0|1 (e.g. {flag} Blond_Hair=1), got {item!r}")
-        out[name.strip()] = int(value in TRUE)
-    return out
 
 
 def _open_image(path: Path, max_megapixels: float) -> Image.Image:
@@ -414,6 +398,9 @@ app.command(help=UI_HELP)(friendly(ui))
 from stargan_sdk.cli.serve import serve  # noqa: E402  (its own module; registered here)
 
 app.command(name="serve")(friendly(serve))
+from stargan_sdk.cli.ray_cli import translate_dataset  # noqa: E402  (Ray itself is imported when it runs)
+
+app.command(name="translate-dataset")(friendly(translate_dataset))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ Conventions (documented in Translator.translate too):
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -244,10 +245,25 @@ def center_crop(image: Any) -> Any:
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Save atomically (temp file + rename), the format taken from the suffix."""
     path = Path(path)
+    pil, fmt = _for_format(image, path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda f: pil.save(f, format=fmt))
+
+
+def image_bytes(image: Image.Image | np.ndarray, name: str) -> bytes:
+    """The file `save_image` would write for `name`, as bytes (for writers that are not a local file system)."""
+    pil, fmt = _for_format(image, name)
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _for_format(image: Image.Image | np.ndarray, name: str) -> tuple[Image.Image, str]:
+    """The image in a mode the format named by `name`'s suffix can hold, and that format."""
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    fmt = Image.registered_extensions().get(Path(name).suffix.lower())
     if fmt is None:
-        raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
+        raise ImageInputError(f"cannot tell the image format from {name!r}; use .png or .jpg")
     if pil.mode in HIGH_DEPTH_MODES and not (fmt == "TIFF" or (fmt == "PNG" and pil.mode != "F")):
         # 8-bit formats: scaled as on the way in (PIL's own conversion clips 16-bit values to white)
         pil = Image.fromarray(PhotoCodec(pil).to_rgb()[..., 0])
@@ -255,5 +271,4 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
         pil = pil.convert("RGB")  # JPEG has no alpha
     elif pil.mode == "LA" and fmt in _NO_LA:
         pil = pil.convert(_NO_LA[fmt])  # formats without grey + alpha: keep what they can hold
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda f: pil.save(f, format=fmt))
+    return pil, fmt
