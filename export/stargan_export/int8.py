@@ -37,7 +37,7 @@ from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES, Normalizer, center_crop, to_model_rgb
 from stargan_sdk.bundle.manifest import (
     Artifact,
     AttributeGroup,
@@ -47,7 +47,6 @@ from stargan_sdk.bundle.manifest import (
 )
 from stargan_train.files import atomic_write
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
 CHUNK = 8  # images per evaluation run: bounds memory at 256 px
 

@@ -25,9 +25,9 @@ from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.cli.assignments import UsageError, parse_assignments
 from stargan_sdk.errors import StarGANError
 from stargan_sdk.host.files import atomic_write
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES
 from stargan_sdk.images.labels import AttributeSpace
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # as `stargan translate FOLDER`
 MODES = ("auto", "crop", "photo")
 
 

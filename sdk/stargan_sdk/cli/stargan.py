@@ -32,13 +32,12 @@ from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
-from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, center_crop, save_image, upright
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, center_crop, save_image, upright
 from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
 from stargan_sdk.pipeline.jobs import DEFAULT_BATCH, default_workers
 from stargan_sdk.translator import Translator
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face attributes.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

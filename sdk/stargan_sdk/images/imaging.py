@@ -102,6 +102,10 @@ def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(rgb).astype(np.uint8), rgba[..., 3].copy()
 
 
+# The image files a folder run reads (the CLIs, INT8 calibration): what PIL decodes and people keep faces in.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
 def check_pixels(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """ImageInputError for an empty image or one above `max_pixels` (checked from the size, before decoding)."""
     if width < 1 or height < 1:
