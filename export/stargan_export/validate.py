@@ -36,7 +36,7 @@ def validate_bundle(bundle_dir: str | Path) -> list[CheckResult]:
     bundle = Path(bundle_dir)
     manifest = read_manifest(bundle)
     for artifact in manifest.artifacts:
-        verify_artifact(bundle, artifact)
+        verify_artifact(bundle, artifact, manifest)  # also graph I/O and weight shapes vs the manifest
     fp32 = manifest.artifact("generator", "onnx", "fp32")
     if fp32 is None:
         raise BundleError(f"{bundle} has no FP32 ONNX generator; every bundle needs {C.GENERATOR_ONNX}")

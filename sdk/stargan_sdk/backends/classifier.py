@@ -44,7 +44,7 @@ class AttributeClassifier:
         art = manifest.artifact(role="classifier", kind="onnx")
         if art is None or importlib.util.find_spec("onnxruntime") is None:
             return None
-        clf = cls(verify_artifact(bundle_dir, art))
+        clf = cls(verify_artifact(bundle_dir, art, manifest))  # I/O checked on the protobuf first
         check_classifier_io(manifest, {i.name: tuple(i.shape) for i in clf._session.get_inputs()},
                             {o.name: tuple(o.shape) for o in clf._session.get_outputs()}, art.file)
         return clf

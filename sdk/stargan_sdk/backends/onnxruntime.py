@@ -81,7 +81,7 @@ class OrtBackend(Backend):
             raise BackendUnavailableError("onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
         import onnxruntime as ort
 
-        path = verify_artifact(self.bundle_dir, art)
+        path = verify_artifact(self.bundle_dir, art, self.manifest)
         providers = pick_providers(self.options.get("provider", "auto"), self.device)
         try:
             options = session_options(self.options.get("threads"))

@@ -160,7 +160,7 @@ class OpenVinoBackend(Backend):
             caps = cpu_capabilities()
         precision, self._reason = choose_precision(opts["precision"], caps, self.manifest)
         art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
-        path = verify_artifact(self.bundle_dir, art)
+        path = verify_artifact(self.bundle_dir, art, self.manifest)
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with the parser's message

@@ -64,7 +64,7 @@ class TrtBackend(Backend):
         if self.loaded:
             return
         art = check_engine(self.bundle_dir, self.manifest, self.device)
-        plan = verify_artifact(self.bundle_dir, art).read_bytes()
+        plan = verify_artifact(self.bundle_dir, art, self.manifest).read_bytes()
         gpu = cuda.device_properties(self.device)
         engine = TrtEngine(plan, image_size=self.manifest.image_size, c_dim=self.manifest.c_dim, device=self.device,
                            max_batch=self._profile_limit(), cuda_graphs=self.cuda_graphs, source=art.file,

@@ -19,7 +19,6 @@ from torch import nn
 
 from stargan_sdk.bundle.constants import WEIGHTS_KIND
 from stargan_sdk.errors import BundleError
-from stargan_sdk.bundle.weights_layout import check_weights_header
 from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 
@@ -114,7 +113,6 @@ def load_generator(bundle_dir: str | Path, manifest: Manifest) -> StarGANGenerat
     if art is None:
         raise BundleError("the bundle has no generator.safetensors (weights for the torch backends); "
                           "re-export it with stargan-export build")
-    path = verify_artifact(bundle_dir, art)
+    path = verify_artifact(bundle_dir, art, manifest)  # header shapes vs the manifest: before allocating the module
     g = manifest.generator
-    check_weights_header(path, g)  # shapes from the header before the module (sized by the manifest) is allocated
     return build_generator(read_weights(path), int(g["conv_dim"]), int(g["c_dim"]), int(g["repeat_num"]))

@@ -342,7 +342,7 @@ def bundle_report(bundle: Path) -> dict[str, Any]:
     artifacts = []
     for a in m.artifacts:
         try:
-            verify_artifact(bundle, a)
+            verify_artifact(bundle, a, m)
             status = "ok"
         except StarGANError as e:
             status = str(e)
