@@ -1,6 +1,6 @@
 """The contract every inference backend follows (Polygraphy-style runner: load / infer / close).
 
-Usage: with OrtBackend(bundle_dir, manifest) as b: out = b.infer({"image": x, "label": c})["output"]
+Usage: with OrtBackend(Bundle.open("models/toyfaces-64")) as b: out = b.infer({"image": x, "label": c})["output"]
 
 Constructing a backend does no heavy or GPU work; `load()` does (sessions, engines, buffers). `infer`
 takes and returns named float32 numpy arrays at the engine boundary (NCHW in [-1, 1]); callers split
@@ -21,6 +21,7 @@ import numpy as np
 
 from stargan_sdk.errors import BackendOptionError, StarGANError
 from stargan_sdk.host.hardware import Availability
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 
 
@@ -49,8 +50,8 @@ class Backend(abc.ABC):
     """Base class of the SDK backends.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened bundle (or its folder, then with `manifest` or read from disk).
+        manifest: only with a folder: its parsed manifest.
         device: CUDA device ordinal (ignored by CPU-only backends).
         max_batch: largest batch the backend prepares for (defaults to the artifact's own limit if any).
         options: backend-specific settings (e.g. `cuda_graphs`, `precision`, `threads`).
@@ -60,6 +61,8 @@ class Backend(abc.ABC):
     # True: `infer` itself refuses images outside [-1, 1] or non-finite (ImageInputError), e.g. on the GPU as
     # part of the captured graph, so the Translator skips its own host-side scan. Same error either way.
     checks_input_range: bool = False
+    # True: `infer` may be called from several threads at once; otherwise the Translator holds one lock.
+    thread_safe: ClassVar[bool] = False
     # Option names this backend reads; None means "not declared" (every name passes). `cuda_graphs` is
     # always accepted (with max_batch): Translator.load passes it to every backend (CPU backends ignore it).
     accepted_options: ClassVar[tuple[str, ...] | None] = None
@@ -67,20 +70,27 @@ class Backend(abc.ABC):
 
     def __init__(
         self,
-        bundle_dir: str | Path,
-        manifest: Manifest,
+        bundle: Bundle | str | Path,
+        manifest: Manifest | None = None,
         *,
         device: int = 0,
         max_batch: int | None = None,
         **options: Any,
     ) -> None:
         self._check_options(device, max_batch, options)
-        self.bundle_dir = Path(bundle_dir)
-        self.manifest = manifest
+        self.bundle = Bundle.of(bundle, manifest)
         self.device = device
         self.max_batch = max_batch
         self.options = options
         self.loaded = False
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.bundle.folder
 
     @classmethod
     def own_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +115,8 @@ class Backend(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
+    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0,
+                     **options: Any) -> Availability:
         """Cheap check (imports, files, GPU presence) without loading anything heavy."""
 
     @abc.abstractmethod
@@ -131,6 +142,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release everything `load` created. Idempotent."""
+
+    def input_shapes(self) -> dict[str, tuple[Any, ...]] | None:
+        """The loaded generator's declared input shapes ("N" or a name for a symbolic dim), checked against the
+        manifest by `Translator.load`; None where the engine reports nothing beyond what was checked."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What runs underneath (providers, precision, graphs) for `stargan info` and benchmarks."""

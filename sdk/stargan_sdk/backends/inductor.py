@@ -27,6 +27,7 @@ from stargan_sdk.backends.torch_backend import open_generator, to_precision, tor
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.host.hostmem import check_image_range, value_range
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.bundle.tolerances import TOLERANCES, psnr_db
 
@@ -106,8 +107,9 @@ class InductorBackend(Backend):
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
-        base = torch_availability(manifest)
+    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None,
+                     device: int = 0) -> Availability:
+        base = torch_availability(Bundle.of(bundle, manifest))
         if not base.ok:
             return base
         return Availability(True, "compiles the generator with TorchInductor (CUDA: FP16 + CUDA graphs; CPU: FP32)")
@@ -115,7 +117,7 @@ class InductorBackend(Backend):
     def load(self) -> None:
         if self.loaded:
             return
-        torch, reference, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "inductor")
+        torch, reference, use_cuda, precision = open_generator(self.bundle, self.options, "inductor")
         self._settings(use_cuda, precision)
         self._prepare_compiler(torch)
         self._torch, self._lock = torch, threading.Lock()

@@ -21,7 +21,8 @@ from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.backends.ort_session import session_options
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 
 PROVIDERS = ("auto", "cpu", "cuda")
 
@@ -60,11 +61,11 @@ class OrtBackend(Backend):
 
     @classmethod
     def availability(
-        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "fp32"
+        cls, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0, precision: str = "fp32"
     ) -> Availability:
         if importlib.util.find_spec("onnxruntime") is None:
             return Availability(False, "onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
-        art = generator_onnx(manifest, precision)
+        art = generator_onnx(Bundle.of(bundle, manifest).manifest, precision)
         if art is None:
             return Availability(False, f"the bundle has no {precision} generator ONNX")
         return Availability(True, f"{art.file} ({precision})")
@@ -81,7 +82,7 @@ class OrtBackend(Backend):
             raise BackendUnavailableError("onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
         import onnxruntime as ort
 
-        path = verify_artifact(self.bundle_dir, art, self.manifest)
+        path = self.bundle.verified(art)
         providers = pick_providers(self.options.get("provider", "auto"), self.device)
         try:
             options = session_options(self.options.get("threads"))

@@ -23,7 +23,8 @@ import numpy as np
 from stargan_sdk.backends.base import Availability, Backend, error_reason
 from stargan_sdk.bundle.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
 from stargan_sdk.host.hardware import physical_cores
@@ -134,15 +135,17 @@ class OpenVinoBackend(Backend):
 
     @classmethod
     def availability(
-        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "auto"
+        cls, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0, precision: str = "auto"
     ) -> Availability:
         if importlib.util.find_spec("openvino") is None:
             return Availability(False, _INSTALL)
+        bundle = Bundle.of(bundle, manifest)
+        manifest = bundle.manifest
         try:
             art = int8_artifact(manifest) if precision == "int8" else fp32_artifact(manifest)
         except BackendUnavailableError as e:
             return Availability(False, str(e))
-        if not (Path(bundle_dir) / art.file).is_file():
+        if not (bundle.folder / art.file).is_file():
             return Availability(False, f"{art.file} is missing from the bundle")
         return Availability(True, f"{art.file} on the CPU ({precision})")
 
@@ -160,7 +163,7 @@ class OpenVinoBackend(Backend):
             caps = cpu_capabilities()
         precision, self._reason = choose_precision(opts["precision"], caps, self.manifest)
         art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
-        path = verify_artifact(self.bundle_dir, art, self.manifest)
+        path = self.bundle.verified(art)
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with the parser's message

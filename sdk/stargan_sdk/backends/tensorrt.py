@@ -1,6 +1,6 @@
 """TensorRT backend: the bundle's raw engine plan, checked against this machine, run by `TrtEngine`.
 
-Usage: with TrtBackend(bundle, read_manifest(bundle)) as b: y = b.infer({"image": x, "label": c})["output"]
+Usage: with TrtBackend(Bundle.open(folder)) as b: y = b.infer({"image": x, "label": c})["output"]
 
 `max_batch` is the engine's optimisation-profile limit (or a smaller requested one), known from the manifest
 before loading and confirmed from the engine at load, so the Translator splits larger batches as it does for
@@ -21,7 +21,8 @@ from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.backends.tensorrt_compat import check_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
 from stargan_sdk.errors import BackendUnavailableError
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 
 
 class TrtBackend(Backend):
@@ -38,9 +39,9 @@ class TrtBackend(Backend):
     name = "tensorrt"
     accepted_options = ()  # cuda_graphs only (common to all backends)
 
-    def __init__(self, bundle_dir: str | Path, manifest: Manifest, *, device: int = 0, max_batch: int | None = None,
-                 **options: Any) -> None:
-        super().__init__(bundle_dir, manifest, device=device, max_batch=max_batch, **options)
+    def __init__(self, bundle: Bundle | str | Path, manifest: Manifest | None = None, *, device: int = 0,
+                 max_batch: int | None = None, **options: Any) -> None:
+        super().__init__(bundle, manifest, device=device, max_batch=max_batch, **options)
         self.cuda_graphs = bool(options.get("cuda_graphs", True))
         self._requested_max_batch = max_batch
         self._engine: TrtEngine | None = None
@@ -53,9 +54,10 @@ class TrtBackend(Backend):
         return min(limits) if limits else None
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
+    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None,
+                     device: int = 0) -> Availability:
         try:
-            art = check_engine(bundle_dir, manifest, device)
+            art = check_engine(Bundle.of(bundle, manifest), device)
         except BackendUnavailableError as e:
             return Availability(False, str(e))
         return Availability(True, f"{art.file} matches this GPU and TensorRT")
@@ -63,12 +65,12 @@ class TrtBackend(Backend):
     def load(self) -> None:
         if self.loaded:
             return
-        art = check_engine(self.bundle_dir, self.manifest, self.device)
-        plan = verify_artifact(self.bundle_dir, art, self.manifest).read_bytes()
+        art = check_engine(self.bundle, self.device)
+        plan = self.bundle.verified(art).read_bytes()
         gpu = cuda.device_properties(self.device)
         engine = TrtEngine(plan, image_size=self.manifest.image_size, c_dim=self.manifest.c_dim, device=self.device,
                            max_batch=self._profile_limit(), cuda_graphs=self.cuda_graphs, source=art.file,
-                           rebuild=rebuild_command(self.bundle_dir, self.manifest))  # fmt: skip
+                           rebuild=rebuild_command(self.bundle))  # fmt: skip
         engine.open()
         self._engine, self._gpu_name, self._capability = engine, gpu.name, gpu.compute_capability
         self.max_batch = engine.max_batch

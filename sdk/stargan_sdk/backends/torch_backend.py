@@ -22,17 +22,18 @@ from stargan_sdk.backends.base import Availability, Backend
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE, WEIGHTS_KIND
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.host.hostmem import check_image_range, value_range
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 
 DEFAULT_CUDA_MAX_BATCH = 64  # the export's default optimisation profile; buffers are sized for it
 
 
-def torch_availability(manifest: Manifest) -> Availability:
+def torch_availability(bundle: Bundle) -> Availability:
     """Shared by the torch-based backends: torch and safetensors installed, weights in the bundle."""
     missing = [m for m in ("torch", "safetensors") if importlib.util.find_spec(m) is None]
     if missing:
         return Availability(False, f"{' and '.join(missing)} not installed (pip install 'stargan[torch]')")
-    art = manifest.artifact(role="generator", kind=WEIGHTS_KIND)
+    art = bundle.artifact(role="generator", kind=WEIGHTS_KIND)
     if art is None:
         return Availability(False, "the bundle has no generator.safetensors (re-export it with stargan-export build)")
     return Availability(True, f"{art.file} (CPU, or CUDA when torch sees a GPU)")
@@ -47,11 +48,10 @@ def want_cuda(torch: Any, kind: str) -> bool:
     return kind != "cpu" and torch.cuda.is_available()
 
 
-def open_generator(bundle_dir: Path, manifest: Manifest, options: dict[str, Any], name: str
-                   ) -> tuple[Any, Any, bool, str]:
+def open_generator(bundle: Bundle, options: dict[str, Any], name: str) -> tuple[Any, Any, bool, str]:
     """What both torch-based backends start from: torch, the bundle's float32 generator on the CPU, whether to
     run on CUDA, and the precision ("fp16" default on CUDA, "fp32"). BackendUnavailableError otherwise."""
-    available = torch_availability(manifest)
+    available = torch_availability(bundle)
     if not available.ok:
         raise BackendUnavailableError(available.reason)
     import torch
@@ -62,7 +62,7 @@ def open_generator(bundle_dir: Path, manifest: Manifest, options: dict[str, Any]
     precision = options.get("precision", "fp16" if use_cuda else "fp32")
     if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
         raise BackendUnavailableError(f"{name} precision {precision!r} is not available here (fp16 needs CUDA)")
-    return torch, load_generator(bundle_dir, manifest), use_cuda, precision
+    return torch, load_generator(bundle), use_cuda, precision
 
 
 def to_precision(torch: Any, module: Any, fp16: bool) -> Any:
@@ -97,13 +97,14 @@ class TorchBackend(Backend):
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
-        return torch_availability(manifest)
+    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None,
+                     device: int = 0) -> Availability:
+        return torch_availability(Bundle.of(bundle, manifest))
 
     def load(self) -> None:
         if self.loaded:
             return
-        torch, module, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "torch backend")
+        torch, module, use_cuda, precision = open_generator(self.bundle, self.options, "torch backend")
         self._lock = threading.Lock()
         self._torch, self._precision = torch, precision
         if use_cuda:
