@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from stargan_sdk import cuda
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend, Plan
 from stargan_sdk.backends.tensorrt_compat import check_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
-from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 
@@ -54,27 +53,22 @@ class TrtBackend(Backend):
         return min(limits) if limits else None
 
     @classmethod
-    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None,
-                     device: int = 0) -> Availability:
-        try:
-            art = check_engine(Bundle.of(bundle, manifest), device)
-        except BackendUnavailableError as e:
-            return Availability(False, str(e))
-        return Availability(True, f"{art.file} matches this GPU and TensorRT")
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
+        art = check_engine(bundle, device)  # TensorRT release, GPU and engine checked once per Bundle
+        return Plan(f"{art.file} matches this GPU and TensorRT", art)
 
-    def load(self) -> None:
-        if self.loaded:
-            return
-        art = check_engine(self.bundle, self.device)
+    def load_impl(self, checked: Plan) -> None:
+        art = checked.artifact
+        assert art is not None
         plan = self.bundle.verified(art).read_bytes()
         gpu = cuda.device_properties(self.device)
         engine = TrtEngine(plan, image_size=self.manifest.image_size, c_dim=self.manifest.c_dim, device=self.device,
                            max_batch=self._profile_limit(), cuda_graphs=self.cuda_graphs, source=art.file,
                            rebuild=rebuild_command(self.bundle))  # fmt: skip
+        self._engine = engine  # closed by close_impl if open() fails
         engine.open()
-        self._engine, self._gpu_name, self._capability = engine, gpu.name, gpu.compute_capability
+        self._gpu_name, self._capability = gpu.name, gpu.compute_capability
         self.max_batch = engine.max_batch
-        self.loaded = True
 
     @property
     def engine(self) -> TrtEngine:
@@ -82,10 +76,10 @@ class TrtBackend(Backend):
         assert self._engine is not None
         return self._engine
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.engine.infer(feeds)
 
-    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def infer_batches_impl(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Overlaps the upload of batch k+1 with the compute of batch k (two buffer slots, two streams)."""
         return self.engine.infer_batches(batches)
 
@@ -105,9 +99,8 @@ class TrtBackend(Backend):
             info.update(graph_batches=engine.graph_batches())
         return info
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
-        self.loaded = False
         self.max_batch = self._profile_limit()
