@@ -87,8 +87,7 @@ class InductorBackend(Backend):
     """Runs the generator compiled with TorchInductor.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: ignored beyond validation; the largest compiled size is the backend's max batch.
         options: `batch_sizes` (compiled static sizes; CUDA default 1, 8, 64, 256; CPU 1, 8), `precision`

@@ -44,8 +44,7 @@ class OrtBackend(Backend):
     """Runs `generator.onnx` (or `generator.fp16.onnx`) with ONNX Runtime.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal for the CUDA provider.
         max_batch: largest batch per call (None: any; ONNX graphs have a dynamic batch).
         options: `precision` ("fp32" default, or "fp16"), `provider` ("auto" | "cpu" | "cuda"),

@@ -116,8 +116,7 @@ class OpenVinoBackend(Backend):
     """Runs `generator.onnx` (FP32/BF16) or `generator.int8.onnx` with OpenVINO on the CPU.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: ignored (CPU only).
         max_batch: largest batch per call (None: any; each new size compiles once).
         options: `precision` ("auto" | "fp32" | "bf16" | "int8"; INT8 runs its float ops in BF16 where the

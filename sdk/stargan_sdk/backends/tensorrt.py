@@ -28,8 +28,7 @@ class TrtBackend(Backend):
     """Runs the bundle's TensorRT engine with the v3 named-tensor API on one GPU.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: largest batch per call (capped by the engine profile's max; None: the profile's max).
         options: `cuda_graphs` (default True): capture one CUDA graph per batch size and replay it.

@@ -77,8 +77,7 @@ class TorchBackend(Backend):
     """Runs the generator eagerly with PyTorch.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: largest batch per call (CUDA default 64; CPU: any).
         options: `device_type` ("auto" | "cpu" | "cuda"), `precision` ("fp16" default on CUDA, "fp32"),
