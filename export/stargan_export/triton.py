@@ -115,7 +115,7 @@ def _write_platform_model(bundle: Path, out: Path, backend: str, max_batch: int,
         raise ExportError(f"the engine's profile covers batches {artifact.profile.min}..{artifact.profile.max}; "
                           f"Triton needs 1..{max_batch} (rebuild with --min-batch 1 --max-batch {max_batch})")
     text = _platform_config(manifest, model_name, backend, max_batch, instances, kind)
-    source = verify_artifact(bundle, artifact)  # checks the external-data files' sha256 too
+    source = verify_artifact(bundle, artifact, manifest)  # checks the external-data files' sha256 too
     external = [_external_name(name) for name in (artifact.external_data or {})]
     filename = BACKENDS[backend][1]
     model_dir = out / model_name

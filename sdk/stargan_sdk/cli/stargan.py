@@ -24,8 +24,8 @@ from rich.markup import escape
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
-from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.backends.registry import auto_choice, availability_report, backend_names
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.cli.assignments import UsageError, parse_assignments
 from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.cli.ui import UI_HELP, ui
@@ -318,21 +318,12 @@ def grid(
 
 def bundle_report(bundle: Path, precision: str = "auto") -> dict[str, Any]:
     """Everything `stargan info` shows, as plain data; `precision` as `--precision` would ask the CPU backend."""
-    m = read_manifest(bundle)
-    artifacts = []
-    for a in m.artifacts:
-        try:
-            verify_artifact(bundle, a)
-            status = "ok"
-        except StarGANError as e:
-            status = str(e)
-        artifacts.append({"file": a.file, "kind": a.kind, "role": a.role, "precision": a.precision,
-                          "sha256": a.sha256, "status": status})
-    backends = availability_report(bundle, m)
-    try:
-        auto: str | None = select_backend("auto", bundle, m)[0].name
-    except StarGANError:
-        auto = None
+    opened = Bundle.open(bundle)
+    m = opened.manifest
+    artifacts = [{"file": a.file, "kind": a.kind, "role": a.role, "precision": a.precision, "sha256": a.sha256,
+                  "status": opened.status(a)} for a in m.artifacts]
+    backends = availability_report(opened)  # once: `auto` is read from the same report
+    auto = auto_choice(backends)
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],

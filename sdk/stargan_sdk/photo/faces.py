@@ -217,7 +217,7 @@ def _clip(crop: CropBox, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     return x0, y0, max(x0, min(crop.left + crop.side, width)), max(y0, min(crop.top + crop.side, height))
 
 
-def _padded_crop(rgb: np.ndarray, crop: CropBox) -> np.ndarray:
+def padded_crop(rgb: np.ndarray, crop: CropBox) -> np.ndarray:
     """The square crop; parts outside the photo are mirrored in, so the face keeps its place in the crop."""
     x0, y0, x1, y1 = _clip(crop, rgb.shape)
     inner = rgb[y0:y1, x0:x1]
@@ -235,7 +235,7 @@ def _edit_face(
     x0, y0, x1, y1 = _clip(crop, canvas.shape)
     if x1 <= x0 or y1 <= y0:
         return
-    face = Image.fromarray(np.ascontiguousarray(_padded_crop(canvas, crop)))
+    face = Image.fromarray(np.ascontiguousarray(padded_crop(canvas, crop)))
     if crop.side != size:
         face = face.resize((size, size), Image.Resampling.LANCZOS)
     out = _rgb_array(translator.translate(face, changes, original=original), size)

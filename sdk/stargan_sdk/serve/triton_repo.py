@@ -94,7 +94,7 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
         text = model_config(spec, backend="python", max_batch=max_batch, instances=instances, kind=kind,
                             queue_delay_us=queue_delay_us)
         configs.append((spec.name, _optional_original(text) if role == "edit" else text))
-    files = [verify_artifact(bundle, a) for a in manifest.artifacts]  # damaged bundles fail before writing
+    files = [verify_artifact(bundle, a, manifest) for a in manifest.artifacts]  # damaged bundles fail before writing
     files += [bundle / name for a in manifest.artifacts for name in (a.external_data or {})]  # ONNX external data
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
