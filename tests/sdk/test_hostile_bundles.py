@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -23,12 +22,12 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
+from bundle_edits import copy_shipped, edit_manifest, protobuf_field, rehash
 from stargan_sdk import Translator
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import BundleError, ManifestError, StarGANError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toyfaces-64"
 FILES = ("manifest.json", "generator.onnx", "generator.fp16.onnx", "classifier.onnx", "generator.safetensors")
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -50,33 +49,7 @@ def no_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fresh(base: Path) -> Path:
-    out = base / "bundle"
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for name in FILES:
-        shutil.copy(SHIPPED / name, out / name)
-    return out
-
-
-def _edit(bundle: Path, change) -> None:
-    m = json.loads((bundle / "manifest.json").read_text())
-    change(m)
-    (bundle / "manifest.json").write_text(json.dumps(m))
-
-
-def _rehash(bundle: Path, file: str) -> None:
-    sha = hashlib.sha256((bundle / file).read_bytes()).hexdigest()
-    _edit(bundle, lambda m: [a.update(sha256=sha) for a in m["artifacts"] if a["file"] == file])
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    def varint(n: int) -> bytes:
-        out = b""
-        while n >= 0x80:
-            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
-        return out + bytes([n])
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+    return copy_shipped(base / "bundle")
 
 
 def _generator_onnx(bundle: Path) -> None:
@@ -94,12 +67,12 @@ def _generator_onnx(bundle: Path) -> None:
 def test_generated_external_data_references_are_refused_unless_listed(tmp_path: Path, no_sessions, name: str,
                                                                        value_first: bool) -> None:
     bundle = _fresh(tmp_path)
-    entry = (_field(2, name.encode()) + _field(1, b"location") if value_first
-             else _field(1, b"location") + _field(2, name.encode()))
-    tensor = _field(13, entry) + bytes([8 << 3 | 2, 1]) + b"w"  # external_data, then name "w"
-    data = (bundle / "generator.onnx").read_bytes() + _field(7, _field(5, tensor))  # merged into the main graph
+    entry = (protobuf_field(2, name.encode()) + protobuf_field(1, b"location") if value_first
+             else protobuf_field(1, b"location") + protobuf_field(2, name.encode()))
+    tensor = protobuf_field(13, entry) + bytes([8 << 3 | 2, 1]) + b"w"  # external_data, then name "w"
+    data = (bundle / "generator.onnx").read_bytes() + protobuf_field(7, protobuf_field(5, tensor))  # merged into the main graph
     (bundle / "generator.onnx").write_bytes(data)
-    _rehash(bundle, "generator.onnx")  # the audit's attack: only the graph is re-hashed
+    rehash(bundle, "generator.onnx")  # the audit's attack: only the graph is re-hashed
     with pytest.raises(BundleError, match="does not checksum"):
         _generator_onnx(bundle)
     assert CliRunner().invoke(app, ["info", str(bundle), "--json"]).exit_code == 1
@@ -155,7 +128,7 @@ def test_generated_graph_dims_must_match_the_manifest(tmp_path: Path, no_session
                                                       elem: int) -> None:
     bundle = _fresh(tmp_path)
     onnx.save_model(_io_graph(["N", *image], ["N", label], ["N", *output], elem), str(bundle / "generator.onnx"))
-    _rehash(bundle, "generator.onnx")
+    rehash(bundle, "generator.onnx")
     fits = image == (3, S, S) and label == C and output == (3, S, S) and elem == TensorProto.FLOAT
     if fits:
         _generator_onnx(bundle)  # a graph with the manifest's boundary passes the check
@@ -192,7 +165,7 @@ def test_generated_control_flow_and_computed_size_graphs_are_refused(tmp_path: P
                               [numpy_helper.from_array(np.array([size, size], np.int64), "n"),
                                numpy_helper.from_array(np.array(True), "cond")])
     onnx.save_model(helper.make_model(graph), str(bundle / "generator.onnx"))
-    _rehash(bundle, "generator.onnx")
+    rehash(bundle, "generator.onnx")
     start = time.perf_counter()
     with pytest.raises(BundleError, match=f"operator '{op}'"):
         Translator.load(bundle, backend="onnxruntime", precision="fp32")
@@ -231,7 +204,7 @@ def test_generated_duplicate_artifacts_are_refused_fast(tmp_path: Path, which: i
         a = m["artifacts"][which % len(m["artifacts"])]
         twins = [dict(a, precision="fp16" if vary and i % 2 else a["precision"]) for i in range(copies - 1)]
         m["artifacts"] = m["artifacts"] + twins
-    _edit(bundle, duplicate)
+    edit_manifest(bundle, duplicate)
     start = time.perf_counter()
     with pytest.raises(ManifestError, match="more than once"):
         read_manifest(bundle)
@@ -247,7 +220,7 @@ def _resized_weights(bundle: Path, key: str, grow: int) -> None:
     old = tensors[key]
     tensors[key] = np.zeros((old.shape[0] + grow, *old.shape[1:]), old.dtype)
     save_file(tensors, str(bundle / "generator.safetensors"))
-    _rehash(bundle, "generator.safetensors")
+    rehash(bundle, "generator.safetensors")
 
 
 @FUZZ
