@@ -357,7 +357,8 @@ def evaluate(
     num_images: int = 2000, batch_size: int = 16, device: str = "cpu", seed: int = 0, progress: bool = False,
     classifier_iters: int = 1500, num_workers: int | None = None, critic: torch.nn.Module | Loaded | None = None,
 ) -> EvalReport:
-    """Translate the first `num_images` test images to every single-attribute target and score the results.
+    """Translate the first `num_images` test images (the whole split, with a report warning, when it holds fewer)
+    to every single-attribute target and score the results.
 
     Without `classifier`, one is trained first on the real train split (`classifier_iters` steps). With
     `critic` (the run's discriminator), its own classifier's verdict on each edit is reported beside it.
