@@ -23,7 +23,7 @@ def eval_command(
     run_dir: Annotated[Path, typer.Argument(help="Run dir written by `stargan-train train` (config.json + checkpoints/).")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="A specific checkpoint (.ckpt or -G.safetensors); default: the run's newest.")] = None,
     num_images: Annotated[int, typer.Option(help="Held-out test images to translate (the official test split is 2000); a smaller split is used whole, with a warning.")] = 2000,
-    classifier_iters: Annotated[int, typer.Option(help="Training steps of the attribute classifier, when it is not cached.")] = 1500,
+    classifier_iters: Annotated[int, typer.Option(help="Training steps of the attribute classifier, when it is not cached (the first eval of a run: minutes on a CPU).")] = 1500,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
