@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,28 @@ def test_shipped_int8_model_is_what_cpus_without_bf16_run(monkeypatch: pytest.Mo
         info = t.describe()
         assert (info["backend"], info["precision"], info["file"]) == ("openvino", "int8", "generator.int8.onnx")
         assert psnr_db(reference, t.infer(x, c)) >= AUTO_INT8_MIN_PSNR_DB
+
+
+# Absolute paths as a build machine writes them: a POSIX path under a usual top-level folder, or a drive letter.
+MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(?:work|home|tmp|root|Users|mnt|var|opt|srv|data|scratch|private)/"
+                          rb"|(?<![\w])[A-Za-z]:[\\/](?:Users|work|home)[\\/]")
+
+
+def test_no_shipped_file_names_a_path_of_the_machine_that_built_it() -> None:
+    """eval.json, the card, the manifest and the weights themselves: file names and relative paths only."""
+    shipped = sorted(p for p in (ROOT / "models").rglob("*") if p.is_file())
+    assert {p.name for p in shipped} >= {"eval.json", "MODEL_CARD.md", "manifest.json", "generator.onnx"}
+    here = [str(ROOT).encode(), str(Path.home()).encode()]  # and this machine's own, whatever its layout
+    for path in shipped:
+        data = path.read_bytes()
+        found = MACHINE_PATH.search(data)
+        assert found is None, f"{path.relative_to(ROOT)}: {data[found.start():found.start() + 60]!r}"
+        assert not any(h in data for h in here if len(h) > 1), path.relative_to(ROOT)
+
+
+def test_the_machine_path_pattern_catches_what_it_is_for() -> None:
+    for text in (b'"/work/artifacts/run/008500.ckpt"', b"see /home/me/x", b"C:\\Users\\me\\x", b"(/tmp/run)"):
+        assert MACHINE_PATH.search(text), text
+    for text in (b"i17/ft2/run/checkpoints/008500.ckpt", b"models/toyfaces-64/eval.json", b"docs/example-face.png",
+                 b"https://github.com/yunjey/stargan"):
+        assert MACHINE_PATH.search(text) is None, text

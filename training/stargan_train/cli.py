@@ -221,10 +221,10 @@ def toyfaces(
 @app.command()
 @cli_errors
 def sample(
-    run_dir: Annotated[Path, typer.Argument(help="Run dir (newest checkpoint) or a checkpoint file of ours.")],
+    run_dir: Annotated[Path, typer.Argument(help="Run dir (newest checkpoint), a checkpoint file of ours, or an official NNN-G.ckpt (CelebA, RaFD or joint: its label length says which).")],
     out: Annotated[Path, typer.Option(help="PNG to write: per test image a row: input, then one output per domain.")] = Path("samples.png"),
     count: Annotated[int, typer.Option(help="Test images (rows).")] = 8,
-    data_dir: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder to read test images from instead of the run's.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder to read test images from instead of the run's (required for an official checkpoint): CelebA layout (images/, list_attr_celeba.txt; joint mode samples CelebA faces), or for a RaFD model its test folder (one sub-folder per expression).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
