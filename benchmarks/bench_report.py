@@ -16,7 +16,7 @@ from typing import Any
 
 from bench_runner_base import BASELINE, ORT_RAW, TRT_RAW
 from bench_timing import gflop_per_image
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write, atomic_write_text
 
 
 def device_name(device: str) -> str:
@@ -155,7 +155,7 @@ def _fmt(value: float | None, unit: str) -> str:
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, default=str) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_text(path, text)
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
@@ -176,5 +176,5 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)

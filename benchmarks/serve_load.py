@@ -34,7 +34,7 @@ import numpy as np
 
 import stargan_sdk
 from stargan_sdk import Translator
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_text
 from stargan_sdk.host.hardware import physical_cores
 from stargan_sdk.serve.remote import RemoteTranslator
 from stargan_sdk.serve.stack import ServeStack
@@ -240,7 +240,7 @@ def write_table(report: dict, readme: Path = HERE / "README.md") -> None:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:
         raise SystemExit(f"{readme} has no {BEGIN!r} marker")
-    atomic_write(readme, lambda f: f.write(text.encode()))
+    atomic_write_text(readme, text)
 
 
 def _git_commit() -> str:
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))
+        atomic_write_text(args.json, json.dumps(report, indent=2))
     if args.table:
         write_table(report)
 

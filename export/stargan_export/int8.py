@@ -45,7 +45,7 @@ from stargan_sdk.bundle.manifest import (
     derive_groups,
     sha256_file,
 )
-from stargan_train.files import atomic_write
+from stargan_sdk.host.files import atomic_write
 
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
 CHUNK = 8  # images per evaluation run: bounds memory at 256 px

@@ -42,7 +42,7 @@ from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS 
 from stargan_sdk.bundle.onnx_refs import GraphFacts, graph_facts
 from stargan_sdk.bundle.weights_layout import check_weights_header
 from stargan_sdk.errors import BundleError, ManifestError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_text
 
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 
@@ -315,7 +315,7 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Pa
     """Write manifest.json atomically (temp file + rename), after the same schema check the loader runs."""
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
     check_manifest_dict(json.loads(text))
-    return atomic_write(Path(bundle_dir) / MANIFEST_NAME, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write_text(Path(bundle_dir) / MANIFEST_NAME, text)
 
 
 def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact, manifest: Manifest | None = None) -> Path:

@@ -24,7 +24,7 @@ from rich.progress import Progress, TextColumn
 from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.cli.assignments import UsageError, parse_assignments
 from stargan_sdk.errors import StarGANError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_bytes
 from stargan_sdk.images.imaging import IMAGE_SUFFIXES
 from stargan_sdk.images.labels import AttributeSpace
 
@@ -76,7 +76,7 @@ class Location:
             with self.fs.open_output_stream(self.child(name)) as out:
                 out.write(data)
         else:
-            atomic_write(Path(self.child(name)), lambda f: f.write(data))
+            atomic_write_bytes(Path(self.child(name)), data)
 
 
 def pending_inputs(src: Location, dst: Location, skip_existing: bool) -> tuple[list[str], int]:

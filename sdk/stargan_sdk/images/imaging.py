@@ -251,7 +251,7 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) ->
     path = Path(path)
     pil, fmt = _for_format(image, path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda f: pil.save(f, format=fmt))
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
 
 
 def image_bytes(image: Image.Image | np.ndarray, name: str) -> bytes:

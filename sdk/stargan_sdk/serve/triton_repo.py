@@ -19,7 +19,7 @@ from pathlib import Path
 from stargan_sdk.backends.registry import backend_names
 from stargan_sdk.bundle.constants import INPUT_IMAGE, MANIFEST_NAME
 from stargan_sdk.errors import StarGANError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_bytes, atomic_write_text
 from stargan_sdk.bundle.manifest import Manifest, TensorSpec, read_manifest, verify_artifact
 from stargan_sdk.serve.models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
 from stargan_sdk.serve.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
@@ -101,10 +101,10 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
         raise StarGANError(f"output path {out} is a file; give a folder for the model repository")
     for name, text in configs:
         (out / name / VERSION).mkdir(parents=True, exist_ok=True)
-        atomic_write(out / name / VERSION / "model.py", lambda f: f.write(model_py(sdk_path).encode()))
+        atomic_write_text(out / name / VERSION / "model.py", model_py(sdk_path))
         for stale in ("model.onnx", "model.plan"):  # a repository switched from a platform backend
             (out / name / VERSION / stale).unlink(missing_ok=True)
-        atomic_write(out / name / "config.pbtxt", lambda f, text=text: f.write(text.encode()))
+        atomic_write_text(out / name / "config.pbtxt", text)
     _place_bundle(bundle, files, out / model_name / BUNDLE_DIR, link_bundle)
     return out / model_name
 
@@ -117,6 +117,6 @@ def _place_bundle(bundle: Path, files: list[Path], dest: Path, link: bool) -> No
         return
     dest.mkdir(exist_ok=True)
     for src in files:
-        atomic_write(dest / src.name, lambda f, src=src: f.write(src.read_bytes()))
+        atomic_write_bytes(dest / src.name, src.read_bytes())
     manifest = (bundle / MANIFEST_NAME).read_bytes()  # last: a folder with a manifest is complete
-    atomic_write(dest / MANIFEST_NAME, lambda f: f.write(manifest))
+    atomic_write_bytes(dest / MANIFEST_NAME, manifest)
