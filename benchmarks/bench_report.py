@@ -16,7 +16,7 @@ from typing import Any
 
 from bench_runner_base import BASELINE, ORT_RAW, TRT_RAW
 from bench_timing import gflop_per_image
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write, atomic_write_text
 
 
 def device_name(device: str) -> str:
@@ -67,6 +67,19 @@ def git_commit() -> str:
         return "unknown"
 
 
+CAPABILITIES_ENV = "STARGAN_CPU_CAPABILITIES"  # the OpenVINO backend's override (stargan_sdk.backends.openvino)
+
+
+def picked_row(info: dict[str, Any]) -> dict[str, Any]:
+    """For an `auto` row: the backend and precision it chose (from `describe()`), e.g. "openvino int8"."""
+    picked = " ".join(str(info[k]) for k in ("backend", "precision") if info.get(k))
+    return {"picked": picked or "unknown", "picked_reason": info.get("precision_reason")}
+
+
+def row_label(row: dict[str, Any]) -> str:
+    return f"{row['backend']} → {row['picked']}" if row.get("picked") else row["backend"]
+
+
 def build_report(manifest: Any, device: str, results: list[dict[str, Any]], skipped: dict[str, str],
                  gemm: dict[str, float], memory: dict[str, Any], peak_rss: float,
                  processing: dict[str, float]) -> dict[str, Any]:
@@ -83,7 +96,9 @@ def build_report(manifest: Any, device: str, results: list[dict[str, Any]], skip
         r["fraction_of_gemm"] = r["gflops"] / best_gemm if gemm else None
     return {
         "device": {"kind": "cpu" if device == "cpu" else "cuda", "name": device_name(device),
-                   "cpu_count": os.cpu_count(), "platform": platform.platform()},
+                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                   # set: the SDK was told the CPU has only these (e.g. FP32,INT8: an AVX2-only CPU's answer)
+                   "cpu_capabilities_override": os.environ.get(CAPABILITIES_ENV) or None},
         "versions": versions(),
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -111,7 +126,7 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in report["results"]:
         table.add_row(
-            r["backend"], str(r["batch"]), f"{r['throughput_ips']:.1f}", f"{r['mean_ms']:.2f}",
+            row_label(r), str(r["batch"]), f"{r['throughput_ips']:.1f}", f"{r['mean_ms']:.2f}",
             f"{r['min_ms']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p95_ms']:.2f}",
             f"{r['p99_ms']:.2f}", _fmt(r["speedup_vs_eager"], "×"), _fmt(r["speedup_vs_raw"], "×"),
             f"{r['gflops']:.0f}", _fmt(r["fraction_of_gemm"] and 100 * r["fraction_of_gemm"], "%"),
@@ -123,6 +138,9 @@ def print_report(report: dict[str, Any]) -> None:
         if "split_ms" in r:
             s = r["split_ms"]
             console.print(f"  {r['backend']} batch {r['batch']}: " + ", ".join(f"{k} {v:.3f}" for k, v in s.items()))
+    override = report["device"].get("cpu_capabilities_override")
+    if override:
+        console.print(f"{CAPABILITIES_ENV}={override}: the SDK saw only these CPU capabilities")
     for name, why in report["skipped"].items():
         console.print(f"[yellow]skipped {name}[/]: {why}")
     p = report["sdk_processing"]
@@ -137,7 +155,7 @@ def _fmt(value: float | None, unit: str) -> str:
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, default=str) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_text(path, text)
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
@@ -158,5 +176,5 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)

@@ -130,8 +130,9 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     describe = getattr(t, "describe", None)
     info = {**(describe() if callable(describe) else {"backend": t.backend_name}), "pinned_inputs": pinned}
     split = None
-    timed = getattr(getattr(t, "backend", None), "timed_infer", None)
-    if callable(timed) and device != "cpu":
+    backend = getattr(t, "backend", None)
+    timed = backend.timed_infer if getattr(backend, "times_transfers", False) else None
+    if timed is not None and device != "cpu":
         def split() -> dict[str, float]:  # median of 20 event-timed calls per phase
             runs = [timed({"image": feeds["x"], "label": feeds["c"]})[1] for _ in range(20)]
             return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}

@@ -108,10 +108,10 @@ def main(
     text = json.dumps(report, indent=2)
     typer.echo(text)
     if json_out:
-        from stargan_sdk.host.files import atomic_write
+        from stargan_sdk.host.files import atomic_write_text
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(json_out, lambda f: f.write((text + "\n").encode()))
+        atomic_write_text(json_out, text + "\n")
     if cache_dir is None:
         shutil.rmtree(cache, ignore_errors=True)
 

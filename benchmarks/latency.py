@@ -18,7 +18,7 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import build_report, print_report, write_json, write_plot  # noqa: E402
+from bench_report import build_report, picked_row, print_report, write_json, write_plot  # noqa: E402
 from bench_runners import BASELINE, BASELINE_STRICT, ORT_RAW, make_runner, peak_rss_mib, psnr_db, rss_mib  # noqa: E402
 from bench_timing import interleaved, measure_gemm_gflops, summarize  # noqa: E402
 
@@ -76,7 +76,7 @@ def main(
         manifest = read_manifest(bundle)
     except StarGANError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if pinned_inputs and device == "cpu":
         typer.echo("error: --pinned-inputs needs --device cuda (page-locked memory is a CUDA allocation)", err=True)
         raise typer.Exit(2)
@@ -106,6 +106,8 @@ def main(
         for name, ms in samples.items():
             entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info,
                      "psnr_db_vs_fp32": psnr_db(reference, runners[name].run())}
+            if name == "auto":  # which engine and precision `auto` chose here, and why
+                entry.update(picked_row(runners[name].info))
             if runners[name].split is not None:
                 entry["split_ms"] = runners[name].split()
             results.append(entry)

@@ -34,7 +34,7 @@ import numpy as np
 
 import stargan_sdk
 from stargan_sdk import Translator
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_text
 from stargan_sdk.host.hardware import physical_cores
 from stargan_sdk.serve.remote import RemoteTranslator
 from stargan_sdk.serve.stack import ServeStack
@@ -168,9 +168,9 @@ def sweep(args: argparse.Namespace, stack: ServeStack, direct: Translator) -> li
                 shift = (level + rep) % len(modes)  # rotate the order so drift hits every mode alike
                 for mode in modes[shift:] + modes[:shift]:
                     if mode == "direct":
-                        row = with_cpu(lambda: run_clients(direct.infer, clients, args.requests, inputs), None)
+                        row = with_cpu(lambda n=clients: run_clients(direct.infer, n, args.requests, inputs), None)
                     else:
-                        row = with_cpu(lambda: measure_served(server, remotes[mode], clients, args.requests, inputs),
+                        row = with_cpu(lambda m=mode, n=clients: measure_served(server, remotes[m], n, args.requests, inputs),
                                        server.process.pid)
                     print(f"{mode:6} clients={clients:3} {row['throughput_rps']:7.1f} req/s  "
                           f"{row['cpu_ms_per_request']:6.2f} CPU ms/request  "
@@ -240,7 +240,7 @@ def write_table(report: dict, readme: Path = HERE / "README.md") -> None:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
     else:
         raise SystemExit(f"{readme} has no {BEGIN!r} marker")
-    atomic_write(readme, lambda f: f.write(text.encode()))
+    atomic_write_text(readme, text)
 
 
 def _git_commit() -> str:
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(args.json, lambda f: f.write(json.dumps(report, indent=2).encode()))
+        atomic_write_text(args.json, json.dumps(report, indent=2))
     if args.table:
         write_table(report)
 

@@ -116,3 +116,23 @@ def official_joint_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save(_official_state_dict(G), folder / "1000-G.ckpt")
     torch.save(D, folder / "1000-D.ckpt")
     return folder / "1000-G.ckpt"
+
+
+@pytest.fixture(scope="session")
+def official_rafd_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An official RaFD-mode (`--dataset RaFD`) pair `1000-{G,D}.ckpt` at 32 px, conv_dim 8: G takes the 8
+    expressions (one residual block), D has 8 logits, its tensors laid out by hand."""
+    import torch
+
+    from stargan_train.model import Generator
+
+    torch.manual_seed(2)
+    G = Generator(conv_dim=8, c_dim=8, repeat_num=1)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    D = {k: 0.1 * torch.randn(shape) for k, shape in official_discriminator_layout(TINY_SIZE, 8, 8, 3).items()}
+    folder = tmp_path_factory.mktemp("official-rafd")
+    torch.save(_official_state_dict(G), folder / "1000-G.ckpt")
+    torch.save(D, folder / "1000-D.ckpt")
+    return folder / "1000-G.ckpt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,51 @@ def test_card_and_readme_quote_the_counterfactual_numbers_of_eval_json() -> None
     assert f"{hair[0]:.1f}–{hair[-1]:.1f} dB from their true counterfactual" in " ".join(readme.split())
     assert f"{outside[0]:.1f}–{outside[-1]:.1f} dB outside the hair" in " ".join(readme.split())
     assert f"({100 * report['mean_target_accuracy']:.1f}% by an independent classifier)" in readme
+
+
+def test_shipped_int8_model_is_what_cpus_without_bf16_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """generator.int8.onnx: recorded PSNR >= the auto bar and quoted by the card; on a CPU without BF16 `auto`
+    runs it, and on fresh faces (not the calibration set) it stays above the bar against FP32."""
+    from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB, psnr_db
+    from stargan_sdk.images.imaging import Normalizer
+
+    art = read_manifest(BUNDLE).artifact(role="generator", kind="onnx", precision="int8")
+    assert art is not None and art.parity["usable"] == 1.0 and art.parity["psnr_db"] >= AUTO_INT8_MIN_PSNR_DB
+    assert f"{art.parity['psnr_db']:.1f} dB" in (BUNDLE / "MODEL_CARD.md").read_text(encoding="utf-8")
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
+    rng = np.random.default_rng(2027)
+    faces = [np.asarray(Image.fromarray(center_crop(render_face(sample_params(rng))[0])).resize(
+        (64, 64), Image.Resampling.BICUBIC)) for _ in range(16)]
+    x, c = Normalizer().preprocess(np.stack(faces)), np.eye(5, dtype=np.float32)[rng.integers(0, 5, 16)]
+    with Translator.load(BUNDLE, backend="onnxruntime") as t:
+        reference = t.infer(x, c)
+    monkeypatch.setenv("STARGAN_CPU_CAPABILITIES", "FP32,INT8")  # what an AVX2-only CPU reports
+    with Translator.load(BUNDLE, backend="auto") as t:
+        info = t.describe()
+        assert (info["backend"], info["precision"], info["file"]) == ("openvino", "int8", "generator.int8.onnx")
+        assert psnr_db(reference, t.infer(x, c)) >= AUTO_INT8_MIN_PSNR_DB
+
+
+# Absolute paths as a build machine writes them: a POSIX path under a usual top-level folder, or a drive letter.
+MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(?:work|home|tmp|root|Users|mnt|var|opt|srv|data|scratch|private)/"
+                          rb"|(?<![\w])[A-Za-z]:[\\/](?:Users|work|home)[\\/]")
+
+
+def test_no_shipped_file_names_a_path_of_the_machine_that_built_it() -> None:
+    """eval.json, the card, the manifest and the weights themselves: file names and relative paths only."""
+    shipped = sorted(p for p in (ROOT / "models").rglob("*") if p.is_file())
+    assert {p.name for p in shipped} >= {"eval.json", "MODEL_CARD.md", "manifest.json", "generator.onnx"}
+    here = [str(ROOT).encode(), str(Path.home()).encode()]  # and this machine's own, whatever its layout
+    for path in shipped:
+        data = path.read_bytes()
+        found = MACHINE_PATH.search(data)
+        assert found is None, f"{path.relative_to(ROOT)}: {data[found.start():found.start() + 60]!r}"
+        assert not any(h in data for h in here if len(h) > 1), path.relative_to(ROOT)
+
+
+def test_the_machine_path_pattern_catches_what_it_is_for() -> None:
+    for text in (b'"/work/artifacts/run/008500.ckpt"', b"see /home/me/x", b"C:\\Users\\me\\x", b"(/tmp/run)"):
+        assert MACHINE_PATH.search(text), text
+    for text in (b"i17/ft2/run/checkpoints/008500.ckpt", b"models/toyfaces-64/eval.json", b"docs/example-face.png",
+                 b"https://github.com/yunjey/stargan"):
+        assert MACHINE_PATH.search(text) is None, text

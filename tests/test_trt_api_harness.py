@@ -54,7 +54,7 @@ def test_a_name_the_bindings_lack_is_caught(version):
         assert int(trt.BuilderFlag.FP16) == 0 and fake.missing == []
     else:
         with pytest.raises(AttributeError, match=f"TensorRT {version} has no BuilderFlag.FP16"):
-            trt.BuilderFlag.FP16
+            _ = trt.BuilderFlag.FP16
         assert fake.missing == ["BuilderFlag.FP16"]
     assert not hasattr(trt, "IParserError") and not hasattr(trt.Builder, "build_engine")  # gone since 10.0
     assert fake.missing[-2:] == ["tensorrt.IParserError", "Builder.build_engine"]

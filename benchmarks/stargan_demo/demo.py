@@ -127,7 +127,7 @@ def main(
         if os.environ.get("STARGAN_DEBUG"):
             raise
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     typer.echo(f"edited {faces} fresh toy faces with {bundle} on {backend} in {time.perf_counter() - t0:.1f}s")
     typer.echo(f"wrote {path}  (columns: input | black | blond | brown hair | gender | age; "
                f"under each face its true edits)")

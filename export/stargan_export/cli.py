@@ -85,10 +85,7 @@ def build(
         torch_weights=torch_weights, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, opset=opset,
         workspace_gib=workspace_gib, int8_calibration=int8_calibration, progress=not as_json, log=note,
     )
-    int8 = manifest.artifact(precision="int8")
-    if int8 is not None and (int8.parity or {}).get("usable") != 1.0:
-        note(f"INT8 model recorded but marked unusable: {(int8.parity or {}).get('psnr_db', float('nan')):.1f} dB "
-             f"PSNR vs FP32 is below the 30 dB bar")
+    _note_unusable_int8(manifest, note)
     seconds = time.perf_counter() - start
     rows = [_artifact_row(out, a) for a in manifest.artifacts]
     if as_json:
@@ -100,6 +97,58 @@ def build(
     for r in rows:
         table.add_row(r["file"], r["precision"], f"{r['bytes'] / 1e6:.2f} MB", _parity_text(r["parity"]))
     out_console.print(table)
+
+
+def _note_unusable_int8(manifest: Any, note: Any) -> None:
+    art = manifest.artifact(precision="int8")
+    parity = (art.parity or {}) if art is not None else {}
+    if art is not None and parity.get("usable") != 1.0:
+        note(f"INT8 model recorded but marked unusable: {parity.get('psnr_db', float('nan')):.1f} dB "
+             f"PSNR vs FP32 is below the {parity.get('min_psnr_db', 30.0):g} dB bar")
+
+
+@app.command()
+def quantize(
+    bundle: Annotated[Path, typer.Argument(help="Existing bundle folder (its FP32 generator is quantized).")],
+    calibration: Annotated[Path, typer.Option(
+        "--calibration", help="Folder of face images like the ones you will edit (not the training set).")],
+    count: Annotated[int, typer.Option(
+        "--count", help="Images drawn from the folder: three quarters calibrate, a quarter measures the PSNR.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed for the images drawn and their target labels.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add generator.int8.onnx (static QDQ INT8) to an existing bundle and record its PSNR vs FP32 in the manifest.
+
+    The fast path on CPUs without BF16: `auto` runs it there when the recorded PSNR is >= 40 dB.
+
+    The bundle is updated atomically: a run killed at any point leaves it as it was."""
+    from stargan_export.errors import ExportError
+    from stargan_export.quantize import quantize_bundle
+    from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
+
+    if not calibration.is_dir():
+        raise ExportError(f"--calibration {calibration} is not a folder of face images")
+    if count < 2:
+        raise ExportError(f"--count must be at least 2 (one image to calibrate, one to measure), got {count}")
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        typer.echo(line, err=True)
+
+    start = time.perf_counter()
+    manifest = quantize_bundle(bundle, calibration, num_images=count, seed=seed, progress=not as_json, log=note)
+    _note_unusable_int8(manifest, note)
+    art = manifest.artifact(precision="int8")
+    row = {**_artifact_row(bundle, art), "auto_on_cpus_without_bf16": art.parity["psnr_db"] >= AUTO_INT8_MIN_PSNR_DB
+           and art.parity["usable"] == 1.0, "seconds": round(time.perf_counter() - start, 2), "notes": notes}
+    if as_json:
+        print(json.dumps(row, indent=2))
+        return
+    used = "used" if row["auto_on_cpus_without_bf16"] else "not used"
+    out_console.print(f"wrote {bundle / art.file} ({row['bytes'] / 1e6:.2f} MB): PSNR vs FP32 "
+                      f"{art.parity['psnr_db']:.1f} dB on {art.parity['held_out_images']:.0f} held-out images; "
+                      f"{used} by `auto` on CPUs without BF16 (needs >= {AUTO_INT8_MIN_PSNR_DB:g} dB)", highlight=False)
 
 
 def _artifact_row(bundle: Path, artifact: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """INT8 generator: static QDQ quantization of a bundle's FP32 ONNX from a folder of face images, with a PSNR check.
 
-Usage: art = quantize_onnx(fp32_onnx, out, prepare_calibration("faces/", 128, attributes))  # build --int8-calibration
+Usage: art = quantize_onnx(fp32_onnx, out, prepare_calibration("faces/", 128, attributes))
+(run by `stargan-export build --int8-calibration` and, on an existing bundle, `stargan-export quantize`)
 
 Why ONNX Runtime's `quantize_static` rather than OpenVINO NNCF: it is already an export dependency (NNCF
 3.4 would add ten packages to the dev environment, scikit-learn, ninja and pydot among them), and its
@@ -36,7 +37,7 @@ from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.images.imaging import Normalizer, center_crop, to_model_rgb
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES, Normalizer, center_crop, to_model_rgb
 from stargan_sdk.bundle.manifest import (
     Artifact,
     AttributeGroup,
@@ -44,9 +45,8 @@ from stargan_sdk.bundle.manifest import (
     derive_groups,
     sha256_file,
 )
-from stargan_train.files import atomic_write
+from stargan_sdk.host.files import atomic_write
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
 CHUNK = 8  # images per evaluation run: bounds memory at 256 px
 

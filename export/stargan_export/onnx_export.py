@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from stargan_export.atomic import write_bytes
+from stargan_sdk.host.files import atomic_write_bytes
 from stargan_export.errors import ExportError
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 
@@ -120,4 +120,4 @@ def check_graph(model: onnx.ModelProto, opset: int, what: str, needs_instance_no
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> None:
     """Write one self-contained .onnx file atomically (protobuf's 2 GiB limit is far above StarGAN's 34 MB)."""
-    write_bytes(Path(path), model.SerializeToString())
+    atomic_write_bytes(Path(path), model.SerializeToString())

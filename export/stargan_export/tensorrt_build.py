@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stargan_export.atomic import write_bytes
+from stargan_sdk.host.files import atomic_write_bytes
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
@@ -115,9 +115,9 @@ def onnx_to_engine(
     if plan is None:
         raise ExportError("TensorRT failed to build the engine (see the TensorRT log above)")
     data = bytes(plan)  # exactly the serialized engine, no header of ours in front (ultralytics #15025)
-    write_bytes(Path(plan_path), data)
+    atomic_write_bytes(Path(plan_path), data)
     if cache_path is not None:
         cache_bytes = bytes(cache.serialize())
-        write_bytes(cache_path, cache_bytes)
+        atomic_write_bytes(cache_path, cache_bytes)
     name, capability = gpu_properties()
     return EngineInfo(tensorrt_version=trt.__version__, gpu_name=name, compute_capability=capability)

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from stargan_export.parity import TOLERANCES, check, measure, sample_images, sample_labels, worst
-from stargan_train.files import atomic_write
+from stargan_sdk.host.files import atomic_write
 
 
 def torch_to_safetensors(generator: torch.nn.Module, path: str | Path) -> None:

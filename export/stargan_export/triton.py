@@ -14,10 +14,10 @@ from pathlib import Path
 
 from stargan_export.errors import ExportError
 from stargan_sdk.errors import StarGANError
-from stargan_sdk.host.files import atomic_write
 from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
 from stargan_sdk.serve.triton_config import KINDS, VERSION, ModelSpec, Tensor, check_model_name, model_config
 from stargan_sdk.serve.triton_repo import write_python_repository
+from stargan_sdk.host.files import atomic_write_bytes, atomic_write_text
 
 BACKENDS = {"tensorrt": ("tensorrt_plan", "model.plan"), "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
             "python": ("python", "model.py")}
@@ -115,15 +115,15 @@ def _write_platform_model(bundle: Path, out: Path, backend: str, max_batch: int,
         raise ExportError(f"the engine's profile covers batches {artifact.profile.min}..{artifact.profile.max}; "
                           f"Triton needs 1..{max_batch} (rebuild with --min-batch 1 --max-batch {max_batch})")
     text = _platform_config(manifest, model_name, backend, max_batch, instances, kind)
-    source = verify_artifact(bundle, artifact)  # checks the external-data files' sha256 too
+    source = verify_artifact(bundle, artifact, manifest)  # checks the external-data files' sha256 too
     external = [_external_name(name) for name in (artifact.external_data or {})]
     filename = BACKENDS[backend][1]
     model_dir = out / model_name
     (model_dir / VERSION).mkdir(parents=True, exist_ok=True)
     for name in external:  # beside model.onnx, where ONNX Runtime looks for them (paths are relative to the graph)
-        atomic_write(model_dir / VERSION / name, lambda f, name=name: f.write((bundle / name).read_bytes()))
-    atomic_write(model_dir / VERSION / filename, lambda f: f.write(source.read_bytes()))
-    atomic_write(model_dir / "config.pbtxt", lambda f: f.write(text.encode()))
+        atomic_write_bytes(model_dir / VERSION / name, (bundle / name).read_bytes())
+    atomic_write_bytes(model_dir / VERSION / filename, source.read_bytes())
+    atomic_write_text(model_dir / "config.pbtxt", text)
     for other in set(PLATFORM_FILES + ("model.py",)) - {filename}:
         (model_dir / VERSION / other).unlink(missing_ok=True)  # a repository switched between backends
     return model_dir

@@ -21,7 +21,8 @@ from stargan_export.parity import TOLERANCES, check, extreme_images, measure, or
 from stargan_sdk.bundle import constants as C
 from stargan_sdk.errors import BundleError
 from stargan_sdk.images.labels import AttributeSpace
-from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Artifact, Manifest
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,10 @@ class CheckResult:
 
 def validate_bundle(bundle_dir: str | Path) -> list[CheckResult]:
     """Raise BundleError/ParityError (one line) at the first failure; otherwise one result per artifact."""
-    bundle = Path(bundle_dir)
-    manifest = read_manifest(bundle)
+    opened = Bundle.open(bundle_dir)  # each artifact verified once, however many checks use it
+    bundle, manifest = opened.folder, opened.manifest
     for artifact in manifest.artifacts:
-        verify_artifact(bundle, artifact)
+        opened.verified(artifact)  # also graph I/O and weight shapes vs the manifest
     fp32 = manifest.artifact("generator", "onnx", "fp32")
     if fp32 is None:
         raise BundleError(f"{bundle} has no FP32 ONNX generator; every bundle needs {C.GENERATOR_ONNX}")
@@ -46,7 +47,7 @@ def validate_bundle(bundle_dir: str | Path) -> list[CheckResult]:
     results = [CheckResult(fp32.file, "ok", "checksum, I/O names and shapes, finite output")]
     for artifact in manifest.artifacts:
         if artifact is not fp32:
-            results.append(_check_artifact(bundle, manifest, artifact, image, label, reference))
+            results.append(_check_artifact(opened, artifact, image, label, reference))
     return results
 
 
@@ -69,8 +70,9 @@ def _check_io(file: str, actual: list[tuple[str, list]], specs: tuple) -> None:
         raise BundleError(f"{file} has inputs/outputs {got}, the manifest says {expected}; re-export the bundle")
 
 
-def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+def _check_artifact(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
                     reference: np.ndarray) -> CheckResult:
+    bundle, manifest = opened.folder, opened.manifest
     path = bundle / artifact.file
     if artifact.kind == "onnx" and artifact.role == "generator":
         actual = _run_onnx_generator(bundle, artifact, manifest, image, label)
@@ -89,11 +91,11 @@ def _check_artifact(bundle: Path, manifest: Manifest, artifact: Artifact, image:
                               f"{(image.shape[0], width)}, one per attribute) or non-finite values")
         return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
     if artifact.kind == C.WEIGHTS_KIND:
-        return _check_weights(bundle, manifest, artifact, image, label, reference)
-    return _check_engine(bundle, manifest, artifact, image, label, reference)
+        return _check_weights(opened, artifact, image, label, reference)
+    return _check_engine(opened, artifact, image, label, reference)
 
 
-def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+def _check_weights(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
                    reference: np.ndarray) -> CheckResult:
     """The SDK's torch module on generator.safetensors (read without pickle) vs the FP32 ONNX graph."""
     if importlib.util.find_spec("torch") is None:
@@ -103,24 +105,24 @@ def _check_weights(bundle_dir: Path, manifest: Manifest, artifact: Artifact, ima
     from stargan_sdk.backends.torch_generator import load_generator
 
     with torch.inference_mode():
-        actual = load_generator(bundle_dir, manifest)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
+        actual = load_generator(opened)(torch.from_numpy(image), torch.from_numpy(label)).numpy()
     metrics = check(measure(reference, actual), TOLERANCES["fp32"], artifact.file, C.GENERATOR_ONNX)
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
 
 
-def _check_engine(bundle: Path, manifest: Manifest, artifact: Artifact, image: np.ndarray, label: np.ndarray,
+def _check_engine(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
                   reference: np.ndarray) -> CheckResult:
     """Run the engine with the SDK's TensorRT backend (the code that serves it) when it can run here."""
     from stargan_sdk.backends.tensorrt import TrtBackend
 
-    available = TrtBackend.availability(bundle, manifest)  # TensorRT, a GPU, the exact release and architecture
+    available = TrtBackend.availability(opened)  # TensorRT, a GPU, the exact release and architecture
     if not available.ok:
         return CheckResult(artifact.file, "skipped", f"checksum only: {available.reason}")
     profile = artifact.profile
     if profile is None or profile.min > image.shape[0]:
         return CheckResult(artifact.file, "skipped", "checksum only: engine profile needs batches above the probe's 2")
     n = min(image.shape[0], profile.max)
-    with TrtBackend(bundle, manifest, cuda_graphs=False) as backend:
+    with TrtBackend(opened, cuda_graphs=False) as backend:
         actual = backend.infer({C.INPUT_IMAGE: image[:n], C.INPUT_LABEL: label[:n]})[C.OUTPUT_IMAGE]
     metrics = check(measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file,
                     C.GENERATOR_ONNX)

@@ -16,7 +16,6 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,8 @@ from stargan_sdk.backends.classifier import AttributeClassifier
 from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle.checks import check_input_shapes
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.bundle.manifest import Manifest, read_manifest
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.errors import AttributeValueError, ImageInputError, StarGANError
 from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
@@ -60,20 +60,19 @@ class Translator:
     """An opened bundle plus a loaded backend; use `Translator.load`.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its verified manifest.
+        manifest: the bundle's verified manifest (what the model takes and gives).
         backend: a loaded backend.
         classifier: the bundle's attribute classifier, if any.
         candidates: availability of each backend considered when choosing (for `stargan info`).
+        bundle: the opened local bundle; None when the model runs elsewhere (RemoteTranslator).
 
     `max_pixels` (default MAX_IMAGE_PIXELS, the CLI's --max-megapixels too) caps every image given to it:
     larger ones raise ImageInputError before they are decoded; set it on the instance to change it.
     """
 
-    def __init__(self, bundle_dir: str | os.PathLike[str], manifest: Manifest, backend: Backend,
-                 classifier: AttributeClassifier | None = None,
-                 candidates: dict[str, Availability] | None = None) -> None:
-        self.bundle_dir = Path(bundle_dir)
+    def __init__(self, manifest: Manifest, backend: Backend, classifier: AttributeClassifier | None = None,
+                 candidates: dict[str, Availability] | None = None, *, bundle: Bundle | None = None) -> None:
+        self.bundle = bundle
         self.manifest = manifest
         self.backend = backend
         self.classifier = classifier
@@ -82,7 +81,7 @@ class Translator:
         self.normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
         self.max_pixels = MAX_IMAGE_PIXELS
         # Backends that are not thread-safe get one lock; ORT sessions and the torch backend need none here.
-        self._lock = nullcontext() if getattr(backend, "thread_safe", False) else threading.Lock()
+        self._lock = nullcontext() if backend.thread_safe else threading.Lock()
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], backend: str = "auto", device: int = 0,
@@ -102,17 +101,18 @@ class Translator:
         """
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
-        manifest = read_manifest(bundle_dir)
-        runner, candidates = load_backend(backend, bundle_dir, manifest, device, max_batch=max_batch,
+        bundle = Bundle.open(bundle_dir)  # one object: each artifact is verified once, whoever asks
+        runner, candidates = load_backend(backend, bundle, device=device, max_batch=max_batch,
                                           cuda_graphs=cuda_graphs, **backend_options)
         try:
-            if hasattr(runner, "input_shapes"):
-                check_input_shapes(manifest, runner.input_shapes(), f"the {runner.name} backend's generator")
-            classifier = AttributeClassifier.from_bundle(bundle_dir, manifest)
+            shapes = runner.input_shapes()  # what the loaded engine reports (a TensorRT plan is not ONNX)
+            if shapes is not None:
+                check_input_shapes(bundle.manifest, shapes, f"the {runner.name} backend's generator")
+            classifier = AttributeClassifier.from_bundle(bundle)
         except BaseException:
             runner.close()
             raise
-        return cls(bundle_dir, manifest, runner, classifier, candidates)
+        return cls(bundle.manifest, runner, classifier, candidates, bundle=bundle)
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -157,7 +157,7 @@ class Translator:
             desc = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
             raise ImageInputError(f"infer expects float32 images [N, 3, {s}, {s}] in [-1, 1], got {desc}")
         self._check_labels(labels, len(images))
-        if not getattr(self.backend, "checks_input_range", False):  # GPU backends check on the device
+        if not self.backend.checks_input_range:  # GPU backends check on the device
             check_image_range(*value_range(images))
 
     def _check_labels(self, labels: np.ndarray, n: int) -> None:
@@ -317,7 +317,7 @@ class Translator:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "bundle": str(self.bundle_dir),
+            "bundle": str(self.bundle.folder) if self.bundle else None,
             "attributes": list(self.attributes),
             "image_size": self.image_size,
             "classifier": self.classifier is not None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     rows = {(r["backend"], r["batch"]): r for r in report["results"]}
     assert set(rows) == {(b, n) for b in ("torch-eager-fp32", "ort-raw", "onnxruntime") for n in (1, 2)}
-    for (name, _), r in rows.items():
+    for r in rows.values():
         assert r["iterations"] == 3 and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["gflops"] == pytest.approx(report["gflop_per_image"] * r["throughput_ips"])
     assert rows[("torch-eager-fp32", 1)]["speedup_vs_eager"] == 1.0
@@ -71,3 +72,30 @@ def test_pinned_inputs_on_a_cpu_is_a_one_line_error(tmp_path: Path) -> None:
                            "--pinned-inputs"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--pinned-inputs needs --device cuda" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("capabilities", "picked"),
+                         [("FP32,INT8", "openvino int8"), ("FP32,INT8,BF16", "openvino bf16")])
+def test_auto_rows_say_which_precision_auto_picked(tmp_path: Path, capabilities: str, picked: str) -> None:
+    """The shipped bundle's INT8 model (>= 40 dB) is what `auto` runs on a CPU without BF16; with BF16, BF16."""
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
+    from results_table import table
+
+    out = tmp_path / "r.json"
+    env = {**os.environ, "STARGAN_CPU_CAPABILITIES": capabilities}
+    shipped = ROOT / "models" / "toyfaces-64"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(shipped),
+                           "--backends", "auto", "--batch-sizes", "1", "--iterations", "3", "--warmup", "0",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    auto = next(r for r in report["results"] if r["backend"] == "auto")
+    assert auto["picked"] == picked == f"{auto['info']['backend']} {auto['info']['precision']}"
+    assert auto["picked_reason"].startswith("auto: ") and auto["info"]["file"] == (
+        "generator.int8.onnx" if picked.endswith("int8") else "generator.onnx")
+    assert report["device"]["cpu_capabilities_override"] == capabilities
+    assert f"auto → {picked}" in proc.stdout and f"STARGAN_CPU_CAPABILITIES={capabilities}" in proc.stdout
+    text = table(report)
+    assert f"| auto → {picked} | 1 |" in text and f"only {capabilities} (STARGAN_CPU_CAPABILITIES)" in text
+    if picked.endswith("int8"):  # the recorded PSNR is a held-out measurement; these are other inputs
+        assert auto["psnr_db_vs_fp32"] > 35.0

@@ -20,7 +20,7 @@ from stargan_sdk.bundle.manifest import Artifact, Manifest, derive_groups, read_
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.images.imaging import Normalizer
 
-NUM_FACES = 24  # 18 calibrate, 6 held out
+NUM_FACES = 24  # the `faces` fixture (tests/export/conftest.py): 18 calibrate, 6 held out
 
 
 def quantize(bundle: Path, faces: Path, *, num_images: int, min_psnr_db: float) -> Artifact:
@@ -38,20 +38,6 @@ def with_artifact(bundle: Path, art: Artifact) -> Manifest:
     updated = dataclasses.replace(m, artifacts=(*m.artifacts, art))
     write_manifest(bundle, updated)
     return updated
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Toy faces in CelebA's 178x218-like portrait frame (smaller, to render fast)."""
-    from stargan_train.data.toyfaces import render_face, sample_params
-
-    folder = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(NUM_FACES):
-        rgb, _ = render_face(sample_params(rng), width=64, height=78)
-        Image.fromarray(rgb).save(folder / f"face{i:02d}.png")
-    (folder / "notes.txt").write_text("not an image: ignored")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Each case reproduces one audit finding on a copy of the shipped toyfaces bundle 
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -20,34 +19,19 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
+from bundle_edits import SHIPPED, copy_shipped, edit_manifest, protobuf_field, rehash
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
 from stargan_sdk.bundle.onnx_refs import external_locations
 from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import BundleError, ManifestError, StarGANError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toyfaces-64"
 FUZZ = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
 def shipped_copy(tmp_path: Path) -> Path:
-    out = tmp_path / "bundle"
-    out.mkdir()
-    for name in ("manifest.json", "generator.onnx", "generator.fp16.onnx", "classifier.onnx", "generator.safetensors"):
-        shutil.copy(SHIPPED / name, out / name)
-    return out
-
-
-def _edit(bundle: Path, change) -> None:
-    m = json.loads((bundle / "manifest.json").read_text())
-    change(m)
-    (bundle / "manifest.json").write_text(json.dumps(m))
-
-
-def _rehash(bundle: Path, file: str) -> None:
-    sha = hashlib.sha256((bundle / file).read_bytes()).hexdigest()
-    _edit(bundle, lambda m: [a.update(sha256=sha) for a in m["artifacts"] if a["file"] == file])
+    return copy_shipped(tmp_path / "bundle")
 
 
 def _external_model(location: str) -> onnx.ModelProto:
@@ -63,15 +47,6 @@ def _external_model(location: str) -> onnx.ModelProto:
     return helper.make_model(graph)
 
 
-def _bytes_field(number: int, payload: bytes) -> bytes:
-    def varint(n: int) -> bytes:
-        out = b""
-        while n >= 0x80:
-            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
-        return out + bytes([n])
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 # --- item 5: external data read as protobuf ---------------------------------------------------------------
 
 @pytest.mark.parametrize("length", [1, 127, 128, 200, 255])
@@ -81,8 +56,8 @@ def test_long_external_data_names_are_seen(length: int) -> None:
 
 
 def test_value_before_key_is_seen() -> None:
-    entry = _bytes_field(2, b"evil.bin") + _bytes_field(1, b"location")  # value first: valid protobuf
-    model = _bytes_field(7, _bytes_field(5, _bytes_field(13, entry)))  # ModelProto.graph.initializer
+    entry = protobuf_field(2, b"evil.bin") + protobuf_field(1, b"location")  # value first: valid protobuf
+    model = protobuf_field(7, protobuf_field(5, protobuf_field(13, entry)))  # ModelProto.graph.initializer
     assert external_locations(model) == {"evil.bin"}
 
 
@@ -90,7 +65,7 @@ def test_unlisted_long_external_data_is_refused(shipped_copy: Path) -> None:
     name = "x" * 150 + ".data"
     (shipped_copy / name).write_bytes(b"\0" * 64)
     onnx.save_model(_external_model(name), str(shipped_copy / "generator.onnx"))
-    _rehash(shipped_copy, "generator.onnx")
+    rehash(shipped_copy, "generator.onnx")
     m = read_manifest(shipped_copy)
     with pytest.raises(BundleError, match="does not checksum"):
         verify_artifact(shipped_copy, m.artifact(role="generator", precision="fp32"))
@@ -138,9 +113,9 @@ def test_external_data_symlinked_outside_is_refused(shipped_copy: Path, tmp_path
     (tmp_path / "w.data").write_bytes(b"\0" * 64)
     (shipped_copy / "w.data").symlink_to(tmp_path / "w.data")
     onnx.save_model(_external_model("w.data"), str(shipped_copy / "generator.onnx"))
-    _rehash(shipped_copy, "generator.onnx")
+    rehash(shipped_copy, "generator.onnx")
     sha = hashlib.sha256(b"\0" * 64).hexdigest()
-    _edit(shipped_copy, lambda m: m["artifacts"][0].update(external_data={"w.data": sha}))
+    edit_manifest(shipped_copy, lambda m: m["artifacts"][0].update(external_data={"w.data": sha}))
     m = read_manifest(shipped_copy)
     with pytest.raises(BundleError, match="outside the bundle"):
         verify_artifact(shipped_copy, m.artifacts[0])
@@ -160,7 +135,7 @@ def test_huge_integer_in_manifest_is_a_manifest_error(shipped_copy: Path) -> Non
 
 @pytest.mark.parametrize("version", [1.0, True, "1"])
 def test_format_version_must_be_the_integer(shipped_copy: Path, version) -> None:
-    _edit(shipped_copy, lambda m: m.update(format_version=version))
+    edit_manifest(shipped_copy, lambda m: m.update(format_version=version))
     with pytest.raises(ManifestError, match="format_version"):
         read_manifest(shipped_copy)
 
@@ -168,7 +143,7 @@ def test_format_version_must_be_the_integer(shipped_copy: Path, version) -> None
 # --- item 9: duplicate artifacts -----------------------------------------------------------------------------
 
 def test_one_artifact_listed_4000_times_is_refused_fast(shipped_copy: Path) -> None:
-    _edit(shipped_copy, lambda m: m.update(artifacts=m["artifacts"][:1] * 4000))
+    edit_manifest(shipped_copy, lambda m: m.update(artifacts=m["artifacts"][:1] * 4000))
     start = time.perf_counter()
     with pytest.raises(ManifestError, match="more than once"):
         read_manifest(shipped_copy)
@@ -192,7 +167,7 @@ def test_info_fails_when_an_artifact_fails(shipped_copy: Path, as_json: bool) ->
 
 def test_classifier_replaced_by_the_generator_is_refused(shipped_copy: Path) -> None:
     shutil.copy(shipped_copy / "generator.onnx", shipped_copy / "classifier.onnx")
-    _rehash(shipped_copy, "classifier.onnx")
+    rehash(shipped_copy, "classifier.onnx")
     from stargan_sdk import Translator
     with pytest.raises(BundleError, match="classifier takes only"):
         Translator.load(shipped_copy, backend="onnxruntime")
@@ -200,7 +175,7 @@ def test_classifier_replaced_by_the_generator_is_refused(shipped_copy: Path) -> 
 
 @pytest.mark.parametrize("key,values", [("std", [1e-300] * 3), ("std", [1e300] * 3), ("mean", [1e300] * 3)])
 def test_normalisation_the_sdk_cannot_use_is_refused_by_the_schema(shipped_copy: Path, key: str, values) -> None:
-    _edit(shipped_copy, lambda m: m["normalization"].update({key: values}))
+    edit_manifest(shipped_copy, lambda m: m["normalization"].update({key: values}))
     with pytest.raises(ManifestError, match=f"normalization.{key}"):
         read_manifest(shipped_copy)
 
@@ -249,7 +224,7 @@ def test_hostile_graphs_are_refused_before_a_session(shipped_copy: Path, build, 
     if backend == "openvino":
         pytest.importorskip("openvino")
     onnx.save_model(build(), str(shipped_copy / "generator.onnx"))
-    _rehash(shipped_copy, "generator.onnx")
+    rehash(shipped_copy, "generator.onnx")
     from stargan_sdk import Translator
     start = time.perf_counter()
     with pytest.raises(StarGANError, match=match):
@@ -291,7 +266,7 @@ def test_weights_layout_is_the_torch_generator(config) -> None:
 
 def test_huge_conv_dim_is_refused_before_allocating(shipped_copy: Path) -> None:
     pytest.importorskip("torch")
-    _edit(shipped_copy, lambda m: m["generator"].update(conv_dim=4096))
+    edit_manifest(shipped_copy, lambda m: m["generator"].update(conv_dim=4096))
     from stargan_sdk import Translator
     start = time.perf_counter()
     with pytest.raises(BundleError, match="refused before building the model"):

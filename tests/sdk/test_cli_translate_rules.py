@@ -191,5 +191,5 @@ def test_info_says_which_precision_auto_runs(bundle: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     if report["auto"] == "openvino":  # tensorrt first where a GPU runs it
-        assert report["auto_precision"]["precision"] == "fp32"
-        assert "no INT8 model" in report["auto_precision"]["reason"]
+        assert report["cpu_precision"]["precision"] == "fp32"
+        assert "no INT8 model" in report["cpu_precision"]["reason"]

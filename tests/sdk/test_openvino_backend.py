@@ -226,8 +226,10 @@ def test_auto_without_bf16_takes_int8_only_at_40_db(bundle_copy: Path, psnr: flo
     manifest = read_manifest(bundle_copy)
     assert choose_precision("auto", NO_BF16, manifest)[0] == "fp32"  # no INT8 model: today's behaviour
     fp32 = manifest.artifact(precision="fp32")
-    # A record pointing at the FP32 graph: checks the choice and its report, not INT8 maths.
-    int8 = Artifact(kind="onnx", role="generator", file=fp32.file, sha256=fp32.sha256, precision="int8",
+    # A record of a copy of the FP32 graph: checks the choice and its report, not INT8 maths (a real INT8 bundle:
+    # tests/sdk/test_openvino_int8.py). A copy, as the manifest refuses one file listed twice.
+    shutil.copyfile(bundle_copy / fp32.file, bundle_copy / "generator.int8.onnx")
+    int8 = Artifact(kind="onnx", role="generator", file="generator.int8.onnx", sha256=fp32.sha256, precision="int8",
                     parity={"psnr_db": psnr, "max_abs": 0.1, "mean_abs": 0.01, "usable": usable, "min_psnr_db": 30.0})
     with_int8 = dataclasses.replace(manifest, artifacts=manifest.artifacts + (int8,))
     with OpenVinoBackend(bundle_copy, with_int8, precision="auto", cpu_capabilities=NO_BF16) as b:

@@ -19,7 +19,7 @@ from stargan_sdk.backends import tensorrt_compat
 from stargan_sdk.backends import tensorrt_engine as trt_engine
 from stargan_sdk.backends.base import Availability
 from stargan_sdk.backends.tensorrt import TrtBackend
-from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError, ImageInputError, StarGANError
+from stargan_sdk.errors import EngineMismatchError, ImageInputError, StarGANError
 from stargan_sdk.bundle.manifest import Artifact, Manifest, Profile, derive_groups
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")

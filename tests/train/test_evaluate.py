@@ -31,10 +31,12 @@ from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfi
 from stargan_train.counterfactual import ToyfacesTruth
 from stargan_train.data.transforms import build_transform
 from stargan_train.evaluate import (
+    UNTRAINED_IDENTITY_L1,
     EvalError,
     Localisation,
     _test_dataset,
     create_labels,
+    critic_gap_advice,
     critic_predict,
     evaluate,
     localisation_sums,
@@ -209,12 +211,46 @@ def test_critic_verdict_is_reported_and_a_gap_to_the_classifier_warned_about(toy
     warned = [w for w in report.warnings if w.startswith("the critic accepts")]
     assert any("of the Young edits" in w for w in warned) and any("of the Black_Hair edits" in w for w in warned)
     assert not any("of the Blond_Hair edits" in w for w in warned)
+    # The generator reproduces its input (identity L1 0) and the classifier reads real faces: augmentation applies.
+    assert all("try --augment" in w and "train longer" not in w for w in warned), warned
     assert evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=8).critic_target_accuracy == {}
     with pytest.raises(EvalError, match="critic classifies 3 labels at 32px"):
         evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4, critic=ConstantCritic([0.0] * 3))
     with pytest.raises(EvalError, match="critic classifies 5 labels at 64px"):
         evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4,
                  critic=ConstantCritic([0.0] * 5, image_size=64))
+
+
+def test_an_untrained_generator_s_critic_gap_advises_training_longer(toy_data: DataConfig, trained) -> None:
+    """A randomly initialised generator (identity L1 about 0.45) with the same always-"black hair" critic: the gap
+    is there, but the advice is to train longer, not to augment."""
+    classifier, _ = trained
+    torch.manual_seed(0)
+    G = Generator(conv_dim=8, c_dim=5, repeat_num=1)
+    report = evaluate(G, toy_data, classifier=classifier, num_images=16, batch_size=16,
+                      critic=ConstantCritic([5.0, -5.0, -5.0, -5.0, -5.0]))
+    assert report.identity_l1 > UNTRAINED_IDENTITY_L1
+    warned = [w for w in report.warnings if w.startswith("the critic accepts")]
+    assert any("of the Black_Hair edits" in w for w in warned), report.warnings
+    assert all("train longer" in w and "--augment" not in w for w in warned), warned
+
+
+def test_critic_gap_advice_follows_the_numbers() -> None:
+    assert "train longer" in critic_gap_advice("Young", 0.45, 1.0)
+    assert "train longer" in critic_gap_advice("Young", 0.45, 0.5)  # untrained first: nothing else matters yet
+    classifier = critic_gap_advice("Young", 0.05, 0.7)
+    assert "classifier reads real Young images right only 70.0%" in classifier and "--augment" not in classifier
+    assert "try --augment translation,cutout" in critic_gap_advice("Young", 0.05, 0.95)
+
+
+def test_more_images_than_the_split_holds_are_reported_not_silent(toy_data: DataConfig, trained) -> None:
+    classifier, _ = trained
+    report = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=500, batch_size=48)
+    assert (report.images_used, report.images_requested) == (TEST_COUNT, 500)
+    assert report.warnings[0] == (f"500 test images requested but the test split holds only {TEST_COUNT}: "
+                                  f"evaluated {TEST_COUNT} (images_used in the report)")
+    exact = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=TEST_COUNT, batch_size=48)
+    assert exact.images_requested == TEST_COUNT and not any("requested" in w for w in exact.warnings)
 
 
 def test_mismatched_attributes_are_refused(toy_data: DataConfig, trained) -> None:
@@ -390,6 +426,19 @@ def test_cli_without_discriminator_weights_reports_no_critic(run_dir: Path, tmp_
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["critic"] is None and out["critic_target_accuracy"] == {}
+
+
+def test_cli_says_on_stderr_when_the_split_is_smaller_than_num_images(run_dir: Path, tmp_path: Path) -> None:
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "500", "--classifier-iters", "20",
+                                         "--batch-size", "48", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)  # stdout is still one JSON object
+    assert (out["images_used"], out["images_requested"]) == (TEST_COUNT, 500)
+    line = (f"warning: 500 test images requested but the test split holds only {TEST_COUNT}: evaluated "
+            f"{TEST_COUNT} (images_used in the report)")
+    assert result.stderr.splitlines().count(line) == 1, result.stderr
+    assert all(f"warning: {w}" in result.stderr.splitlines() for w in out["warnings"])
 
 
 def test_cli_table_output(run_dir: Path) -> None:

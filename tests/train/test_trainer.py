@@ -44,7 +44,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def short_run(toy: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Trainer, list[tuple[int, dict]]]:
     run_dir = tmp_path_factory.mktemp("run")
     logs: list[tuple[int, dict]] = []
-    trainer = Trainer(tiny_config(toy), run_dir, progress=False, on_log=lambda i, l: logs.append((i, l)))
+    trainer = Trainer(tiny_config(toy), run_dir, progress=False, on_log=lambda i, losses: logs.append((i, losses)))
     trainer.fit()
     return run_dir, trainer, logs
 
@@ -133,7 +133,7 @@ def test_targets_are_the_batch_labels_shuffled(toy: Path, tmp_path: Path) -> Non
 def test_joint_mode_runs_with_mask_vector_labels(toy: Path, tmp_path: Path) -> None:
     logs: list[dict] = []
     trainer = Trainer(tiny_config(toy, "both", num_iters=5, log_step=5), tmp_path, progress=False,
-                      on_log=lambda i, l: logs.append(l))
+                      on_log=lambda i, losses: logs.append(losses))
     x, label = trainer.streams["rafd"].next()
     batch = trainer.make_batch(x, label, "rafd")
     assert batch.c_org.shape == (4, 15) and torch.equal(batch.c_org[:, 13:], torch.tensor([[0.0, 1.0]] * 4))

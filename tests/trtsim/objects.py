@@ -5,7 +5,10 @@ Usage: internal to trtsim.fake (FakeTensorRT creates these; each checks itself a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # fake.py imports this module at run time; the annotation only needs the name
+    from trtsim.fake import FakeTensorRT
 
 PREFIXES = ("tensorrt_bindings.tensorrt.", "tensorrt.")
 

@@ -126,7 +126,7 @@ def train(
     attr_path: Annotated[str, typer.Option(help="CelebA attribute file list_attr_celeba.txt.", rich_help_panel=DATA)] = _DATA.attr_path,
     rafd_image_dir: Annotated[str, typer.Option(help="RaFD training folder (one sub-folder per expression).", rich_help_panel=DATA)] = _DATA.rafd_image_dir,
     rafd_test_dir: Annotated[str, typer.Option(help="RaFD test folder (empty: the sibling of --rafd-image-dir named test).", rich_help_panel=DATA)] = _DATA.rafd_test_dir,
-    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),
+    selected_attrs: Annotated[list[str], typer.Option(help="CelebA attribute to learn; repeat the option (or separate by commas).", rich_help_panel=DATA)] = list(_DATA.selected_attrs),  # noqa: B006 (typer needs a list default; never mutated)
     image_size: Annotated[int, typer.Option(help="Training resolution (D needs it divisible by 2**d_repeat_num).", rich_help_panel=DATA)] = _DATA.image_size,
     celeba_crop_size: Annotated[int, typer.Option(help="Center crop of CelebA images before resizing.", rich_help_panel=DATA)] = _DATA.celeba_crop_size,
     rafd_crop_size: Annotated[int, typer.Option(help="Center crop of RaFD images before resizing.", rich_help_panel=DATA)] = _DATA.rafd_crop_size,
@@ -221,10 +221,10 @@ def toyfaces(
 @app.command()
 @cli_errors
 def sample(
-    run_dir: Annotated[Path, typer.Argument(help="Run dir (newest checkpoint) or a checkpoint file of ours.")],
+    run_dir: Annotated[Path, typer.Argument(help="Run dir (newest checkpoint), a checkpoint file of ours, or an official NNN-G.ckpt (CelebA, RaFD or joint: its label length says which).")],
     out: Annotated[Path, typer.Option(help="PNG to write: per test image a row: input, then one output per domain.")] = Path("samples.png"),
     count: Annotated[int, typer.Option(help="Test images (rows).")] = 8,
-    data_dir: Annotated[Optional[Path], typer.Option(help="CelebA-layout folder to read test images from instead of the run's.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder to read test images from instead of the run's (required for an official checkpoint): CelebA layout (images/, list_attr_celeba.txt; joint mode samples CelebA faces), or for a RaFD model its test folder (one sub-folder per expression).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

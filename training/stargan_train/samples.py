@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from stargan_train.config import RAFD_EXPRESSIONS, DataConfig
+from stargan_train.config import RAFD_EXPRESSIONS, DataConfig, label_dim
+from stargan_train.data.celeba import read_attr_file
 from stargan_train.files import atomic_write
+from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
@@ -91,16 +93,49 @@ def fixed_batch(data: DataConfig, count: int) -> tuple[Tensor, Tensor]:
     """The first `count` held-out test images and their labels: the same faces in every run and after a resume.
 
     The official code samples its first training batch instead (shuffled and possibly flipped, so other faces
-    each run); as there, joint mode samples CelebA images. With `test_count` 0 there is no CelebA test split
-    and the first training images (possibly flipped) stand in.
+    each run); as there, joint mode samples CelebA images (and reads no RaFD folder). With `test_count` 0 there
+    is no CelebA test split and the first training images (possibly flipped) stand in.
     """
-    from stargan_train.data import build_loaders
+    from stargan_train.data import build_dataset, make_loader
 
     part = "rafd" if data.dataset == "rafd" else "celeba"
     split = "train" if part == "celeba" and data.test_count == 0 else "test"
-    loader = build_loaders(data, count, split, num_workers=0, shuffle=False, drop_last=False)[part]
+    loader = make_loader(build_dataset(data, part, split), count, shuffle=False, drop_last=False, num_workers=0)
     x, labels = next(iter(loader))
     return x, labels
+
+
+def official_data_config(c_dim: int, image_size: int) -> DataConfig:
+    """The official defaults for a checkpoint that records no config; its label length says the mode.
+
+    yunjey/stargan trains CelebA on 5 attributes, RaFD on its 8 expressions, and both jointly on 5 + 8 + a
+    2-wide dataset mask (15). Any other length has no official meaning: only a run's own config can name it.
+    """
+    modes = {label_dim(DataConfig(dataset=mode)): mode for mode in ("celeba", "rafd", "both")}
+    if c_dim not in modes:
+        known = ", ".join(f"{n} ({mode})" for n, mode in modes.items())
+        raise CheckpointError(f"the generator takes {c_dim} labels and carries no run config; an official "
+                              f"checkpoint takes {known}: sample the run dir it came from instead")
+    return DataConfig(dataset=modes[c_dim], image_size=image_size)
+
+
+def with_data_dir(data: DataConfig, data_dir: Path) -> DataConfig:
+    """`data` reading its sample images from `data_dir`: for RaFD the test folder (one sub-folder per expression),
+    else a CelebA-layout folder (images/, list_attr_celeba.txt) whose test split is cut to fit a smaller folder."""
+    if data.dataset == "rafd":
+        return replace(data, rafd_image_dir=str(data_dir), rafd_test_dir=str(data_dir))
+    attr_path = data_dir / "list_attr_celeba.txt"
+    rows = len(read_attr_file(attr_path).filenames)  # a missing or malformed file: its own one-line error
+    return replace(data, celeba_image_dir=str(data_dir / "images"), attr_path=str(attr_path),
+                   test_count=min(data.test_count, rows - 1))
+
+
+def _official_image_size(loaded: Loaded) -> int:
+    """The size the D beside an official G was trained at (its classifier kernel says it); 128 without one."""
+    try:
+        return load_discriminator(loaded.source).config.image_size
+    except CheckpointError:
+        return DataConfig().image_size
 
 
 def write_checkpoint_samples(
@@ -108,25 +143,24 @@ def write_checkpoint_samples(
 ) -> dict[str, object]:
     """Load a generator from a run dir or checkpoint and write the grid for its first `count` test images.
 
-    `data_dir` (a CelebA-layout folder) replaces the image folder stored in the run config, e.g. when the
-    data moved; it is required for checkpoints without a run config (official ones).
+    The grid's columns follow the label space the run config records (CelebA attributes, RaFD expressions,
+    or both with the mask); a checkpoint without one (official) is read as the official mode of its label
+    length. `data_dir` replaces the image folder stored in the run config (see `with_data_dir`), e.g. when the
+    data moved; it is required for checkpoints without a run config.
     """
-    from stargan_train.weights import CheckpointError, load_generator
-
     if count <= 0:
         raise ValueError(f"count must be > 0, got {count}")
     loaded = load_generator(source, map_location=device)
     if loaded.run_config is not None:
         data = loaded.run_config.data
     elif data_dir is not None:
-        data = DataConfig(dataset="celeba")
+        data = official_data_config(loaded.config.c_dim, _official_image_size(loaded))
     else:
         raise CheckpointError(f"{loaded.source} carries no run config (official checkpoint?); pass a data folder")
     if data_dir is not None:
-        data = replace(data, celeba_image_dir=str(Path(data_dir) / "images"),
-                       attr_path=str(Path(data_dir) / "list_attr_celeba.txt"))
+        data = with_data_dir(data, Path(data_dir))
     x, c_org = fixed_batch(data, count)
     write_sample_grid(loaded.model, x, c_org, data, Path(out))
     columns = 1 + len(target_labels(c_org, data))
     return {"out": str(out), "checkpoint": str(loaded.source), "iteration": loaded.iteration,
-            "rows": int(x.size(0)), "columns": columns}
+            "dataset": data.dataset, "rows": int(x.size(0)), "columns": columns}

@@ -1,6 +1,6 @@
 """The bundle's attribute classifier (the discriminator's domain head) on ONNX Runtime CPU.
 
-Usage: clf = AttributeClassifier.from_bundle(bundle, manifest); logits = clf.logits(x)  # x float32 NCHW [-1, 1]
+Usage: clf = AttributeClassifier.from_bundle(Bundle.open("models/toyfaces-64")); logits = clf.logits(x)  # x float32 NCHW [-1, 1]
 
 It estimates what a photo already shows so that edits can be applied on top ("make blond" keeps age and
 gender). It is small, so it always runs on the CPU whichever backend runs the generator.
@@ -17,7 +17,8 @@ import numpy as np
 from stargan_sdk.backends.ort_session import session_options
 from stargan_sdk.bundle.checks import check_classifier_io
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.errors import BundleError
 
 
@@ -42,13 +43,16 @@ class AttributeClassifier:
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
 
     @classmethod
-    def from_bundle(cls, bundle_dir: str | os.PathLike[str], manifest: Manifest) -> AttributeClassifier | None:
+    def from_bundle(cls, bundle: Bundle | str | os.PathLike[str], manifest: Manifest | None = None
+                    ) -> AttributeClassifier | None:
         """The bundle's classifier, checksum and input shape verified; None when the bundle has none or
         onnxruntime is not installed (then callers must be told the original attributes)."""
+        bundle = Bundle.of(bundle, manifest)
+        manifest = bundle.manifest
         art = manifest.artifact(role="classifier", kind="onnx")
         if art is None or importlib.util.find_spec("onnxruntime") is None:
             return None
-        clf = cls(verify_artifact(bundle_dir, art))
+        clf = cls(bundle.verified(art))  # I/O checked on the protobuf first
         check_classifier_io(manifest, {i.name: tuple(i.shape) for i in clf._session.get_inputs()},
                             {o.name: tuple(o.shape) for o in clf._session.get_outputs()}, art.file)
         return clf

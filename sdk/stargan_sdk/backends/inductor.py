@@ -22,13 +22,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stargan_sdk.backends.base import Availability, Backend
-from stargan_sdk.backends.torch_backend import open_generator, to_precision, torch_availability
+from stargan_sdk.backends.base import Backend, Plan
+from stargan_sdk.backends.torch_backend import open_generator, to_precision, torch_plan
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.tolerances import TOLERANCES, psnr_db
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.host.hostmem import check_image_range, value_range
-from stargan_sdk.bundle.manifest import Manifest
-from stargan_sdk.bundle.tolerances import TOLERANCES, psnr_db
 
 CUDA_BATCH_SIZES = (1, 8, 64, 256)
 # Off by default: measured on an H200, chunks of 32 made batch 64 slower (9.0 vs 6.5 ms) and batch 256 too (40.8
@@ -87,8 +87,7 @@ class InductorBackend(Backend):
     """Runs the generator compiled with TorchInductor.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: ignored beyond validation; the largest compiled size is the backend's max batch.
         options: `batch_sizes` (compiled static sizes; CUDA default 1, 8, 64, 256; CPU 1, 8), `precision`
@@ -104,21 +103,24 @@ class InductorBackend(Backend):
                         "cudnn_benchmark", "pipeline_chunk")
     thread_safe = True  # one lock around the staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
+    times_transfers = True  # on CUDA (`timed_infer`)
+
+    _runner: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
-        base = torch_availability(manifest)
-        if not base.ok:
-            return base
-        return Availability(True, "compiles the generator with TorchInductor (CUDA: FP16 + CUDA graphs; CPU: FP32)")
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
+        art = torch_plan(bundle).artifact
+        return Plan("compiles the generator with TorchInductor (CUDA: FP16 + CUDA graphs; CPU: FP32)", art)
 
-    def load(self) -> None:
-        if self.loaded:
-            return
-        torch, reference, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "inductor")
+    def load_impl(self, plan: Plan) -> None:
+        torch, reference, use_cuda, precision = open_generator(self.bundle, self.options, "inductor")
         self._settings(use_cuda, precision)
         self._prepare_compiler(torch)
-        self._torch, self._lock = torch, threading.Lock()
+        self._torch = torch
         self._compile_s: dict[int, float] = {}
         self._parity: dict[int, float] = {}
         if use_cuda:
@@ -128,7 +130,7 @@ class InductorBackend(Backend):
             self._compiled = torch.compile(reference, dynamic=False, fullgraph=True, mode=self._mode)
         self._warm_and_check(torch, reference)
         self.max_batch = max(self._sizes)
-        self.loaded = True
+        self.compile_count = len(self._sizes)  # one graph per static size, all compiled (and checked) here
 
     def _settings(self, use_cuda: bool, precision: str) -> None:
         sizes = tuple(self.options.get("batch_sizes") or (CUDA_BATCH_SIZES if use_cuda else CPU_BATCH_SIZES))
@@ -220,8 +222,7 @@ class InductorBackend(Backend):
     def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
         return self._run_sizes([(image, label)])[0]
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._require_loaded()
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         chunks, takes, start = [], [], 0
         for take, run in pipelined_plan(len(image), self._sizes, self._chunk):
@@ -241,6 +242,7 @@ class InductorBackend(Backend):
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """One compiled batch size plus its H2D / compute / D2H split from CUDA events (benchmarks)."""
         self._require_loaded()
+        self.check_feeds(feeds)
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         if self._runner is None or len(image) not in self._sizes:
             raise BackendUnavailableError("timed_infer needs CUDA and a compiled batch size")
@@ -250,11 +252,14 @@ class InductorBackend(Backend):
         check_image_range(low, high)
         return {OUTPUT_IMAGE: out}, timings
 
-    def close(self) -> None:
-        if self.loaded:
-            with self._lock:
-                self._compiled = self._runner = None
-                self.loaded = False
+    def close_impl(self) -> None:
+        with self._lock:  # wait for a running call
+            self._compiled = self._runner = None
+            self.loaded = False
+
+    def graph_batches(self) -> list[int]:
+        runner = self._runner if self.loaded else None
+        return sorted(runner.graphs) if runner is not None else []
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name}

@@ -11,17 +11,16 @@ with numpy in and numpy out, binding saves no copy on the CPU provider and costs
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stargan_sdk.bundle.artifacts import generator_onnx
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend, Plan
 from stargan_sdk.backends.ort_session import session_options
+from stargan_sdk.bundle.artifacts import generator_onnx
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.errors import BackendUnavailableError, BundleError
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
 
 PROVIDERS = ("auto", "cpu", "cuda")
 
@@ -45,8 +44,7 @@ class OrtBackend(Backend):
     """Runs `generator.onnx` (or `generator.fp16.onnx`) with ONNX Runtime.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal for the CUDA provider.
         max_batch: largest batch per call (None: any; ONNX graphs have a dynamic batch).
         options: `precision` ("fp32" default, or "fp16"), `provider` ("auto" | "cpu" | "cuda"),
@@ -59,29 +57,22 @@ class OrtBackend(Backend):
     _session: Any = None
 
     @classmethod
-    def availability(
-        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "fp32"
-    ) -> Availability:
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
+        precision = options.get("precision", "fp32")
         if importlib.util.find_spec("onnxruntime") is None:
-            return Availability(False, "onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
-        art = generator_onnx(manifest, precision)
-        if art is None:
-            return Availability(False, f"the bundle has no {precision} generator ONNX")
-        return Availability(True, f"{art.file} ({precision})")
-
-    def load(self) -> None:
-        if self.loaded:
-            return
-        precision = self.options.get("precision", "fp32")
-        art = generator_onnx(self.manifest, precision)
+            raise BackendUnavailableError("onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
+        art = generator_onnx(bundle.manifest, precision)
         if art is None:
             hint = " (re-export with fp16 enabled)" if precision == "fp16" else ""
             raise BackendUnavailableError(f"the bundle has no {precision} generator ONNX{hint}")
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise BackendUnavailableError("onnxruntime is not installed (pip install 'stargan[onnxruntime]')")
+        return Plan(f"{art.file} ({precision})", art)
+
+    def load_impl(self, plan: Plan) -> None:
         import onnxruntime as ort
 
-        path = verify_artifact(self.bundle_dir, art)
+        art = plan.artifact
+        assert art is not None
+        path = self.bundle.verified(art)
         providers = pick_providers(self.options.get("provider", "auto"), self.device)
         try:
             options = session_options(self.options.get("threads"))
@@ -90,15 +81,13 @@ class OrtBackend(Backend):
             raise BundleError(f"ONNX Runtime could not load {art.file}: {e}") from None
         self._artifact = art
         self._io_binding = bool(self.options.get("io_binding", False))
-        self.loaded = True
 
     def input_shapes(self) -> dict[str, tuple[Any, ...]]:
         """The graph's declared input shapes (batch dimension symbolic), for the bundle consistency check."""
         self._require_loaded()
         return {i.name: tuple(i.shape) for i in self._session.get_inputs()}
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._require_loaded()
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._io_binding:
             return self._infer_bound(feeds)
         out = self._session.run([OUTPUT_IMAGE], {INPUT_IMAGE: feeds[INPUT_IMAGE], INPUT_LABEL: feeds[INPUT_LABEL]})
@@ -114,9 +103,8 @@ class OrtBackend(Backend):
         self._session.run_with_iobinding(binding)
         return {OUTPUT_IMAGE: out}
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self._session = None
-        self.loaded = False
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name, "precision": self.options.get("precision", "fp32")}

@@ -15,17 +15,17 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stargan_sdk.backends.base import Availability, Backend, error_reason
+from stargan_sdk.backends.base import Backend, Plan, error_reason
 from stargan_sdk.bundle.artifacts import fp32_artifact, int8_artifact
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
-from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError, ImageInputError
+from stargan_sdk.errors import BackendOptionError, BackendUnavailableError, BundleError
 from stargan_sdk.host.hardware import physical_cores
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -116,8 +116,7 @@ class OpenVinoBackend(Backend):
     """Runs `generator.onnx` (FP32/BF16) or `generator.int8.onnx` with OpenVINO on the CPU.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: ignored (CPU only).
         max_batch: largest batch per call (None: any; each new size compiles once).
         options: `precision` ("auto" | "fp32" | "bf16" | "int8"; INT8 runs its float ops in BF16 where the
@@ -133,25 +132,17 @@ class OpenVinoBackend(Backend):
     compile_count = 0  # models compiled since load (one per batch size and hint)
 
     @classmethod
-    def availability(
-        cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0, precision: str = "auto"
-    ) -> Availability:
-        if importlib.util.find_spec("openvino") is None:
-            return Availability(False, _INSTALL)
-        try:
-            art = int8_artifact(manifest) if precision == "int8" else fp32_artifact(manifest)
-        except BackendUnavailableError as e:
-            return Availability(False, str(e))
-        if not (Path(bundle_dir) / art.file).is_file():
-            return Availability(False, f"{art.file} is missing from the bundle")
-        return Availability(True, f"{art.file} on the CPU ({precision})")
-
-    def load(self) -> None:
-        if self.loaded:
-            return
-        opts = check_options(self.options)
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
         if importlib.util.find_spec("openvino") is None:
             raise BackendUnavailableError(_INSTALL)
+        precision = options.get("precision", "auto")
+        art = int8_artifact(bundle.manifest) if precision == "int8" else fp32_artifact(bundle.manifest)
+        if not (bundle.folder / art.file).is_file():
+            raise BackendUnavailableError(f"{art.file} is missing from the bundle")
+        return Plan(f"{art.file} on the CPU ({precision})", art)
+
+    def load_impl(self, plan: Plan) -> None:
+        opts = check_options(self.options)
         import openvino as ov
 
         core = ov.Core()
@@ -160,7 +151,7 @@ class OpenVinoBackend(Backend):
             caps = cpu_capabilities()
         precision, self._reason = choose_precision(opts["precision"], caps, self.manifest)
         art = int8_artifact(self.manifest) if precision == "int8" else fp32_artifact(self.manifest)
-        path = verify_artifact(self.bundle_dir, art)
+        path = self.bundle.verified(art)
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with the parser's message
@@ -177,7 +168,6 @@ class OpenVinoBackend(Backend):
         self._requests: dict[int, Any] = {}  # one synchronous request per batch size, for `infer`
         self._pools: dict[int, list[Any]] = {}  # requests per batch size, for `infer_batches`
         self.compile_count = 0
-        self.loaded = True
 
     def compiled_model(self, batch: int, hint: str = "latency") -> Any:
         """The model compiled for a static batch size and performance hint (compiled once, then cached)."""
@@ -205,8 +195,7 @@ class OpenVinoBackend(Backend):
         self._require_loaded()
         return dict(self._declared)
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._require_loaded()
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = self._inputs(feeds)
         n = inputs[INPUT_IMAGE].shape[0]
         if n not in self._requests:
@@ -215,7 +204,7 @@ class OpenVinoBackend(Backend):
         request.infer(inputs, share_inputs=True)  # contiguous float32 inputs are read in place
         return {OUTPUT_IMAGE: request.get_tensor(OUTPUT_IMAGE).data.copy()}
 
-    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def infer_batches_impl(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Run many batches with several infer requests in flight; results come back in input order.
 
         Requests are used round-robin and waited on from this thread. Not `AsyncInferQueue`: its Python
@@ -223,7 +212,6 @@ class OpenVinoBackend(Backend):
         freeing the compiled model then (close()) deadlocks the interpreter (hit within 30 load/run/close
         cycles on OpenVINO 2026.4).
         """
-        self._require_loaded()
         results: list[dict[str, np.ndarray]] = []
         pending: list[tuple[Any, int]] = []  # (request, result index), oldest first
         try:
@@ -258,29 +246,14 @@ class OpenVinoBackend(Backend):
             self._pools[batch] = [compiled.create_infer_request() for _ in range(jobs)]
         return self._pools[batch]
 
-    def _inputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        size, c_dim = self.manifest.image_size, self.manifest.c_dim
-        try:
-            image = np.ascontiguousarray(feeds[INPUT_IMAGE], np.float32)
-            label = np.ascontiguousarray(feeds[INPUT_LABEL], np.float32)
-        except KeyError as e:
-            raise ImageInputError(
-                f"openvino backend needs the inputs {INPUT_IMAGE!r} and {INPUT_LABEL!r}; {e} is missing"
-            ) from None
-        n = image.shape[0] if image.ndim else 0
-        if image.shape[1:] != (3, size, size) or label.shape != (n, c_dim) or n < 1:
-            raise ImageInputError(
-                f"expected image [N, 3, {size}, {size}] and label [N, {c_dim}] with N >= 1, "
-                f"got {list(image.shape)} and {list(label.shape)}"
-            )
-        if self.max_batch is not None and n > self.max_batch:
-            raise ImageInputError(f"batch of {n} exceeds max_batch {self.max_batch}; split it")
-        return {INPUT_IMAGE: image, INPUT_LABEL: label}
+    @staticmethod
+    def _inputs(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Checked feeds (`Backend.check_feeds`) as contiguous float32, read in place by the requests."""
+        return {k: np.ascontiguousarray(feeds[k], np.float32) for k in (INPUT_IMAGE, INPUT_LABEL)}
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self._requests, self._pools, self._compiled = {}, {}, {}
         self._model = self._core = None
-        self.loaded = False
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name, "precision": self.options.get("precision", "auto")}

@@ -1,6 +1,6 @@
 """Backend registry: names to classes (imported lazily by module path), the `auto` order, and loading with fallback.
 
-Usage: backend, reasons = load_backend("auto", bundle_dir, manifest, device=0, cuda_graphs=True)
+Usage: backend, reasons = load_backend("auto", Bundle.open("models/toyfaces-64"), device=0, cuda_graphs=True)
 
 `auto` on a machine with an NVIDIA GPU tries TensorRT (a matching engine), then the Inductor-compiled
 generator, then eager torch, then ONNX Runtime / OpenVINO. On a CPU-only machine: TensorRT (which says why
@@ -20,6 +20,7 @@ from typing import Any
 
 from stargan_sdk.backends.base import Availability, Backend, check_option_names
 from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.host.hardware import nvidia_gpu_present
 
@@ -58,56 +59,70 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def availability(name: str, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
+def availability(name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None,
+                 device: int = 0) -> Availability:
     """Whether backend `name` can run this bundle here; never raises."""
     try:
-        return backend_class(name).availability(bundle_dir, manifest, device)
+        return backend_class(name).availability(Bundle.of(bundle, manifest), device=device)
     except Exception as e:  # a broken optional backend must not break `info` or `auto`
         return Availability(False, str(e) or type(e).__name__)
 
 
-def availability_report(bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> dict[str, Availability]:
-    return {name: availability(name, bundle_dir, manifest, device) for name in BACKENDS}
+def availability_report(bundle: Bundle | str | Path, manifest: Manifest | None = None,
+                        device: int = 0) -> dict[str, Availability]:
+    bundle = Bundle.of(bundle, manifest)
+    return {name: availability(name, bundle, device=device) for name in BACKENDS}
 
 
-def _candidate(asked: str, name: str, bundle_dir: str | Path, manifest: Manifest, device: int) -> Availability:
+def auto_choice(report: dict[str, Availability]) -> str | None:
+    """What `auto` would pick from an `availability_report` (no check runs again), or None."""
+    return next((n for n in auto_order() if _auto_allows(n) and report[n].ok), None)
+
+
+def _auto_allows(name: str) -> bool:
+    return name not in GPU_ONLY_IN_AUTO or nvidia_gpu_present()
+
+
+def _candidate(asked: str, name: str, bundle: Bundle, device: int) -> Availability:
     """Availability of `name` when `asked` ("auto" or that name) was requested."""
-    if asked == "auto" and name in GPU_ONLY_IN_AUTO and not nvidia_gpu_present():
+    if asked == "auto" and not _auto_allows(name):
         return Availability(False, "auto picks it only on an NVIDIA GPU (ask for it by name to run it on the CPU)")
-    return availability(name, bundle_dir, manifest, device)
+    return availability(name, bundle, device=device)
 
 
 def select_backend(
-    name: str, bundle_dir: str | Path, manifest: Manifest, device: int = 0
+    name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0
 ) -> tuple[type[Backend], dict[str, Availability]]:
     """The first class whose availability check passes, for `name` ("auto" or a backend name), and the
     availability of each candidate tried. Nothing is loaded. Raises BackendUnavailableError naming every reason."""
+    bundle = Bundle.of(bundle, manifest)
     reasons: dict[str, Availability] = {}
     for candidate in _check_name(name):
-        reasons[candidate] = _candidate(name, candidate, bundle_dir, manifest, device)
+        reasons[candidate] = _candidate(name, candidate, bundle, device)
         if reasons[candidate].ok:
             return backend_class(candidate), reasons
     raise _nothing_runs(reasons)
 
 
-def load_backend(name: str, bundle_dir: str | Path, manifest: Manifest, device: int = 0,
+def load_backend(name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0,
                  **options: Any) -> tuple[Backend, dict[str, Availability]]:
     """A loaded backend for `name` and the reason for each candidate tried.
 
     With "auto", a candidate that is available but fails to load is closed, its error kept as the reason and
     logged, and the next candidate tried. A backend asked for by name raises its own error.
     """
+    bundle = Bundle.of(bundle, manifest)
     reasons: dict[str, Availability] = {}
     candidates = _check_name(name)
     if name == "auto":  # each candidate gets the options it takes; a name none takes is a typo
         check_option_names([backend_class(c) for c in candidates], options)
     for candidate in candidates:
-        reasons[candidate] = _candidate(name, candidate, bundle_dir, manifest, device)
+        reasons[candidate] = _candidate(name, candidate, bundle, device)
         if not reasons[candidate].ok:
             continue
         cls = backend_class(candidate)
         try:  # the constructor refuses bad option values (threads=0, ...)
-            runner = cls(bundle_dir, manifest, device=device, **(cls.own_options(options) if name == "auto" else options))
+            runner = cls(bundle, device=device, **(cls.own_options(options) if name == "auto" else options))
         except BackendOptionError as e:
             if name != "auto":
                 raise

@@ -1,6 +1,6 @@
 """TensorRT backend: the bundle's raw engine plan, checked against this machine, run by `TrtEngine`.
 
-Usage: with TrtBackend(bundle, read_manifest(bundle)) as b: y = b.infer({"image": x, "label": c})["output"]
+Usage: with TrtBackend(Bundle.open(folder)) as b: y = b.infer({"image": x, "label": c})["output"]
 
 `max_batch` is the engine's optimisation-profile limit (or a smaller requested one), known from the manifest
 before loading and confirmed from the engine at load, so the Translator splits larger batches as it does for
@@ -12,24 +12,23 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from stargan_sdk import cuda
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend, Plan
 from stargan_sdk.backends.tensorrt_compat import check_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
-from stargan_sdk.errors import BackendUnavailableError
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 
 
 class TrtBackend(Backend):
     """Runs the bundle's TensorRT engine with the v3 named-tensor API on one GPU.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: largest batch per call (capped by the engine profile's max; None: the profile's max).
         options: `cuda_graphs` (default True): capture one CUDA graph per batch size and replay it.
@@ -38,9 +37,9 @@ class TrtBackend(Backend):
     name = "tensorrt"
     accepted_options = ()  # cuda_graphs only (common to all backends)
 
-    def __init__(self, bundle_dir: str | Path, manifest: Manifest, *, device: int = 0, max_batch: int | None = None,
-                 **options: Any) -> None:
-        super().__init__(bundle_dir, manifest, device=device, max_batch=max_batch, **options)
+    def __init__(self, bundle: Bundle | str | Path, manifest: Manifest | None = None, *, device: int = 0,
+                 max_batch: int | None = None, **options: Any) -> None:
+        super().__init__(bundle, manifest, device=device, max_batch=max_batch, **options)
         self.cuda_graphs = bool(options.get("cuda_graphs", True))
         self._requested_max_batch = max_batch
         self._engine: TrtEngine | None = None
@@ -53,26 +52,22 @@ class TrtBackend(Backend):
         return min(limits) if limits else None
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
-        try:
-            art = check_engine(bundle_dir, manifest, device)
-        except BackendUnavailableError as e:
-            return Availability(False, str(e))
-        return Availability(True, f"{art.file} matches this GPU and TensorRT")
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
+        art = check_engine(bundle, device)  # TensorRT release, GPU and engine checked once per Bundle
+        return Plan(f"{art.file} matches this GPU and TensorRT", art)
 
-    def load(self) -> None:
-        if self.loaded:
-            return
-        art = check_engine(self.bundle_dir, self.manifest, self.device)
-        plan = verify_artifact(self.bundle_dir, art).read_bytes()
+    def load_impl(self, checked: Plan) -> None:
+        art = checked.artifact
+        assert art is not None
+        plan = self.bundle.verified(art).read_bytes()
         gpu = cuda.device_properties(self.device)
         engine = TrtEngine(plan, image_size=self.manifest.image_size, c_dim=self.manifest.c_dim, device=self.device,
                            max_batch=self._profile_limit(), cuda_graphs=self.cuda_graphs, source=art.file,
-                           rebuild=rebuild_command(self.bundle_dir, self.manifest))  # fmt: skip
+                           rebuild=rebuild_command(self.bundle))  # fmt: skip
+        self._engine = engine  # closed by close_impl if open() fails
         engine.open()
-        self._engine, self._gpu_name, self._capability = engine, gpu.name, gpu.compute_capability
+        self._gpu_name, self._capability = gpu.name, gpu.compute_capability
         self.max_batch = engine.max_batch
-        self.loaded = True
 
     @property
     def engine(self) -> TrtEngine:
@@ -80,10 +75,10 @@ class TrtBackend(Backend):
         assert self._engine is not None
         return self._engine
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.engine.infer(feeds)
 
-    def infer_batches(self, batches: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    def infer_batches_impl(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Overlaps the upload of batch k+1 with the compute of batch k (two buffer slots, two streams)."""
         return self.engine.infer_batches(batches)
 
@@ -103,9 +98,8 @@ class TrtBackend(Backend):
             info.update(graph_batches=engine.graph_batches())
         return info
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
-        self.loaded = False
         self.max_batch = self._profile_limit()

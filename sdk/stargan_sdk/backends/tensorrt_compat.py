@@ -1,6 +1,6 @@
 """Whether a bundle's TensorRT plan can run here: a usable `tensorrt`, the exact TensorRT release, the GPU.
 
-Usage: art = check_engine(bundle_dir, manifest, device=0)  # EngineMismatchError says what to rebuild, and how
+Usage: art = check_engine(Bundle.open(folder), device=0)  # EngineMismatchError says what to rebuild, and how
 
 A plan is only guaranteed to deserialize in the TensorRT release that built it (NVIDIA's rule unless the engine
 is built version-compatible, which the exporter does not do: it costs speed and needs the lean runtime), so the
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from types import ModuleType
 
 from stargan_sdk import cuda
 from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError
-from stargan_sdk.bundle.manifest import Artifact, Manifest
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Artifact
 
 log = logging.getLogger("stargan_sdk.backends.tensorrt")
 MIN_TENSORRT_MAJOR = 10
@@ -43,9 +43,9 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in match.group(1).split(".")) if match else ()
 
 
-def rebuild_command(bundle_dir: str | Path, manifest: Manifest) -> str:
-    checkpoint = manifest.source.get("checkpoint") or "CHECKPOINT"
-    return f"stargan-export build {checkpoint} --out {bundle_dir} --fp16 --engine"
+def rebuild_command(bundle: Bundle) -> str:
+    checkpoint = bundle.manifest.source.get("checkpoint") or "CHECKPOINT"
+    return f"stargan-export build {checkpoint} --out {bundle.folder} --fp16 --engine"
 
 
 def match_engine(art: Artifact, trt_version: str, gpu: cuda.DeviceInfo, rebuild: str) -> None:
@@ -69,7 +69,7 @@ def match_engine(art: Artifact, trt_version: str, gpu: cuda.DeviceInfo, rebuild:
         log.warning("%s was built on %s, runs on %s and may be slower; %s", art.file, art.gpu_name, gpu.name, todo)
 
 
-def check_engine(bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Artifact:
+def check_engine(bundle: Bundle, device: int = 0) -> Artifact:
     """The bundle's engine artifact if TensorRT, the GPU and the engine fit; else BackendUnavailableError
     (EngineMismatchError for a mismatched engine) saying what is missing."""
     trt = import_tensorrt()
@@ -79,9 +79,9 @@ def check_engine(bundle_dir: str | Path, manifest: Manifest, device: int = 0) ->
     count = cuda.device_count()
     if not 0 <= device < count:
         raise BackendUnavailableError(f"CUDA device {device} does not exist (this machine has {count})")
-    rebuild = rebuild_command(bundle_dir, manifest)
-    art = manifest.artifact(role="generator", kind="tensorrt")
+    rebuild = rebuild_command(bundle)
+    art = bundle.artifact(role="generator", kind="tensorrt")
     if art is None:
-        raise BackendUnavailableError(f"bundle {bundle_dir} has no TensorRT engine; build one on this GPU: {rebuild}")
+        raise BackendUnavailableError(f"bundle {bundle.folder} has no TensorRT engine; build one on this GPU: {rebuild}")
     match_engine(art, trt.__version__, cuda.device_properties(device), rebuild)
     return art

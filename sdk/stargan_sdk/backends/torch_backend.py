@@ -13,29 +13,29 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stargan_sdk.backends.base import Availability, Backend
+from stargan_sdk.backends.base import Backend, Plan
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE, WEIGHTS_KIND
+from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.host.hostmem import check_image_range, value_range
-from stargan_sdk.bundle.manifest import Manifest
 
 DEFAULT_CUDA_MAX_BATCH = 64  # the export's default optimisation profile; buffers are sized for it
 
 
-def torch_availability(manifest: Manifest) -> Availability:
+def torch_plan(bundle: Bundle) -> Plan:
     """Shared by the torch-based backends: torch and safetensors installed, weights in the bundle."""
     missing = [m for m in ("torch", "safetensors") if importlib.util.find_spec(m) is None]
     if missing:
-        return Availability(False, f"{' and '.join(missing)} not installed (pip install 'stargan[torch]')")
-    art = manifest.artifact(role="generator", kind=WEIGHTS_KIND)
+        raise BackendUnavailableError(f"{' and '.join(missing)} not installed (pip install 'stargan[torch]')")
+    art = bundle.artifact(role="generator", kind=WEIGHTS_KIND)
     if art is None:
-        return Availability(False, "the bundle has no generator.safetensors (re-export it with stargan-export build)")
-    return Availability(True, f"{art.file} (CPU, or CUDA when torch sees a GPU)")
+        raise BackendUnavailableError(
+            "the bundle has no generator.safetensors (re-export it with stargan-export build)")
+    return Plan(f"{art.file} (CPU, or CUDA when torch sees a GPU)", art)
 
 
 def want_cuda(torch: Any, kind: str) -> bool:
@@ -47,13 +47,9 @@ def want_cuda(torch: Any, kind: str) -> bool:
     return kind != "cpu" and torch.cuda.is_available()
 
 
-def open_generator(bundle_dir: Path, manifest: Manifest, options: dict[str, Any], name: str
-                   ) -> tuple[Any, Any, bool, str]:
-    """What both torch-based backends start from: torch, the bundle's float32 generator on the CPU, whether to
-    run on CUDA, and the precision ("fp16" default on CUDA, "fp32"). BackendUnavailableError otherwise."""
-    available = torch_availability(manifest)
-    if not available.ok:
-        raise BackendUnavailableError(available.reason)
+def open_generator(bundle: Bundle, options: dict[str, Any], name: str) -> tuple[Any, Any, bool, str]:
+    """What both torch-based backends start from (after `torch_plan` passed): torch, the bundle's float32
+    generator on the CPU, whether to run on CUDA, and the precision ("fp16" default on CUDA, "fp32")."""
     import torch
 
     from stargan_sdk.backends.torch_generator import load_generator
@@ -62,7 +58,7 @@ def open_generator(bundle_dir: Path, manifest: Manifest, options: dict[str, Any]
     precision = options.get("precision", "fp16" if use_cuda else "fp32")
     if precision not in ("fp32", "fp16") or (precision == "fp16" and not use_cuda):
         raise BackendUnavailableError(f"{name} precision {precision!r} is not available here (fp16 needs CUDA)")
-    return torch, load_generator(bundle_dir, manifest), use_cuda, precision
+    return torch, load_generator(bundle), use_cuda, precision
 
 
 def to_precision(torch: Any, module: Any, fp16: bool) -> Any:
@@ -81,8 +77,7 @@ class TorchBackend(Backend):
     """Runs the generator eagerly with PyTorch.
 
     Args:
-        bundle_dir: the bundle folder.
-        manifest: its parsed manifest.
+        bundle: the opened Bundle (or its folder, with or without its manifest).
         device: CUDA device ordinal.
         max_batch: largest batch per call (CUDA default 64; CPU: any).
         options: `device_type` ("auto" | "cpu" | "cuda"), `precision` ("fp16" default on CUDA, "fp32"),
@@ -95,23 +90,25 @@ class TorchBackend(Backend):
     accepted_options = ("device_type", "precision", "cudnn_benchmark", "channels_last")
     thread_safe = True  # one lock around the shared staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
+    times_transfers = True  # on CUDA (`timed_infer`)
+    _runner: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
 
     @classmethod
-    def availability(cls, bundle_dir: str | Path, manifest: Manifest, device: int = 0) -> Availability:
-        return torch_availability(manifest)
+    def check_impl(cls, bundle: Bundle, device: int, options: dict[str, Any]) -> Plan:
+        return torch_plan(bundle)
 
-    def load(self) -> None:
-        if self.loaded:
-            return
-        torch, module, use_cuda, precision = open_generator(self.bundle_dir, self.manifest, self.options, "torch backend")
+    def load_impl(self, plan: Plan) -> None:
+        torch, module, use_cuda, precision = open_generator(self.bundle, self.options, "torch backend")
         self.uint8_on_device = use_cuda  # on the CPU the host normalises once, as for every CPU backend
-        self._lock = threading.Lock()
         self._torch, self._precision = torch, precision
         if use_cuda:
             self._load_cuda(torch, module, precision == "fp16")
         else:
             self._module, self._runner = module, None
-        self.loaded = True
 
     def _load_cuda(self, torch: Any, module: Any, fp16: bool) -> None:
         from stargan_sdk.backends.torch_cuda import CudaGraphRunner
@@ -130,8 +127,7 @@ class TorchBackend(Backend):
         self._runner = CudaGraphRunner(torch, module, device, self.max_batch, (3, size, size), self.manifest.c_dim,
                                        bool(self.options.get("cuda_graphs", True)))
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._require_loaded()
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         with self._lock:
             self._require_loaded()  # close() may have run while this call waited for the lock
@@ -163,6 +159,7 @@ class TorchBackend(Backend):
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """`infer` plus the H2D / compute / D2H split measured with CUDA events (CUDA only; benchmarks)."""
         self._require_loaded()
+        self.check_feeds(feeds)
         if self._runner is None:
             raise BackendUnavailableError("timed_infer splits GPU transfers from compute; this backend runs on the CPU")
         timings: dict[str, float] = {}
@@ -171,11 +168,14 @@ class TorchBackend(Backend):
         check_image_range(low, high)
         return {OUTPUT_IMAGE: out}, timings
 
-    def close(self) -> None:
-        if self.loaded:
-            with self._lock:  # wait for a running call instead of pulling its buffers away
-                self._module = self._runner = None
-                self.loaded = False
+    def close_impl(self) -> None:
+        with self._lock:  # wait for a running call instead of pulling its buffers away
+            self._module = self._runner = None
+            self.loaded = False  # inside the lock: a call waiting for it sees the backend closed
+
+    def graph_batches(self) -> list[int]:
+        runner = self._runner if self.loaded else None
+        return sorted(runner.graphs) if runner is not None else []
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name}

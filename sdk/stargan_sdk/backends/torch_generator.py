@@ -1,6 +1,6 @@
 """The StarGAN generator in plain PyTorch, built from a bundle's `generator.safetensors` (no pickle, ever).
 
-Usage: module = load_generator(bundle_dir, manifest); y = module(x, c)  # float32 on the CPU (backends cast it)
+Usage: module = load_generator(Bundle.open("models/toyfaces-64")); y = module(x, c)  # float32 on the CPU (backends cast it)
 
 The SDK must not import `stargan_train`, so the official architecture is written here once more, with the
 same `state_dict` keys (`main.0.weight` ... as in `yunjey/stargan`); a test runs both on the same weights.
@@ -19,8 +19,8 @@ from torch import nn
 
 from stargan_sdk.bundle.constants import WEIGHTS_KIND
 from stargan_sdk.errors import BundleError
-from stargan_sdk.bundle.weights_layout import check_weights_header
-from stargan_sdk.bundle.manifest import Manifest, verify_artifact
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.bundle.manifest import Manifest
 
 
 
@@ -108,13 +108,14 @@ def build_generator(state: dict[str, torch.Tensor], conv_dim: int, c_dim: int, r
     return module.eval().requires_grad_(False)
 
 
-def load_generator(bundle_dir: str | Path, manifest: Manifest) -> StarGANGenerator:
+def load_generator(bundle: Bundle | str | Path, manifest: Manifest | None = None) -> StarGANGenerator:
     """The bundle's generator in float32 on the CPU, its checksum verified first."""
+    bundle = Bundle.of(bundle, manifest)
+    manifest = bundle.manifest
     art = manifest.artifact(role="generator", kind=WEIGHTS_KIND)
     if art is None:
         raise BundleError("the bundle has no generator.safetensors (weights for the torch backends); "
                           "re-export it with stargan-export build")
-    path = verify_artifact(bundle_dir, art)
+    path = bundle.verified(art)  # header shapes vs the manifest: before allocating the module
     g = manifest.generator
-    check_weights_header(path, g)  # shapes from the header before the module (sized by the manifest) is allocated
     return build_generator(read_weights(path), int(g["conv_dim"]), int(g["c_dim"]), int(g["repeat_num"]))

@@ -31,7 +31,8 @@ def int8_artifact(manifest: Manifest) -> Artifact:
     art = manifest.artifact(role="generator", kind="onnx", precision="int8")
     if art is None:
         raise BackendUnavailableError(
-            "the bundle has no INT8 generator; build one with `stargan-export build --int8-calibration FACES_DIR`"
+            "the bundle has no INT8 generator; add one with `stargan-export quantize BUNDLE --calibration FACES_DIR` "
+            "(or build with --int8-calibration FACES_DIR)"
         )
     parity = art.parity or {}
     if parity.get("usable") != 1.0:

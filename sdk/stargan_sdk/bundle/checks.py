@@ -2,18 +2,29 @@
 
 Usage: check_input_shapes(read_manifest("models/toyfaces-64"), backend.input_shapes(), "generator.onnx")
 
-Checksums are verified by whoever opens an artifact (`verify_artifact`), so only the files a
-Translator actually uses are hashed.
+`verify_artifact` runs `check_graph_io` on the I/O tensors a protobuf walk read from each ONNX file, so a graph
+that disagrees with the manifest is refused before any ONNX Runtime / OpenVINO session exists; the same rules
+then check what a loaded engine reports (a TensorRT plan is not ONNX). Only the files a Translator uses are hashed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL
-from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.bundle.constants import (
+    CLASSIFIER_INPUT,
+    CLASSIFIER_OUTPUT,
+    INPUT_IMAGE,
+    INPUT_LABEL,
+    OUTPUT_IMAGE,
+)
 from stargan_sdk.errors import BundleError
+
+if TYPE_CHECKING:  # manifest.py calls these checks: a runtime import would be a cycle
+    from stargan_sdk.bundle.manifest import Manifest
+
+ONNX_FLOAT = 1  # TensorProto.FLOAT: every StarGAN graph takes and gives float32 (the FP16 graph casts inside)
 
 
 def _expected(manifest: Manifest) -> dict[str, tuple[int, ...]]:
@@ -50,3 +61,33 @@ def check_classifier_io(manifest: Manifest, inputs: Mapping[str, Sequence[Any]],
     if len(shape) != 2 or (isinstance(shape[1], int) and not 1 <= shape[1] <= manifest.c_dim):
         raise BundleError(f"{source} has outputs {dict(outputs)}, a classifier gives {CLASSIFIER_OUTPUT!r} "
                           f"[N, <= {manifest.c_dim}]; the file was replaced — re-export the bundle")
+
+
+def check_graph_io(manifest: Manifest, role: str, inputs: Mapping[str, tuple[int, Sequence[int | None]]],
+                   outputs: Mapping[str, tuple[int, Sequence[int | None]]], source: str) -> None:
+    """Refuse an ONNX graph whose inputs/outputs ({name: (elem_type, dims)}, None for a symbolic dim) are not
+    the manifest's engine boundary for its role; run on the protobuf, before a runtime sees the file."""
+    for kind, tensors in (("input", inputs), ("output", outputs)):
+        for name, (elem, _) in tensors.items():
+            if elem != ONNX_FLOAT:
+                raise BundleError(f"{source}: {kind} {name!r} has ONNX element type {elem}, the engine boundary is "
+                                  f"float32; the file was replaced — re-export the bundle")
+    shapes_in = {k: _dims(v[1]) for k, v in inputs.items()}
+    shapes_out = {k: _dims(v[1]) for k, v in outputs.items()}
+    if role == "classifier":
+        check_classifier_io(manifest, shapes_in, shapes_out, source)
+        return
+    if sorted(shapes_in) != sorted([INPUT_IMAGE, INPUT_LABEL]):
+        raise BundleError(f"{source} takes inputs {list(shapes_in)}, the generator takes {INPUT_IMAGE!r} and "
+                          f"{INPUT_LABEL!r}; the file was replaced — re-export the bundle")
+    check_input_shapes(manifest, shapes_in, source)
+    s = manifest.image_size
+    got = shapes_out.get(OUTPUT_IMAGE)
+    if list(shapes_out) != [OUTPUT_IMAGE] or got is None or len(got) != 4 or any(
+            isinstance(g, int) and g != w for g, w in zip(got[1:], (3, s, s))):
+        raise BundleError(f"{source} has outputs {shapes_out}, the generator gives {OUTPUT_IMAGE!r} [N, 3, {s}, {s}] "
+                          f"(image_size {s}); the manifest or the graph was replaced — re-export the bundle")
+
+
+def _dims(dims: Sequence[int | None]) -> tuple[int | str, ...]:
+    return tuple("N" if d is None else d for d in dims)

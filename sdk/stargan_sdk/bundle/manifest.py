@@ -25,7 +25,9 @@ from stargan_sdk.bundle.constants import (
     NORM_MEAN,
     NORM_STD,
     OUTPUT_IMAGE,
+    WEIGHTS_KIND,
 )
+from stargan_sdk.bundle.checks import check_graph_io
 from stargan_sdk.bundle.graph_rules import check_graph
 from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
     ARTIFACT_KINDS,
@@ -38,8 +40,9 @@ from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS 
     check_manifest_dict,
 )
 from stargan_sdk.bundle.onnx_refs import GraphFacts, graph_facts
+from stargan_sdk.bundle.weights_layout import check_weights_header
 from stargan_sdk.errors import BundleError, ManifestError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_text
 
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 
@@ -312,12 +315,16 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Manifest) -> Pa
     """Write manifest.json atomically (temp file + rename), after the same schema check the loader runs."""
     text = json.dumps(manifest.to_dict(), indent=2) + "\n"
     check_manifest_dict(json.loads(text))
-    return atomic_write(Path(bundle_dir) / MANIFEST_NAME, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write_text(Path(bundle_dir) / MANIFEST_NAME, text)
 
 
-def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> Path:
+def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact, manifest: Manifest | None = None) -> Path:
     """Path of an artifact after checking that it exists and its sha256 matches the manifest; for an ONNX
-    graph, every external-data file it loads must be listed in the manifest with a matching sha256 too."""
+    graph, every external-data file it loads must be listed in the manifest with a matching sha256 too.
+
+    With the `manifest`, the file must also fit it, read from the file without running anything: an ONNX
+    graph's I/O tensors (names, float32, image_size, c_dim) and the generator weights' safetensors shapes.
+    """
     path = inside(bundle_dir, artifact.file)
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
@@ -327,6 +334,8 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> P
     if data is not None:  # after the checksum: damage reads as damage; then operators before any runtime session
         facts = _walk_onnx(path, data)
         check_graph(facts, artifact.file)
+        if manifest is not None:
+            check_graph_io(manifest, artifact.role, facts.graph_inputs(), facts.outputs, artifact.file)
         external = facts.locations
         listed = artifact.external_data or {}
         unlisted = sorted(external - set(listed))
@@ -340,6 +349,8 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact) -> P
             if not data_path.is_file():
                 raise BundleError(f"bundle is missing {name}, external data of {artifact.file}; re-export the bundle")
             _check_sha(name, sha256_file(data_path), sha)
+    elif manifest is not None and artifact.kind == WEIGHTS_KIND and artifact.role == "generator":
+        check_weights_header(path, manifest.generator)
     return path
 
 

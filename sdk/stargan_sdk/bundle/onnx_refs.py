@@ -1,4 +1,5 @@
-"""The external-data file names an ONNX model refers to, read with a protobuf wire-format walk (no onnx import).
+"""What an ONNX model declares (external-data files, operators, constant sizes, the main graph's I/O tensors),
+read with a protobuf wire-format walk (no onnx import).
 
 Usage: names = external_locations(Path("generator.onnx").read_bytes())  # {"generator.onnx.data"}
 
@@ -24,6 +25,8 @@ _CHILDREN = {
 _TENSOR_EXTERNAL_DATA = 13  # TensorProto.external_data: repeated StringStringEntryProto {1: key, 2: value}
 _TENSOR_DIMS = 1  # TensorProto.dims: repeated int64 (packed or not)
 _NODE_OP_TYPE, _NODE_DOMAIN = 4, 7
+_GRAPH_INPUT, _GRAPH_OUTPUT, _TENSOR_NAME = 11, 12, 8  # GraphProto.input/.output (ValueInfoProto), TensorProto.name
+_INT64_SIGN = 1 << 63  # varints are unsigned on the wire; an int64 dim of -1 arrives as 2^64 - 1
 _MAX_DEPTH = 64  # subgraphs nest (If/Loop bodies); deeper is not a real export
 
 
@@ -71,13 +74,21 @@ def _entry(buf: memoryview, start: int, stop: int) -> tuple[bytes, bytes]:
 
 
 class GraphFacts:
-    """What the walk saw: external-data names, operator types (domain-qualified when not the default), and
-    the largest constant tensor's element count (from its dims, before anything is allocated)."""
+    """What the walk saw: external-data names, operator types (domain-qualified when not the default), the
+    largest constant tensor's element count (from its dims, before anything is allocated), and the main
+    graph's inputs and outputs as {name: (elem_type, dims)} with a dim None where it is symbolic or absent
+    (inputs that are initializers, as older exporters list them, are left out)."""
 
     def __init__(self) -> None:
         self.locations: set[str] = set()
         self.ops: set[str] = set()
         self.max_elements = 0
+        self.inputs: dict[str, tuple[int, tuple[int | None, ...]]] = {}
+        self.outputs: dict[str, tuple[int, tuple[int | None, ...]]] = {}
+        self.initializers: set[str] = set()
+
+    def graph_inputs(self) -> dict[str, tuple[int, tuple[int | None, ...]]]:
+        return {k: v for k, v in self.inputs.items() if k not in self.initializers}
 
 
 def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: GraphFacts) -> None:
@@ -97,7 +108,12 @@ def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: Gr
             key, value = _entry(buf, *span)
             if key == b"location":
                 out.locations.add(value.decode("utf-8", "replace"))
+        elif kind == "graph" and depth == 1 and number in (_GRAPH_INPUT, _GRAPH_OUTPUT):
+            name, io = _value_info(buf, *span)
+            (out.inputs if number == _GRAPH_INPUT else out.outputs)[name] = io
         elif (kind, number) in _CHILDREN:
+            if kind == "graph" and depth == 1 and number == 5:
+                out.initializers.add(_string_field(buf, *span, _TENSOR_NAME))
             _walk(buf, _CHILDREN[(kind, number)], span[0], span[1], depth + 1, out)
     if kind == "node":
         out.ops.add(op if domain in ("", "ai.onnx") else f"{domain}.{op}")
@@ -106,6 +122,47 @@ def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: Gr
         for d in dims:
             count *= max(d, 0)
         out.max_elements = max(out.max_elements, count)
+
+
+def _string_field(buf: memoryview, start: int, stop: int, field: int) -> str:
+    text = ""
+    for number, wire, span in _fields(buf, start, stop):
+        if number == field and wire == 2:
+            text = bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+    return text
+
+
+def _sub(buf: memoryview, start: int, stop: int, field: int) -> tuple[int, int] | None:
+    """The span of the last length-delimited `field` in a message (protobuf: the last one wins)."""
+    found = None
+    for number, wire, span in _fields(buf, start, stop):
+        if number == field and wire == 2:
+            found = span
+    return found
+
+
+def _value_info(buf: memoryview, start: int, stop: int) -> tuple[str, tuple[int, tuple[int | None, ...]]]:
+    """ValueInfoProto {1: name, 2: TypeProto {1: Tensor {1: elem_type, 2: TensorShapeProto {1: Dimension
+    {1: dim_value, 2: dim_param}}}}} -> (name, (elem_type, dims)); elem_type 0 when not a tensor."""
+    name, elem, dims = _string_field(buf, start, stop, 1), 0, []
+    tensor = (typ := _sub(buf, start, stop, 2)) and _sub(buf, *typ, 1)
+    if tensor:
+        for number, wire, value in _fields(buf, *tensor):
+            if number == 1 and wire == 0:
+                elem = value
+            elif number == 2 and wire == 2:
+                dims = [_dim(buf, *d) for n, w, d in _fields(buf, *value) if n == 1 and w == 2]
+    return name, (elem, tuple(dims))
+
+
+def _dim(buf: memoryview, start: int, stop: int) -> int | None:
+    value = None
+    for number, wire, v in _fields(buf, start, stop):
+        if number == 1 and wire == 0:
+            value = v - (1 << 64) if v >= _INT64_SIGN else v
+        elif number == 2:
+            value = None  # a symbolic dimension (dim_param), e.g. the batch
+    return value
 
 
 def _packed(buf: memoryview, start: int, stop: int) -> list[int]:

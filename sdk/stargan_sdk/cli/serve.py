@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.errors import StarGANError
 from stargan_sdk.serve.leftovers import clean_leftovers, owned_prefix
 from stargan_sdk.translator import Translator
@@ -64,6 +65,7 @@ def serve(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder to serve.")],
     backend: Annotated[str, typer.Option(help="SDK backend in each model instance: auto | tensorrt | inductor | "
                                          "openvino | onnxruntime | torch.")] = "auto",
+    precision: PrecisionOpt = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option(help="HTTP/REST port (KServe v2 protocol).")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
@@ -93,13 +95,15 @@ def serve(
     removed = clean_leftovers(workdir or tempfile.gettempdir())  # of a serve that was SIGKILLed
     if removed:
         typer.echo(removed.describe(), err=True)
-    with Translator.load(bundle, backend=backend) as t:  # a bad bundle fails here, in one line
-        summary = f"{bundle} ({t.backend_name}, {t.image_size} px: {', '.join(t.attributes)})"
+    options = precision_options(precision)
+    with Translator.load(bundle, backend=backend, **options) as t:  # a bad bundle or precision fails here, in one line
+        ran = t.describe().get("precision")
+        summary = f"{bundle} ({t.backend_name}{f' {ran}' if ran else ''}, {t.image_size} px: {', '.join(t.attributes)})"
     handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     kind = _instance_kind(kind)
     try:
         _run(bundle, summary, backend, host, ports, max_batch, max_queue_delay_us, instances, kind,
-             _threads(threads, instances, kind), workdir, verbose, max_body_mb)
+             _threads(threads, instances, kind), workdir, verbose, max_body_mb, options)
     except _Stop:
         typer.echo("stopped", err=True)
     finally:
@@ -117,12 +121,14 @@ def _threads(threads: int, instances: int, kind: str) -> int | None:
 
 
 def _run(bundle: Path, summary: str, backend: str, host: str, ports: dict[str, int], max_batch: int, queue_delay: int,
-         instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool, max_body_mb: int) -> None:
+         instances: int, kind: str, threads: int | None, workdir: Optional[Path], verbose: bool, max_body_mb: int,
+         options: dict[str, str]) -> None:
     with signals_held():  # created and recorded in one piece: a Ctrl-C now cannot leak the folder
         repo_dir = tempfile.TemporaryDirectory(prefix=owned_prefix("stargan-repo-"), dir=workdir)
     with repo_dir as repo:
         write_python_repository(bundle, repo, backend=backend, max_batch=max_batch, instances=instances, kind=kind,
-                                queue_delay_us=queue_delay, threads=threads, link_bundle=True, sdk_path=SDK_PATH)
+                                queue_delay_us=queue_delay, threads=threads, link_bundle=True, sdk_path=SDK_PATH,
+                                precision=options.get("precision"))
         stack = ServeStack(repo, host=host, http_port=ports["--http-port"], grpc_port=ports["--grpc-port"],
                            metrics_port=ports["--metrics-port"], max_body=max_body_mb << 20, workdir=workdir,
                            verbose=verbose, gpu_metrics=kind == "gpu")

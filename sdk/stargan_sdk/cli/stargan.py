@@ -24,20 +24,20 @@ from rich.markup import escape
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from stargan_sdk.backends.registry import availability_report, backend_names, select_backend
-from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.backends.registry import auto_choice, availability_report, backend_names, select_backend
+from stargan_sdk.bundle.folder import Bundle
+from stargan_sdk.cli.assignments import UsageError, parse_assignments
+from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.cli.ui import UI_HELP, ui
 from stargan_sdk.errors import BackendUnavailableError, NoFaceFoundError, StarGANError
 from stargan_sdk.host.files import overwritten_input, remove_leftover_temps
 from stargan_sdk.images.figure import MAX_TILE, figure_row
-from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, PNG_LEVEL, center_crop, save_image, upright
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, PNG_LEVEL, center_crop, save_image, upright
 from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.pipeline.files import StageTimes
 from stargan_sdk.pipeline.jobs import run_files
 from stargan_sdk.translator import Translator
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face attributes.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -45,8 +45,6 @@ console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
-# "auto" lets the backend choose (OpenVINO: BF16, else a >= 40 dB INT8 model, else FP32); "fp32" opts out.
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | int8 (CPU backends).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 MaxPixelsOpt = Annotated[float, typer.Option(
     "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
@@ -54,10 +52,6 @@ MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the
 NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
 OriginalOpt = Annotated[list[str] | None, typer.Option(
     "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
-
-
-class UsageError(StarGANError):
-    """Bad command-line syntax (reported like any other bad input)."""
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,18 +91,6 @@ def printable(text: object) -> str:
 def safe(text: object) -> str:
     """`printable`, and Rich markup shown literally: for values interpolated into console.print."""
     return escape(printable(text))
-
-
-def parse_assignments(items: list[str] | None, flag: str) -> dict[str, int]:
-    """`["Blond_Hair=1", "Young=false"]` -> {"Blond_Hair": 1, "Young": 0}."""
-    out: dict[str, int] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        value = value.strip().lower()
-        if not sep or not name.strip() or value not in TRUE + FALSE:
-            raise UsageError(f"{flag} expects NAME=0|1 (e.g. {flag} Blond_Hair=1), got {item!r}")
-        out[name.strip()] = int(value in TRUE)
-    return out
 
 
 def _open_image(path: Path, max_megapixels: float) -> Image.Image:
@@ -229,13 +211,11 @@ def translate(
         raise UsageError("--crop and --photo exclude each other")
     changes, orig = parse_assignments(set_, "--set"), parse_assignments(original, "--original") or None
     pairs = _inputs(src, out, overwrite_inputs)
-    # Only an explicit choice is passed: each backend keeps its own default ("auto" is not a precision for all).
-    options = {} if precision == "auto" else {"precision": precision}
     note = compile_note(bundle, backend)
     if note:
         _note(note)
     started = time.perf_counter()
-    with Translator.load(bundle, backend=backend, **options) as t:
+    with Translator.load(bundle, backend=backend, **precision_options(precision)) as t:
         if note and t.backend_name == "inductor":
             _note(f"compiled and checked in {time.perf_counter() - started:.1f} s")
         t.space.validate_changes(changes)  # unknown names fail before any image is read
@@ -260,7 +240,7 @@ def compile_note(bundle: Path, backend: str) -> str | None:
     """What to say before loading when the backend that will load compiles the generator first (inductor: up to
     a minute without its cache), so a silent terminal is not taken for a hang; None for the others."""
     try:
-        chosen = select_backend(backend, bundle, read_manifest(bundle))[0].name
+        chosen = select_backend(backend, bundle)[0].name
     except StarGANError:
         return None  # Translator.load says what is wrong
     if chosen != "inductor":
@@ -355,49 +335,49 @@ def grid(
     console.print(safe(f"wrote {out} ({len(row)} edits: {', '.join(row)})"))
 
 
-def bundle_report(bundle: Path) -> dict[str, Any]:
-    """Everything `stargan info` shows, as plain data."""
-    m = read_manifest(bundle)
-    artifacts = []
-    for a in m.artifacts:
-        try:
-            verify_artifact(bundle, a)
-            status = "ok"
-        except StarGANError as e:
-            status = str(e)
-        artifacts.append({"file": a.file, "kind": a.kind, "role": a.role, "precision": a.precision,
-                          "sha256": a.sha256, "status": status})
-    backends = availability_report(bundle, m)
-    try:
-        auto: str | None = select_backend("auto", bundle, m)[0].name
-    except StarGANError:
-        auto = None
+def bundle_report(bundle: Path, precision: str = "auto") -> dict[str, Any]:
+    """Everything `stargan info` shows, as plain data; `precision` as `--precision` would ask the CPU backend."""
+    opened = Bundle.open(bundle)
+    m = opened.manifest
+    artifacts = [{"file": a.file, "kind": a.kind, "role": a.role, "precision": a.precision, "sha256": a.sha256,
+                  "status": opened.status(a)} for a in m.artifacts]
+    backends = availability_report(opened)  # once: `auto` is read from the same report
+    auto = auto_choice(backends)
     return {
         "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto, "auto_precision": _auto_precision(m) if auto == "openvino" else None,
+        "artifacts": artifacts, "auto": auto,
+        "cpu_precision": _cpu_precision(m, precision) if auto == "openvino" or precision != "auto" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
 
 
-def _auto_precision(m: Any) -> dict[str, str] | None:
-    """What OpenVINO's `auto` precision runs on this CPU and why (BF16, a >= 40 dB INT8 model, or FP32)."""
-    from stargan_sdk.backends.openvino import choose_precision, cpu_capabilities
+def _cpu_precision(m: Any, requested: str) -> dict[str, str | None]:
+    """What OpenVINO runs on this CPU for `requested` and why (auto: BF16, a >= 40 dB INT8 model, or FP32); a
+    precision it would refuse (BF16 on a CPU without it, an INT8 model below its bar) has precision None."""
+    from stargan_sdk.backends.openvino import PRECISIONS, choose_precision, cpu_capabilities
+    from stargan_sdk.bundle.artifacts import int8_artifact
 
+    if requested not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     try:
-        precision, reason = choose_precision("auto", cpu_capabilities(), m)
-    except StarGANError:
-        return None
-    return {"precision": precision, "reason": reason}
+        precision, reason = choose_precision(requested, cpu_capabilities(), m)
+        if precision == "int8":
+            int8_artifact(m)  # refused below its PSNR bar, as the backend's load refuses it
+    except StarGANError as e:
+        return {"requested": requested, "precision": None, "reason": _one_line(e)}
+    return {"requested": requested, "precision": precision, "reason": reason}
 
 
 @app.command()
 @friendly
 def info(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False,
+    precision: PrecisionOpt = "auto",
 ) -> None:
-    """Show a bundle's attributes, files (checksums verified) and which backends can run it here."""
-    report = bundle_report(bundle)
+    """Show a bundle's attributes, files (checksums verified), which backends can run it here and at which CPU
+    precision (with --precision: what that choice would run, or why it is refused)."""
+    report = bundle_report(bundle, precision)
     failed = any(a["status"] != "ok" for a in report["artifacts"])  # scripts see a damaged bundle by exit code
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -415,9 +395,10 @@ def info(
         chosen = " (auto)" if name == report["auto"] else ""
         table.add_row(name + chosen, "yes" if b["available"] else "no", safe(b["reason"]))
     console.print(table)
-    if report["auto_precision"]:
-        console.print(f"auto precision: {report['auto_precision']['precision']} "
-                      f"({safe(report['auto_precision']['reason'])})")
+    cpu = report["cpu_precision"]
+    if cpu:
+        chosen = cpu["precision"] or "[red]refused"
+        console.print(f"CPU precision ({cpu['requested']}): {chosen} ({safe(cpu['reason'])})")
     if failed:
         raise typer.Exit(1)
 
@@ -426,6 +407,9 @@ app.command(help=UI_HELP)(friendly(ui))
 from stargan_sdk.cli.serve import serve  # noqa: E402  (its own module; registered here)
 
 app.command(name="serve")(friendly(serve))
+from stargan_sdk.cli.ray_cli import translate_dataset  # noqa: E402  (Ray itself is imported when it runs)
+
+app.command(name="translate-dataset")(friendly(translate_dataset))
 
 
 def main() -> None:

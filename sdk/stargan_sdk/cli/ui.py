@@ -18,6 +18,7 @@ import typer
 
 from stargan_sdk.backends.registry import backend_names
 from stargan_sdk.bundle.manifest import read_manifest
+from stargan_sdk.cli.options import PrecisionOpt, precision_options
 from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.translator import Translator
 
@@ -77,12 +78,18 @@ def ui(
         "--url", help="Edit on a served bundle (`stargan serve`): http://HOST:8000 or grpc://HOST:8001.")] = None,
     model: Annotated[str, typer.Option(help="Served model name (with --url).")] = "stargan",
     backend: Annotated[str, typer.Option(help=" | ".join(("auto", *backend_names())) + " (local).")] = "auto",
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Serve the face-editing page (see UI_HELP)."""
     if bundle is None and url is None:
         raise StarGANError("give a BUNDLE folder, or --url of a served bundle")
+    if url and precision != "auto":  # the server chose its precision when it started (`stargan serve --precision`)
+        raise StarGANError("--precision applies to a local bundle; with --url, pass it to `stargan serve`")
     page = _load_gradio_page()  # before loading a model, so a missing extra fails fast
-    translator = _remote(url, model, bundle) if url else Translator.load(bundle, backend=backend)
+    if url:
+        translator = _remote(url, model, bundle)
+    else:
+        translator = Translator.load(bundle, backend=backend, **precision_options(precision))
     title = f"StarGAN face editor: {url if url else bundle.resolve().name}"
     if not _is_loopback(host):
         typer.echo(f"warning: serving on {host}: anyone who can reach it can use this page (no login)", err=True)

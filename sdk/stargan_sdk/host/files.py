@@ -1,6 +1,10 @@
 """Atomic file writes for the SDK: a temp file in the same folder, fsync, then rename over the target.
 
-Usage: atomic_write(Path("out.png"), lambda f: image.save(f, format="PNG"))
+Usage: atomic_write(Path("out.png"), lambda tmp: image.save(tmp, format="PNG")); atomic_write_bytes(path, data)
+
+The contract is training's (`stargan_train.files`), which keeps its own copy because stargan_train imports
+nothing of the SDK (design.md's dependency direction): the writer gets the temp file's path, so any writer fits,
+those that only take a file name (safetensors, ONNX Runtime's quantizer) included.
 """
 
 from __future__ import annotations
@@ -10,31 +14,45 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 TOKEN_BYTES = 8
 _TEMP = re.compile(rf"^\.(?P<name>.+)\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp$")
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(binary_file)` on a temp file beside `path` and rename it into place; a crash or an
-    exception leaves the old file (or nothing) and no temp file."""
+def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True) -> Path:
+    """Call `write(tmp_path)` on a temp file beside `path`, fsync it (when `sync`) and rename it into place; a
+    crash or an exception leaves the old file (or nothing) and no temp file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(TOKEN_BYTES)}.tmp")
     # Not mkstemp: it always makes 0600 files. Creating with 0o666 lets the kernel apply the umask, so
     # images, manifests and reports get the mode any other file the user writes gets.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         keep_mode(path, fd)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        mode = os.fstat(fd).st_mode & 0o7777
+    finally:
+        os.close(fd)
+    try:
+        write(tmp)
+        if os.stat(tmp).st_mode & 0o7777 != mode:  # a writer that replaced the file with its own 0600 one
+            os.chmod(tmp, mode)
+        if sync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data), sync=sync)
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def keep_mode(path: Path, fd: int) -> None:

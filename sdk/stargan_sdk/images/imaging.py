@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 
 from stargan_sdk.bundle.constants import NORM_MEAN, NORM_STD
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.host.files import atomic_write
+from stargan_sdk.host.files import atomic_write_bytes
 from stargan_sdk.images.modes import HIGH_DEPTH_MODES, PhotoCodec
 
 MAX_IMAGE_PIXELS = 64_000_000  # one cap for translate(), the photo pipeline and the CLI: 64 MP is 192 MB as RGB
@@ -104,6 +104,10 @@ def _composite_on_white(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
     return np.rint(rgb).astype(np.uint8), rgba[..., 3].copy()
+
+
+# The image files a folder run reads (the CLIs, INT8 calibration): what PIL decodes and people keep faces in.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def check_pixels(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
@@ -248,18 +252,28 @@ def center_crop(image: Any) -> Any:
 
 def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], png_level: int = PNG_LEVEL) -> Path:
     """Save atomically (temp file + rename), the format taken from the suffix; PNGs at zlib level `png_level`."""
-    data = encode_image(image, path, png_level)
-    return atomic_write(Path(path), lambda f: f.write(data))
-
-
-def encode_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], png_level: int = PNG_LEVEL) -> bytes:
-    """The file `save_image` writes, in memory: the pipeline encodes on its CPU threads and writes on its I/O
-    threads, and one write of the whole file costs less than PIL's many small ones (0.5 vs 0.9 ms a JPEG face)."""
     path = Path(path)
+    return atomic_write_bytes(path, image_bytes(image, path.name, png_level))
+
+
+def image_bytes(image: Image.Image | np.ndarray, name: str, png_level: int = PNG_LEVEL) -> bytes:
+    """The file `save_image` would write for `name`, as bytes: for writers that are not a local file system, and
+    for the pipeline, which encodes on its CPU threads and writes on its I/O threads (one write of the whole file
+    also costs less than PIL's many small ones: 0.5 vs 0.9 ms a JPEG face)."""
+    pil, fmt = _for_format(image, name)
+    if not (isinstance(png_level, int) and not isinstance(png_level, bool) and 0 <= png_level <= 9):
+        raise ImageInputError(f"png_level must be 0..9 (zlib), got {png_level!r}")
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt, **({"compress_level": png_level} if fmt == "PNG" else {}))
+    return buffer.getvalue()
+
+
+def _for_format(image: Image.Image | np.ndarray, name: str) -> tuple[Image.Image, str]:
+    """The image in a mode the format named by `name`'s suffix can hold, and that format."""
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    fmt = Image.registered_extensions().get(Path(name).suffix.lower())
     if fmt is None:
-        raise ImageInputError(f"cannot tell the image format from {path.name!r}; use .png or .jpg")
+        raise ImageInputError(f"cannot tell the image format from {name!r}; use .png or .jpg")
     if pil.mode in HIGH_DEPTH_MODES and not (fmt == "TIFF" or (fmt == "PNG" and pil.mode != "F")):
         # 8-bit formats: scaled as on the way in (PIL's own conversion clips 16-bit values to white)
         pil = Image.fromarray(PhotoCodec(pil).to_rgb()[..., 0])
@@ -267,10 +281,4 @@ def encode_image(image: Image.Image | np.ndarray, path: str | os.PathLike[str], 
         pil = pil.convert("RGB")  # JPEG has no alpha
     elif pil.mode == "LA" and fmt in _NO_LA:
         pil = pil.convert(_NO_LA[fmt])  # formats without grey + alpha: keep what they can hold
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not (isinstance(png_level, int) and 0 <= png_level <= 9):
-        raise ImageInputError(f"png_level must be 0..9 (zlib), got {png_level!r}")
-    options = {"compress_level": png_level} if fmt == "PNG" else {}
-    buffer = io.BytesIO()
-    pil.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
+    return pil, fmt

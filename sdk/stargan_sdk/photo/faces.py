@@ -279,7 +279,7 @@ def _clip(crop: CropBox, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     return x0, y0, max(x0, min(crop.left + crop.side, width)), max(y0, min(crop.top + crop.side, height))
 
 
-def _padded_crop(rgb: np.ndarray, crop: CropBox) -> np.ndarray:
+def padded_crop(rgb: np.ndarray, crop: CropBox) -> np.ndarray:
     """The square crop; parts outside the photo are mirrored in, so the face keeps its place in the crop."""
     x0, y0, x1, y1 = _clip(crop, rgb.shape)
     inner = rgb[y0:y1, x0:x1]
@@ -297,7 +297,7 @@ def _inside(crop: CropBox, shape: tuple[int, ...]) -> bool:
 
 def _model_face(rgb: np.ndarray, crop: CropBox, size: int) -> np.ndarray:
     """The crop from the original pixels at the model size, uint8 RGB."""
-    face = Image.fromarray(np.ascontiguousarray(_padded_crop(rgb, crop)))
+    face = Image.fromarray(np.ascontiguousarray(padded_crop(rgb, crop)))
     if crop.side != size:
         face = face.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(face)

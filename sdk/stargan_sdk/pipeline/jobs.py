@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.host.files import atomic_write
-from stargan_sdk.images.imaging import PNG_LEVEL, encode_image, upright
+from stargan_sdk.host.files import atomic_write_bytes
+from stargan_sdk.images.imaging import PNG_LEVEL, image_bytes, upright
 from stargan_sdk.photo.faces import open_photo
 from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
 from stargan_sdk.pipeline.plans import MODES, edit_plans, plan_image
@@ -87,13 +87,12 @@ def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, obj
 
     def finish(pair: tuple[Path, Path], edited: Any) -> FileResult:
         plan, crops = edited  # restore or paste back, and encode: CPU work, in the pool
-        return FileResult(pair[0], output=pair[1], value=encode_image(plan.finish(crops), pair[1], png_level))
+        return FileResult(pair[0], output=pair[1], value=image_bytes(plan.finish(crops), pair[1].name, png_level))
 
     def commit(result: FileResult) -> FileResult:
         # The I/O stage: create, write, fsync, rename. Its threads mostly wait on the disk (fsync ~3.6 ms here),
         # so the pool threads never do, and a name that exists holds a whole file even after a power cut.
-        data = result.value
-        return FileResult(result.source, output=atomic_write(result.output, lambda f: f.write(data)))
+        return FileResult(result.source, output=atomic_write_bytes(result.output, result.value))
 
     notes: dict[Path, list[str]] = {}  # said by the workers, passed on in input order with each result
     for result in run_stages(pairs, prepare, _engine(t, merged, original), finish,

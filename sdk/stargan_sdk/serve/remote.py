@@ -116,6 +116,7 @@ class RemoteGenerator:
 
     name = "remote"
     thread_safe = True  # one client per thread
+    checks_input_range = False  # the Translator scans the input before it is sent
 
     def __init__(self, clients: _Clients, model: str, max_batch: int) -> None:
         self.clients, self.model, self.max_batch = clients, model, max_batch
@@ -201,7 +202,7 @@ class RemoteTranslator(Translator):
         except BaseException:
             clients.close()
             raise
-        translator = cls(url, manifest, RemoteGenerator(clients, model, max_batch), classifier)  # type: ignore[arg-type]
+        translator = cls(manifest, RemoteGenerator(clients, model, max_batch), classifier)  # type: ignore[arg-type]
         translator.url = url
         return translator
 

@@ -49,7 +49,9 @@ class TritonPythonModel:
         device = int(args.get("model_instance_device_id", 0)) if gpu else 0
         self._inputs = [t["name"] for t in config["input"]]
         _own_cores(args, config)
-        options = {"threads": int(params["threads"])} if params.get("threads") else {}  # CPU backends' threads
+        options: dict[str, Any] = {"threads": int(params["threads"])} if params.get("threads") else {}  # CPU backends
+        if params.get("precision"):  # `stargan serve --precision`
+            options["precision"] = params["precision"]
         self._translator = Translator.load(bundle, backend=params.get("backend", "auto"), device=device,
                                            max_batch=int(config["max_batch_size"]), **options)
         self._model = ROLES[params["role"]](self._translator)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from stargan_sdk.errors import AttributeValueError, NoFaceFoundError
-from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, translate_photo
+from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, padded_crop, translate_photo
 from stargan_sdk.photo.face_detect import FaceBox
 from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.images import imaging
@@ -126,16 +126,8 @@ def _found(faces: Sequence[FaceBox]) -> str:
 
 
 def face_crop(image: Image.Image, box: FaceBox) -> Image.Image:
-    """The CelebA-framed square around a face, mirrored where it reaches past the border (as the pipeline)."""
-    crop = celeba_crop_box(box)
-    rgb = np.asarray(image)
-    h, w = rgb.shape[:2]
-    x0, y0 = max(crop.left, 0), max(crop.top, 0)
-    x1, y1 = min(crop.left + crop.side, w), min(crop.top + crop.side, h)
-    pads = ((y0 - crop.top, crop.top + crop.side - y1), (x0 - crop.left, crop.left + crop.side - x1), (0, 0))
-    inner = rgb[y0:y1, x0:x1]
-    mode = "reflect" if min(inner.shape[:2]) > 1 else "edge"  # numpy reflects repeatedly for wide pads
-    return Image.fromarray(np.ascontiguousarray(np.pad(inner, pads, mode=mode)))
+    """The CelebA-framed square around a face, mirrored where it reaches past the border: the photo path's crop."""
+    return Image.fromarray(np.ascontiguousarray(padded_crop(np.asarray(image), celeba_crop_box(box))))
 
 
 def estimate_or_none(translator: Any, face: Image.Image) -> dict[str, int] | None:
