@@ -48,7 +48,7 @@ def run(args: dict) -> dict:
     src, dst = Location.parse(args["src"]), Location.parse(args["dst"])
     files, _ = pending_inputs(src, dst, skip_existing=False)
     options = {"batch_size": 2, "concurrency": args.get("concurrency", 1), "actor_cpus": 0.5,
-               "backend": "onnxruntime", "mode": args.get("mode", "auto")}
+               "backend": "onnxruntime", "mode": args.get("mode", "whole")}
     if args["case"] == "job":
         return run_job(files, src, dst, Path(args["bundle"]), CHANGES, **options)
     # "kill": one actor dies during its first engine call; Ray Data restarts it and retries the batch

@@ -27,8 +27,8 @@ from stargan_sdk.errors import StarGANError
 from stargan_sdk.host.files import atomic_write_bytes
 from stargan_sdk.images.imaging import IMAGE_SUFFIXES
 from stargan_sdk.images.labels import AttributeSpace
+from stargan_sdk.pipeline.plans import MODES
 
-MODES = ("auto", "crop", "photo")
 
 
 def _ray() -> Any:
@@ -149,7 +149,8 @@ def translate_dataset(
     set_: Annotated[list[str], typer.Option("--set", "-s", help="Attribute to set, NAME=0|1 (repeat).")],
     original: Annotated[list[str] | None, typer.Option(
         "--original", help="What every input shows, NAME=0|1 (repeat); default: the classifier estimates it.")] = None,
-    mode: Annotated[str, typer.Option(help="auto (whole image) | crop (centre square) | photo (find faces).")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto (as stargan translate: an aligned face whole, else its faces) | "
+                                           "whole | crop (centre square) | photo (find faces).")] = "auto",
     ray_address: Annotated[str | None, typer.Option(
         "--ray", help="Ray cluster address (default: RAY_ADDRESS, else a local instance).")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs already written.")] = False,

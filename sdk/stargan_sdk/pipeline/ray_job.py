@@ -4,10 +4,11 @@ Usage: edited = edit_dataset(ray.data.read_binary_files(src, include_paths=True)
                              load=Translator.load)   # rows {path, name, data, error}
 
 Ray is imported by the caller only: this module needs numpy and PIL, so the SDK imports without ray. The stages are
-the local pipeline's (`to_model_rgb` / `center_crop` to prepare, `Translator.edit_rgb` for a batch of crops,
-`Translator.translate_photo` for photos, `restore` and the same encoder as `save_image`); Ray only moves them
-between processes. Every stage catches per row: a bad file is a row with an `error` text, never an exception that
-kills the job, and a batch the engine refuses is retried row by row so only the bad row fails.
+the local pipeline's (`pipeline.plans`: `plan_image` decodes, detects and crops in CPU tasks, `edit_plans` makes one
+engine call for the crops of a whole batch in the actors, `plan.finish` puts the edits back, and `image_bytes` is
+`save_image`'s encoder); Ray only moves them between processes. Every stage catches per row: a bad file is a row
+with an `error` text, never an exception that kills the job, and a batch the engine refuses is retried row by row
+so only the bad row fails.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ from PIL import Image, UnidentifiedImageError
 
 from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.errors import ImageInputError, StarGANError
-from stargan_sdk.images.imaging import (
-    MAX_IMAGE_PIXELS, center_crop, check_pixels, image_bytes, restore, to_model_rgb,
-)
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, PNG_LEVEL, check_pixels, image_bytes, upright
+from stargan_sdk.pipeline.plans import MODES, edit_plans, plan_image
 
-MODES = ("auto", "crop", "photo")  # auto: the whole image (translate_files calls it "whole"), centre square, faces
-# Prepared items cross process boundaries as pickles of our own stage outputs (arrays, ImageMeta, PIL images):
-# made and read by this module's stages only, never by user data.
+# Plans and edits cross process boundaries as pickles of this module's own stage outputs (arrays, ImageMeta,
+# PhotoPlan): made and read by these stages only, never from user data.
 
 
 def _one_line(exc: BaseException) -> str:
@@ -50,74 +49,65 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def decode_batch(batch: dict[str, Any], *, mode: str, image_size: int, max_pixels: int) -> dict[str, Any]:
-    """CPU task: file bytes -> what the engine needs (model-size uint8 crop and how to restore it, or the photo)."""
-    prepared, errors = [], []
+    """CPU task: file bytes -> the pipeline's plan (model-size crops and how to put their edits back); faces are
+    detected here, in the CPU tasks, not in the actors."""
+    framing = None
+    if mode == "auto":  # the CLI's rule; OpenCV is imported only where faces are looked for
+        from stargan_sdk.photo.framing import Framing
+
+        framing = Framing(model_size=image_size, max_pixels=max_pixels)
+    plans, errors = [], []
     for data in batch["bytes"]:
-        item, error = b"", ""
+        plan, error = b"", ""
         try:
-            image = _open(bytes(data), max_pixels)
-            if mode == "photo":
-                item = pickle.dumps(image)
-            else:
-                item = pickle.dumps(to_model_rgb(center_crop(image) if mode == "crop" else image, image_size,
-                                                 max_pixels))
+            plan = pickle.dumps(plan_image(upright(_open(bytes(data), max_pixels)), mode, image_size, max_pixels,
+                                           framing))
         except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad data; one bad file is one error row
             error = _one_line(exc)
-        prepared.append(item)
+        plans.append(plan)
         errors.append(error)
-    return {"path": list(batch["path"]), "item": prepared, "error": errors}
+    return {"path": list(batch["path"]), "item": plans, "error": errors}
 
 
 class EditActor:
-    """Actor: loads the Translator once (any backend; `auto` picks the GPU engine on a GPU node), then runs it."""
+    """Actor: loads the Translator once (any backend; `auto` picks the GPU engine on a GPU node), then only runs
+    the engine: the crops of all the batch's plans in one call (faces of many photos together)."""
 
-    def __init__(self, bundle: str, changes: Mapping[str, object], load: Callable[..., Any], mode: str = "auto",
+    def __init__(self, bundle: str, changes: Mapping[str, object], load: Callable[..., Any],
                  backend: str = "auto", original: Mapping[str, object] | None = None) -> None:
         # `load` is Translator.load, passed in: the pipeline sits below the translator in the SDK's layers
         self.translator = load(bundle, backend=backend)
         self.changes = self.translator.space.validate_changes(dict(changes))
-        self.mode, self.original = mode, dict(original) if original else None
+        self.original = dict(original) if original else None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         errors = list(batch["error"])
-        items: list[Any] = [pickle.loads(bytes(b)) if not e else None for b, e in zip(batch["item"], errors)]
-        edited: list[Any] = [None] * len(items)
-        ok = [i for i, e in enumerate(errors) if not e]
-        if self.mode == "photo":
-            for i in ok:
-                edited[i], errors[i] = self._guarded(lambda im=items[i]: self.translator.translate_photo(
-                    im, self.changes, original=self.original))
-        elif ok:
-            try:  # one engine call for the batch, as the local pipeline
-                for i, rgb in zip(ok, self._edit([items[i][0] for i in ok])):
-                    edited[i] = (rgb, items[i][1])
-            except Exception:  # noqa: BLE001 - find the row that fails; the others still get their edit
-                for i in ok:
-                    result, errors[i] = self._guarded(lambda i=i: self._edit([items[i][0]])[0])
-                    edited[i] = (result, items[i][1]) if result is not None else None
-        return {"path": list(batch["path"]), "item": [pickle.dumps(x) if x is not None else b"" for x in edited],
-                "error": errors}
+        plans = {i: pickle.loads(bytes(b)) for i, (b, e) in enumerate(zip(batch["item"], errors)) if not e}
+        edited: dict[int, Any] = {}
+        try:  # one engine call for the batch, as the local pipeline
+            edited = dict(zip(plans, self._edit(list(plans.values()))))
+        except Exception:  # noqa: BLE001 - find the row that fails; the others still get their edit
+            for i, plan in plans.items():
+                try:
+                    edited[i] = self._edit([plan])[0]
+                except Exception as exc:  # noqa: BLE001 - a failing row is an error row, the job goes on
+                    errors[i] = _one_line(exc)
+        items = [pickle.dumps((plans[i], edited[i])) if i in edited else b"" for i in range(len(errors))]
+        return {"path": list(batch["path"]), "item": items, "error": errors}
 
-    def _edit(self, rgbs: list[np.ndarray]) -> np.ndarray:
-        return self.translator.edit_rgb(rgbs, self.changes, original=self.original)
-
-    @staticmethod
-    def _guarded(step: Callable[[], Any]) -> tuple[Any, str]:
-        try:
-            return step(), ""
-        except Exception as exc:  # noqa: BLE001 - a failing row is an error row, the job goes on
-            return None, _one_line(exc)
+    def _edit(self, plans: list[Any]) -> list[list[np.ndarray]]:
+        return edit_plans(self.translator, plans, self.changes, self.original)
 
 
-def encode_batch(batch: dict[str, Any], *, mode: str) -> dict[str, Any]:
-    """CPU task: the edit back at the input's size and mode, encoded in the format of the input's suffix."""
+def encode_batch(batch: dict[str, Any], *, png_level: int = PNG_LEVEL) -> dict[str, Any]:
+    """CPU task: the edits put back (resize, paste, blend) and encoded in the format of the input's suffix."""
     names, data, errors = [], [], []
     for path, item, error in zip(batch["path"], batch["item"], batch["error"]):
         name, encoded = PurePosixPath(str(path)).name, b""
         if not error:
             try:
-                edited = pickle.loads(bytes(item))
-                encoded = image_bytes(edited if mode == "photo" else restore(*edited), name)
+                plan, edited = pickle.loads(bytes(item))
+                encoded = image_bytes(plan.finish(edited), name, png_level)
             except Exception as exc:  # noqa: BLE001
                 error = _one_line(exc)
         names.append(name)
@@ -131,9 +121,9 @@ def _one_cpu() -> dict[str, float]:
 
 
 def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: Callable[..., Any],
-                 mode: str = "auto", batch_size: int = 64, concurrency: int = 1, num_gpus: float = 0,
+                 mode: str = "whole", batch_size: int = 64, concurrency: int = 1, num_gpus: float = 0,
                  actor_cpus: float = 1, backend: str = "auto", original: Mapping[str, object] | None = None,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
+                 max_pixels: int = MAX_IMAGE_PIXELS, png_level: int = PNG_LEVEL) -> Any:
     """A Dataset of rows {path, name, data (the encoded edit), error} from rows {path, bytes}.
 
     Args:
@@ -141,8 +131,9 @@ def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: C
         bundle: a bundle folder every node can read (a shared path).
         changes: attribute edits, e.g. {"Blond_Hair": 1}.
         load: `Translator.load` (each actor calls it once with the bundle and backend).
-        mode: "auto" (the whole image, as `Translator.translate`), "crop" (its centred square) or "photo"
-            (faces found and pasted back, as `Translator.translate_photo`).
+        mode: as `Translator.translate_files`: "whole" (as `Translator.translate`), "crop" (the centred square),
+            "photo" (faces found and pasted back, as `Translator.translate_photo`), "auto" (the CLI's framing
+            rule: an aligned face whole, else its faces).
         batch_size: rows per task and actor call.
         concurrency: actors in the pool (one per GPU on a GPU cluster).
         num_gpus: GPUs per actor (1 on GPU nodes: `auto` then picks the GPU engine).
@@ -161,7 +152,8 @@ def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: C
                                                           "max_pixels": max_pixels},
                                  batch_size=batch_size, batch_format="numpy", ray_remote_args_fn=_one_cpu)
     edited = decoded.map_batches(EditActor, fn_constructor_kwargs={
-        "bundle": str(bundle), "changes": dict(changes), "load": load, "mode": mode, "backend": backend,
+        "bundle": str(bundle), "changes": dict(changes), "load": load, "backend": backend,
         "original": dict(original) if original else None,
     }, batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_gpus=num_gpus, num_cpus=actor_cpus)
-    return edited.map_batches(encode_batch, fn_kwargs={"mode": mode}, batch_size=batch_size, batch_format="numpy")
+    return edited.map_batches(encode_batch, fn_kwargs={"png_level": png_level}, batch_size=batch_size,
+                              batch_format="numpy")
