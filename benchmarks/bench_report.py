@@ -61,8 +61,12 @@ def git_commit() -> str:
         return os.environ["STARGAN_GIT_COMMIT"]
     try:
         root = Path(__file__).resolve().parent.parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -80,9 +84,16 @@ def row_label(row: dict[str, Any]) -> str:
     return f"{row['backend']} → {row['picked']}" if row.get("picked") else row["backend"]
 
 
-def build_report(manifest: Any, device: str, results: list[dict[str, Any]], skipped: dict[str, str],
-                 gemm: dict[str, float], memory: dict[str, Any], peak_rss: float,
-                 processing: dict[str, float]) -> dict[str, Any]:
+def build_report(
+    manifest: Any,
+    device: str,
+    results: list[dict[str, Any]],
+    skipped: dict[str, str],
+    gemm: dict[str, float],
+    memory: dict[str, Any],
+    peak_rss: float,
+    processing: dict[str, float],
+) -> dict[str, Any]:
     g = manifest.generator
     flop = gflop_per_image(manifest.image_size, g["conv_dim"], g["repeat_num"], g["c_dim"])
     best_gemm = max(gemm.values()) if gemm else float("nan")
@@ -95,10 +106,14 @@ def build_report(manifest: Any, device: str, results: list[dict[str, Any]], skip
         r["gflops"] = flop * r["throughput_ips"]
         r["fraction_of_gemm"] = r["gflops"] / best_gemm if gemm else None
     return {
-        "device": {"kind": "cpu" if device == "cpu" else "cuda", "name": device_name(device),
-                   "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                   # set: the SDK was told the CPU has only these (e.g. FP32,INT8: an AVX2-only CPU's answer)
-                   "cpu_capabilities_override": os.environ.get(CAPABILITIES_ENV) or None},
+        "device": {
+            "kind": "cpu" if device == "cpu" else "cuda",
+            "name": device_name(device),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            # set: the SDK was told the CPU has only these (e.g. FP32,INT8: an AVX2-only CPU's answer)
+            "cpu_capabilities_override": os.environ.get(CAPABILITIES_ENV) or None,
+        },
         "versions": versions(),
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -110,7 +125,7 @@ def build_report(manifest: Any, device: str, results: list[dict[str, Any]], skip
         "memory": {"per_backend": memory, "peak_rss_mib": peak_rss},
         "sdk_processing": processing,
         "notes": "latency = host float32 in -> host float32 out; GPU rows include H2D/D2H copies; "
-                 "cuda_graphs per row in info.",
+        "cuda_graphs per row in info.",
     }
 
 
@@ -119,17 +134,42 @@ def print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     dev = report["device"]
-    table = Table(title=f"{dev['name']} — {report['gflop_per_image']:.1f} GFLOP/image, "
-                        f"GEMM {max(report['gemm_gflops'].values(), default=float('nan')):.0f} GFLOP/s")
-    for col in ("backend", "batch", "img/s", "mean ms", "min", "p50", "p90", "p95", "p99", "×eager", "×raw",
-                "GFLOP/s", "%GEMM", "PSNR dB"):
+    table = Table(
+        title=f"{dev['name']} — {report['gflop_per_image']:.1f} GFLOP/image, "
+        f"GEMM {max(report['gemm_gflops'].values(), default=float('nan')):.0f} GFLOP/s"
+    )
+    for col in (
+        "backend",
+        "batch",
+        "img/s",
+        "mean ms",
+        "min",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "×eager",
+        "×raw",
+        "GFLOP/s",
+        "%GEMM",
+        "PSNR dB",
+    ):
         table.add_column(col, justify="left" if col == "backend" else "right")
     for r in report["results"]:
         table.add_row(
-            row_label(r), str(r["batch"]), f"{r['throughput_ips']:.1f}", f"{r['mean_ms']:.2f}",
-            f"{r['min_ms']:.2f}", f"{r['median_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p95_ms']:.2f}",
-            f"{r['p99_ms']:.2f}", _fmt(r["speedup_vs_eager"], "×"), _fmt(r["speedup_vs_raw"], "×"),
-            f"{r['gflops']:.0f}", _fmt(r["fraction_of_gemm"] and 100 * r["fraction_of_gemm"], "%"),
+            row_label(r),
+            str(r["batch"]),
+            f"{r['throughput_ips']:.1f}",
+            f"{r['mean_ms']:.2f}",
+            f"{r['min_ms']:.2f}",
+            f"{r['median_ms']:.2f}",
+            f"{r['p90_ms']:.2f}",
+            f"{r['p95_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            _fmt(r["speedup_vs_eager"], "×"),
+            _fmt(r["speedup_vs_raw"], "×"),
+            f"{r['gflops']:.0f}",
+            _fmt(r["fraction_of_gemm"] and 100 * r["fraction_of_gemm"], "%"),
             "exact" if r.get("psnr_db_vs_fp32", 0) >= 200 else f"{r.get('psnr_db_vs_fp32', float('nan')):.1f}",
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -144,8 +184,10 @@ def print_report(report: dict[str, Any]) -> None:
     for name, why in report["skipped"].items():
         console.print(f"[yellow]skipped {name}[/]: {why}")
     p = report["sdk_processing"]
-    console.print(f"SDK pre/post-processing per image: {p['preprocess_ms_per_image']:.3f} / "
-                  f"{p['postprocess_ms_per_image']:.3f} ms; peak RSS {report['memory']['peak_rss_mib']:.0f} MiB")
+    console.print(
+        f"SDK pre/post-processing per image: {p['preprocess_ms_per_image']:.3f} / "
+        f"{p['postprocess_ms_per_image']:.3f} ms; peak RSS {report['memory']['peak_rss_mib']:.0f} MiB"
+    )
 
 
 def _fmt(value: float | None, unit: str) -> str:

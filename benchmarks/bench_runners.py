@@ -24,8 +24,15 @@ def psnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     return sdk_psnr(reference, actual)
 
 
-def make_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
-                batch_sizes: tuple[int, ...], pinned: bool = False) -> Runner:
+def make_runner(
+    name: str,
+    bundle: Path,
+    device: str,
+    image_size: int,
+    c_dim: int,
+    batch_sizes: tuple[int, ...],
+    pinned: bool = False,
+) -> Runner:
     """`pinned`: the eager baselines and the SDK rows get page-locked input images (trt-raw always stages
     through its own pinned buffers; ort-raw is CPU only)."""
     if name == BASELINE:
@@ -74,9 +81,19 @@ def _eager_runner(bundle: Path, device: str, image_size: int, c_dim: int, tf32: 
         return G(x, c).cpu().numpy()
 
     name = BASELINE if tf32 else BASELINE_STRICT
-    return Runner(name, run, prepare, info={"precision": "fp32", "device": device, "cuda_graphs": False,
-                                            "cudnn_tf32": tf32 and device != "cpu",
-                                            "transfers_included": device != "cpu", "pinned_inputs": pinned})
+    return Runner(
+        name,
+        run,
+        prepare,
+        info={
+            "precision": "fp32",
+            "device": device,
+            "cuda_graphs": False,
+            "cudnn_tf32": tf32 and device != "cpu",
+            "transfers_included": device != "cpu",
+            "pinned_inputs": pinned,
+        },
+    )
 
 
 def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
@@ -91,8 +108,12 @@ def _ort_raw_runner(bundle: Path, image_size: int, c_dim: int) -> Runner:
         feeds.clear()
         feeds.update({"image": x, "label": c})
 
-    return Runner(ORT_RAW, lambda: sess.run(None, feeds)[0], prepare,
-                  info={"precision": "fp32", "device": "cpu", "provider": "CPUExecutionProvider"})
+    return Runner(
+        ORT_RAW,
+        lambda: sess.run(None, feeds)[0],
+        prepare,
+        info={"precision": "fp32", "device": "cpu", "provider": "CPUExecutionProvider"},
+    )
 
 
 def sdk_options(name: str, device: str, batch_sizes: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
@@ -108,16 +129,23 @@ def sdk_options(name: str, device: str, batch_sizes: tuple[int, ...]) -> tuple[s
     if name.startswith("inductor"):  # inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-pipe32
         backend, variant = "inductor", name.partition("-")[2]
         options["batch_sizes"] = tuple(batch_sizes)  # compile exactly the sizes measured
-        options.update({"": {}, "fp32": {"precision": "fp32"}, "nchw": {"channels_last": False},
-                        "autotune": {"mode": "max-autotune-no-cudagraphs"},
-                        "pipe32": {"pipeline_chunk": 32}}[variant])
+        options.update(
+            {
+                "": {},
+                "fp32": {"precision": "fp32"},
+                "nchw": {"channels_last": False},
+                "autotune": {"mode": "max-autotune-no-cudagraphs"},
+                "pipe32": {"pipeline_chunk": 32},
+            }[variant]
+        )
     if device == "cpu" and backend in ("torch", "inductor"):
         options["device_type"] = "cpu"
     return backend, options
 
 
-def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: int,
-                batch_sizes: tuple[int, ...], pinned: bool) -> Runner:
+def _sdk_runner(
+    name: str, bundle: Path, device: str, image_size: int, c_dim: int, batch_sizes: tuple[int, ...], pinned: bool
+) -> Runner:
     from stargan_sdk import Translator
 
     backend, options = sdk_options(name, device, batch_sizes)
@@ -133,9 +161,11 @@ def _sdk_runner(name: str, bundle: Path, device: str, image_size: int, c_dim: in
     backend = getattr(t, "backend", None)
     timed = backend.timed_infer if getattr(backend, "times_transfers", False) else None
     if timed is not None and device != "cpu":
+
         def split() -> dict[str, float]:  # median of 20 event-timed calls per phase
             runs = [timed({"image": feeds["x"], "label": feeds["c"]})[1] for _ in range(20)]
             return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+
     return Runner(name, lambda: t.infer(feeds["x"], feeds["c"]), prepare, t.close, info=info, split=split)
 
 

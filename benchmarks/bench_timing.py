@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
+
 
 def gflop_per_image(image_size: int, conv_dim: int = 64, repeat_num: int = 6, c_dim: int = 5) -> float:
     """Forward FLOPs (2 x MACs) of the generator's convolutions for one image (9.96 GMAC at 128 px).
@@ -78,7 +79,7 @@ def interleaved(
     samples: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
     for i in range(iterations):
-        order = names[i % len(names):] + names[: i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         for name in order:
             t0 = time.perf_counter()
             runners[name]()

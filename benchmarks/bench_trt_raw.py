@@ -32,8 +32,11 @@ def trt_raw_runner(bundle: Path, device: str, image_size: int, c_dim: int, max_b
     dev = torch.device(device)
     stream = torch.cuda.Stream(dev)
     shape = (max_batch, 3, image_size, image_size)
-    host = {"image": torch.empty(shape, pin_memory=True), "label": torch.empty((max_batch, c_dim), pin_memory=True),
-            "output": torch.empty(shape, pin_memory=True)}
+    host = {
+        "image": torch.empty(shape, pin_memory=True),
+        "label": torch.empty((max_batch, c_dim), pin_memory=True),
+        "output": torch.empty(shape, pin_memory=True),
+    }
     gpu = {k: torch.empty(v.shape, device=dev) for k, v in host.items()}
     for name, tensor in gpu.items():
         context.set_tensor_address(name, tensor.data_ptr())
@@ -58,5 +61,9 @@ def trt_raw_runner(bundle: Path, device: str, image_size: int, c_dim: int, max_b
         stream.synchronize()
         return host["output"][:n].numpy().copy()
 
-    return Runner(TRT_RAW, run, prepare, info={"precision": "plan", "device": device, "cuda_graphs": False,
-                                               "transfers_included": True})
+    return Runner(
+        TRT_RAW,
+        run,
+        prepare,
+        info={"precision": "plan", "device": device, "cuda_graphs": False, "transfers_included": True},
+    )

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -44,8 +44,12 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": info["
 
 
 def _load_in_fresh_process(bundle: Path, sizes: list[int], cache: Path, device_type: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", _LOAD, str(bundle), json.dumps(sizes), str(cache), device_type],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(bundle), json.dumps(sizes), str(cache), device_type],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"loading failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -62,7 +66,9 @@ def kernel_profile(bundle: Path, batch: int, cache: Path) -> dict:
     from stargan_sdk.bundle.manifest import read_manifest
 
     manifest = read_manifest(bundle)
-    module = to_precision(torch, load_generator(bundle, manifest).cuda(), fp16=True).to(memory_format=torch.channels_last)
+    module = to_precision(torch, load_generator(bundle, manifest).cuda(), fp16=True).to(
+        memory_format=torch.channels_last
+    )
     compiled = torch.compile(module, dynamic=False, fullgraph=True)
     size = manifest.image_size
     x = torch.rand(batch, 3, size, size, device="cuda").mul(2).sub(1).contiguous(memory_format=torch.channels_last)
@@ -79,12 +85,21 @@ def kernel_profile(bundle: Path, batch: int, cache: Path) -> dict:
     groups = {"convolution": 0.0, "triton": 0.0, "other": 0.0}
     for name, ms in kernels:
         low = name.lower()
-        kind = "triton" if low.startswith("triton") else "convolution" if any(
-            k in low for k in ("conv", "gemm", "xmma", "cudnn", "sm90", "implicit", "dgrad", "wgrad")) else "other"
+        kind = (
+            "triton"
+            if low.startswith("triton")
+            else "convolution"
+            if any(k in low for k in ("conv", "gemm", "xmma", "cudnn", "sm90", "implicit", "dgrad", "wgrad"))
+            else "other"
+        )
         groups[kind] += ms
     top = sorted(kernels, key=lambda k: -k[1])[:12]
-    return {"batch": batch, "cuda_ms_total": total, "by_kind_ms": groups,
-            "top_kernels": [{"name": n[:120], "ms": ms} for n, ms in top]}
+    return {
+        "batch": batch,
+        "cuda_ms_total": total,
+        "by_kind_ms": groups,
+        "top_kernels": [{"name": n[:120], "ms": ms} for n, ms in top],
+    }
 
 
 @app.command()
@@ -93,8 +108,10 @@ def main(
     batch_sizes: Annotated[str, typer.Option(help="Comma list of static sizes to compile.")] = "1,8,64,256",
     device_type: Annotated[str, typer.Option(help="cuda or cpu (cpu: a tiny dry run of the same path).")] = "cuda",
     profile_batch: Annotated[int, typer.Option(help="Batch for the kernel profile (0: none; CUDA only).")] = 64,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Keep the compile cache here (default: a temp folder).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Keep the compile cache here (default: a temp folder).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
 ) -> None:
     sizes = [int(s) for s in batch_sizes.split(",") if s.strip()]
     cache = cache_dir or Path(tempfile.mkdtemp(prefix="inductor-probe-"))

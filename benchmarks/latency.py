@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -46,31 +46,43 @@ def _preprocessing_ms(image_size: int, batch: int = 8) -> dict[str, float]:
         norm.postprocess(x)
         post.append(time.perf_counter() - t1)
         pre.append(t1 - t0)
-    return {"preprocess_ms_per_image": 1000 * float(np.median(pre)) / batch,
-            "postprocess_ms_per_image": 1000 * float(np.median(post)) / batch}
+    return {
+        "preprocess_ms_per_image": 1000 * float(np.median(pre)) / batch,
+        "postprocess_ms_per_image": 1000 * float(np.median(post)) / batch,
+    }
 
 
 @app.command()
 def main(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder (manifest.json + artifacts).")],
-    backends: Annotated[str, typer.Option(help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
-                                               "torch-fp32, torch-cl, tensorrt, openvino, openvino-fp32, openvino-bf16, "
-                                               "openvino-int8, inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-pipe32, "
-                                               "trt-raw) and optionally torch-eager-fp32-notf32 (then the PSNR "
-                                               "reference: IEEE FP32); the baselines are always added.")] = "auto,onnxruntime,torch",
+    backends: Annotated[
+        str,
+        typer.Option(
+            help="Comma list of SDK backends (auto, onnxruntime, onnxruntime-fp16, torch, "
+            "torch-fp32, torch-cl, tensorrt, openvino, openvino-fp32, openvino-bf16, "
+            "openvino-int8, inductor, inductor-fp32, inductor-nchw, inductor-autotune, inductor-pipe32, "
+            "trt-raw) and optionally torch-eager-fp32-notf32 (then the PSNR "
+            "reference: IEEE FP32); the baselines are always added."
+        ),
+    ] = "auto,onnxruntime,torch",
     batch_sizes: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1,8,32",
     iterations: Annotated[int, typer.Option(min=3, help="Timed rounds per batch size.")] = 30,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, or cuda / cuda:N for GPU backends and the baseline.")] = "cpu",
     budget_s: Annotated[float, typer.Option(help="Time budget per batch size (keeps >= 3 rounds).")] = 60.0,
-    pinned_inputs: Annotated[bool, typer.Option(help="Input images in page-locked memory for the eager baselines and "
-                                                     "the SDK rows alike (needs CUDA): GPU backends then upload them "
-                                                     "in place, without a staging copy.")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Write throughput vs batch size as PNG.")] = None,
+    pinned_inputs: Annotated[
+        bool,
+        typer.Option(
+            help="Input images in page-locked memory for the eager baselines and "
+            "the SDK rows alike (needs CUDA): GPU backends then upload them "
+            "in place, without a staging copy."
+        ),
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write throughput vs batch size as PNG.")] = None,
 ) -> None:
-    from stargan_sdk.errors import StarGANError
     from stargan_sdk.bundle.manifest import read_manifest
+    from stargan_sdk.errors import StarGANError
 
     try:
         manifest = read_manifest(bundle)
@@ -80,14 +92,19 @@ def main(
     if pinned_inputs and device == "cpu":
         typer.echo("error: --pinned-inputs needs --device cuda (page-locked memory is a CUDA allocation)", err=True)
         raise typer.Exit(2)
-    names = [BASELINE] + ([ORT_RAW] if device == "cpu" else []) + [b for b in _csv(backends) if b not in (BASELINE, ORT_RAW)]
+    names = (
+        [BASELINE]
+        + ([ORT_RAW] if device == "cpu" else [])
+        + [b for b in _csv(backends) if b not in (BASELINE, ORT_RAW)]
+    )
     sizes = [int(b) for b in _csv(batch_sizes)]
     runners, skipped, memory = {}, {}, {}
     for name in names:
         before, t0 = rss_mib(), time.perf_counter()
         try:
-            runners[name] = make_runner(name, bundle, device, manifest.image_size, manifest.c_dim, tuple(sizes),
-                                        pinned=pinned_inputs)
+            runners[name] = make_runner(
+                name, bundle, device, manifest.image_size, manifest.c_dim, tuple(sizes), pinned=pinned_inputs
+            )
         except Exception as e:  # a backend that cannot run here is reported, not fatal
             skipped[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
@@ -104,8 +121,12 @@ def main(
         samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s)
         reference = runners[reference_name].run()  # FP32 outputs on the same inputs
         for name, ms in samples.items():
-            entry = {"backend": name, **summarize(ms, batch).to_dict(), "info": runners[name].info,
-                     "psnr_db_vs_fp32": psnr_db(reference, runners[name].run())}
+            entry = {
+                "backend": name,
+                **summarize(ms, batch).to_dict(),
+                "info": runners[name].info,
+                "psnr_db_vs_fp32": psnr_db(reference, runners[name].run()),
+            }
             if name == "auto":  # which engine and precision `auto` chose here, and why
                 entry.update(picked_row(runners[name].info))
             if runners[name].split is not None:
@@ -114,8 +135,9 @@ def main(
     for r in runners.values():
         r.close()
     gemm = measure_gemm_gflops("cpu" if device == "cpu" else device)
-    report = build_report(manifest, device, results, skipped, gemm, memory, peak_rss_mib(),
-                          _preprocessing_ms(manifest.image_size))
+    report = build_report(
+        manifest, device, results, skipped, gemm, memory, peak_rss_mib(), _preprocessing_ms(manifest.image_size)
+    )
     report["psnr_reference"] = reference_name
     report["input_memory"] = "pinned" if pinned_inputs else "pageable"
     print_report(report)

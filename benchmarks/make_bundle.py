@@ -49,8 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = official_checkpoint(Path(tmp), args.conv_dim, args.repeat_num, len(attrs))
         engine = {"auto": None, "yes": True, "no": False}[args.engine]
-        manifest = build_bundle(ckpt, args.out, attributes=attrs, image_size=args.image_size, fp16=True,
-                                engine=engine, max_batch=args.max_batch, opt_batch=args.opt_batch, progress=True)
+        manifest = build_bundle(
+            ckpt,
+            args.out,
+            attributes=attrs,
+            image_size=args.image_size,
+            fp16=True,
+            engine=engine,
+            max_batch=args.max_batch,
+            opt_batch=args.opt_batch,
+            progress=True,
+        )
     print(f"bundle {args.out}: " + ", ".join(f"{a.file} ({a.precision})" for a in manifest.artifacts))
     return 0
 

@@ -66,8 +66,11 @@ def _serial(t: Translator, paths: list[Path], out: Path, photo: bool = False) ->
     given = _original(t)
     for p in paths:
         with Image.open(p) as im:
-            edit = (t.translate_photo(im, CHANGES, original=given) if photo
-                    else t.translate(center_crop(im), CHANGES, original=given))
+            edit = (
+                t.translate_photo(im, CHANGES, original=given)
+                if photo
+                else t.translate(center_crop(im), CHANGES, original=given)
+            )
             save_image(edit, out / p.name)
     shutil.rmtree(out)
 
@@ -118,32 +121,50 @@ def aligned_row(t: Translator, paths: list[Path], tmp: Path, fmt: str, args: arg
     variants: dict[str, Callable[[], None]] = {"infer": lambda: _infer(t, x, args.batch)}
     given = _original(t)  # a bundle without a classifier (make_bundle.py's) is always told the originals
     for w in args.workers:
-        variants[f"pipeline_w{w}"] = lambda w=w: _files(t, paths, out, times[w], mode="crop", workers=w,
-                                                       batch_size=args.batch, original=given)
+        variants[f"pipeline_w{w}"] = lambda w=w: _files(
+            t, paths, out, times[w], mode="crop", workers=w, batch_size=args.batch, original=given
+        )
     if given is None:
-        variants["pipeline_original_given"] = lambda: _files(t, paths, out, StageTimes(), mode="crop",
-                                                             batch_size=args.batch, original=ORIGINAL)
+        variants["pipeline_original_given"] = lambda: _files(
+            t, paths, out, StageTimes(), mode="crop", batch_size=args.batch, original=ORIGINAL
+        )
     variants["serial"] = lambda: _serial(t, paths[: args.serial_count], out)
     best, seconds = _interleave(variants, args.rounds, len(paths))
     _rescale(best, seconds, "serial", len(paths), min(len(paths), args.serial_count))
     pipe = max(v for k, v in best.items() if k.startswith("pipeline_w"))
-    return {"input": fmt, "output": fmt, "mode": "crop", "images": len(paths), "classifier": given is None,
-            "images_per_s": best,
-            "pipeline_vs_infer": pipe / best["infer"],
-            "stage_seconds": {f"w{w}": {"prepare": s.prepare, "engine": s.engine, "finish": s.finish}
-                              for w, s in times.items()},
-            "seconds": seconds}
+    return {
+        "input": fmt,
+        "output": fmt,
+        "mode": "crop",
+        "images": len(paths),
+        "classifier": given is None,
+        "images_per_s": best,
+        "pipeline_vs_infer": pipe / best["infer"],
+        "stage_seconds": {
+            f"w{w}": {"prepare": s.prepare, "engine": s.engine, "finish": s.finish} for w, s in times.items()
+        },
+        "seconds": seconds,
+    }
 
 
 def stream_row(t: Translator, paths: list[Path], args: argparse.Namespace) -> dict:
     """In-memory uint8 model-size images through `translate_stream` (no files, no codecs) beside `infer`."""
     rgbs = list(_model_rgbs(t, paths))
     x = t.normalizer.preprocess(np.stack(rgbs))
-    variants = {"infer": lambda: _infer(t, x, args.batch),
-                "stream": lambda: list(t.translate_stream(rgbs, CHANGES, batch_size=args.batch, original=ORIGINAL))}
+    variants = {
+        "infer": lambda: _infer(t, x, args.batch),
+        "stream": lambda: list(t.translate_stream(rgbs, CHANGES, batch_size=args.batch, original=ORIGINAL)),
+    }
     best, seconds = _interleave(variants, args.rounds, len(rgbs))
-    return {"input": "uint8 arrays", "output": "uint8 arrays", "mode": "whole", "images": len(rgbs),
-            "images_per_s": best, "pipeline_vs_infer": best["stream"] / best["infer"], "seconds": seconds}
+    return {
+        "input": "uint8 arrays",
+        "output": "uint8 arrays",
+        "mode": "whole",
+        "images": len(rgbs),
+        "images_per_s": best,
+        "pipeline_vs_infer": best["stream"] / best["infer"],
+        "seconds": seconds,
+    }
 
 
 def photo_row(t: Translator, tmp: Path, args: argparse.Namespace) -> dict | None:
@@ -162,16 +183,24 @@ def photo_row(t: Translator, tmp: Path, args: argparse.Namespace) -> dict | None
     paths = sorted(src.iterdir())
     out = tmp / "out"
     times = StageTimes()
-    variants = {"pipeline": lambda: _files(t, paths, out, times, mode="photo", batch_size=args.batch,
-                                           original=_original(t)),
-                "serial": lambda: _serial(t, paths[: args.serial_count], out, photo=True)}
+    variants = {
+        "pipeline": lambda: _files(t, paths, out, times, mode="photo", batch_size=args.batch, original=_original(t)),
+        "serial": lambda: _serial(t, paths[: args.serial_count], out, photo=True),
+    }
     best, seconds = _interleave(variants, args.rounds, len(paths))
     _rescale(best, seconds, "serial", len(paths), min(len(paths), args.serial_count))
     faces = sum(2 if i % 3 == 0 else 1 for i in range(args.photos))
-    return {"input": "jpg photos (512x512 one face, 1024x512 two faces)", "output": "jpg", "mode": "photo",
-            "images": len(paths), "faces": faces, "images_per_s": best, "pipeline_vs_serial": best["pipeline"] / best["serial"],
-            "stage_seconds": {"prepare": times.prepare, "engine": times.engine, "finish": times.finish},
-            "seconds": seconds}
+    return {
+        "input": "jpg photos (512x512 one face, 1024x512 two faces)",
+        "output": "jpg",
+        "mode": "photo",
+        "images": len(paths),
+        "faces": faces,
+        "images_per_s": best,
+        "pipeline_vs_serial": best["pipeline"] / best["serial"],
+        "stage_seconds": {"prepare": times.prepare, "engine": times.engine, "finish": times.finish},
+        "seconds": seconds,
+    }
 
 
 def png_levels(paths: list[Path], levels: list[int]) -> list[dict]:
@@ -188,8 +217,14 @@ def png_levels(paths: list[Path], levels: list[int]) -> list[dict]:
             buf = io.BytesIO()
             im.save(buf, "PNG", compress_level=level)
             sizes.append(buf.tell())
-        rows.append({"level": level, "encode_ms": 1e3 * (time.perf_counter() - start) / len(images),
-                     "bytes": float(np.mean(sizes)), "size": list(images[0].size)})
+        rows.append(
+            {
+                "level": level,
+                "encode_ms": 1e3 * (time.perf_counter() - start) / len(images),
+                "bytes": float(np.mean(sizes)),
+                "size": list(images[0].size),
+            }
+        )
     return rows
 
 
@@ -208,8 +243,10 @@ def pools(paths: list[Path], tmp: Path, size: int, workers: int, rounds: int) ->
     out.mkdir()
     jobs = [(str(p), str(out / p.name), size) for p in paths]
     best: dict[str, float] = {}
-    makers: dict[str, Callable[[], Executor]] = {"threads": lambda: ThreadPoolExecutor(workers),
-                                                 "processes": lambda: ProcessPoolExecutor(workers)}
+    makers: dict[str, Callable[[], Executor]] = {
+        "threads": lambda: ThreadPoolExecutor(workers),
+        "processes": lambda: ProcessPoolExecutor(workers),
+    }
     for name, make in makers.items():
         with make() as pool:
             list(pool.map(_cpu_stages, jobs[:workers]))  # start the workers (process start-up is not counted)
@@ -235,8 +272,12 @@ def main() -> None:
     ap.add_argument("--formats", default="png,jpg")
     ap.add_argument("--photos", type=int, default=48, help="photo-mode photos (0: no photo row)")
     ap.add_argument("--png-levels", default="1,3,6")
-    ap.add_argument("--serial-count", type=int, default=200,
-                    help="the serial path runs on the first N images only (it is slow; its rate is per image)")
+    ap.add_argument(
+        "--serial-count",
+        type=int,
+        default=200,
+        help="the serial path runs on the first N images only (it is slow; its rate is per image)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
@@ -249,8 +290,12 @@ def main() -> None:
         for fmt in args.formats.split(","):
             paths = _convert(faces, tmp / f"in-{fmt}", fmt, os.cpu_count() or 1)
             rows.append(aligned_row(t, paths, tmp, fmt, args))
-            print(fmt, json.dumps({k: round(v, 1) for k, v in rows[-1]["images_per_s"].items()}),
-                  f"pipeline/infer {rows[-1]['pipeline_vs_infer']:.2f}", flush=True)
+            print(
+                fmt,
+                json.dumps({k: round(v, 1) for k, v in rows[-1]["images_per_s"].items()}),
+                f"pipeline/infer {rows[-1]['pipeline_vs_infer']:.2f}",
+                flush=True,
+            )
         rows.append(stream_row(t, faces, args))
         print("stream", json.dumps({k: round(v, 1) for k, v in rows[-1]["images_per_s"].items()}), flush=True)
         if args.photos and (row := photo_row(t, tmp, args)):
@@ -259,9 +304,18 @@ def main() -> None:
         extras["png_levels"] = png_levels(faces, [int(v) for v in args.png_levels.split(",")])
         extras["pools"] = pools(faces, tmp, t.image_size, max(args.workers), args.rounds)
         print(json.dumps(extras), flush=True)
-        report = {"git_commit": git_commit(), "backend": t.backend_name, "precision": t.backend.describe().get("precision"),
-                  "bundle": str(args.bundle), "batch": args.batch, "rounds": args.rounds, "cpus": os.cpu_count(),
-                  "versions": versions(), "rows": rows, **extras}
+        report = {
+            "git_commit": git_commit(),
+            "backend": t.backend_name,
+            "precision": t.backend.describe().get("precision"),
+            "bundle": str(args.bundle),
+            "batch": args.batch,
+            "rounds": args.rounds,
+            "cpus": os.cpu_count(),
+            "versions": versions(),
+            "rows": rows,
+            **extras,
+        }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

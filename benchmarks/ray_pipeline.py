@@ -41,10 +41,15 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 
 
 def ray_startup_seconds(prefix: list[str]) -> float:
-    code = ("import time,ray;t=time.perf_counter();ray.init(num_cpus=2,include_dashboard=False,"
-            "_node_ip_address='127.0.0.1');print(time.perf_counter()-t);ray.shutdown()")
-    return float(subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout.strip().splitlines()[-1])
+    code = (
+        "import time,ray;t=time.perf_counter();ray.init(num_cpus=2,include_dashboard=False,"
+        "_node_ip_address='127.0.0.1');print(time.perf_counter()-t);ray.shutdown()"
+    )
+    return float(
+        subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 def main() -> None:
@@ -65,8 +70,12 @@ def main() -> None:
         for r in range(args.rounds):  # interleaved, so drift on a shared machine hits both alike
             wall, out = timed(STARGAN + ["translate", str(faces), "-b", str(args.bundle), "-o", f"{tmp}/l{r}"] + common)
             rows["local"].append({"wall_s": wall, "job_s": json.loads(out)["seconds"]})
-            wall, out = timed(prefix + STARGAN + ["translate-dataset", str(faces), f"{tmp}/r{r}", "-b",
-                                                  str(args.bundle), "--concurrency", "1"] + common)
+            wall, out = timed(
+                prefix
+                + STARGAN
+                + ["translate-dataset", str(faces), f"{tmp}/r{r}", "-b", str(args.bundle), "--concurrency", "1"]
+                + common
+            )
             job = json.loads(out.strip().splitlines()[-1])
             assert job["written"] == args.count, job
             rows["ray"].append({"wall_s": wall, "job_s": job["seconds"]})
@@ -75,11 +84,19 @@ def main() -> None:
         return round(args.count / statistics.median(row[key] for row in rows[kind]), 2)
 
     report = {
-        "git_commit": git_commit(), "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "images": args.count, "backend": args.backend, "bundle": str(args.bundle), "rounds": args.rounds,
-        "loopback_namespace": bool(prefix), "rows": rows,
-        "local_pipeline_images_per_s": rate("local", "job_s"), "ray_job_images_per_s": rate("ray", "job_s"),
-        "local_cli_images_per_s": rate("local", "wall_s"), "ray_cli_images_per_s": rate("ray", "wall_s"),
+        "git_commit": git_commit(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "images": args.count,
+        "backend": args.backend,
+        "bundle": str(args.bundle),
+        "rounds": args.rounds,
+        "loopback_namespace": bool(prefix),
+        "rows": rows,
+        "local_pipeline_images_per_s": rate("local", "job_s"),
+        "ray_job_images_per_s": rate("ray", "job_s"),
+        "local_cli_images_per_s": rate("local", "wall_s"),
+        "ray_cli_images_per_s": rate("ray", "wall_s"),
         "ray_job_vs_local_pipeline": round(rate("ray", "job_s") / rate("local", "job_s"), 3),
         "ray_cli_vs_local_cli": round(rate("ray", "wall_s") / rate("local", "wall_s"), 3),
         "ray_startup_s": round(ray_startup_seconds(prefix), 2),

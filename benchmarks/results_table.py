@@ -30,8 +30,15 @@ def table(report: dict) -> str:
         f"{report['bundle']['image_size']} px generator, {report['gflop_per_image']:.1f} GFLOP/image; measured "
         f"dense GEMM {gemm:,.0f} GFLOP/s ({', '.join(f'{k} {v:,.0f}' for k, v in report['gemm_gflops'].items())}).",
         "",
-        *([f"The SDK was told the CPU has only {dev['cpu_capabilities_override']} (STARGAN_CPU_CAPABILITIES), "
-           "as an AVX2-only CPU reports.", ""] if dev.get("cpu_capabilities_override") else []),
+        *(
+            [
+                f"The SDK was told the CPU has only {dev['cpu_capabilities_override']} (STARGAN_CPU_CAPABILITIES), "
+                "as an AVX2-only CPU reports.",
+                "",
+            ]
+            if dev.get("cpu_capabilities_override")
+            else []
+        ),
         "| backend | batch | img/s | p50 ms | p90 ms | p99 ms | × eager FP32 | × raw engine | GFLOP/s | PSNR vs FP32 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -45,9 +52,15 @@ def table(report: dict) -> str:
         )
     splits = [r for r in report["results"] if "split_ms" in r]
     if splits:
-        lines += ["", "GPU split (CUDA events, median of 20): " + "; ".join(
-            f"{r['backend']} b{r['batch']}: " + "/".join(f"{v:.3f}" for v in r["split_ms"].values()) + " ms"
-            for r in splits) + " (H2D/compute/D2H)."]
+        lines += [
+            "",
+            "GPU split (CUDA events, median of 20): "
+            + "; ".join(
+                f"{r['backend']} b{r['batch']}: " + "/".join(f"{v:.3f}" for v in r["split_ms"].values()) + " ms"
+                for r in splits
+            )
+            + " (H2D/compute/D2H).",
+        ]
     if report.get("skipped"):
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())]
     return "\n".join(lines)
@@ -59,14 +72,16 @@ def _cpu_ms(row: dict, name: str) -> float:
 
 def pipeline_table(report: dict) -> str:
     """One pipeline report (benchmarks/pipeline.py) as a table: images/s (best round) and CPU ms per image."""
-    lines = [f"`benchmarks/pipeline.py`, {report['bundle']}, backend `{report['backend']}` ({report.get('precision')}), "
-             f"batch {report['batch']}, best of {report['rounds']} interleaved rounds, {report.get('cpus', '?')} CPUs, "
-             f"{report.get('date', '')} commit {report['git_commit'][:8]}; images/s, and in brackets the process's CPU "
-             "ms per image (steadier than wall time on a shared machine):",
-             "",
-             "| input → output | `infer` (ceiling) | pipeline, 1 worker | pipeline, 2 workers | originals given | serial "
-             "(before) | pipeline / infer: wall (CPU) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"`benchmarks/pipeline.py`, {report['bundle']}, backend `{report['backend']}` ({report.get('precision')}), "
+        f"batch {report['batch']}, best of {report['rounds']} interleaved rounds, {report.get('cpus', '?')} CPUs, "
+        f"{report.get('date', '')} commit {report['git_commit'][:8]}; images/s, and in brackets the process's CPU "
+        "ms per image (steadier than wall time on a shared machine):",
+        "",
+        "| input → output | `infer` (ceiling) | pipeline, 1 worker | pipeline, 2 workers | originals given | serial "
+        "(before) | pipeline / infer: wall (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in (r for r in report["rows"] if r["mode"] == "crop"):
         ips = row["images_per_s"]
 
@@ -74,30 +89,46 @@ def pipeline_table(report: dict) -> str:
             return f"{ips[name]:.0f} ({_cpu_ms(row, name):.1f})" if name in ips else "—"
 
         best = max((k for k in ips if k.startswith("pipeline_w")), key=ips.get)
-        lines.append(f"| {row['images']} aligned {row['input'].upper()} → {row['output'].upper()}, `--crop` | "
-                     f"{cell('infer')} | {cell('pipeline_w1')} | {cell('pipeline_w2')} | "
-                     f"{cell('pipeline_original_given')} | {cell('serial')} | {row['pipeline_vs_infer']:.2f} "
-                     f"({_cpu_ms(row, 'infer') / _cpu_ms(row, best):.2f}) |")
+        lines.append(
+            f"| {row['images']} aligned {row['input'].upper()} → {row['output'].upper()}, `--crop` | "
+            f"{cell('infer')} | {cell('pipeline_w1')} | {cell('pipeline_w2')} | "
+            f"{cell('pipeline_original_given')} | {cell('serial')} | {row['pipeline_vs_infer']:.2f} "
+            f"({_cpu_ms(row, 'infer') / _cpu_ms(row, best):.2f}) |"
+        )
     for row in report["rows"]:
         ips = row["images_per_s"]
         if row["mode"] == "whole":
-            lines.append(f"| {row['images']} in-memory uint8 faces (`translate_stream`, originals given) | "
-                         f"{ips['infer']:.0f} ({_cpu_ms(row, 'infer'):.1f}) | | {ips['stream']:.0f} "
-                         f"({_cpu_ms(row, 'stream'):.1f}) | | | {row['pipeline_vs_infer']:.2f} "
-                         f"({_cpu_ms(row, 'infer') / _cpu_ms(row, 'stream'):.2f}) |")
+            lines.append(
+                f"| {row['images']} in-memory uint8 faces (`translate_stream`, originals given) | "
+                f"{ips['infer']:.0f} ({_cpu_ms(row, 'infer'):.1f}) | | {ips['stream']:.0f} "
+                f"({_cpu_ms(row, 'stream'):.1f}) | | | {row['pipeline_vs_infer']:.2f} "
+                f"({_cpu_ms(row, 'infer') / _cpu_ms(row, 'stream'):.2f}) |"
+            )
         if row["mode"] == "photo":
-            lines.append(f"| {row['images']} photos, {row['faces']} faces, `--photo` ({row['input']}) | | | "
-                         f"{ips['pipeline']:.1f} ({_cpu_ms(row, 'pipeline'):.0f}) | | {ips['serial']:.1f} "
-                         f"({_cpu_ms(row, 'serial'):.0f}) | {row['pipeline_vs_serial']:.2f}× serial |")
+            lines.append(
+                f"| {row['images']} photos, {row['faces']} faces, `--photo` ({row['input']}) | | | "
+                f"{ips['pipeline']:.1f} ({_cpu_ms(row, 'pipeline'):.0f}) | | {ips['serial']:.1f} "
+                f"({_cpu_ms(row, 'serial'):.0f}) | {row['pipeline_vs_serial']:.2f}× serial |"
+            )
     if report.get("png_levels"):
-        lines += ["", "PNG zlib level, one core, " + "×".join(map(str, report["png_levels"][0]["size"])) + " faces: " +
-                  "; ".join(f"level {r['level']}: {r['encode_ms']:.1f} ms, {r['bytes'] / 1e3:.1f} kB"
-                            for r in report["png_levels"]) + "."]
+        lines += [
+            "",
+            "PNG zlib level, one core, "
+            + "×".join(map(str, report["png_levels"][0]["size"]))
+            + " faces: "
+            + "; ".join(
+                f"level {r['level']}: {r['encode_ms']:.1f} ms, {r['bytes'] / 1e3:.1f} kB" for r in report["png_levels"]
+            )
+            + ".",
+        ]
     if report.get("pools"):
         p = report["pools"]
-        lines += ["", f"The CPU stages alone (decode, crop, resize, resize back, PNG encode, write), {p['workers']} "
-                  f"workers: threads {p['images_per_s']['threads']:.0f} images/s, processes "
-                  f"{p['images_per_s']['processes']:.0f} images/s."]
+        lines += [
+            "",
+            f"The CPU stages alone (decode, crop, resize, resize back, PNG encode, write), {p['workers']} "
+            f"workers: threads {p['images_per_s']['threads']:.0f} images/s, processes "
+            f"{p['images_per_s']['processes']:.0f} images/s.",
+        ]
     return "\n".join(lines)
 
 

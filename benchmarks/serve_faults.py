@@ -32,16 +32,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _infer_body(s: int, c: int, batch: int | None = None, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
-    return json.dumps({"inputs": [
-        {"name": "image", "shape": [batch or 1, 3, s, s], "datatype": "FP32",
-         "data": rng.uniform(-1, 1, 3 * s * s).round(4).tolist()},
-        {"name": "label", "shape": [batch or 1, c], "datatype": "FP32", "data": [1.0] + [0.0] * (c - 1)}]}).encode()
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [batch or 1, 3, s, s],
+                    "datatype": "FP32",
+                    "data": rng.uniform(-1, 1, 3 * s * s).round(4).tolist(),
+                },
+                {"name": "label", "shape": [batch or 1, c], "datatype": "FP32", "data": [1.0] + [0.0] * (c - 1)},
+            ]
+        }
+    ).encode()
 
 
 def _edit_body(changes: str, original: str | None = None) -> bytes:
     png = base64.b64encode((ROOT / "docs" / "example-face.png").read_bytes()).decode()
-    inputs = [{"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [png]},
-              {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]}]
+    inputs = [
+        {"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [png]},
+        {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]},
+    ]
     if original is not None:
         inputs.append({"name": "original", "shape": [1, 1], "datatype": "BYTES", "data": [original]})
     return json.dumps({"inputs": inputs}).encode()
@@ -50,9 +61,15 @@ def _edit_body(changes: str, original: str | None = None) -> bytes:
 def bad_requests(s: int, c: int) -> list[tuple[str, bytes]]:
     deep, digits = "[" * 100_000 + "]" * 100_000, "9" * 5000
     infer, edit = "/v2/models/stargan/infer", "/v2/models/stargan_edit/infer"
-    return [(infer, b"[" * 200_000), (infer, _infer_body(s, c, batch=2 ** 40)), (infer, _infer_body(s, c, batch=2 ** 63 - 1)),
-            (edit, _edit_body(deep)), (edit, _edit_body(f'{{"Blond_Hair": {digits}}}')),
-            (edit, _edit_body('{"Male": 1}', deep)), (edit, _edit_body('{"Blond": 1}'))]
+    return [
+        (infer, b"[" * 200_000),
+        (infer, _infer_body(s, c, batch=2**40)),
+        (infer, _infer_body(s, c, batch=2**63 - 1)),
+        (edit, _edit_body(deep)),
+        (edit, _edit_body(f'{{"Blond_Hair": {digits}}}')),
+        (edit, _edit_body('{"Male": 1}', deep)),
+        (edit, _edit_body('{"Blond": 1}')),
+    ]
 
 
 def _post(url: str, body: bytes | None) -> int:
@@ -107,18 +124,51 @@ def bad_clients_row(stack, remote, good_clients: int, bad_clients: int, requests
     done.set()
     for t in bads:
         t.join()
-    return {"mode": "http+bad", "clients": good_clients, "bad_clients": bad_clients, "good_requests": requests,
-            "good_failed": len(failures), "failures": failures[:5], "throughput_rps": requests / wall,
-            "bad_requests": sum(statuses.values()), "bad_statuses": dict(sorted(statuses.items())),
-            "restarts": len(stack.restarts) - restarts}
+    return {
+        "mode": "http+bad",
+        "clients": good_clients,
+        "bad_clients": bad_clients,
+        "good_requests": requests,
+        "good_failed": len(failures),
+        "failures": failures[:5],
+        "throughput_rps": requests / wall,
+        "bad_requests": sum(statuses.values()),
+        "bad_statuses": dict(sorted(statuses.items())),
+        "restarts": len(stack.restarts) - restarts,
+    }
 
 
-def sigterm_row(bundle: Path, backend: str, clients: int, seconds: float, max_batch: int, workdir: Path,
-                ports: list[int], s: int, c: int) -> dict:
+def sigterm_row(
+    bundle: Path,
+    backend: str,
+    clients: int,
+    seconds: float,
+    max_batch: int,
+    workdir: Path,
+    ports: list[int],
+    s: int,
+    c: int,
+) -> dict:
     """The `stargan serve` CLI under `clients` keep-alive clients; SIGTERM after `seconds` of load."""
-    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", backend, "--max-batch",
-           str(max_batch), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port",
-           str(ports[2]), "--workdir", str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stargan_sdk.cli",
+        "serve",
+        str(bundle),
+        "--backend",
+        backend,
+        "--max-batch",
+        str(max_batch),
+        "--http-port",
+        str(ports[0]),
+        "--grpc-port",
+        str(ports[1]),
+        "--metrics-port",
+        str(ports[2]),
+        "--workdir",
+        str(workdir),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
@@ -168,10 +218,19 @@ def sigterm_row(bundle: Path, backend: str, clients: int, seconds: float, max_ba
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return {"mode": "sigterm", "clients": clients, "load_s": seconds, "answered_before": len(answered),
-            "answered_after_sigterm": len(after), "dropped": len(dropped), "drops": dropped[:5],
-            "refused_at_reconnect": len(refused), "exit_status": status, "stop_s": stop_s,
-            "workdir_left": sorted(p.name for p in workdir.iterdir())}
+    return {
+        "mode": "sigterm",
+        "clients": clients,
+        "load_s": seconds,
+        "answered_before": len(answered),
+        "answered_after_sigterm": len(after),
+        "dropped": len(dropped),
+        "drops": dropped[:5],
+        "refused_at_reconnect": len(refused),
+        "exit_status": status,
+        "stop_s": stop_s,
+        "workdir_left": sorted(p.name for p in workdir.iterdir()),
+    }
 
 
 def fault_table(rows: list[dict]) -> str:
@@ -179,12 +238,16 @@ def fault_table(rows: list[dict]) -> str:
     for r in rows:
         if r["mode"] == "http+bad":
             bad = ", ".join(f"{k}: {v}" for k, v in r["bad_statuses"].items())
-            lines.append(f"| good + bad clients (HTTP) | {r['clients']} good + {r['bad_clients']} bad | "
-                         f"{r['good_requests']} good | {r['good_failed']} good failed | bad answered {bad} "
-                         f"({r['bad_requests']}) | {r['throughput_rps']:.1f} good req/s; {r['restarts']} restarts |")
+            lines.append(
+                f"| good + bad clients (HTTP) | {r['clients']} good + {r['bad_clients']} bad | "
+                f"{r['good_requests']} good | {r['good_failed']} good failed | bad answered {bad} "
+                f"({r['bad_requests']}) | {r['throughput_rps']:.1f} good req/s; {r['restarts']} restarts |"
+            )
         else:
-            lines.append(f"| SIGTERM under keep-alive load | {r['clients']} | {r['answered_before']} before, "
-                         f"{r['answered_after_sigterm']} answered after SIGTERM | {r['dropped']} dropped | "
-                         f"{r['refused_at_reconnect']} refused at reconnect | exit {r['exit_status']} in "
-                         f"{r['stop_s']:.1f} s; {len(r['workdir_left'])} files left |")
+            lines.append(
+                f"| SIGTERM under keep-alive load | {r['clients']} | {r['answered_before']} before, "
+                f"{r['answered_after_sigterm']} answered after SIGTERM | {r['dropped']} dropped | "
+                f"{r['refused_at_reconnect']} refused at reconnect | exit {r['exit_status']} in "
+                f"{r['stop_s']:.1f} s; {len(r['workdir_left'])} files left |"
+            )
     return "\n".join(lines) + "\n"

@@ -148,8 +148,10 @@ def measure_served(server: TritonServer, remote: RemoteTranslator, clients: int,
 def _inputs(direct: Translator) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(0)
     s, c = direct.image_size, direct.manifest.c_dim
-    return [(rng.uniform(-1, 1, (1, 3, s, s)).astype(np.float32), rng.integers(0, 2, (1, c)).astype(np.float32))
-            for _ in range(32)]
+    return [
+        (rng.uniform(-1, 1, (1, 3, s, s)).astype(np.float32), rng.integers(0, 2, (1, c)).astype(np.float32))
+        for _ in range(32)
+    ]
 
 
 def sweep(args: argparse.Namespace, stack: ServeStack, direct: Translator) -> list[dict]:
@@ -170,11 +172,16 @@ def sweep(args: argparse.Namespace, stack: ServeStack, direct: Translator) -> li
                     if mode == "direct":
                         row = with_cpu(lambda n=clients: run_clients(direct.infer, n, args.requests, inputs), None)
                     else:
-                        row = with_cpu(lambda m=mode, n=clients: measure_served(server, remotes[m], n, args.requests, inputs),
-                                       server.process.pid)
-                    print(f"{mode:6} clients={clients:3} {row['throughput_rps']:7.1f} req/s  "
-                          f"{row['cpu_ms_per_request']:6.2f} CPU ms/request  "
-                          f"mean batch {row.get('mean_batch', 1):.2f}", flush=True)
+                        row = with_cpu(
+                            lambda m=mode, n=clients: measure_served(server, remotes[m], n, args.requests, inputs),
+                            server.process.pid,
+                        )
+                    print(
+                        f"{mode:6} clients={clients:3} {row['throughput_rps']:7.1f} req/s  "
+                        f"{row['cpu_ms_per_request']:6.2f} CPU ms/request  "
+                        f"mean batch {row.get('mean_batch', 1):.2f}",
+                        flush=True,
+                    )
                     rows.append({"mode": mode, "clients": clients, **row})
     finally:
         for r in remotes.values():
@@ -190,11 +197,16 @@ def summarize(rows: list[dict]) -> list[dict]:
             runs = [r for r in rows if r["clients"] == clients and r["mode"] == mode]
             latencies = [v for r in runs for v in r["latencies"]]
             q = statistics.quantiles(latencies, n=100, method="inclusive")
-            row = {"mode": mode, "clients": clients, "requests": len(latencies),
-                   "throughput_rps": statistics.median(r["throughput_rps"] for r in runs),
-                   "throughput_runs": [round(r["throughput_rps"], 2) for r in runs],
-                   "p50_ms": statistics.median(latencies), "p99_ms": q[98],
-                   "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in runs)}
+            row = {
+                "mode": mode,
+                "clients": clients,
+                "requests": len(latencies),
+                "throughput_rps": statistics.median(r["throughput_rps"] for r in runs),
+                "throughput_runs": [round(r["throughput_rps"], 2) for r in runs],
+                "p50_ms": statistics.median(latencies),
+                "p99_ms": q[98],
+                "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"] for r in runs),
+            }
             if mode != "direct":
                 hist: dict[int, int] = {}
                 for r in runs:
@@ -212,24 +224,34 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def table(report: dict) -> str:
     cfg = report["config"]
-    lines = [f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, "
-             f"commit {report['git_commit'][:8]}", "",
-             f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
-             f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), "
-             f"max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
-             f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from "
-             "the same threads (no server).", "",
-             "| clients | mode | req/s | × direct | p50 ms | p99 ms | CPU ms/request | mean batch (/metrics) | "
-             "batch sizes formed (count) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"### `stargan serve` under load — {report['machine']}, {report['date'][:10]}, "
+        f"commit {report['git_commit'][:8]}",
+        "",
+        f"{cfg['bundle']} ({cfg['image_size']} px), backend `{cfg['backend']}`, one image per request, "
+        f"{cfg['repeats']} × {cfg['requests']} requests per row (median req/s of the repeats), "
+        f"max batch {cfg['max_batch']}, queue delay {cfg['queue_delay_us']} µs, "
+        f"{cfg['instances']} instance(s) × {cfg.get('threads', '?')} thread(s); `direct` = the SDK called from "
+        "the same threads (no server).",
+        "",
+        "| clients | mode | req/s | × direct | p50 ms | p99 ms | CPU ms/request | mean batch (/metrics) | "
+        "batch sizes formed (count) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in report["results"]:
         sizes = ", ".join(f"{b}: {n}" for b, n in r.get("batches", {}).items()) or "—"
         mean = f"{r['mean_batch_metrics']:.2f}" if "mean_batch_metrics" in r else "—"
-        lines.append(f"| {r['clients']} | {r['mode']} | {r['throughput_rps']:.1f} | {r['vs_direct']:.2f}× | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_request']:.2f} | {mean} | {sizes} |")
+        lines.append(
+            f"| {r['clients']} | {r['mode']} | {r['throughput_rps']:.1f} | {r['vs_direct']:.2f}× | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_request']:.2f} | {mean} | {sizes} |"
+        )
     if report.get("faults"):
-        lines += ["", "Faults (`http` through the front; `http-triton` above is the same server without it):", "",
-                  fault_table(report["faults"]).rstrip("\n")]
+        lines += [
+            "",
+            "Faults (`http` through the front; `http-triton` above is the same server without it):",
+            "",
+            fault_table(report["faults"]).rstrip("\n"),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -237,7 +259,7 @@ def write_table(report: dict, readme: Path = HERE / "README.md") -> None:
     text = readme.read_text()
     block = f"{BEGIN}\n\n{table(report)}\n{END}"
     if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     else:
         raise SystemExit(f"{readme} has no {BEGIN!r} marker")
     atomic_write_text(readme, text)
@@ -253,8 +275,11 @@ def _git_commit() -> str:
 
 def _machine() -> str:
     try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
     except OSError:
         names = []
     return f"{names[0] if names else platform.machine()}, {os.cpu_count()} CPUs"
@@ -265,8 +290,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("bundle", type=Path)
     p.add_argument("--backend", default="auto")
     p.add_argument("--clients", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
-    p.add_argument("--protocols", type=lambda s: s.split(","), default=["http", "http-triton", "grpc"],
-                   help="http (through the front), http-triton (straight to tritonserver), grpc")
+    p.add_argument(
+        "--protocols",
+        type=lambda s: s.split(","),
+        default=["http", "http-triton", "grpc"],
+        help="http (through the front), http-triton (straight to tritonserver), grpc",
+    )
     p.add_argument("--bad-clients", type=int, default=2, help="bad clients mixed with the good ones (0: no row)")
     p.add_argument("--sigterm-clients", type=int, default=16, help="keep-alive clients of the SIGTERM row (0: none)")
     p.add_argument("--sigterm-after", type=float, default=3.0, help="seconds of load before the SIGTERM")
@@ -279,7 +308,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the report here")
     p.add_argument("--table", action="store_true", help="rewrite the serving table in benchmarks/README.md")
     args = p.parse_args(argv)
-    if not set(args.protocols) <= {"http", "http-triton", "grpc"} or args.requests < 8 or min(args.clients) < 1 or args.repeats < 1:
+    if (
+        not set(args.protocols) <= {"http", "http-triton", "grpc"}
+        or args.requests < 8
+        or min(args.clients) < 1
+        or args.repeats < 1
+    ):
         p.error("--protocols takes http,http-triton,grpc; --requests >= 8; --clients >= 1; --repeats >= 1")
     args.threads = args.threads or max(1, physical_cores() // args.instances)
     return args
@@ -287,12 +321,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     """Serve the bundle on free loopback ports, sweep, and return the report."""
-    with tempfile.TemporaryDirectory(prefix="stargan-load-") as work, \
-            Translator.load(args.bundle, backend=args.backend) as direct:
+    with (
+        tempfile.TemporaryDirectory(prefix="stargan-load-") as work,
+        Translator.load(args.bundle, backend=args.backend) as direct,
+    ):
         repo = Path(work) / "repo"
-        write_python_repository(args.bundle, repo, backend=args.backend, max_batch=args.max_batch,
-                                instances=args.instances, queue_delay_us=args.queue_delay_us, threads=args.threads,
-                                link_bundle=True, sdk_path=Path(stargan_sdk.__file__).resolve().parent.parent)
+        write_python_repository(
+            args.bundle,
+            repo,
+            backend=args.backend,
+            max_batch=args.max_batch,
+            instances=args.instances,
+            queue_delay_us=args.queue_delay_us,
+            threads=args.threads,
+            link_bundle=True,
+            sdk_path=Path(stargan_sdk.__file__).resolve().parent.parent,
+        )
         http, grpc, metrics = free_ports(3)
         s, c = direct.image_size, direct.manifest.c_dim
         faults = []
@@ -300,20 +344,52 @@ def run(args: argparse.Namespace) -> dict:
             rows = sweep(args, stack, direct)
             if args.bad_clients:
                 with RemoteTranslator.load(stack.http_url) as remote:
-                    faults.append(bad_clients_row(stack, remote, max(args.clients), args.bad_clients,
-                                                  args.requests, _inputs(direct), s, c))
+                    faults.append(
+                        bad_clients_row(
+                            stack, remote, max(args.clients), args.bad_clients, args.requests, _inputs(direct), s, c
+                        )
+                    )
                 print(f"http+bad: {faults[-1]['good_failed']} of {args.requests} good requests failed", flush=True)
         if args.sigterm_clients:
             (Path(work) / "sigterm").mkdir()
-            faults.append(sigterm_row(args.bundle, args.backend, args.sigterm_clients, args.sigterm_after,
-                                      args.max_batch, Path(work) / "sigterm", free_ports(3), s, c))
-            print(f"sigterm: {faults[-1]['dropped']} dropped, {faults[-1]['answered_after_sigterm']} answered after "
-                  f"SIGTERM, exit in {faults[-1]['stop_s']:.1f} s", flush=True)
-        config = {"bundle": str(args.bundle), "image_size": direct.image_size, "backend": direct.backend_name,
-                  "requests": args.requests, "repeats": args.repeats, "max_batch": args.max_batch,
-                  "queue_delay_us": args.queue_delay_us, "instances": args.instances, "threads": args.threads}
-    return {"date": datetime.now(timezone.utc).isoformat(), "git_commit": _git_commit(), "machine": _machine(),
-            "python": sys.version.split()[0], "config": config, "results": rows, "faults": faults}
+            faults.append(
+                sigterm_row(
+                    args.bundle,
+                    args.backend,
+                    args.sigterm_clients,
+                    args.sigterm_after,
+                    args.max_batch,
+                    Path(work) / "sigterm",
+                    free_ports(3),
+                    s,
+                    c,
+                )
+            )
+            print(
+                f"sigterm: {faults[-1]['dropped']} dropped, {faults[-1]['answered_after_sigterm']} answered after "
+                f"SIGTERM, exit in {faults[-1]['stop_s']:.1f} s",
+                flush=True,
+            )
+        config = {
+            "bundle": str(args.bundle),
+            "image_size": direct.image_size,
+            "backend": direct.backend_name,
+            "requests": args.requests,
+            "repeats": args.repeats,
+            "max_batch": args.max_batch,
+            "queue_delay_us": args.queue_delay_us,
+            "instances": args.instances,
+            "threads": args.threads,
+        }
+    return {
+        "date": datetime.now(timezone.utc).isoformat(),
+        "git_commit": _git_commit(),
+        "machine": _machine(),
+        "python": sys.version.split()[0],
+        "config": config,
+        "results": rows,
+        "faults": faults,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

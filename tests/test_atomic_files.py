@@ -5,8 +5,8 @@ file, success replaces, parents are created, a writer that makes its own 0600 fi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

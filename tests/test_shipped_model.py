@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from stargan_sdk import Translator
-from stargan_sdk.images.imaging import center_crop
 from stargan_sdk.bundle.manifest import read_manifest, verify_artifact
+from stargan_sdk.images.imaging import center_crop
 from stargan_train.data.toyfaces import render_face, sample_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,15 +61,21 @@ def test_model_card_reports_the_shipped_checkpoints_eval() -> None:
     assert f"{report['checkpoint_iteration']:,} iterations" in card
 
 
-@pytest.mark.parametrize(("source", "target"), [("Black_Hair", "Blond_Hair"), ("Blond_Hair", "Black_Hair"),
-                                                ("Blond_Hair", "Brown_Hair")])
+@pytest.mark.parametrize(
+    ("source", "target"), [("Black_Hair", "Blond_Hair"), ("Blond_Hair", "Black_Hair"), ("Blond_Hair", "Brown_Hair")]
+)
 def test_hair_edit_moves_the_hair_colour_toward_the_target(source: str, target: str) -> None:
     """Measured on fresh faces: the edited hair's mean colour ends nearer real `target` hair than it started."""
     rng = np.random.default_rng(99)
     with Translator.load(BUNDLE, backend="onnxruntime") as t:
         size = t.image_size
-        reference = np.mean([hair_colour(np.asarray(Image.fromarray(f).resize((size, size))), m)
-                             for f, m, _ in (face_and_hair_mask(rng, target, size) for _ in range(6))], axis=0)
+        reference = np.mean(
+            [
+                hair_colour(np.asarray(Image.fromarray(f).resize((size, size))), m)
+                for f, m, _ in (face_and_hair_mask(rng, target, size) for _ in range(6))
+            ],
+            axis=0,
+        )
         moved = []
         for _ in range(6):
             face, mask, labels = face_and_hair_mask(rng, source, size)
@@ -94,7 +100,10 @@ def test_card_and_readme_quote_the_counterfactual_numbers_of_eval_json() -> None
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     hair = sorted(cf[h]["psnr"] for h in HAIR)
     outside = sorted(cf[h]["psnr_outside"] for h in HAIR)
-    assert f"identity translation is {cf['identity']['psnr']:.1f} dB PSNR (SSIM {cf['identity']['ssim']:.2f})" in " ".join(readme.split())
+    assert (
+        f"identity translation is {cf['identity']['psnr']:.1f} dB PSNR (SSIM {cf['identity']['ssim']:.2f})"
+        in " ".join(readme.split())
+    )
     assert f"{hair[0]:.1f}–{hair[-1]:.1f} dB from their true counterfactual" in " ".join(readme.split())
     assert f"{outside[0]:.1f}–{outside[-1]:.1f} dB outside the hair" in " ".join(readme.split())
     assert f"({100 * report['mean_target_accuracy']:.1f}% by an independent classifier)" in readme
@@ -111,8 +120,12 @@ def test_shipped_int8_model_is_what_cpus_without_bf16_run(monkeypatch: pytest.Mo
     assert f"{art.parity['psnr_db']:.1f} dB" in (BUNDLE / "MODEL_CARD.md").read_text(encoding="utf-8")
     pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
     rng = np.random.default_rng(2027)
-    faces = [np.asarray(Image.fromarray(center_crop(render_face(sample_params(rng))[0])).resize(
-        (64, 64), Image.Resampling.BICUBIC)) for _ in range(16)]
+    faces = [
+        np.asarray(
+            Image.fromarray(center_crop(render_face(sample_params(rng))[0])).resize((64, 64), Image.Resampling.BICUBIC)
+        )
+        for _ in range(16)
+    ]
     x, c = Normalizer().preprocess(np.stack(faces)), np.eye(5, dtype=np.float32)[rng.integers(0, 5, 16)]
     with Translator.load(BUNDLE, backend="onnxruntime") as t:
         reference = t.infer(x, c)
@@ -124,8 +137,10 @@ def test_shipped_int8_model_is_what_cpus_without_bf16_run(monkeypatch: pytest.Mo
 
 
 # Absolute paths as a build machine writes them: a POSIX path under a usual top-level folder, or a drive letter.
-MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(?:work|home|tmp|root|Users|mnt|var|opt|srv|data|scratch|private)/"
-                          rb"|(?<![\w])[A-Za-z]:[\\/](?:Users|work|home)[\\/]")
+MACHINE_PATH = re.compile(
+    rb"(?<![\w.~-])/(?:work|home|tmp|root|Users|mnt|var|opt|srv|data|scratch|private)/"
+    rb"|(?<![\w])[A-Za-z]:[\\/](?:Users|work|home)[\\/]"
+)
 
 
 def test_no_shipped_file_names_a_path_of_the_machine_that_built_it() -> None:
@@ -136,13 +151,17 @@ def test_no_shipped_file_names_a_path_of_the_machine_that_built_it() -> None:
     for path in shipped:
         data = path.read_bytes()
         found = MACHINE_PATH.search(data)
-        assert found is None, f"{path.relative_to(ROOT)}: {data[found.start():found.start() + 60]!r}"
+        assert found is None, f"{path.relative_to(ROOT)}: {data[found.start() : found.start() + 60]!r}"
         assert not any(h in data for h in here if len(h) > 1), path.relative_to(ROOT)
 
 
 def test_the_machine_path_pattern_catches_what_it_is_for() -> None:
     for text in (b'"/work/artifacts/run/008500.ckpt"', b"see /home/me/x", b"C:\\Users\\me\\x", b"(/tmp/run)"):
         assert MACHINE_PATH.search(text), text
-    for text in (b"i17/ft2/run/checkpoints/008500.ckpt", b"models/toyfaces-64/eval.json", b"docs/example-face.png",
-                 b"https://github.com/yunjey/stargan"):
+    for text in (
+        b"i17/ft2/run/checkpoints/008500.ckpt",
+        b"models/toyfaces-64/eval.json",
+        b"docs/example-face.png",
+        b"https://github.com/yunjey/stargan",
+    ):
         assert MACHINE_PATH.search(text) is None, text

@@ -110,6 +110,7 @@ def test_the_builder_using_a_flag_removed_in_11_fails_there_only(version, monkey
         return original(config, cache_path)
 
     monkeypatch.setattr(tensorrt_build, "_load_timing_cache", with_fp16_flag)
+
     def build() -> None:
         tensorrt_build.onnx_to_engine(_tiny_onnx(tmp_path / "g.onnx"), tmp_path / "g.plan", min_batch=1, opt_batch=1,
                                       max_batch=2, image_size=4, c_dim=1)  # fmt: skip

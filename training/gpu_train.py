@@ -33,13 +33,35 @@ CANDIDATES: dict[str, list[str]] = {
     "g32r6": ["--g-conv-dim", "32", "--g-repeat-num", "6", "--d-conv-dim", "32", "--d-repeat-num", "5"],
     "g40r6": ["--g-conv-dim", "40", "--g-repeat-num", "6", "--d-conv-dim", "32", "--d-repeat-num", "5"],
     # the first one again with the GPU speed options: their it/s and their eval against FP32 in one call
-    "g32r6-bf16": ["--g-conv-dim", "32", "--g-repeat-num", "6", "--d-conv-dim", "32", "--d-repeat-num", "5",
-                   "--amp", "bf16", "--channels-last"],
+    "g32r6-bf16": [
+        "--g-conv-dim",
+        "32",
+        "--g-repeat-num",
+        "6",
+        "--d-conv-dim",
+        "32",
+        "--d-repeat-num",
+        "5",
+        "--amp",
+        "bf16",
+        "--channels-last",
+    ],
 }
 DRY_CANDIDATES: dict[str, list[str]] = {
     "g8r1": ["--g-conv-dim", "8", "--g-repeat-num", "1", "--d-conv-dim", "8", "--d-repeat-num", "3"],
-    "g8r2-bf16": ["--g-conv-dim", "8", "--g-repeat-num", "2", "--d-conv-dim", "8", "--d-repeat-num", "3",
-                  "--amp", "bf16", "--channels-last"],
+    "g8r2-bf16": [
+        "--g-conv-dim",
+        "8",
+        "--g-repeat-num",
+        "2",
+        "--d-conv-dim",
+        "8",
+        "--d-repeat-num",
+        "3",
+        "--amp",
+        "bf16",
+        "--channels-last",
+    ],
 }
 
 
@@ -59,10 +81,32 @@ class Plan:
 def recipe(plan: Plan, data: Path, device: str) -> list[str]:
     """What every candidate shares: the shipped model's fidelity recipe (identity loss, DiffAugment, one critic
     step per G step after a warm-up), batch 16, the lr decaying linearly to 0 over the second half."""
-    return ["--dataset", "toyfaces", "--data-dir", str(data), "--image-size", str(plan.image_size),
-            "--test-count", str(plan.test_count), "--batch-size", "16", "--lambda-id", "10",
-            "--augment", "translation,cutout", "--n-critic", "1", "--seed", "0", "--device", device,
-            "--num-workers", str(plan.workers), "--no-progress", "--json"]
+    return [
+        "--dataset",
+        "toyfaces",
+        "--data-dir",
+        str(data),
+        "--image-size",
+        str(plan.image_size),
+        "--test-count",
+        str(plan.test_count),
+        "--batch-size",
+        "16",
+        "--lambda-id",
+        "10",
+        "--augment",
+        "translation,cutout",
+        "--n-critic",
+        "1",
+        "--seed",
+        "0",
+        "--device",
+        device,
+        "--num-workers",
+        str(plan.workers),
+        "--no-progress",
+        "--json",
+    ]
 
 
 def run(cmd: list[str], log: Path, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,16 +121,16 @@ def run(cmd: list[str], log: Path, timeout: float | None = None) -> subprocess.C
             return subprocess.CompletedProcess(cmd, 124, "", "")
 
 
-def train_all(names: list[str], args_of: dict[str, list[str]], work: Path, log: Path, timeout: float
-              ) -> dict[str, dict]:
+def train_all(
+    names: list[str], args_of: dict[str, list[str]], work: Path, log: Path, timeout: float
+) -> dict[str, dict]:
     """Start every run at once (they share the GPU), wait for all; the JSON summary of each."""
     procs = {}
     for name in names:
         cmd = [sys.executable, "-m", "stargan_train", "train", *args_of[name]]
         with log.open("a") as f:
             f.write(f"$ {' '.join(cmd)}\n")
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=(work / f"{name}.err").open("w"),
-                                       text=True)
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=(work / f"{name}.err").open("w"), text=True)
     deadline, out = time.monotonic() + timeout, {}
     for name, proc in procs.items():
         try:
@@ -109,8 +153,13 @@ def score(report: dict) -> float:
     hair edits and outside the hair, Male and Young flips); a model under 95% target accuracy ranks last."""
     cf = report["counterfactual"]
     hair = [cf[h] for h in ("Black_Hair", "Blond_Hair", "Brown_Hair")]
-    values = [cf["identity"]["psnr"], *(h["psnr"] for h in hair), *(h["psnr_outside"] for h in hair),
-              cf["Male"]["psnr"], cf["Young"]["psnr"]]
+    values = [
+        cf["identity"]["psnr"],
+        *(h["psnr"] for h in hair),
+        *(h["psnr_outside"] for h in hair),
+        cf["Male"]["psnr"],
+        cf["Young"]["psnr"],
+    ]
     penalty = 0.0 if report["mean_target_accuracy"] >= 0.95 else 100.0
     return sum(values) / len(values) - penalty
 
@@ -148,13 +197,33 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="stargan-gpu-train-"))
     log = a.out / "train.log"
-    summary: dict = {"device": a.device, "budget_s": budget, "dry_run": a.dry_run,
-                     "commit": os.environ.get("STARGAN_GIT_COMMIT", "unknown"), "candidates": {}}
+    summary: dict = {
+        "device": a.device,
+        "budget_s": budget,
+        "dry_run": a.dry_run,
+        "commit": os.environ.get("STARGAN_GIT_COMMIT", "unknown"),
+        "candidates": {},
+    }
 
     data = work / "data"
     t0 = time.monotonic()
-    made = run([sys.executable, "-m", "stargan_train", "toyfaces", str(data), "--count", str(plan.faces), "--seed",
-                "7", "--workers", str(max(1, (os.cpu_count() or 1))), "--no-progress"], log)
+    made = run(
+        [
+            sys.executable,
+            "-m",
+            "stargan_train",
+            "toyfaces",
+            str(data),
+            "--count",
+            str(plan.faces),
+            "--seed",
+            "7",
+            "--workers",
+            str(max(1, (os.cpu_count() or 1))),
+            "--no-progress",
+        ],
+        log,
+    )
     if made.returncode != 0:
         print("toy faces failed; see train.log", file=sys.stderr)
         return 1
@@ -162,9 +231,23 @@ def main(argv: list[str] | None = None) -> int:
     shared = recipe(plan, data, a.device)
 
     # 1. Probe: every candidate at once for a few hundred iterations: the rate each gets on a shared GPU.
-    probe_args = {n: [*shared, *plan.candidates[n], "--run-dir", str(work / "probe" / n), "--num-iters",
-                      str(plan.probe_iters), "--num-iters-decay", "0", "--model-save-step", str(plan.probe_iters),
-                      "--sample-step", str(plan.probe_iters)] for n in names}
+    probe_args = {
+        n: [
+            *shared,
+            *plan.candidates[n],
+            "--run-dir",
+            str(work / "probe" / n),
+            "--num-iters",
+            str(plan.probe_iters),
+            "--num-iters-decay",
+            "0",
+            "--model-save-step",
+            str(plan.probe_iters),
+            "--sample-step",
+            str(plan.probe_iters),
+        ]
+        for n in names
+    }
     t0 = time.monotonic()
     probes = train_all(names, probe_args, work, log, timeout=180)
     summary["probe_s"] = round(time.monotonic() - t0, 1)
@@ -181,10 +264,24 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         iters = max(10, int(rates[n] * train_s * 0.9) // 10 * 10)
         runs[n] = {"iterations": iters, "rate_probe": rates[n], "options": plan.candidates[n]}
-        runs[n]["args"] = [*shared, *plan.candidates[n], "--run-dir", str(work / "runs" / n), "--num-iters",
-                           str(iters), "--num-iters-decay", str(iters // 2), "--critic-warmup",
-                           str(min(1000, iters // 10)), "--model-save-step", str(max(10, iters // 5)),
-                           "--sample-step", str(iters), "--keep-checkpoints", "1"]
+        runs[n]["args"] = [
+            *shared,
+            *plan.candidates[n],
+            "--run-dir",
+            str(work / "runs" / n),
+            "--num-iters",
+            str(iters),
+            "--num-iters-decay",
+            str(iters // 2),
+            "--critic-warmup",
+            str(min(1000, iters // 10)),
+            "--model-save-step",
+            str(max(10, iters // 5)),
+            "--sample-step",
+            str(iters),
+            "--keep-checkpoints",
+            "1",
+        ]
     t0 = time.monotonic()
     results = train_all(names, {n: runs[n]["args"] for n in names}, work, log, timeout=train_s + 60)
     summary["train_s"] = round(time.monotonic() - t0, 1)
@@ -199,9 +296,24 @@ def main(argv: list[str] | None = None) -> int:
         if classifier_from is not None:
             shutil.copytree(classifier_from, run_dir / "eval", dirs_exist_ok=True)
         t0 = time.monotonic()
-        done = run([sys.executable, "-m", "stargan_train", "eval", str(run_dir), "--num-images",
-                    str(plan.eval_images), "--classifier-iters", str(plan.classifier_iters), "--device", a.device,
-                    "--json"], log, timeout=max(20.0, budget + 30 - (time.monotonic() - started)))
+        done = run(
+            [
+                sys.executable,
+                "-m",
+                "stargan_train",
+                "eval",
+                str(run_dir),
+                "--num-images",
+                str(plan.eval_images),
+                "--classifier-iters",
+                str(plan.classifier_iters),
+                "--device",
+                a.device,
+                "--json",
+            ],
+            log,
+            timeout=max(20.0, budget + 30 - (time.monotonic() - started)),
+        )
         runs[n]["eval_s"] = round(time.monotonic() - t0, 1)
         try:
             runs[n]["eval"] = json.loads(done.stdout)
@@ -209,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             classifier_from = classifier_from or run_dir / "eval"
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             runs[n]["eval_error"] = f"exit {done.returncode}: {e}"
-    summary["candidates"] = {n: {k: v for k, v in r.items() if k != "args"} | {"command": " ".join(r["args"])}
-                             for n, r in runs.items()}
+    summary["candidates"] = {
+        n: {k: v for k, v in r.items() if k != "args"} | {"command": " ".join(r["args"])} for n, r in runs.items()
+    }
 
     # 4. The winner's weights (the newest checkpoint's safetensors), config and samples.
     scored = [n for n in names if "score" in runs[n]]

@@ -101,8 +101,21 @@ def run_benchmark(bundle: Path, out: Path) -> int:
     if not script.is_file():
         typer.echo("benchmark skipped: no benchmarks/latency.py here (run the demo from the repository's root)")
         return 0
-    cmd = [sys.executable, str(script), str(bundle), "--backends", "auto,onnxruntime", "--batch-sizes", "1,8",
-           "--iterations", "20", "--budget-s", "20", "--json", str(out / "benchmark.json")]
+    cmd = [
+        sys.executable,
+        str(script),
+        str(bundle),
+        "--backends",
+        "auto,onnxruntime",
+        "--batch-sizes",
+        "1,8",
+        "--iterations",
+        "20",
+        "--budget-s",
+        "20",
+        "--json",
+        str(out / "benchmark.json"),
+    ]
     return subprocess.run(cmd, check=False).returncode
 
 
@@ -129,8 +142,9 @@ def main(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"edited {faces} fresh toy faces with {bundle} on {backend} in {time.perf_counter() - t0:.1f}s")
-    typer.echo(f"wrote {path}  (columns: input | black | blond | brown hair | gender | age; "
-               f"under each face its true edits)")
+    typer.echo(
+        f"wrote {path}  (columns: input | black | blond | brown hair | gender | age; under each face its true edits)"
+    )
     if benchmark and run_benchmark(bundle, out) != 0:
         raise typer.Exit(1)
     typer.echo(NEXT_STEPS)

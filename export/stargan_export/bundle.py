@@ -19,8 +19,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from stargan_export import __version__
-from stargan_export import checks, int8
+from stargan_export import __version__, checks, int8
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_export.fp16 import onnx_fp32_to_fp16
 from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onnx, torch_to_onnx
@@ -31,7 +30,15 @@ from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_eng
 from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
 from stargan_sdk.bundle import constants as C
-from stargan_sdk.bundle.manifest import Artifact, Manifest, Profile, derive_groups, read_manifest, sha256_file, write_manifest
+from stargan_sdk.bundle.manifest import (
+    Artifact,
+    Manifest,
+    Profile,
+    derive_groups,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 from stargan_sdk.errors import BundleError
 
 _log = logging.getLogger("stargan_export")
@@ -49,8 +56,9 @@ class _Build:
     fp32_model: onnx.ModelProto | None = None
 
     def add(self, kind: str, role: str, file: str, precision: str, **extra: object) -> Artifact:
-        artifact = Artifact(kind=kind, role=role, file=file, sha256=sha256_file(self.staging / file),
-                            precision=precision, **extra)
+        artifact = Artifact(
+            kind=kind, role=role, file=file, sha256=sha256_file(self.staging / file), precision=precision, **extra
+        )
         self.artifacts.append(artifact)
         return artifact
 
@@ -111,11 +119,25 @@ def build_bundle(
             if torch_weights:
                 steps.run("safetensors weights", lambda: _export_weights(state))
             if build_engine:
-                steps.run("TensorRT engine", lambda: _export_engine(
-                    state, _timing_cache(out, staging), Profile(min_batch, opt_batch, max_batch), workspace_gib, fp16))
+                steps.run(
+                    "TensorRT engine",
+                    lambda: _export_engine(
+                        state,
+                        _timing_cache(out, staging),
+                        Profile(min_batch, opt_batch, max_batch),
+                        workspace_gib,
+                        fp16,
+                    ),
+                )
             if calibration is not None:
-                steps.run("ONNX INT8 generator", lambda: state.artifacts.append(int8.quantize_onnx(
-                    staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset)))
+                steps.run(
+                    "ONNX INT8 generator",
+                    lambda: state.artifacts.append(
+                        int8.quantize_onnx(
+                            staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset
+                        )
+                    ),
+                )
             manifest = steps.run("manifest", lambda: _commit(out, stage, state))
     finally:
         stage.close()
@@ -152,8 +174,9 @@ def _export_fp32(state: _Build, batches: tuple[int, int, int]) -> None:
     src = state.src
     path = state.staging / C.GENERATOR_ONNX
     state.fp32_model = torch_to_onnx(src.generator.model, path, src.image_size, len(src.attributes), state.opset)
-    parity = checks.generator_onnx_parity(src.generator.model, path, src.image_size, len(src.attributes),
-                                          checks.parity_batches(*batches), "fp32")
+    parity = checks.generator_onnx_parity(
+        src.generator.model, path, src.image_size, len(src.attributes), checks.parity_batches(*batches), "fp32"
+    )
     state.add("onnx", "generator", C.GENERATOR_ONNX, "fp32", opset=state.opset, parity=parity)
 
 
@@ -192,12 +215,29 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
     source = C.GENERATOR_FP16_ONNX if fp16 else C.GENERATOR_ONNX
     precision = "fp16" if fp16 else "fp32"
     path = state.staging / C.GENERATOR_PLAN
-    info = onnx_to_engine(state.staging / source, path, min_batch=profile.min, opt_batch=profile.opt,
-                          max_batch=profile.max, image_size=src.image_size, c_dim=len(src.attributes),
-                          workspace_gib=workspace_gib, timing_cache_path=cache)
+    info = onnx_to_engine(
+        state.staging / source,
+        path,
+        min_batch=profile.min,
+        opt_batch=profile.opt,
+        max_batch=profile.max,
+        image_size=src.image_size,
+        c_dim=len(src.attributes),
+        workspace_gib=workspace_gib,
+        timing_cache_path=cache,
+    )
     parity = checks.engine_parity(src.generator.model, path, src.image_size, len(src.attributes), profile, precision)
-    state.add("tensorrt", "generator", C.GENERATOR_PLAN, precision, tensorrt_version=info.tensorrt_version,
-              gpu_name=info.gpu_name, compute_capability=info.compute_capability, profile=profile, parity=parity)
+    state.add(
+        "tensorrt",
+        "generator",
+        C.GENERATOR_PLAN,
+        precision,
+        tensorrt_version=info.tensorrt_version,
+        gpu_name=info.gpu_name,
+        compute_capability=info.compute_capability,
+        profile=profile,
+        parity=parity,
+    )
 
 
 def _commit(out: Path, stage: Staging, state: _Build) -> Manifest:
@@ -205,8 +245,12 @@ def _commit(out: Path, stage: Staging, state: _Build) -> Manifest:
     at any instant leaves either the whole old bundle or the whole new one. Artifacts of the old manifest
     that the new one lacks (e.g. an engine built for another GPU) are left behind with the old folder."""
     manifest = _manifest(state)
-    stage.commit([a.file for a in state.artifacts], _old_artifact_files(out), lambda d: write_manifest(d, manifest),
-                 C.MANIFEST_NAME)
+    stage.commit(
+        [a.file for a in state.artifacts],
+        _old_artifact_files(out),
+        lambda d: write_manifest(d, manifest),
+        C.MANIFEST_NAME,
+    )
     return manifest
 
 

@@ -13,14 +13,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Export StarGAN checkpoints to deployable bundles.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Export StarGAN checkpoints to deployable bundles.",
+)
 out_console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
@@ -34,15 +38,18 @@ class _Exit(Exception):
 
 CheckpointArg = Annotated[Path, typer.Argument(help="Run dir, NNNNNN.ckpt, *-G.safetensors or official *-G.ckpt.")]
 AttrsOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--attrs", help="Attribute names, space or comma separated; required for official checkpoints."),
 ]
-FP16_HELP = ("Write generator.fp16.onnx (FP16 convolutions, FP32 norms) and build the TensorRT engine from it "
-             "(an FP16 engine); --no-fp16: FP32 ONNX only and an FP32 engine.")
+FP16_HELP = (
+    "Write generator.fp16.onnx (FP16 convolutions, FP32 norms) and build the TensorRT engine from it "
+    "(an FP16 engine); --no-fp16: FP32 ONNX only and an FP32 engine."
+)
 EngineOpt = Annotated[
-    Optional[bool],
-    typer.Option("--engine/--no-engine", help="Force or skip the TensorRT engine (default: when available).",
-                 show_default=False),
+    bool | None,
+    typer.Option(
+        "--engine/--no-engine", help="Force or skip the TensorRT engine (default: when available).", show_default=False
+    ),
 ]
 
 
@@ -51,20 +58,32 @@ def build(
     checkpoint: CheckpointArg,
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to create or replace.")],
     attrs: AttrsOpt = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Image size for official checkpoints (default 128).")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Image size for official checkpoints (default 128).")
+    ] = None,
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help=FP16_HELP)] = True,
     classifier: Annotated[bool, typer.Option("--classifier", help="Also export the attribute classifier (D).")] = False,
     engine: EngineOpt = None,
-    torch_weights: Annotated[bool, typer.Option("--torch-weights/--no-torch-weights", help="Write generator.safetensors (for the torch and inductor backends).")] = True,
+    torch_weights: Annotated[
+        bool,
+        typer.Option(
+            "--torch-weights/--no-torch-weights",
+            help="Write generator.safetensors (for the torch and inductor backends).",
+        ),
+    ] = True,
     min_batch: Annotated[int, typer.Option(help="Engine profile: smallest batch.")] = 1,
     opt_batch: Annotated[int, typer.Option(help="Engine profile: batch to tune for.")] = 8,
     max_batch: Annotated[int, typer.Option(help="Engine profile: largest batch; parity is checked up to it.")] = 64,
     opset: Annotated[int, typer.Option(help="ONNX opset, 15..21.")] = 17,
     workspace_gib: Annotated[float, typer.Option(help="TensorRT builder workspace limit in GiB.")] = 4.0,
-    int8_calibration: Annotated[Optional[Path], typer.Option(
-        help="Folder of face images (a few dozen, not the training set) to calibrate an INT8 model "
-             "(generator.int8.onnx, QDQ): the fast path on CPUs without BF16, where `auto` runs it when its "
-             "recorded PSNR vs FP32 is >= 40 dB (it is marked unusable below 30 dB).")] = None,
+    int8_calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of face images (a few dozen, not the training set) to calibrate an INT8 model "
+            "(generator.int8.onnx, QDQ): the fast path on CPUs without BF16, where `auto` runs it when its "
+            "recorded PSNR vs FP32 is >= 40 dB (it is marked unusable below 30 dB)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to a bundle (ONNX FP32/FP16/INT8, safetensors weights, TensorRT engine, manifest.json)."""
@@ -81,15 +100,30 @@ def build(
 
     start = time.perf_counter()
     manifest = build_bundle(
-        checkpoint, out, attributes=attrs, image_size=image_size, fp16=fp16, classifier=classifier, engine=engine,
-        torch_weights=torch_weights, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, opset=opset,
-        workspace_gib=workspace_gib, int8_calibration=int8_calibration, progress=not as_json, log=note,
+        checkpoint,
+        out,
+        attributes=attrs,
+        image_size=image_size,
+        fp16=fp16,
+        classifier=classifier,
+        engine=engine,
+        torch_weights=torch_weights,
+        min_batch=min_batch,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        opset=opset,
+        workspace_gib=workspace_gib,
+        int8_calibration=int8_calibration,
+        progress=not as_json,
+        log=note,
     )
     _note_unusable_int8(manifest, note)
     seconds = time.perf_counter() - start
     rows = [_artifact_row(out, a) for a in manifest.artifacts]
     if as_json:
-        print(json.dumps({"bundle": str(out), "seconds": round(seconds, 2), "artifacts": rows, "notes": notes}, indent=2))
+        print(
+            json.dumps({"bundle": str(out), "seconds": round(seconds, 2), "artifacts": rows, "notes": notes}, indent=2)
+        )
         return
     table = Table(title=f"bundle {out} ({seconds:.1f} s)")
     for column in ("file", "precision", "size", "parity vs torch"):
@@ -103,17 +137,25 @@ def _note_unusable_int8(manifest: Any, note: Any) -> None:
     art = manifest.artifact(precision="int8")
     parity = (art.parity or {}) if art is not None else {}
     if art is not None and parity.get("usable") != 1.0:
-        note(f"INT8 model recorded but marked unusable: {parity.get('psnr_db', float('nan')):.1f} dB "
-             f"PSNR vs FP32 is below the {parity.get('min_psnr_db', 30.0):g} dB bar")
+        note(
+            f"INT8 model recorded but marked unusable: {parity.get('psnr_db', float('nan')):.1f} dB "
+            f"PSNR vs FP32 is below the {parity.get('min_psnr_db', 30.0):g} dB bar"
+        )
 
 
 @app.command()
 def quantize(
     bundle: Annotated[Path, typer.Argument(help="Existing bundle folder (its FP32 generator is quantized).")],
-    calibration: Annotated[Path, typer.Option(
-        "--calibration", help="Folder of face images like the ones you will edit (not the training set).")],
-    count: Annotated[int, typer.Option(
-        "--count", help="Images drawn from the folder: three quarters calibrate, a quarter measures the PSNR.")] = 64,
+    calibration: Annotated[
+        Path,
+        typer.Option("--calibration", help="Folder of face images like the ones you will edit (not the training set)."),
+    ],
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count", help="Images drawn from the folder: three quarters calibrate, a quarter measures the PSNR."
+        ),
+    ] = 64,
     seed: Annotated[int, typer.Option(help="Seed for the images drawn and their target labels.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -140,20 +182,33 @@ def quantize(
     manifest = quantize_bundle(bundle, calibration, num_images=count, seed=seed, progress=not as_json, log=note)
     _note_unusable_int8(manifest, note)
     art = manifest.artifact(precision="int8")
-    row = {**_artifact_row(bundle, art), "auto_on_cpus_without_bf16": art.parity["psnr_db"] >= AUTO_INT8_MIN_PSNR_DB
-           and art.parity["usable"] == 1.0, "seconds": round(time.perf_counter() - start, 2), "notes": notes}
+    row = {
+        **_artifact_row(bundle, art),
+        "auto_on_cpus_without_bf16": art.parity["psnr_db"] >= AUTO_INT8_MIN_PSNR_DB and art.parity["usable"] == 1.0,
+        "seconds": round(time.perf_counter() - start, 2),
+        "notes": notes,
+    }
     if as_json:
         print(json.dumps(row, indent=2))
         return
     used = "used" if row["auto_on_cpus_without_bf16"] else "not used"
-    out_console.print(f"wrote {bundle / art.file} ({row['bytes'] / 1e6:.2f} MB): PSNR vs FP32 "
-                      f"{art.parity['psnr_db']:.1f} dB on {art.parity['held_out_images']:.0f} held-out images; "
-                      f"{used} by `auto` on CPUs without BF16 (needs >= {AUTO_INT8_MIN_PSNR_DB:g} dB)", highlight=False)
+    out_console.print(
+        f"wrote {bundle / art.file} ({row['bytes'] / 1e6:.2f} MB): PSNR vs FP32 "
+        f"{art.parity['psnr_db']:.1f} dB on {art.parity['held_out_images']:.0f} held-out images; "
+        f"{used} by `auto` on CPUs without BF16 (needs >= {AUTO_INT8_MIN_PSNR_DB:g} dB)",
+        highlight=False,
+    )
 
 
 def _artifact_row(bundle: Path, artifact: Any) -> dict[str, Any]:
-    return {"file": artifact.file, "kind": artifact.kind, "precision": artifact.precision,
-            "bytes": (bundle / artifact.file).stat().st_size, "sha256": artifact.sha256, "parity": artifact.parity}
+    return {
+        "file": artifact.file,
+        "kind": artifact.kind,
+        "precision": artifact.precision,
+        "bytes": (bundle / artifact.file).stat().st_size,
+        "sha256": artifact.sha256,
+        "parity": artifact.parity,
+    }
 
 
 def _parity_text(parity: dict[str, float] | None) -> str:
@@ -181,8 +236,7 @@ def validate(
             print(json.dumps({"bundle": str(bundle), "ok": False, "error": str(e)}))
         raise _Exit(str(e), 1) from None
     if as_json:
-        print(json.dumps({"bundle": str(bundle), "ok": True,
-                          "artifacts": [r.__dict__ for r in results]}, indent=2))
+        print(json.dumps({"bundle": str(bundle), "ok": True, "artifacts": [r.__dict__ for r in results]}, indent=2))
         return
     for r in results:
         out_console.print(f"{r.status:8} {r.file}: {r.detail}", highlight=False)
@@ -193,8 +247,12 @@ def validate(
 def triton(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder.")],
     out: Annotated[Path, typer.Option("--out", help="Model repository folder.")],
-    backend: Annotated[str, typer.Option(
-        help="tensorrt (model.plan) or onnxruntime (model.onnx) for NVIDIA's containers; python (model.py runs the SDK).")] = "tensorrt",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="tensorrt (model.plan) or onnxruntime (model.onnx) for NVIDIA's containers; python (model.py runs the SDK)."
+        ),
+    ] = "tensorrt",
     max_batch: Annotated[int, typer.Option(help="Triton max_batch_size.")] = 64,
     instances: Annotated[int, typer.Option(help="Model instances (instance_group count).")] = 1,
     model_name: Annotated[str, typer.Option(help="Model name in the repository.")] = "stargan",
@@ -203,15 +261,31 @@ def triton(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a Triton Inference Server model repository (config.pbtxt + 1/model.{plan,onnx,py}) from a bundle."""
-    from stargan_export.triton import BACKENDS, written_models, write_triton_repository
+    from stargan_export.triton import BACKENDS, write_triton_repository, written_models
 
-    model_dir = write_triton_repository(bundle, out, backend=backend, max_batch=max_batch, instances=instances,
-                                        model_name=model_name, precision=precision, kind=kind)
+    model_dir = write_triton_repository(
+        bundle,
+        out,
+        backend=backend,
+        max_batch=max_batch,
+        instances=instances,
+        model_name=model_name,
+        precision=precision,
+        kind=kind,
+    )
     models = written_models(out, backend, model_name)
     copy = model_dir / "bundle" if backend == "python" else None
     if as_json:
-        print(json.dumps({"model_dir": str(model_dir), "config": str(model_dir / "config.pbtxt"),
-                          "models": [str(m) for m in models], "bundle_copy": str(copy) if copy else None}))
+        print(
+            json.dumps(
+                {
+                    "model_dir": str(model_dir),
+                    "config": str(model_dir / "config.pbtxt"),
+                    "models": [str(m) for m in models],
+                    "bundle_copy": str(copy) if copy else None,
+                }
+            )
+        )
         return
     for m in models:
         out_console.print(f"wrote {m}/config.pbtxt and {m}/1/{BACKENDS[backend][1]}", highlight=False)

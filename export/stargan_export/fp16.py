@@ -97,7 +97,9 @@ def _cast_graph_inputs(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
         half = f"{value.name}__fp16"
         for node in graph.node:
             _rename_inputs(node, value.name, half)
-        casts.append(helper.make_node("Cast", [value.name], [half], name=f"cast_in_{value.name}", to=TensorProto.FLOAT16))
+        casts.append(
+            helper.make_node("Cast", [value.name], [half], name=f"cast_in_{value.name}", to=TensorProto.FLOAT16)
+        )
     return casts
 
 
@@ -112,7 +114,9 @@ def _cast_graph_outputs(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
                 if name == value.name:
                     node.output[i] = half
             _rename_inputs(node, value.name, half)
-        casts.append(helper.make_node("Cast", [half], [value.name], name=f"cast_out_{value.name}", to=TensorProto.FLOAT))
+        casts.append(
+            helper.make_node("Cast", [half], [value.name], name=f"cast_out_{value.name}", to=TensorProto.FLOAT)
+        )
     return casts
 
 

@@ -36,8 +36,6 @@ from stargan_export.errors import ExportError
 from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.errors import ImageInputError
-from stargan_sdk.images.imaging import IMAGE_SUFFIXES, Normalizer, center_crop, to_model_rgb
 from stargan_sdk.bundle.manifest import (
     Artifact,
     AttributeGroup,
@@ -45,7 +43,9 @@ from stargan_sdk.bundle.manifest import (
     derive_groups,
     sha256_file,
 )
+from stargan_sdk.errors import ImageInputError
 from stargan_sdk.host.files import atomic_write
+from stargan_sdk.images.imaging import IMAGE_SUFFIXES, Normalizer, center_crop, to_model_rgb
 
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
 CHUNK = 8  # images per evaluation run: bounds memory at 256 px
@@ -71,9 +71,16 @@ class Calibration:
     labels: np.ndarray
 
 
-def prepare_calibration(folder: str | Path, image_size: int, attributes: Sequence[str], *,
-                        groups: Sequence[AttributeGroup] | None = None, num_images: int = 64, seed: int = 0,
-                        normalizer: Normalizer | None = None) -> Calibration:
+def prepare_calibration(
+    folder: str | Path,
+    image_size: int,
+    attributes: Sequence[str],
+    *,
+    groups: Sequence[AttributeGroup] | None = None,
+    num_images: int = 64,
+    seed: int = 0,
+    normalizer: Normalizer | None = None,
+) -> Calibration:
     """Read and check every calibration image used; called before an export writes anything, so a bad
     image fails the build before any bundle file is touched."""
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < MIN_IMAGES:
@@ -84,15 +91,24 @@ def prepare_calibration(folder: str | Path, image_size: int, attributes: Sequenc
     return Calibration(images, random_labels(space, len(images), rng))
 
 
-def quantize_onnx(fp32_path: Path, out: Path, calibration: Calibration, *, min_psnr_db: float = 30.0,
-                  opset: int | None = None, progress: bool = False) -> Artifact:
+def quantize_onnx(
+    fp32_path: Path,
+    out: Path,
+    calibration: Calibration,
+    *,
+    min_psnr_db: float = 30.0,
+    opset: int | None = None,
+    progress: bool = False,
+) -> Artifact:
     """Calibrate on three quarters of the images, write `out` atomically, measure PSNR on the rest."""
     images, labels = calibration.images, calibration.labels
     held = max(1, len(images) // 4)
     calib, test = slice(0, len(images) - held), slice(len(images) - held, None)
     with Steps(2, enabled=progress) as steps:
-        steps.run("INT8 calibration",
-                  lambda: atomic_write(out, lambda tmp: _quantize(fp32_path, tmp, images[calib], labels[calib])))
+        steps.run(
+            "INT8 calibration",
+            lambda: atomic_write(out, lambda tmp: _quantize(fp32_path, tmp, images[calib], labels[calib])),
+        )
         metrics = steps.run("INT8 PSNR check", lambda: _compare(fp32_path, out, images[test], labels[test]))
     parity = {
         "psnr_db": metrics["psnr_db"],
@@ -103,13 +119,23 @@ def quantize_onnx(fp32_path: Path, out: Path, calibration: Calibration, *, min_p
         "calibration_images": float(len(images) - held),
         "held_out_images": float(held),
     }
-    return Artifact(kind="onnx", role="generator", file=out.name, sha256=sha256_file(out),
-                    precision="int8", opset=opset, parity=parity)
+    return Artifact(
+        kind="onnx",
+        role="generator",
+        file=out.name,
+        sha256=sha256_file(out),
+        precision="int8",
+        opset=opset,
+        parity=parity,
+    )
 
 
 def _quantize(fp32_path: Path, out: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    convs = [n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node
-             if n.op_type in ("Conv", "ConvTranspose")]
+    convs = [
+        n.name
+        for n in onnx.load(str(fp32_path), load_external_data=False).graph.node
+        if n.op_type in ("Conv", "ConvTranspose")
+    ]
     with _root_logger_level(logging.ERROR):  # ORT's "consider pre-processing" warning: measured, no gain here
         quantize_static(
             str(fp32_path),
@@ -154,8 +180,9 @@ def _compare(fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.nd
     return measure(np.concatenate(ref), np.concatenate(got))
 
 
-def read_calibration_images(folder: str | Path, image_size: int, num_images: int, rng: np.random.Generator,
-                            normalizer: Normalizer) -> np.ndarray:
+def read_calibration_images(
+    folder: str | Path, image_size: int, num_images: int, rng: np.random.Generator, normalizer: Normalizer
+) -> np.ndarray:
     root = Path(folder)
     if not root.is_dir():
         raise ExportError(f"calibration folder not found: {root}")

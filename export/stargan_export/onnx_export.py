@@ -20,9 +20,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from stargan_sdk.host.files import atomic_write_bytes
 from stargan_export.errors import ExportError
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+from stargan_sdk.host.files import atomic_write_bytes
 
 # The dynamo exporter writes opset 18 natively and down-converts; below 15 the ONNX version converter has
 # no adapter for Shape and silently leaves opset 18. 21 is the newest opset TensorRT 10's parser accepts.
@@ -70,8 +70,16 @@ def _export(
         with contextlib.redirect_stdout(noise), warnings.catch_warnings(), _quiet_loggers():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, example, None, input_names=inputs, output_names=outputs, opset_version=opset,
-                dynamo=True, external_data=False, dynamic_shapes=dynamic, verbose=False,
+                module,
+                example,
+                None,
+                input_names=inputs,
+                output_names=outputs,
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes=dynamic,
+                verbose=False,
             )
     except Exception as e:  # the exporter raises many types; one line is what the user needs
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]

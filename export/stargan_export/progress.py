@@ -26,13 +26,20 @@ class Steps:
     def __init__(self, total: int, enabled: bool = False) -> None:
         self.timings: dict[str, float] = {}
         self._progress = (
-            Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                     console=Console(stderr=True), transient=True)
-            if enabled else None
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            if enabled
+            else None
         )
         self._task = self._progress.add_task("export", total=total) if self._progress else None
 
-    def __enter__(self) -> "Steps":
+    def __enter__(self) -> Steps:
         if self._progress:
             self._progress.start()
         return self

@@ -27,9 +27,16 @@ from stargan_sdk.images.imaging import Normalizer
 _log = logging.getLogger("stargan_export")
 
 
-def quantize_bundle(bundle_dir: str | Path, calibration: str | Path, *, num_images: int = 64, seed: int = 0,
-                    min_psnr_db: float = 30.0, progress: bool = False,
-                    log: Callable[[str], None] | None = None) -> Manifest:
+def quantize_bundle(
+    bundle_dir: str | Path,
+    calibration: str | Path,
+    *,
+    num_images: int = 64,
+    seed: int = 0,
+    min_psnr_db: float = 30.0,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Manifest:
     """Calibrate `generator.int8.onnx` from the bundle's FP32 generator on faces from `calibration` (a quarter of
     the `num_images` held out for the recorded PSNR), and commit it with the updated manifest atomically.
 
@@ -49,14 +56,26 @@ def quantize_bundle(bundle_dir: str | Path, calibration: str | Path, *, num_imag
     fp32 = fp32_artifact(manifest)
     fp32_path = verify_artifact(out, fp32)  # quantizing a damaged graph would record a meaningless PSNR
     norm = manifest.normalization
-    data = int8.prepare_calibration(calibration, manifest.image_size, manifest.attributes, groups=manifest.groups,
-                                    num_images=num_images, seed=seed,
-                                    normalizer=Normalizer(norm["mean"], norm["std"]))
+    data = int8.prepare_calibration(
+        calibration,
+        manifest.image_size,
+        manifest.attributes,
+        groups=manifest.groups,
+        num_images=num_images,
+        seed=seed,
+        normalizer=Normalizer(norm["mean"], norm["std"]),
+    )
     for stale in remove_stale(out):
         note(f"removed {stale.name}, left by an export that was killed")
     with Staging(out) as stage:
-        art = int8.quantize_onnx(fp32_path, stage.path / C.GENERATOR_INT8_ONNX, data, min_psnr_db=min_psnr_db,
-                                 opset=fp32.opset, progress=progress)
+        art = int8.quantize_onnx(
+            fp32_path,
+            stage.path / C.GENERATOR_INT8_ONNX,
+            data,
+            min_psnr_db=min_psnr_db,
+            opset=fp32.opset,
+            progress=progress,
+        )
         kept = tuple(a for a in manifest.artifacts if not (a.role == "generator" and a.precision == "int8"))
         updated = dataclasses.replace(manifest, artifacts=(*kept, art))
         # Only the INT8 file is new: every other artifact, the card and the timing cache are linked over as they are.

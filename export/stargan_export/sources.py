@@ -11,9 +11,9 @@ from pathlib import Path
 
 from stargan_export.errors import ExportError
 from stargan_sdk.bundle import manifest_schema
-from stargan_sdk.errors import ManifestError
 from stargan_sdk.bundle.manifest import RAFD_EXPRESSIONS
 from stargan_sdk.bundle.manifest_schema import MAX_IMAGE_SIZE
+from stargan_sdk.errors import ManifestError
 from stargan_train.config import MASK_NAMES, domain_names
 from stargan_train.weights import CheckpointError, Loaded, load_discriminator, load_generator
 
@@ -57,7 +57,9 @@ def load_sources(
     if run is not None:
         config_names = tuple(domain_names(run.data))
         if names is not None and names != config_names:
-            raise ExportError(f"checkpoint was trained with attributes {', '.join(config_names)}; got {', '.join(names)}")
+            raise ExportError(
+                f"checkpoint was trained with attributes {', '.join(config_names)}; got {', '.join(names)}"
+            )
         if image_size is not None and image_size != run.data.image_size:
             raise ExportError(f"checkpoint was trained at {run.data.image_size} px; --image-size {image_size} differs")
         names, size, dataset = config_names, run.data.image_size, run.data.dataset
@@ -71,8 +73,10 @@ def load_sources(
     if len(names) != c_dim:
         raise ExportError(f"{len(names)} attribute names given but the generator takes c_dim {c_dim} labels")
     if size <= 0 or size % 4 or size > MAX_IMAGE_SIZE:
-        raise ExportError(f"image size {size} must be a multiple of 4 (two stride-2 convolutions) from 4 to "
-                          f"{MAX_IMAGE_SIZE} (StarGAN models are 128 or 256 px)")
+        raise ExportError(
+            f"image size {size} must be a multiple of 4 (two stride-2 convolutions) from 4 to "
+            f"{MAX_IMAGE_SIZE} (StarGAN models are 128 or 256 px)"
+        )
     for name in names:  # the manifest's rule, checked before minutes of export rather than at the manifest
         try:
             manifest_schema.text(name, "attribute", name=True)
@@ -90,8 +94,10 @@ def _load_classifier(checkpoint: str | Path, image_size: int, names: tuple[str, 
     classified = [n for n in names if n not in MASK_NAMES]
     if loaded.config.c_dim != len(classified):
         masks = " (the mask entries have no logits)" if len(classified) != len(names) else ""
-        raise ExportError(f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits; the classifier "
-                          f"needs one per attribute, {len(classified)}{masks}")
+        raise ExportError(
+            f"discriminator {loaded.source.name} has {loaded.config.c_dim} logits; the classifier "
+            f"needs one per attribute, {len(classified)}{masks}"
+        )
     return loaded
 
 

@@ -53,7 +53,7 @@ class Staging:
         self.path = Path(tempfile.mkdtemp(prefix=staging_prefix(self.out), dir=self.out.parent))
         self._lock_fd = _lock(self.path)
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -65,8 +65,13 @@ class Staging:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def commit(self, new_files: Iterable[str], old_artifacts: Iterable[str], write_manifest: Callable[[Path], object],
-               manifest_name: str) -> None:
+    def commit(
+        self,
+        new_files: Iterable[str],
+        old_artifacts: Iterable[str],
+        write_manifest: Callable[[Path], object],
+        manifest_name: str,
+    ) -> None:
         """Carry over the old folder's other files, write the manifest into staging, swap the folders."""
         skip = set(new_files) | set(old_artifacts) | {manifest_name}
         if self.out.is_dir():

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stargan_sdk.host.files import atomic_write_bytes
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL
 from stargan_sdk.errors import BackendUnavailableError
+from stargan_sdk.host.files import atomic_write_bytes
 
 INSTALL_HINT = "pip install stargan[tensorrt] on a machine with an NVIDIA GPU"
 

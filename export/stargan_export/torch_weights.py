@@ -23,8 +23,9 @@ def torch_to_safetensors(generator: torch.nn.Module, path: str | Path) -> None:
     atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
 
 
-def weights_parity(model: torch.nn.Module, path: Path, image_size: int, c_dim: int, conv_dim: int,
-                   repeat_num: int) -> dict[str, float]:
+def weights_parity(
+    model: torch.nn.Module, path: Path, image_size: int, c_dim: int, conv_dim: int, repeat_num: int
+) -> dict[str, float]:
     """The SDK's module on the written file vs the training model, at batch 1 and 3."""
     from stargan_sdk.backends.torch_generator import build_generator, read_weights
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from stargan_export.errors import ExportError
-from stargan_sdk.errors import StarGANError
 from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
+from stargan_sdk.errors import StarGANError
+from stargan_sdk.host.files import atomic_write_bytes, atomic_write_text
 from stargan_sdk.serve.triton_config import KINDS, VERSION, ModelSpec, Tensor, check_model_name, model_config
 from stargan_sdk.serve.triton_repo import write_python_repository
-from stargan_sdk.host.files import atomic_write_bytes, atomic_write_text
 
-BACKENDS = {"tensorrt": ("tensorrt_plan", "model.plan"), "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
-            "python": ("python", "model.py")}
+BACKENDS = {
+    "tensorrt": ("tensorrt_plan", "model.plan"),
+    "onnxruntime": ("onnxruntime_onnx", "model.onnx"),
+    "python": ("python", "model.py"),
+}
 PLATFORM_FILES = ("model.plan", "model.onnx")
 
 
@@ -28,11 +31,14 @@ def _pick_artifact(manifest: Manifest, backend: str, precision: str) -> Artifact
     if backend == "tensorrt":
         engine = manifest.artifact("generator", "tensorrt")
         if engine is None:
-            raise ExportError("the bundle has no TensorRT engine; rebuild it with `stargan-export build --engine` "
-                              "on a GPU machine, or use --backend onnxruntime")
+            raise ExportError(
+                "the bundle has no TensorRT engine; rebuild it with `stargan-export build --engine` "
+                "on a GPU machine, or use --backend onnxruntime"
+            )
         if engine.precision != precision:
-            raise ExportError(f"the bundle's engine is {engine.precision}, not {precision}; "
-                              f"pass --precision {engine.precision}")
+            raise ExportError(
+                f"the bundle's engine is {engine.precision}, not {precision}; pass --precision {engine.precision}"
+            )
         return engine
     graph = manifest.artifact("generator", "onnx", precision)
     if graph is None:
@@ -58,10 +64,18 @@ def _check_options(backend: str, max_batch: int, instances: int, name: str, prec
 
 
 def _platform_config(manifest: Manifest, name: str, backend: str, max_batch: int, instances: int, kind: str) -> str:
-    tensors = [tuple(Tensor(s.name, s.dtype, tuple(s.shape[1:])) for s in group)
-               for group in (manifest.inputs, manifest.outputs)]
-    return model_config(ModelSpec(name, tensors[0], tensors[1]), backend=BACKENDS[backend][0], max_batch=max_batch,
-                        instances=instances, kind=kind, platform=True)
+    tensors = [
+        tuple(Tensor(s.name, s.dtype, tuple(s.shape[1:])) for s in group)
+        for group in (manifest.inputs, manifest.outputs)
+    ]
+    return model_config(
+        ModelSpec(name, tensors[0], tensors[1]),
+        backend=BACKENDS[backend][0],
+        max_batch=max_batch,
+        instances=instances,
+        kind=kind,
+        platform=True,
+    )
 
 
 def _external_name(name: str) -> str:
@@ -98,8 +112,9 @@ def write_triton_repository(
         raise ExportError(f"output path {out} is a file; give a folder for the model repository")
     try:
         if backend == "python":
-            return write_python_repository(bundle_dir, out, model_name=model_name, max_batch=max_batch,
-                                           instances=instances, kind=kind)
+            return write_python_repository(
+                bundle_dir, out, model_name=model_name, max_batch=max_batch, instances=instances, kind=kind
+            )
         return _write_platform_model(Path(bundle_dir), out, backend, max_batch, instances, model_name, precision, kind)
     except ExportError:
         raise
@@ -107,13 +122,16 @@ def write_triton_repository(
         raise ExportError(str(e)) from None
 
 
-def _write_platform_model(bundle: Path, out: Path, backend: str, max_batch: int, instances: int, model_name: str,
-                          precision: str, kind: str) -> Path:
+def _write_platform_model(
+    bundle: Path, out: Path, backend: str, max_batch: int, instances: int, model_name: str, precision: str, kind: str
+) -> Path:
     manifest = read_manifest(bundle)
     artifact = _pick_artifact(manifest, backend, precision)
     if artifact.profile is not None and not (artifact.profile.min == 1 and max_batch <= artifact.profile.max):
-        raise ExportError(f"the engine's profile covers batches {artifact.profile.min}..{artifact.profile.max}; "
-                          f"Triton needs 1..{max_batch} (rebuild with --min-batch 1 --max-batch {max_batch})")
+        raise ExportError(
+            f"the engine's profile covers batches {artifact.profile.min}..{artifact.profile.max}; "
+            f"Triton needs 1..{max_batch} (rebuild with --min-batch 1 --max-batch {max_batch})"
+        )
     text = _platform_config(manifest, model_name, backend, max_batch, instances, kind)
     source = verify_artifact(bundle, artifact, manifest)  # checks the external-data files' sha256 too
     external = [_external_name(name) for name in (artifact.external_data or {})]
@@ -127,4 +145,3 @@ def _write_platform_model(bundle: Path, out: Path, backend: str, max_batch: int,
     for other in set(PLATFORM_FILES + ("model.py",)) - {filename}:
         (model_dir / VERSION / other).unlink(missing_ok=True)  # a repository switched between backends
     return model_dir
-

@@ -19,10 +19,10 @@ import numpy as np
 from stargan_export.errors import ParityError
 from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
 from stargan_sdk.bundle import constants as C
-from stargan_sdk.errors import BundleError
-from stargan_sdk.images.labels import AttributeSpace
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Artifact, Manifest
+from stargan_sdk.errors import BundleError
+from stargan_sdk.images.labels import AttributeSpace
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ def validate_bundle(bundle_dir: str | Path) -> list[CheckResult]:
     return results
 
 
-def _run_onnx_generator(bundle: Path, artifact: Artifact, manifest: Manifest, image: np.ndarray,
-                        label: np.ndarray) -> np.ndarray:
+def _run_onnx_generator(
+    bundle: Path, artifact: Artifact, manifest: Manifest, image: np.ndarray, label: np.ndarray
+) -> np.ndarray:
     session = ort_session(bundle / artifact.file)
     _check_io(artifact.file, [(i.name, i.shape) for i in session.get_inputs()], manifest.inputs)
     _check_io(artifact.file, [(o.name, o.shape) for o in session.get_outputs()], manifest.outputs)
@@ -70,33 +71,42 @@ def _check_io(file: str, actual: list[tuple[str, list]], specs: tuple) -> None:
         raise BundleError(f"{file} has inputs/outputs {got}, the manifest says {expected}; re-export the bundle")
 
 
-def _check_artifact(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
-                    reference: np.ndarray) -> CheckResult:
+def _check_artifact(
+    opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray, reference: np.ndarray
+) -> CheckResult:
     bundle, manifest = opened.folder, opened.manifest
     path = bundle / artifact.file
     if artifact.kind == "onnx" and artifact.role == "generator":
         actual = _run_onnx_generator(bundle, artifact, manifest, image, label)
         metrics = check(measure(reference, actual), TOLERANCES[artifact.precision], artifact.file, C.GENERATOR_ONNX)
-        extreme = ort_session(path).run([C.OUTPUT_IMAGE], {C.INPUT_IMAGE: extreme_images(manifest.image_size),
-                                                          C.INPUT_LABEL: sample_labels(3, manifest.c_dim)})[0]
+        extreme = ort_session(path).run(
+            [C.OUTPUT_IMAGE],
+            {C.INPUT_IMAGE: extreme_images(manifest.image_size), C.INPUT_LABEL: sample_labels(3, manifest.c_dim)},
+        )[0]
         if not np.all(np.isfinite(extreme)):
             raise ParityError(f"{artifact.file} produces NaN or Inf on images at the extremes of [-1, 1]")
-        return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: PSNR {metrics['psnr_db']:.1f} dB, "
-                                                f"max abs {metrics['max_abs']:.2e}")
+        return CheckResult(
+            artifact.file,
+            "ok",
+            f"vs {C.GENERATOR_ONNX}: PSNR {metrics['psnr_db']:.1f} dB, max abs {metrics['max_abs']:.2e}",
+        )
     if artifact.kind == "onnx" and artifact.role == "classifier":
         logits = ort_session(path).run([C.CLASSIFIER_OUTPUT], {C.CLASSIFIER_INPUT: image})[0]
         width = len(AttributeSpace.from_manifest(manifest).editable)  # joint bundles: the mask is not classified
         if logits.shape != (image.shape[0], width) or not np.all(np.isfinite(logits)):
-            raise ParityError(f"{artifact.file} returned logits of shape {logits.shape} (expected "
-                              f"{(image.shape[0], width)}, one per attribute) or non-finite values")
+            raise ParityError(
+                f"{artifact.file} returned logits of shape {logits.shape} (expected "
+                f"{(image.shape[0], width)}, one per attribute) or non-finite values"
+            )
         return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
     if artifact.kind == C.WEIGHTS_KIND:
         return _check_weights(opened, artifact, image, label, reference)
     return _check_engine(opened, artifact, image, label, reference)
 
 
-def _check_weights(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
-                   reference: np.ndarray) -> CheckResult:
+def _check_weights(
+    opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray, reference: np.ndarray
+) -> CheckResult:
     """The SDK's torch module on generator.safetensors (read without pickle) vs the FP32 ONNX graph."""
     if importlib.util.find_spec("torch") is None:
         return CheckResult(artifact.file, "skipped", "checksum only: torch is not installed")
@@ -110,8 +120,9 @@ def _check_weights(opened: Bundle, artifact: Artifact, image: np.ndarray, label:
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
 
 
-def _check_engine(opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray,
-                  reference: np.ndarray) -> CheckResult:
+def _check_engine(
+    opened: Bundle, artifact: Artifact, image: np.ndarray, label: np.ndarray, reference: np.ndarray
+) -> CheckResult:
     """Run the engine with the SDK's TensorRT backend (the code that serves it) when it can run here."""
     from stargan_sdk.backends.tensorrt import TrtBackend
 
@@ -124,6 +135,7 @@ def _check_engine(opened: Bundle, artifact: Artifact, image: np.ndarray, label: 
     n = min(image.shape[0], profile.max)
     with TrtBackend(opened, cuda_graphs=False) as backend:
         actual = backend.infer({C.INPUT_IMAGE: image[:n], C.INPUT_LABEL: label[:n]})[C.OUTPUT_IMAGE]
-    metrics = check(measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file,
-                    C.GENERATOR_ONNX)
+    metrics = check(
+        measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file, C.GENERATOR_ONNX
+    )
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")

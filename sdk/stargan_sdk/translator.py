@@ -51,8 +51,9 @@ def _listed(items: Any, what: str) -> Any:
     if items is None or isinstance(items, Mapping):
         return items
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise AttributeValueError(f"{what} must be one dict or an iterable of dicts (one per image), "
-                                  f"got {type(items).__name__}")
+        raise AttributeValueError(
+            f"{what} must be one dict or an iterable of dicts (one per image), got {type(items).__name__}"
+        )
     return items if isinstance(items, Sequence) else list(items)
 
 
@@ -70,8 +71,15 @@ class Translator:
     larger ones raise ImageInputError before they are decoded; set it on the instance to change it.
     """
 
-    def __init__(self, manifest: Manifest, backend: Backend, classifier: AttributeClassifier | None = None,
-                 candidates: dict[str, Availability] | None = None, *, bundle: Bundle | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        backend: Backend,
+        classifier: AttributeClassifier | None = None,
+        candidates: dict[str, Availability] | None = None,
+        *,
+        bundle: Bundle | None = None,
+    ) -> None:
         self.bundle = bundle
         self.manifest = manifest
         self.backend = backend
@@ -84,8 +92,15 @@ class Translator:
         self._lock = nullcontext() if backend.thread_safe else threading.Lock()
 
     @classmethod
-    def load(cls, bundle_dir: str | os.PathLike[str], backend: str = "auto", device: int = 0,
-             max_batch: int | None = None, cuda_graphs: bool = True, **backend_options: Any) -> Translator:
+    def load(
+        cls,
+        bundle_dir: str | os.PathLike[str],
+        backend: str = "auto",
+        device: int = 0,
+        max_batch: int | None = None,
+        cuda_graphs: bool = True,
+        **backend_options: Any,
+    ) -> Translator:
         """Open and verify a bundle (manifest schema and consistency, checksums of the artifacts used, graph
         input shapes) and load it on a backend; raises BundleError for a corrupted or mismatched bundle.
 
@@ -102,8 +117,9 @@ class Translator:
         if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
             raise StarGANError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         bundle = Bundle.open(bundle_dir)  # one object: each artifact is verified once, whoever asks
-        runner, candidates = load_backend(backend, bundle, device=device, max_batch=max_batch,
-                                          cuda_graphs=cuda_graphs, **backend_options)
+        runner, candidates = load_backend(
+            backend, bundle, device=device, max_batch=max_batch, cuda_graphs=cuda_graphs, **backend_options
+        )
         try:
             shapes = runner.input_shapes()  # what the loaded engine reports (a TensorRT plan is not ONNX)
             if shapes is not None:
@@ -205,15 +221,27 @@ class Translator:
     def _finish(self, outputs: np.ndarray, metas: Sequence[ImageMeta]) -> list[Any]:
         return [restore(rgb, meta) for rgb, meta in zip(self.normalizer.postprocess(outputs), metas)]
 
-    def translate(self, image: Any, changes: Changes | None = None, /, *, original: Changes | None = None,
-                  **keyword_changes: object) -> Any:
+    def translate(
+        self,
+        image: Any,
+        changes: Changes | None = None,
+        /,
+        *,
+        original: Changes | None = None,
+        **keyword_changes: object,
+    ) -> Any:
         """One edited image, same type/size/mode as given: `t.translate(img, Blond_Hair=1, Young=0)`."""
         if isinstance(image, (list, tuple)) or (isinstance(image, np.ndarray) and image.ndim == 4):
             raise ImageInputError("translate takes one image; use translate_batch for several")
         return self.translate_batch([image], _merge(changes, keyword_changes), original=original)[0]
 
-    def translate_batch(self, images: Sequence[Any] | np.ndarray, changes: Changes | Sequence[Changes] | None = None,
-                        *, original: Changes | Sequence[Changes] | None = None) -> list[Any] | np.ndarray:
+    def translate_batch(
+        self,
+        images: Sequence[Any] | np.ndarray,
+        changes: Changes | Sequence[Changes] | None = None,
+        *,
+        original: Changes | Sequence[Changes] | None = None,
+    ) -> list[Any] | np.ndarray:
         """Edit several images in one run. `changes`: one dict for all or a list with one per image;
         `original` likewise (any iterable, a generator too). A uint8 [N, H, W, C] array in gives an array
         out, a list gives a list."""
@@ -238,8 +266,9 @@ class Translator:
         for i in range(0, len(images), step):  # bounded memory: float tensors of one chunk at a time
             x, metas = self._prepare(list(images[i : i + step]))
             part = original if original is None or isinstance(original, Mapping) else original[i : i + step]
-            targets = np.stack([self.space.apply_changes(o, c)
-                                for o, c in zip(self._originals(x, part), per_image[i : i + step])])
+            targets = np.stack(
+                [self.space.apply_changes(o, c) for o, c in zip(self._originals(x, part), per_image[i : i + step])]
+            )
             results += self._finish(self.infer(x, targets), metas)
         return np.stack(results) if stacked else results
 
@@ -250,8 +279,14 @@ class Translator:
             raise AttributeValueError(f"changes must be one dict or a list of {n} dicts (one per image)")
         return [self.space.validate_changes(_merge(c, {})) for c in changes]
 
-    def edit_rgb(self, rgbs: Sequence[np.ndarray], changes: Changes, *, original: Changes | None = None,
-                 staging: np.ndarray | None = None) -> np.ndarray:
+    def edit_rgb(
+        self,
+        rgbs: Sequence[np.ndarray],
+        changes: Changes,
+        *,
+        original: Changes | None = None,
+        staging: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The engine step of the pipeline: model-size uint8 RGB crops in, edited uint8 RGB crops out (the
         classifier, when it estimates the originals, runs once on the whole batch). `staging`: a float32
         [>= N, 3, S, S] buffer to normalise into, reused across calls by the pipeline instead of a new one."""
@@ -260,8 +295,16 @@ class Translator:
             raise ImageInputError("empty batch: pass at least one image")
         batch = np.stack(rgbs)
         on_device = getattr(self.backend, "uint8_on_device", False)
-        x = None if on_device and original is not None else (  # the classifier needs the float images
-            self.normalizer.preprocess(batch) if staging is None else self.normalizer.preprocess_into(batch, staging))
+        x = (
+            None
+            if on_device and original is not None
+            # the classifier needs the float images
+            else (
+                self.normalizer.preprocess(batch)
+                if staging is None
+                else self.normalizer.preprocess_into(batch, staging)
+            )
+        )
         per_image = self._per_image_changes(changes, len(batch))
         originals = self._originals(batch if x is None else x, original)
         targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(originals, per_image)])
@@ -280,8 +323,12 @@ class Translator:
         self._check_labels(labels, len(images))  # uint8 needs no range check: every value is a pixel
         step = self.backend.max_batch or len(images)
         with self._lock:
-            return np.concatenate([self.backend.infer_uint8(images[i : i + step], labels[i : i + step])
-                                   for i in range(0, len(images), step)])
+            return np.concatenate(
+                [
+                    self.backend.infer_uint8(images[i : i + step], labels[i : i + step])
+                    for i in range(0, len(images), step)
+                ]
+            )
 
     def translate_files(self, inputs: Iterable[Any], out: Any, changes: Changes | None = None, /, **options: Any):
         """Edit image files into a folder (or one output path per input) through the streaming pipeline;
@@ -305,15 +352,32 @@ class Translator:
         outputs = self._finish(self.infer(np.repeat(x, len(targets), axis=0), labels), metas * len(targets))
         return {name: out for (name, _), out in zip(targets, outputs)}
 
-    def translate_photo(self, photo: Any, changes: Changes | None = None, /, *, original: Changes | None = None,
-                        face_index: int | None = None, on_no_face: str = "raise", detector: Any = None,
-                        **keyword_changes: object) -> Any:
+    def translate_photo(
+        self,
+        photo: Any,
+        changes: Changes | None = None,
+        /,
+        *,
+        original: Changes | None = None,
+        face_index: int | None = None,
+        on_no_face: str = "raise",
+        detector: Any = None,
+        **keyword_changes: object,
+    ) -> Any:
         """Edit the face(s) in a photo of any shape and paste them back (see `stargan_sdk.photo.faces`)."""
         from stargan_sdk.photo.faces import translate_photo  # needs OpenCV: imported only for photos
 
         merged = self.space.validate_changes(_merge(changes, keyword_changes))  # fail before detecting faces
-        return translate_photo(self, photo, merged, original=original, face_index=face_index,
-                               on_no_face=on_no_face, detector=detector, max_pixels=self.max_pixels)
+        return translate_photo(
+            self,
+            photo,
+            merged,
+            original=original,
+            face_index=face_index,
+            on_no_face=on_no_face,
+            detector=detector,
+            max_pixels=self.max_pixels,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

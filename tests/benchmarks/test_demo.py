@@ -16,8 +16,20 @@ from stargan_demo.demo import app, run_benchmark, toy_faces  # noqa: E402
 
 
 def test_demo_writes_the_grid(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["--bundle", str(ROOT / "models" / "toyfaces-64"), "--out", str(tmp_path),
-                                      "--faces", "2", "--tile", "64", "--no-benchmark"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--bundle",
+            str(ROOT / "models" / "toyfaces-64"),
+            "--out",
+            str(tmp_path),
+            "--faces",
+            "2",
+            "--tile",
+            "64",
+            "--no-benchmark",
+        ],
+    )
     assert result.exit_code == 0, result.output
     grid = Image.open(tmp_path / "grid.png")
     # per face 2 rows of [input | black | blond | brown | gender | age] (the model's, the truth's), 64 px tiles,
@@ -45,13 +57,16 @@ def test_counterfactual_is_the_same_person_with_the_target_labels() -> None:
 
 
 def test_demo_without_a_bundle_is_a_one_line_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["--bundle", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--no-benchmark"])
+    result = CliRunner().invoke(
+        app, ["--bundle", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--no-benchmark"]
+    )
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: ") and len(result.output.strip().splitlines()) == 1
 
 
-def test_benchmark_is_looked_up_in_the_working_directory_not_the_installation(tmp_path: Path, monkeypatch,
-                                                                                capsys) -> None:
+def test_benchmark_is_looked_up_in_the_working_directory_not_the_installation(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     """An installed module never reaches into the repository checkout by its own path: outside a checkout
     the benchmark is skipped with its reason, whatever folder the demo module was installed from."""
     monkeypatch.chdir(tmp_path)

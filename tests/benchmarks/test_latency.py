@@ -38,13 +38,49 @@ def test_interleaving_rotates_the_order() -> None:
 
 def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
     bundle = tmp_path / "b"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_bundle.py"), str(bundle), "--image-size", "32",
-                    "--conv-dim", "8", "--repeat-num", "1", "--max-batch", "2", "--opt-batch", "1", "--engine", "no"],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "make_bundle.py"),
+            str(bundle),
+            "--image-size",
+            "32",
+            "--conv-dim",
+            "8",
+            "--repeat-num",
+            "1",
+            "--max-batch",
+            "2",
+            "--opt-batch",
+            "1",
+            "--engine",
+            "no",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     out = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(bundle), "--backends",
-                           "onnxruntime,tensorrt", "--batch-sizes", "1,2", "--iterations", "3", "--warmup", "0",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "latency.py"),
+            str(bundle),
+            "--backends",
+            "onnxruntime,tensorrt",
+            "--batch-sizes",
+            "1,2",
+            "--iterations",
+            "3",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     rows = {(r["backend"], r["batch"]): r for r in report["results"]}
@@ -62,20 +98,38 @@ def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
 
 
 def test_bad_bundle_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(tmp_path / "missing")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip().startswith("error: ")
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_pinned_inputs_on_a_cpu_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(ROOT / "models" / "toyfaces-64"),
-                           "--pinned-inputs"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "latency.py"),
+            str(ROOT / "models" / "toyfaces-64"),
+            "--pinned-inputs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "--pinned-inputs needs --device cuda" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(("capabilities", "picked"),
-                         [("FP32,INT8", "openvino int8"), ("FP32,INT8,BF16", "openvino bf16")])
+@pytest.mark.parametrize(
+    ("capabilities", "picked"), [("FP32,INT8", "openvino int8"), ("FP32,INT8,BF16", "openvino bf16")]
+)
 def test_auto_rows_say_which_precision_auto_picked(tmp_path: Path, capabilities: str, picked: str) -> None:
     """The shipped bundle's INT8 model (>= 40 dB) is what `auto` runs on a CPU without BF16; with BF16, BF16."""
     pytest.importorskip("openvino", reason="openvino is not installed (pip install 'stargan[openvino]')")
@@ -84,15 +138,34 @@ def test_auto_rows_say_which_precision_auto_picked(tmp_path: Path, capabilities:
     out = tmp_path / "r.json"
     env = {**os.environ, "STARGAN_CPU_CAPABILITIES": capabilities}
     shipped = ROOT / "models" / "toyfaces-64"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "latency.py"), str(shipped),
-                           "--backends", "auto", "--batch-sizes", "1", "--iterations", "3", "--warmup", "0",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "latency.py"),
+            str(shipped),
+            "--backends",
+            "auto",
+            "--batch-sizes",
+            "1",
+            "--iterations",
+            "3",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     auto = next(r for r in report["results"] if r["backend"] == "auto")
     assert auto["picked"] == picked == f"{auto['info']['backend']} {auto['info']['precision']}"
     assert auto["picked_reason"].startswith("auto: ") and auto["info"]["file"] == (
-        "generator.int8.onnx" if picked.endswith("int8") else "generator.onnx")
+        "generator.int8.onnx" if picked.endswith("int8") else "generator.onnx"
+    )
     assert report["device"]["cpu_capabilities_override"] == capabilities
     assert f"auto → {picked}" in proc.stdout and f"STARGAN_CPU_CAPABILITIES={capabilities}" in proc.stdout
     text = table(report)

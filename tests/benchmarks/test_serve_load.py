@@ -20,14 +20,28 @@ from serve_load import BEGIN, END, summarize, table, write_table  # noqa: E402
 
 
 def _run(mode: str, rps: float, batches: dict[int, int] | None = None) -> dict:
-    row = {"mode": mode, "clients": 8, "requests": 4, "throughput_rps": rps, "latencies": [1.0, 2.0, 3.0, 4.0],
-           "cpu_ms_per_request": 5.0}
+    row = {
+        "mode": mode,
+        "clients": 8,
+        "requests": 4,
+        "throughput_rps": rps,
+        "latencies": [1.0, 2.0, 3.0, 4.0],
+        "cpu_ms_per_request": 5.0,
+    }
     return row if batches is None else {**row, "batches": batches, "mean_batch": 2.0}
 
 
 def test_summary_takes_median_throughput_and_pools_batches() -> None:
-    rows = summarize([_run("direct", 10), _run("direct", 30), _run("direct", 20),
-                      _run("grpc", 16, {1: 2, 4: 1}), _run("grpc", 24, {4: 1}), _run("grpc", 8, {2: 1})])
+    rows = summarize(
+        [
+            _run("direct", 10),
+            _run("direct", 30),
+            _run("direct", 20),
+            _run("grpc", 16, {1: 2, 4: 1}),
+            _run("grpc", 24, {4: 1}),
+            _run("grpc", 8, {2: 1}),
+        ]
+    )
     direct, grpc = rows
     assert direct["throughput_rps"] == 20 and direct["requests"] == 12 and direct["p50_ms"] == 2.5
     assert grpc["throughput_rps"] == 16 and grpc["vs_direct"] == pytest.approx(0.8)
@@ -36,16 +50,51 @@ def test_summary_takes_median_throughput_and_pools_batches() -> None:
 
 def test_table_replaces_only_its_own_block(tmp_path: Path) -> None:
     rows = summarize([_run("direct", 10), _run("http", 9, {3: 3})])
-    report = {"machine": "test cpu", "date": "2026-11-29T00:00:00", "git_commit": "abcdef123456",
-              "config": {"bundle": "b", "image_size": 64, "backend": "onnxruntime", "requests": 4, "repeats": 1,
-                         "max_batch": 16, "queue_delay_us": 100, "instances": 1}, "results": rows}
+    report = {
+        "machine": "test cpu",
+        "date": "2026-11-29T00:00:00",
+        "git_commit": "abcdef123456",
+        "config": {
+            "bundle": "b",
+            "image_size": 64,
+            "backend": "onnxruntime",
+            "requests": 4,
+            "repeats": 1,
+            "max_batch": 16,
+            "queue_delay_us": 100,
+            "instances": 1,
+        },
+        "results": rows,
+    }
     assert "| 8 | http | 9.0 | 0.90× |" in table(report)
-    report["faults"] = [{"mode": "http+bad", "clients": 8, "bad_clients": 2, "good_requests": 160, "good_failed": 0,
-                         "throughput_rps": 50.0, "bad_requests": 90, "bad_statuses": {"400": 90}, "restarts": 0},
-                        {"mode": "sigterm", "clients": 16, "answered_before": 300, "answered_after_sigterm": 16,
-                         "dropped": 0, "refused_at_reconnect": 16, "exit_status": 0, "stop_s": 3.5, "workdir_left": []}]
+    report["faults"] = [
+        {
+            "mode": "http+bad",
+            "clients": 8,
+            "bad_clients": 2,
+            "good_requests": 160,
+            "good_failed": 0,
+            "throughput_rps": 50.0,
+            "bad_requests": 90,
+            "bad_statuses": {"400": 90},
+            "restarts": 0,
+        },
+        {
+            "mode": "sigterm",
+            "clients": 16,
+            "answered_before": 300,
+            "answered_after_sigterm": 16,
+            "dropped": 0,
+            "refused_at_reconnect": 16,
+            "exit_status": 0,
+            "stop_s": 3.5,
+            "workdir_left": [],
+        },
+    ]
     text = table(report)
-    assert "| good + bad clients (HTTP) | 8 good + 2 bad | 160 good | 0 good failed | bad answered 400: 90 (90) |" in text
+    assert (
+        "| good + bad clients (HTTP) | 8 good + 2 bad | 160 good | 0 good failed | bad answered 400: 90 (90) |" in text
+    )
     assert "| SIGTERM under keep-alive load | 16 | 300 before, 16 answered after SIGTERM | 0 dropped |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nold\n{END}\ntail\n")
@@ -57,9 +106,29 @@ def test_table_replaces_only_its_own_block(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_short_real_run_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "serve_load.py"), str(ROOT / "models" / "toyfaces-64"),
-                    "--backend", "onnxruntime", "--clients", "1,4", "--requests", "16", "--repeats", "1",
-                    "--sigterm-clients", "6", "--sigterm-after", "1", "--json", str(out)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "serve_load.py"),
+            str(ROOT / "models" / "toyfaces-64"),
+            "--backend",
+            "onnxruntime",
+            "--clients",
+            "1,4",
+            "--requests",
+            "16",
+            "--repeats",
+            "1",
+            "--sigterm-clients",
+            "6",
+            "--sigterm-after",
+            "1",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        timeout=300,
+    )
     report = json.loads(out.read_text())
     modes = {(r["clients"], r["mode"]) for r in report["results"]}
     assert modes == {(c, m) for c in (1, 4) for m in ("direct", "http", "http-triton", "grpc")}

@@ -22,8 +22,15 @@ def tiny_bundle(official_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     from stargan_export.bundle import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
-    build_bundle(official_checkpoint, out, attributes=TINY_ATTRS, image_size=TINY_SIZE, classifier=True,
-                 max_batch=MAX_BATCH, engine=False)
+    build_bundle(
+        official_checkpoint,
+        out,
+        attributes=TINY_ATTRS,
+        image_size=TINY_SIZE,
+        classifier=True,
+        max_batch=MAX_BATCH,
+        engine=False,
+    )
     return out
 
 

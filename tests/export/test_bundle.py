@@ -31,8 +31,11 @@ def test_manifest_describes_the_bundle(tiny_bundle, official_checkpoint):
     assert m.generator == {"conv_dim": 8, "c_dim": 5, "repeat_num": 2}
     assert [(g.name, g.kind) for g in m.groups] == [("hair_color", "exclusive"), ("binary", "binary")]
     assert [(a.file, a.kind, a.precision) for a in m.artifacts] == [
-        ("generator.onnx", "onnx", "fp32"), ("generator.fp16.onnx", "onnx", "fp16"),
-        ("classifier.onnx", "onnx", "fp32"), ("generator.safetensors", "safetensors", "fp32")]
+        ("generator.onnx", "onnx", "fp32"),
+        ("generator.fp16.onnx", "onnx", "fp16"),
+        ("classifier.onnx", "onnx", "fp32"),
+        ("generator.safetensors", "safetensors", "fp32"),
+    ]
     for a in m.artifacts:
         assert a.sha256 == _sha(tiny_bundle / a.file)
         assert a.opset == (None if a.kind == "safetensors" else 17)
@@ -65,8 +68,16 @@ def test_interrupted_build_leaves_no_manifest(official_checkpoint, tmp_path, mon
 
     monkeypatch.setattr(bundle_mod, "onnx_fp32_to_fp16", crash)
     with pytest.raises(RuntimeError, match="injected"):
-        build_bundle(official_checkpoint, tmp_path / "out", attributes=ATTRS, image_size=32, opt_batch=2,
-                     max_batch=2, torch_weights=False, engine=False)
+        build_bundle(
+            official_checkpoint,
+            tmp_path / "out",
+            attributes=ATTRS,
+            image_size=32,
+            opt_batch=2,
+            max_batch=2,
+            torch_weights=False,
+            engine=False,
+        )
     assert "generator.onnx" in seen
     assert list(tmp_path.iterdir()) == []  # no bundle folder, no half-moved artifacts, no staging
 
@@ -124,10 +135,11 @@ def test_our_checkpoint_supplies_attributes_and_size(tmp_path):
     from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig
     from stargan_train.model import Discriminator, Generator
 
-    config = RunConfig(generator=GeneratorConfig(conv_dim=8, c_dim=3, repeat_num=1),
-                       discriminator=DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=3, repeat_num=2),
-                       data=DataConfig(dataset="toyfaces", image_size=32,
-                                       selected_attrs=("Black_Hair", "Blond_Hair", "Male")))
+    config = RunConfig(
+        generator=GeneratorConfig(conv_dim=8, c_dim=3, repeat_num=1),
+        discriminator=DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=3, repeat_num=2),
+        data=DataConfig(dataset="toyfaces", image_size=32, selected_attrs=("Black_Hair", "Blond_Hair", "Male")),
+    )
     G, D = Generator.from_config(config.generator), Discriminator.from_config(config.discriminator)
     save_checkpoint(tmp_path / "run", TrainState(10, config, G.state_dict(), D.state_dict(), {}, {}, capture_rng()))
     src = load_sources(tmp_path / "run", attributes=None, image_size=None, classifier=True)
@@ -140,8 +152,18 @@ def test_our_checkpoint_supplies_attributes_and_size(tmp_path):
         load_sources(tmp_path / "run", attributes=["Male", "Young", "Black_Hair"], image_size=None, classifier=False)
 
 
-JOINT = ATTRS + ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
-                 "mask_celeba", "mask_rafd")
+JOINT = ATTRS + (
+    "angry",
+    "contemptuous",
+    "disgusted",
+    "fearful",
+    "happy",
+    "neutral",
+    "sad",
+    "surprised",
+    "mask_celeba",
+    "mask_rafd",
+)
 
 
 def test_joint_classifier_has_exactly_one_logit_per_attribute(official_joint_checkpoint, tmp_path):
@@ -154,8 +176,16 @@ def test_joint_classifier_has_exactly_one_logit_per_attribute(official_joint_che
     from stargan_train.weights import load_discriminator
 
     out = tmp_path / "joint"
-    m = build_bundle(official_joint_checkpoint, out, attributes=JOINT, image_size=32, classifier=True, fp16=False,
-                     torch_weights=False, engine=False)
+    m = build_bundle(
+        official_joint_checkpoint,
+        out,
+        attributes=JOINT,
+        image_size=32,
+        classifier=True,
+        fp16=False,
+        torch_weights=False,
+        engine=False,
+    )
     assert m.dataset == "both" and m.c_dim == 15
     session = ort.InferenceSession(str(out / "classifier.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].shape[1] == 13
@@ -177,7 +207,10 @@ def test_a_joint_discriminator_with_mask_logits_is_refused(official_joint_checkp
     raw = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
     raw["conv2.weight"] = torch.cat([raw["conv2.weight"], torch.zeros(2, *raw["conv2.weight"].shape[1:])])
     torch.save(raw, tmp_path / "1000-D.ckpt")
-    with pytest.raises(ExportError, match=r"has 15 logits; the classifier needs one per attribute, 13 "
-                                          r"\(the mask entries have no logits\)"):
+    with pytest.raises(
+        ExportError,
+        match=r"has 15 logits; the classifier needs one per attribute, 13 "
+        r"\(the mask entries have no logits\)",
+    ):
         load_sources(tmp_path / "1000-G.ckpt", attributes=JOINT, image_size=32, classifier=True)
     assert load_sources(tmp_path / "1000-G.ckpt", attributes=JOINT, image_size=32, classifier=False).dataset == "both"

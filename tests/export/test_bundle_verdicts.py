@@ -34,6 +34,7 @@ def _edit(change):
         m = json.loads((b / "manifest.json").read_text())
         change(m)
         (b / "manifest.json").write_text(json.dumps(m))
+
     return apply
 
 
@@ -54,15 +55,18 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_validate_and_triton_refuse_what_the_sdk_refuses(tmp_path: Path, case: str,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_and_triton_refuse_what_the_sdk_refuses(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     bundle = _copy(tmp_path)
     HOSTILE[case](bundle)
     with pytest.raises(StarGANError):
         Translator.load(bundle, backend="onnxruntime")
-    for args in (["validate", str(bundle)],
-                 ["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "onnxruntime", "--kind", "cpu"],
-                 ["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "python", "--kind", "cpu"]):
+    for args in (
+        ["validate", str(bundle)],
+        ["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "onnxruntime", "--kind", "cpu"],
+        ["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "python", "--kind", "cpu"],
+    ):
         with pytest.raises(SystemExit) as exit_:
             main(args)
         assert exit_.value.code not in (0, None), args

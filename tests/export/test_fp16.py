@@ -60,7 +60,8 @@ def test_fp16_parity_on_face_like_images(tiny_bundle, tiny_generator):
 
 def test_fp16_is_finite_on_extreme_inputs(tiny_bundle):
     out = ort_session(tiny_bundle / GENERATOR_FP16_ONNX).run(
-        ["output"], {"image": extreme_images(TINY_SIZE), "label": sample_labels(3, 5)})[0]
+        ["output"], {"image": extreme_images(TINY_SIZE), "label": sample_labels(3, 5)}
+    )[0]
     assert np.all(np.isfinite(out)) and np.abs(out).max() <= 1.0
 
 
@@ -74,9 +75,13 @@ def test_initializer_shared_by_fp16_and_fp32_ops_is_split():
         helper.make_node("Mul", ["x", "s4"], ["y"]),
         helper.make_node("InstanceNormalization", ["y", "s", "b"], ["z"], name="norm"),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 3, 3])],
-                              [scale, bias, shape])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 3, 3])],
+        [scale, bias, shape],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     converted = onnx_fp32_to_fp16(model)
     types = {t.name: t.data_type for t in converted.graph.initializer}
@@ -85,6 +90,8 @@ def test_initializer_shared_by_fp16_and_fp32_ops_is_split():
     x = np.random.default_rng(0).normal(size=(1, 4, 3, 3)).astype(np.float32)
     import onnxruntime as ort
 
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[
+        0
+    ]  # noqa: E731
     assert run(converted).dtype == np.float32
     assert np.abs(run(converted) - run(model)).max() < 1e-2

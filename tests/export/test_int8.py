@@ -28,8 +28,9 @@ def quantize(bundle: Path, faces: Path, *, num_images: int, min_psnr_db: float) 
     m = read_manifest(bundle)
     fp32 = m.artifact(role="generator", kind="onnx", precision="fp32")
     calibration = prepare_calibration(faces, m.image_size, m.attributes, groups=m.groups, num_images=num_images)
-    return quantize_onnx(bundle / fp32.file, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db,
-                         opset=fp32.opset)
+    return quantize_onnx(
+        bundle / fp32.file, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db, opset=fp32.opset
+    )
 
 
 def with_artifact(bundle: Path, art: Artifact) -> Manifest:
@@ -60,9 +61,15 @@ def test_int8_artifact_is_a_per_channel_qdq_graph(quantized) -> None:
     assert "InstanceNormalization" in ops  # normalisation stays float
     # Per-channel weights: a DequantizeLinear over an int8 initializer with one scale per output channel.
     inits = {i.name: i for i in model.graph.initializer}
-    per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                   and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and len(inits[n.input[1]].dims) == 1
-                   and inits[n.input[1]].dims[0] > 1]
+    per_channel = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and inits[n.input[0]].data_type == onnx.TensorProto.INT8
+        and len(inits[n.input[1]].dims) == 1
+        and inits[n.input[1]].dims[0] > 1
+    ]
     assert len(per_channel) >= 8
     mask = os.umask(0o022)
     os.umask(mask)
@@ -124,8 +131,9 @@ def test_calibration_images_are_centre_cropped_resized_and_normalised(tmp_path: 
     wide[:, 20:60] = (0, 255, 0)
     Image.fromarray(wide).save(tmp_path / "wide.png")
     Image.fromarray(np.full((50, 50), 255, np.uint8), mode="L").save(tmp_path / "grey.jpg", quality=100)
-    out = read_calibration_images(tmp_path, read_manifest(tiny_bundle).image_size, 8, np.random.default_rng(0),
-                                  Normalizer())
+    out = read_calibration_images(
+        tmp_path, read_manifest(tiny_bundle).image_size, 8, np.random.default_rng(0), Normalizer()
+    )
     assert out.shape == (2, 3, 32, 32) and out.dtype == np.float32
     grey, green = out  # sorted by name
     np.testing.assert_allclose(green[1], 1.0)
@@ -142,10 +150,27 @@ def test_a_random_subset_is_used_when_the_folder_holds_more(faces: Path, tiny_bu
 
 
 def test_random_labels_are_valid_domains() -> None:
-    attrs = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young", "angry", "happy", "neutral",
-             "mask_celeba", "mask_rafd")
-    m = Manifest(attributes=attrs, groups=derive_groups(attrs), image_size=32, dataset="both",
-                 generator={"conv_dim": 8, "c_dim": len(attrs), "repeat_num": 1}, artifacts=(), source={})
+    attrs = (
+        "Black_Hair",
+        "Blond_Hair",
+        "Brown_Hair",
+        "Male",
+        "Young",
+        "angry",
+        "happy",
+        "neutral",
+        "mask_celeba",
+        "mask_rafd",
+    )
+    m = Manifest(
+        attributes=attrs,
+        groups=derive_groups(attrs),
+        image_size=32,
+        dataset="both",
+        generator={"conv_dim": 8, "c_dim": len(attrs), "repeat_num": 1},
+        artifacts=(),
+        source={},
+    )
     labels = random_labels(m, 200, np.random.default_rng(0))
     hair, binary, expr, mask = labels[:, :3], labels[:, 3:5], labels[:, 5:8], labels[:, 8:]
     assert set(np.unique(labels)) == {0.0, 1.0}
@@ -176,21 +201,38 @@ def test_bad_calibration_input_is_refused(
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
     if setup in ("corrupt", "ok"):
         (folder / "bad.png" if setup == "corrupt" else folder / "b.png").write_bytes(
-            b"not a png" if setup == "corrupt" else (folder / "a.png").read_bytes())
+            b"not a png" if setup == "corrupt" else (folder / "a.png").read_bytes()
+        )
     m = read_manifest(tiny_bundle)
     with pytest.raises(ExportError, match=message):
         prepare_calibration(folder, m.image_size, m.attributes, **kwargs)
 
 
-def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path, faces: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_build_with_int8_calibration_then_validate(
+    official_checkpoint: Path, faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from stargan_export.cli import main
     from stargan_sdk.bundle.manifest import read_manifest
 
     out = tmp_path / "bundle"
-    args = ["build", str(official_checkpoint), "--out", str(out), "--image-size", "32", "--max-batch", "2",
-            "--opt-batch", "1", "--no-torch-weights", "--attrs", "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
-            "--int8-calibration", str(faces), "--json"]
+    args = [
+        "build",
+        str(official_checkpoint),
+        "--out",
+        str(out),
+        "--image-size",
+        "32",
+        "--max-batch",
+        "2",
+        "--opt-batch",
+        "1",
+        "--no-torch-weights",
+        "--attrs",
+        "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+        "--int8-calibration",
+        str(faces),
+        "--json",
+    ]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert (info.value.code or 0) == 0, capsys.readouterr().err
@@ -213,14 +255,25 @@ def test_cli_build_with_int8_calibration_then_validate(official_checkpoint: Path
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_cli_refuses_a_missing_calibration_folder_before_exporting(official_checkpoint: Path, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_missing_calibration_folder_before_exporting(
+    official_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from stargan_export.cli import main
 
     out = tmp_path / "bundle"
     with pytest.raises(SystemExit) as info:
-        main(["build", str(official_checkpoint), "--out", str(out), "--attrs", "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
-              "--int8-calibration", str(tmp_path / "nope")])
+        main(
+            [
+                "build",
+                str(official_checkpoint),
+                "--out",
+                str(out),
+                "--attrs",
+                "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+                "--int8-calibration",
+                str(tmp_path / "nope"),
+            ]
+        )
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.strip().splitlines()[-1].startswith("error: ") and "not a folder" in err
     assert not out.exists()

@@ -30,9 +30,15 @@ def test_graph_structure(tiny_bundle, tiny_generator):
     assert model.opset_import[0].version == 17
     assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     assert not list(tiny_bundle.glob("*.data"))  # self-contained: no external-data side files
-    names = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-             for v in list(model.graph.input) + list(model.graph.output)}
-    assert names == {"image": ["N", 3, TINY_SIZE, TINY_SIZE], "label": ["N", 5], "output": ["N", 3, TINY_SIZE, TINY_SIZE]}
+    names = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(model.graph.input) + list(model.graph.output)
+    }
+    assert names == {
+        "image": ["N", 3, TINY_SIZE, TINY_SIZE],
+        "label": ["N", 5],
+        "output": ["N", 3, TINY_SIZE, TINY_SIZE],
+    }
 
 
 @pytest.mark.parametrize("batch", [1, 2, 5, MAX_BATCH])

@@ -9,7 +9,14 @@ import pytest
 
 from stargan_export.errors import ParityError
 from stargan_export.parity import (
-    PSNR_CAP_DB, TOLERANCES, Tolerance, check, extreme_images, measure, psnr_db, sample_images,
+    PSNR_CAP_DB,
+    TOLERANCES,
+    Tolerance,
+    check,
+    extreme_images,
+    measure,
+    psnr_db,
+    sample_images,
 )
 
 

@@ -31,12 +31,14 @@ def _snapshot(bundle: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in bundle.iterdir()}
 
 
-def test_cli_adds_int8_and_records_the_psnr_it_measured(bundle_copy: Path, faces: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_adds_int8_and_records_the_psnr_it_measured(
+    bundle_copy: Path, faces: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (bundle_copy / "MODEL_CARD.md").write_text("# card\n")
     before = _snapshot(bundle_copy)
-    code, out, err = _run(capsys, "quantize", str(bundle_copy), "--calibration", str(faces), "--count", "16",
-                          "--seed", "3", "--json")
+    code, out, err = _run(
+        capsys, "quantize", str(bundle_copy), "--calibration", str(faces), "--count", "16", "--seed", "3", "--json"
+    )
     assert code == 0, err
     row = json.loads(out)
     m = read_manifest(bundle_copy)
@@ -54,8 +56,15 @@ def test_cli_adds_int8_and_records_the_psnr_it_measured(bundle_copy: Path, faces
     norm = m.normalization
     from stargan_sdk.images.imaging import Normalizer
 
-    data = prepare_calibration(faces, m.image_size, m.attributes, groups=m.groups, num_images=16, seed=3,
-                               normalizer=Normalizer(norm["mean"], norm["std"]))
+    data = prepare_calibration(
+        faces,
+        m.image_size,
+        m.attributes,
+        groups=m.groups,
+        num_images=16,
+        seed=3,
+        normalizer=Normalizer(norm["mean"], norm["std"]),
+    )
     feeds = {INPUT_IMAGE: data.images[12:], INPUT_LABEL: data.labels[12:]}
     ref = ort_session(bundle_copy / "generator.onnx").run([OUTPUT_IMAGE], feeds)[0]
     got = ort_session(bundle_copy / GENERATOR_INT8_ONNX).run([OUTPUT_IMAGE], feeds)[0]
@@ -78,8 +87,9 @@ class Killed(BaseException):
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_a_run_stopped_around_the_swap_leaves_a_whole_bundle(bundle_copy: Path, faces: Path, when: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_stopped_around_the_swap_leaves_a_whole_bundle(
+    bundle_copy: Path, faces: Path, when: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old_manifest = read_manifest(bundle_copy)
     before = _snapshot(bundle_copy)
     real = staging_mod._exchange
@@ -112,14 +122,18 @@ def test_a_run_stopped_around_the_swap_leaves_a_whole_bundle(bundle_copy: Path, 
     assert not list(bundle_copy.parent.glob(".bundle.staging-*"))
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ("no-folder", "is not a folder of face images"),
-    ("count", "--count must be at least 2"),
-    ("not-a-bundle", "has no manifest.json"),
-    ("damaged", "generator.onnx"),
-])
-def test_bad_input_is_one_line_and_leaves_the_bundle(bundle_copy: Path, faces: Path, tmp_path: Path, case: str,
-                                                     message: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-folder", "is not a folder of face images"),
+        ("count", "--count must be at least 2"),
+        ("not-a-bundle", "has no manifest.json"),
+        ("damaged", "generator.onnx"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_the_bundle(
+    bundle_copy: Path, faces: Path, tmp_path: Path, case: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     target, calibration, count = bundle_copy, faces, "8"
     if case == "no-folder":
         calibration = tmp_path / "nope"

@@ -34,8 +34,16 @@ build_bundle(sys.argv[1], sys.argv[2], attributes={attrs!r}, image_size=32, fp16
 """
 
 
-SMALL = dict(attributes=ATTRS, image_size=32, fp16=False, torch_weights=False, engine=False, min_batch=1, opt_batch=1,
-             max_batch=1)
+SMALL = dict(
+    attributes=ATTRS,
+    image_size=32,
+    fp16=False,
+    torch_weights=False,
+    engine=False,
+    min_batch=1,
+    opt_batch=1,
+    max_batch=1,
+)
 
 
 class Killed(BaseException):
@@ -73,8 +81,9 @@ def _check_whole(out: Path, expected: list[str]) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted(files + ["MODEL_CARD.md", "manifest.json"])
 
 
-def test_a_build_stopped_around_the_swap_leaves_a_whole_bundle(official_checkpoint: Path, bundle_copy: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_stopped_around_the_swap_leaves_a_whole_bundle(
+    official_checkpoint: Path, bundle_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = bundle_copy  # the session bundle: FP32 + FP16 generators, classifier, torch program
     (out / "MODEL_CARD.md").write_text("# card\n")
     old_files = sorted(a.file for a in read_manifest(out).artifacts)
@@ -91,12 +100,17 @@ def test_a_build_stopped_around_the_swap_leaves_a_whole_bundle(official_checkpoi
 
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_a_real_sigkill_around_the_swap_leaves_a_whole_bundle(official_checkpoint: Path, tmp_path: Path,
-                                                              when: str) -> None:
+def test_a_real_sigkill_around_the_swap_leaves_a_whole_bundle(
+    official_checkpoint: Path, tmp_path: Path, when: str
+) -> None:
     out = tmp_path / "bundle"
     old_files = _old_bundle(official_checkpoint, out)
-    proc = subprocess.run([sys.executable, "-c", KILLED_BUILD.format(attrs=ATTRS), str(official_checkpoint), str(out),
-                           when], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BUILD.format(attrs=ATTRS), str(official_checkpoint), str(out), when],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     _check_whole(out, old_files if when == "before" else ["generator.onnx"])
     assert list(tmp_path.glob(".bundle.staging-*"))

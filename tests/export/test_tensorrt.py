@@ -17,8 +17,17 @@ def _build(bundle, tmp_path, source: str):
     from stargan_export.tensorrt_build import onnx_to_engine
 
     plan = tmp_path / f"{source}.plan"
-    info = onnx_to_engine(bundle / source, plan, min_batch=1, opt_batch=4, max_batch=MAX_BATCH, image_size=SIZE,
-                          c_dim=C_DIM, workspace_gib=1.0, timing_cache_path=tmp_path / "timing.cache")
+    info = onnx_to_engine(
+        bundle / source,
+        plan,
+        min_batch=1,
+        opt_batch=4,
+        max_batch=MAX_BATCH,
+        image_size=SIZE,
+        c_dim=C_DIM,
+        workspace_gib=1.0,
+        timing_cache_path=tmp_path / "timing.cache",
+    )
     return plan, info
 
 
@@ -34,7 +43,11 @@ def test_engine_matches_onnxruntime(tiny_bundle, tmp_path, source, precision):
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan.read_bytes())
     assert engine is not None  # a raw plan: no header in front of the serialized engine
     assert engine.get_tensor_dtype("image") == trt.DataType.FLOAT  # FP32 I/O in both precisions
-    assert [tuple(d) for d in engine.get_tensor_profile_shape("label", 0)] == [(1, C_DIM), (4, C_DIM), (MAX_BATCH, C_DIM)]
+    assert [tuple(d) for d in engine.get_tensor_profile_shape("label", 0)] == [
+        (1, C_DIM),
+        (4, C_DIM),
+        (MAX_BATCH, C_DIM),
+    ]
     session = ort_session(tiny_bundle / GENERATOR_ONNX)
     with TrtEngine(plan.read_bytes(), image_size=SIZE, c_dim=C_DIM, cuda_graphs=False) as runner:
         outputs = {}
@@ -55,15 +68,22 @@ def test_parser_errors_are_reported_per_line(tmp_path):
     from onnx import TensorProto, helper
 
     node = helper.make_node("NoSuchOp", ["image"], ["output"], domain="example.invalid")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.invalid", 1)])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.invalid", 1)]
+    )
     onnx.save(model, str(tmp_path / "bad.onnx"))
     from stargan_export.tensorrt_build import onnx_to_engine
 
     with pytest.raises(ExportError, match=r"TensorRT could not parse bad.onnx:\nnode 0: ") as info:
-        onnx_to_engine(tmp_path / "bad.onnx", tmp_path / "bad.plan", min_batch=1, opt_batch=1, max_batch=1,
-                       image_size=4, c_dim=1)
+        onnx_to_engine(
+            tmp_path / "bad.onnx", tmp_path / "bad.plan", min_batch=1, opt_batch=1, max_batch=1, image_size=4, c_dim=1
+        )
     assert not (tmp_path / "bad.plan").exists()
     assert len(str(info.value).splitlines()) >= 2
 
@@ -74,8 +94,16 @@ def test_bundle_with_engine_records_gpu_and_profile(official_checkpoint, tmp_pat
     from stargan_export.bundle import build_bundle
     from stargan_export.validate import validate_bundle
 
-    m = build_bundle(official_checkpoint, tmp_path / "b", attributes=["Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
-                     "Young"], image_size=SIZE, engine=True, torch_weights=False, opt_batch=2, max_batch=4)
+    m = build_bundle(
+        official_checkpoint,
+        tmp_path / "b",
+        attributes=["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"],
+        image_size=SIZE,
+        engine=True,
+        torch_weights=False,
+        opt_batch=2,
+        max_batch=4,
+    )
     engine = m.artifact("generator", "tensorrt")
     assert engine is not None and engine.precision == "fp16" and engine.tensorrt_version == trt.__version__
     from stargan_sdk import cuda

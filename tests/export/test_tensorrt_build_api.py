@@ -52,7 +52,9 @@ def test_parser_errors_are_reported_per_line(sim, tmp_path):
     node = helper.make_node("NoSuchOp", ["image"], ["output"], domain="example.invalid")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 4, 4])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])])  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.invalid", 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.invalid", 1)]
+    )
     onnx.save(model, str(tmp_path / "bad.onnx"))
     with pytest.raises(ExportError, match=r"TensorRT could not parse bad.onnx:\nnode 0: simulated parser: "):
         onnx_to_engine(tmp_path / "bad.onnx", tmp_path / "bad.plan", min_batch=1, opt_batch=1, max_batch=1,

@@ -13,8 +13,8 @@ from onnx import numpy_helper
 
 from stargan_export.errors import ParityError
 from stargan_export.validate import validate_bundle
-from stargan_sdk.errors import BundleError
 from stargan_sdk.bundle.manifest import read_manifest, sha256_file, write_manifest
+from stargan_sdk.errors import BundleError
 
 
 def test_fresh_bundle_validates(bundle_copy):
@@ -39,12 +39,16 @@ def _replace_with_rescaled_weights(bundle, file: str, factor: float) -> None:
     model = onnx.load(str(bundle / file))
     conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
     tensor = next(t for t in model.graph.initializer if t.name == conv.input[1])
-    tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor) * np.float16(factor).astype(
-        numpy_helper.to_array(tensor).dtype), tensor.name))
+    tensor.CopyFrom(
+        numpy_helper.from_array(
+            numpy_helper.to_array(tensor) * np.float16(factor).astype(numpy_helper.to_array(tensor).dtype), tensor.name
+        )
+    )
     onnx.save(model, str(bundle / file))
     m = read_manifest(bundle)
-    artifacts = tuple(dataclasses.replace(a, sha256=sha256_file(bundle / a.file)) if a.file == file else a
-                      for a in m.artifacts)
+    artifacts = tuple(
+        dataclasses.replace(a, sha256=sha256_file(bundle / a.file)) if a.file == file else a for a in m.artifacts
+    )
     write_manifest(bundle, dataclasses.replace(m, artifacts=artifacts))
 
 
@@ -69,16 +73,19 @@ def test_missing_manifest(tmp_path):
 
 def test_unloadable_artifacts_give_one_line_errors(bundle_copy):
     """Files whose manifest checksum matches but that no runtime can load (e.g. written by a broken tool)."""
-    cases = (("generator.safetensors", b"not a safetensors file", BundleError, "is not a readable safetensors file"),
-             # refused by the SDK's protobuf walk before any runtime opens it (issue 25 item 7)
-             ("generator.fp16.onnx", b"\x00garbage", BundleError, "cannot load generator.fp16.onnx"))
+    cases = (
+        ("generator.safetensors", b"not a safetensors file", BundleError, "is not a readable safetensors file"),
+        # refused by the SDK's protobuf walk before any runtime opens it (issue 25 item 7)
+        ("generator.fp16.onnx", b"\x00garbage", BundleError, "cannot load generator.fp16.onnx"),
+    )
     for name, payload, error, message in cases:
         copy = bundle_copy.parent / f"c-{name}"
         shutil.copytree(bundle_copy, copy)
         (copy / name).write_bytes(payload)
         m = read_manifest(copy)
-        artifacts = tuple(dataclasses.replace(a, sha256=sha256_file(copy / a.file)) if a.file == name else a
-                          for a in m.artifacts)
+        artifacts = tuple(
+            dataclasses.replace(a, sha256=sha256_file(copy / a.file)) if a.file == name else a for a in m.artifacts
+        )
         write_manifest(copy, dataclasses.replace(m, artifacts=artifacts))
         with pytest.raises(error, match=message) as info:
             validate_bundle(copy)

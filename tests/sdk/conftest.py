@@ -21,8 +21,17 @@ def bundle(official_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
     from stargan_export.bundle import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
-    build_bundle(official_checkpoint, out, attributes=list(TINY_ATTRS), image_size=TINY_SIZE, classifier=True, engine=False,
-                 min_batch=1, opt_batch=2, max_batch=4)  # small profile: the export checks parity up to max_batch
+    build_bundle(
+        official_checkpoint,
+        out,
+        attributes=list(TINY_ATTRS),
+        image_size=TINY_SIZE,
+        classifier=True,
+        engine=False,
+        min_batch=1,
+        opt_batch=2,
+        max_batch=4,
+    )  # small profile: the export checks parity up to max_batch
     return out
 
 

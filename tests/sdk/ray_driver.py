@@ -47,15 +47,21 @@ def run(args: dict) -> dict:
 
     src, dst = Location.parse(args["src"]), Location.parse(args["dst"])
     files, _ = pending_inputs(src, dst, skip_existing=False)
-    options = {"batch_size": 2, "concurrency": args.get("concurrency", 1), "actor_cpus": 0.5,
-               "backend": "onnxruntime", "mode": args.get("mode", "whole")}
+    options = {
+        "batch_size": 2,
+        "concurrency": args.get("concurrency", 1),
+        "actor_cpus": 0.5,
+        "backend": "onnxruntime",
+        "mode": args.get("mode", "whole"),
+    }
     if args["case"] == "job":
         return run_job(files, src, dst, Path(args["bundle"]), CHANGES, **options)
     # "kill": one actor dies during its first engine call; Ray Data restarts it and retries the batch
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors cannot import this script
     ds = ray.data.read_binary_files(files, include_paths=True)
-    edited = edit_dataset(ds, args["bundle"], CHANGES, load=functools.partial(load_dying, marker=args["marker"]),
-                          **options)
+    edited = edit_dataset(
+        ds, args["bundle"], CHANGES, load=functools.partial(load_dying, marker=args["marker"]), **options
+    )
     rows = list(edited.iter_rows())
     for r in rows:
         if not r["error"]:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from stargan_sdk import Translator
 from stargan_sdk.cli.stargan import MEGAPIXELS, app
 from stargan_sdk.errors import FaceDetectorError, ImageInputError, OptionError
-from stargan_sdk.photo.faces import MAX_PHOTO_PIXELS, translate_photo
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS
+from stargan_sdk.photo.faces import MAX_PHOTO_PIXELS, translate_photo
 
 ORIGINAL = {"Black_Hair": 1, "Male": 1, "Young": 0}
 ORIGINAL_ARGS = ["--original", "Black_Hair=1", "--original", "Male=1", "--original", "Young=0"]
@@ -98,9 +98,23 @@ def test_16_bit_greyscale_is_edited_as_the_photo_path_does(translator: Translato
 def test_crop_takes_a_16_bit_png(bundle: Path, translator: Translator, tmp_path: Path) -> None:
     deep = _grey16(2, 40, 32)
     deep.save(tmp_path / "deep.png")
-    result = CliRunner().invoke(app, ["translate", str(tmp_path / "deep.png"), "-b", str(bundle), "--backend",
-                                      "onnxruntime", "--crop", "--set", "Male=0", *ORIGINAL_ARGS,
-                                      "-o", str(tmp_path / "out.png")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "translate",
+            str(tmp_path / "deep.png"),
+            "-b",
+            str(bundle),
+            "--backend",
+            "onnxruntime",
+            "--crop",
+            "--set",
+            "Male=0",
+            *ORIGINAL_ARGS,
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = Image.open(tmp_path / "out.png")
     expected = translator.translate(deep.crop((0, 4, 32, 36)), Male=0, original=ORIGINAL)
@@ -121,13 +135,29 @@ def test_translate_photo_options_are_option_errors(face: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".bmp", ".webp"])
-def test_a_16_bit_result_saved_to_an_8_bit_format_is_scaled_not_clipped(bundle: Path, translator: Translator,
-                                                                        tmp_path: Path, suffix: str) -> None:
+def test_a_16_bit_result_saved_to_an_8_bit_format_is_scaled_not_clipped(
+    bundle: Path, translator: Translator, tmp_path: Path, suffix: str
+) -> None:
     deep = _grey16(3, 32, 32)
     deep.save(tmp_path / "deep.png")
     out = tmp_path / f"out{suffix}"
-    result = CliRunner().invoke(app, ["translate", str(tmp_path / "deep.png"), "-b", str(bundle), "--backend",
-                                      "onnxruntime", "--crop", "--set", "Male=0", *ORIGINAL_ARGS, "-o", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "translate",
+            str(tmp_path / "deep.png"),
+            "-b",
+            str(bundle),
+            "--backend",
+            "onnxruntime",
+            "--crop",
+            "--set",
+            "Male=0",
+            *ORIGINAL_ARGS,
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     expected = np.rint(np.asarray(translator.translate(deep, Male=0, original=ORIGINAL), np.float32) / 257)
     written = np.asarray(Image.open(out).convert("L"), np.float32)

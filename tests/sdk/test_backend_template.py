@@ -62,10 +62,12 @@ def test_the_base_class_does_the_bookkeeping(bundle: Path) -> None:
         assert Doubler.checks == 1  # availability's verdict reused by load
         np.testing.assert_array_equal(b.infer(_feeds(2, s, c))["output"], np.full((2, 3, s, s), 0.5, np.float32))
         assert [o["output"].shape[0] for o in b.infer_batches([_feeds(1, s, c), _feeds(2, s, c)])] == [1, 2]
-        for feeds, message in (({"image": _feeds(1, s, c)["image"]}, "'label' missing"),
-                               (_feeds(3, s, c), "batch of 3 exceeds max_batch 2"),
-                               (_feeds(1, s + 4, c), rf"expected image \[N, 3, {s}, {s}\]"),
-                               ({**_feeds(2, s, c), "label": np.zeros((1, c), np.float32)}, "'label' has shape")):
+        for feeds, message in (
+            ({"image": _feeds(1, s, c)["image"]}, "'label' missing"),
+            (_feeds(3, s, c), "batch of 3 exceeds max_batch 2"),
+            (_feeds(1, s + 4, c), rf"expected image \[N, 3, {s}, {s}\]"),
+            ({**_feeds(2, s, c), "label": np.zeros((1, c), np.float32)}, "'label' has shape"),
+        ):
             with pytest.raises(ImageInputError, match=message):
                 b.infer(feeds)
         with pytest.raises(ImageInputError, match="batch of 3"):  # every batch checked before any runs
@@ -92,6 +94,7 @@ def test_a_refusal_is_kept_on_the_bundle(bundle: Path, monkeypatch: pytest.Monke
     def counted(cls, *args):
         calls["ort"] += 1
         return real(cls, *args)
+
     monkeypatch.setattr(OrtBackend, "check_impl", classmethod(counted))
     opened = Bundle.open(bundle)
     for _ in range(3):
@@ -108,6 +111,7 @@ def test_translator_verifies_each_artifact_once(bundle: Path, monkeypatch: pytes
     def counted(folder, artifact, manifest=None):
         seen[artifact.file] += 1
         return real(folder, artifact, manifest)
+
     monkeypatch.setattr(folder_module, "verify_artifact", counted)
     with Translator.load(bundle, backend="auto") as t:
         assert t.bundle is not None and t.bundle.folder == bundle
@@ -124,6 +128,7 @@ def test_info_checks_each_backend_once(bundle: Path, monkeypatch: pytest.MonkeyP
         def counted(klass, *args, _real=real, _name=name):
             calls[_name] += 1
             return _real(klass, *args)
+
         monkeypatch.setattr(cls, "check_impl", classmethod(counted))
     report = bundle_report(bundle)
     assert set(calls) == set(registry.backend_names()) and set(calls.values()) == {1}, calls

@@ -12,9 +12,9 @@ import pytest
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
 from stargan_sdk.backends.onnxruntime import OrtBackend
+from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.errors import BackendUnavailableError, StarGANError
 from stargan_sdk.host.hardware import physical_cores
-from stargan_sdk.bundle.manifest import read_manifest
 
 
 def batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -211,19 +211,23 @@ BACKEND_CLASSES = [
 
 
 @pytest.mark.parametrize("module, cls", BACKEND_CLASSES)
-@pytest.mark.parametrize("options, message", [
-    ({"thread": 4}, "unknown .* option\\(s\\) thread; known"),
-    ({"threads": 0}, "threads must be a positive integer"),
-    ({"threads": True}, "threads must be a positive integer"),
-    ({"max_batch": 0}, "max_batch must be a positive integer"),
-    ({"device": -1}, "device must be a CUDA device ordinal"),
-])
-def test_every_backend_refuses_unknown_options_and_bad_counts(bundle: Path, module: str, cls: str, options: dict,
-                                                              message: str) -> None:
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"thread": 4}, "unknown .* option\\(s\\) thread; known"),
+        ({"threads": 0}, "threads must be a positive integer"),
+        ({"threads": True}, "threads must be a positive integer"),
+        ({"max_batch": 0}, "max_batch must be a positive integer"),
+        ({"device": -1}, "device must be a CUDA device ordinal"),
+    ],
+)
+def test_every_backend_refuses_unknown_options_and_bad_counts(
+    bundle: Path, module: str, cls: str, options: dict, message: str
+) -> None:
     """Checked in the constructor, before any heavy import or GPU work; `cuda_graphs` (which
     Translator.load passes to every backend) is always accepted."""
-    from stargan_sdk.errors import BackendOptionError
     from stargan_sdk.bundle.manifest import read_manifest
+    from stargan_sdk.errors import BackendOptionError
 
     backend_cls = getattr(importlib.import_module(module), cls)
     manifest = read_manifest(bundle)
@@ -249,11 +253,13 @@ def test_openvino_load_errors_keep_their_reason(bundle_copy: Path) -> None:
     from onnx import TensorProto, helper
 
     from stargan_sdk.backends.openvino import OpenVinoBackend
-    from stargan_sdk.errors import BundleError
     from stargan_sdk.bundle.manifest import sha256_file
+    from stargan_sdk.errors import BundleError
 
-    io = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
-          helper.make_tensor_value_info("label", TensorProto.FLOAT, ["N", 5])]
+    io = [
+        helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
+        helper.make_tensor_value_info("label", TensorProto.FLOAT, ["N", 5]),
+    ]
     out = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 32, 32])]
     graph = helper.make_graph([helper.make_node("FooBarOp", ["image", "label"], ["output"])], "g", io, out)
     onnx.save(helper.make_model(graph), str(bundle_copy / "generator.onnx"))

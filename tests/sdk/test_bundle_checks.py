@@ -114,8 +114,12 @@ def test_onnx_external_data_must_be_checksummed(bundle_copy: Path, face) -> None
     edit_manifest(bundle_copy, rehash)
     with pytest.raises(BundleError, match="loads external data 'weights.bin' that the manifest does not checksum"):
         Translator.load(bundle_copy, backend="onnxruntime")
-    edit_manifest(bundle_copy, lambda m: next(a for a in m["artifacts"] if a["file"] == "generator.onnx").update(
-        external_data={"weights.bin": sha256_file(bundle_copy / "weights.bin")}))
+    edit_manifest(
+        bundle_copy,
+        lambda m: next(a for a in m["artifacts"] if a["file"] == "generator.onnx").update(
+            external_data={"weights.bin": sha256_file(bundle_copy / "weights.bin")}
+        ),
+    )
     with Translator.load(bundle_copy, backend="onnxruntime") as t:
         got = t.translate(face, Male=1, original={"Black_Hair": 1, "Male": 0, "Young": 1})
     np.testing.assert_array_equal(got, expected)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from stargan_sdk import Translator
-from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.bundle.manifest import sha256_file
+from stargan_sdk.errors import BundleError, StarGANError
 
 
 class _Payload:
@@ -36,8 +36,16 @@ def test_a_manifest_listing_a_torch_export_archive_is_refused_unopened(bundle_co
     marker = tmp_path / "ran"
     evil = _plant_pickle(bundle_copy, marker)
     data = json.loads((bundle_copy / "manifest.json").read_text())
-    data["artifacts"].append({**data["artifacts"][0], "kind": "torch_export", "file": evil.name,
-                              "sha256": sha256_file(evil), "opset": None, "parity": None})
+    data["artifacts"].append(
+        {
+            **data["artifacts"][0],
+            "kind": "torch_export",
+            "file": evil.name,
+            "sha256": sha256_file(evil),
+            "opset": None,
+            "parity": None,
+        }
+    )
     (bundle_copy / "manifest.json").write_text(json.dumps(data))
     for backend, options in (("torch", {"device_type": "cpu"}), ("onnxruntime", {})):
         with pytest.raises(BundleError, match="torch.export archive, which runs code when loaded") as info:

@@ -25,8 +25,13 @@ from stargan_sdk.bundle.onnx_refs import external_locations
 from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import BundleError, ManifestError, StarGANError
 
-FUZZ = settings(max_examples=20, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture
@@ -41,13 +46,18 @@ def _external_model(location: str) -> onnx.ModelProto:
     w.ClearField("raw_data")
     entry = w.external_data.add()
     entry.key, entry.value = "location", location
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])],
+        [w],
+    )
     return helper.make_model(graph)
 
 
 # --- item 5: external data read as protobuf ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("length", [1, 127, 128, 200, 255])
 def test_long_external_data_names_are_seen(length: int) -> None:
@@ -88,6 +98,7 @@ def test_fuzzed_onnx_bytes_give_names_or_bundle_error(data: bytes) -> None:
 
 # --- item 6: symlinks out of the bundle ----------------------------------------------------------------------
 
+
 def test_artifact_symlinked_outside_is_refused(shipped_copy: Path, tmp_path: Path) -> None:
     outside = tmp_path / "secret.onnx"
     outside.write_bytes(b"a file of the machine, not of the bundle\n")
@@ -123,12 +134,14 @@ def test_external_data_symlinked_outside_is_refused(shipped_copy: Path, tmp_path
 
 # --- item 8: errors that are not the SDK's -------------------------------------------------------------------
 
+
 def test_huge_integer_in_manifest_is_a_manifest_error(shipped_copy: Path) -> None:
     text = (shipped_copy / "manifest.json").read_text()
     (shipped_copy / "manifest.json").write_text(text.replace('"image_size": 64', '"image_size": ' + "9" * 5000, 1))
     with pytest.raises(ManifestError):
         read_manifest(shipped_copy)
     from stargan_sdk import Translator
+
     with pytest.raises(StarGANError):
         Translator.load(shipped_copy, backend="onnxruntime")
 
@@ -142,6 +155,7 @@ def test_format_version_must_be_the_integer(shipped_copy: Path, version) -> None
 
 # --- item 9: duplicate artifacts -----------------------------------------------------------------------------
 
+
 def test_one_artifact_listed_4000_times_is_refused_fast(shipped_copy: Path) -> None:
     edit_manifest(shipped_copy, lambda m: m.update(artifacts=m["artifacts"][:1] * 4000))
     start = time.perf_counter()
@@ -153,6 +167,7 @@ def test_one_artifact_listed_4000_times_is_refused_fast(shipped_copy: Path) -> N
 
 
 # --- item 10: info's exit code -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_info_fails_when_an_artifact_fails(shipped_copy: Path, as_json: bool) -> None:
@@ -169,6 +184,7 @@ def test_classifier_replaced_by_the_generator_is_refused(shipped_copy: Path) -> 
     shutil.copy(shipped_copy / "generator.onnx", shipped_copy / "classifier.onnx")
     rehash(shipped_copy, "classifier.onnx")
     from stargan_sdk import Translator
+
     with pytest.raises(BundleError, match="classifier takes only"):
         Translator.load(shipped_copy, backend="onnxruntime")
 
@@ -182,43 +198,66 @@ def test_normalisation_the_sdk_cannot_use_is_refused_by_the_schema(shipped_copy:
 
 # --- item 7: resources before trust -------------------------------------------------------------------------
 
+
 def _loop_model() -> onnx.ModelProto:
     """A Loop of 1e12 iterations: an ONNX Runtime session would run it to the end."""
-    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"])], "body",
-                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                              helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-                             [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])])
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])],
+    )
     trip = numpy_helper.from_array(np.array(10**12, np.int64), "trip")
     cond = numpy_helper.from_array(np.array(True), "cond")
-    graph = helper.make_graph([helper.make_node("Loop", ["trip", "cond"], [], body=body),
-                               helper.make_node("Identity", ["image"], ["output"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])],
-                              [trip, cond])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Loop", ["trip", "cond"], [], body=body),
+            helper.make_node("Identity", ["image"], ["output"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [trip, cond],
+    )
     return helper.make_model(graph)
 
 
 def _constant_of_shape_model() -> onnx.ModelProto:
     shape = numpy_helper.from_array(np.array([10**6, 10**6], np.int64), "shape")
-    graph = helper.make_graph([helper.make_node("ConstantOfShape", ["shape"], ["big"]),
-                               helper.make_node("Identity", ["image"], ["output"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])], [shape])
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["shape"], ["big"]), helper.make_node("Identity", ["image"], ["output"])],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [shape],
+    )
     return helper.make_model(graph)
 
 
 def _huge_constant_model() -> onnx.ModelProto:
     """An initializer whose dims claim 1e12 elements (its raw bytes are a few: a runtime would allocate first)."""
     w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[10**6, 10**6], raw_data=b"\0" * 16)
-    graph = helper.make_graph([helper.make_node("Add", ["image", "w"], ["output"])], "g",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["image", "w"], ["output"])],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 64, 64])],
+        [w],
+    )
     return helper.make_model(graph)
 
 
-@pytest.mark.parametrize("build,match", [(_loop_model, "operator 'Loop'"),
-                                         (_constant_of_shape_model, "operator 'ConstantOfShape'"),
-                                         (_huge_constant_model, "constant of 1,000,000,000,000 elements")])
+@pytest.mark.parametrize(
+    "build,match",
+    [
+        (_loop_model, "operator 'Loop'"),
+        (_constant_of_shape_model, "operator 'ConstantOfShape'"),
+        (_huge_constant_model, "constant of 1,000,000,000,000 elements"),
+    ],
+)
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_hostile_graphs_are_refused_before_a_session(shipped_copy: Path, build, match: str, backend: str) -> None:
     if backend == "openvino":
@@ -226,6 +265,7 @@ def test_hostile_graphs_are_refused_before_a_session(shipped_copy: Path, build, 
     onnx.save_model(build(), str(shipped_copy / "generator.onnx"))
     rehash(shipped_copy, "generator.onnx")
     from stargan_sdk import Translator
+
     start = time.perf_counter()
     with pytest.raises(StarGANError, match=match):
         Translator.load(shipped_copy, backend=backend, precision="fp32")
@@ -235,6 +275,7 @@ def test_hostile_graphs_are_refused_before_a_session(shipped_copy: Path, build, 
 def test_the_shipped_graphs_pass_the_allow_list() -> None:
     from stargan_sdk.bundle.graph_rules import check_graph
     from stargan_sdk.bundle.onnx_refs import graph_facts
+
     for name in ("generator.onnx", "generator.fp16.onnx", "classifier.onnx"):
         check_graph(graph_facts((SHIPPED / name).read_bytes()), name)
 
@@ -244,9 +285,13 @@ def test_the_shipped_graphs_pass_the_allow_list() -> None:
 def test_fuzzed_operators_outside_the_list_are_refused(op: str) -> None:
     from stargan_sdk.bundle.graph_rules import ALLOWED_OPS, check_graph
     from stargan_sdk.bundle.onnx_refs import graph_facts
-    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     facts = graph_facts(helper.make_model(graph).SerializeToString())
     if op in ALLOWED_OPS:
         check_graph(facts, "g.onnx")
@@ -260,6 +305,7 @@ def test_weights_layout_is_the_torch_generator(config) -> None:
     pytest.importorskip("torch")
     from stargan_sdk.backends.torch_generator import StarGANGenerator
     from stargan_sdk.bundle.weights_layout import generator_layout
+
     want = {k: tuple(v.shape) for k, v in StarGANGenerator(*config).state_dict().items()}
     assert generator_layout(*config) == want
 
@@ -268,6 +314,7 @@ def test_huge_conv_dim_is_refused_before_allocating(shipped_copy: Path) -> None:
     pytest.importorskip("torch")
     edit_manifest(shipped_copy, lambda m: m["generator"].update(conv_dim=4096))
     from stargan_sdk import Translator
+
     start = time.perf_counter()
     with pytest.raises(BundleError, match="refused before building the model"):
         Translator.load(shipped_copy, backend="torch")

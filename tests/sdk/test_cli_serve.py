@@ -24,8 +24,6 @@ def _serve(*args: object):
     return runner.invoke(app, ["serve", *map(str, args)])
 
 
-
-
 def _one_error_line(result) -> str:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -38,8 +36,9 @@ def test_busy_port_is_one_line(bundle: Path, tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        line = _one_error_line(_serve(bundle, "--grpc-port", port, "--http-port", port + 1 if port < 65535 else 1,
-                                      "--workdir", tmp_path))
+        line = _one_error_line(
+            _serve(bundle, "--grpc-port", port, "--http-port", port + 1 if port < 65535 else 1, "--workdir", tmp_path)
+        )
     assert f"cannot listen on 127.0.0.1:{port} (--grpc-port)" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -47,33 +46,59 @@ def test_busy_port_is_one_line(bundle: Path, tmp_path: Path) -> None:
 def test_bad_bundle_is_one_line(bundle_copy: Path, tmp_path: Path) -> None:
     (bundle_copy / "generator.onnx").write_bytes(b"damaged")
     ports = free_ports(3)
-    line = _one_error_line(_serve(bundle_copy, "--backend", "onnxruntime", "--workdir", tmp_path, "--http-port", ports[0],
-                                  "--grpc-port", ports[1], "--metrics-port", ports[2]))
+    line = _one_error_line(
+        _serve(
+            bundle_copy,
+            "--backend",
+            "onnxruntime",
+            "--workdir",
+            tmp_path,
+            "--http-port",
+            ports[0],
+            "--grpc-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        )
+    )
     assert "checksum" in line or "sha256" in line
     assert _one_error_line(_serve(tmp_path / "missing")).startswith("error: ")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--max-batch", "0"], "--max-batch and --instances must be >= 1"),
-    (["--http-port", "8001"], "must differ"),
-    (["--metrics-port", "70000"], "1..65535"),
-    (["--kind", "tpu"], "--kind must be auto, cpu or gpu"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-batch", "0"], "--max-batch and --instances must be >= 1"),
+        (["--http-port", "8001"], "must differ"),
+        (["--metrics-port", "70000"], "1..65535"),
+        (["--kind", "tpu"], "--kind must be auto, cpu or gpu"),
+    ],
+)
 def test_bad_options(bundle: Path, args: list[str], message: str) -> None:
     assert message in _one_error_line(_serve(bundle, *args))
-
-
-
-
-
 
 
 def test_ctrl_c_while_the_models_load_leaves_nothing(bundle: Path, tmp_path: Path) -> None:
     """SIGINT to the foreground process group (a terminal's Ctrl-C) while tritonserver is still starting."""
     pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
     ports = free_ports(3)
-    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
-           str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stargan_sdk.cli",
+        "serve",
+        str(bundle),
+        "--backend",
+        "onnxruntime",
+        "--workdir",
+        str(tmp_path),
+        "--http-port",
+        str(ports[0]),
+        "--grpc-port",
+        str(ports[1]),
+        "--metrics-port",
+        str(ports[2]),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
         assert "starting tritonserver" in proc.stderr.readline()
@@ -102,8 +127,23 @@ def test_a_sigkilled_serves_folders_are_removed_on_the_next_start(bundle: Path, 
 
     pytest.importorskip("pytriton", reason="needs the serve extra (make install-dev installs it)")
     ports = free_ports(3)
-    cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime", "--workdir",
-           str(tmp_path), "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stargan_sdk.cli",
+        "serve",
+        str(bundle),
+        "--backend",
+        "onnxruntime",
+        "--workdir",
+        str(tmp_path),
+        "--http-port",
+        str(ports[0]),
+        "--grpc-port",
+        str(ports[1]),
+        "--metrics-port",
+        str(ports[2]),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
         assert "starting tritonserver" in proc.stderr.readline()
@@ -125,8 +165,17 @@ def test_a_sigkilled_serves_folders_are_removed_on_the_next_start(bundle: Path, 
     alive = Path(tempfile.mkdtemp(prefix=owned_prefix("stargan-repo-"), dir=tmp_path))  # this test process lives
     (tmp_path / "stargan-repo-unnamed").mkdir()
     (tmp_path / "notes.txt").write_text("keep")
-    result = _serve(tmp_path / "missing", "--workdir", tmp_path, "--http-port", ports[0], "--grpc-port", ports[1],
-                    "--metrics-port", ports[2])
+    result = _serve(
+        tmp_path / "missing",
+        "--workdir",
+        tmp_path,
+        "--http-port",
+        ports[0],
+        "--grpc-port",
+        ports[1],
+        "--metrics-port",
+        ports[2],
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith("removed 2 folder(s)") and "error: bundle folder not found" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "stargan-repo-unnamed", "notes.txt"])

@@ -38,15 +38,28 @@ def test_toyfaces_folder_is_edited_without_crop(bundle: Path, translator: Transl
     images = generate_toyfaces(tmp_path / "toy", 16, seed=3, progress=False) / "images"
     missed = sorted(p.name for p in images.iterdir() if not detect_faces(Image.open(p)))
     assert 0 < len(missed) < 16  # the detector sees some toy faces and misses others (136 of 200 at seed 0)
-    result = invoke("translate", images, "-b", bundle, "--backend", "onnxruntime", "--set", "Blond_Hair=1",
-                    *ORIGINAL, "-o", tmp_path / "out")
+    result = invoke(
+        "translate",
+        images,
+        "-b",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--set",
+        "Blond_Hair=1",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out",
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in images.iterdir())
     notes = result.stderr.splitlines()
     assert len(notes) == len(missed) and all(line.startswith("note: ") for line in notes)
     for name, line in zip(missed, notes):
-        assert line == (f"note: {images / name}: no face detected; edited whole as an aligned face "
-                        "(178x218, CelebA's aligned shape)")
+        assert line == (
+            f"note: {images / name}: no face detected; edited whole as an aligned face "
+            "(178x218, CelebA's aligned shape)"
+        )
     face = Image.open(images / missed[0])
     expected = translator.translate(face, Blond_Hair=1, original=ORIGINAL_DICT)  # whole: its centre square
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / missed[0])), np.asarray(expected))
@@ -57,12 +70,23 @@ def test_a_photo_without_a_face_is_refused_in_cli_words(bundle: Path, tmp_path: 
     """scikit-image's 512x512 camera man (a square photo, face in profile): no face, not an aligned shape."""
     data = pytest.importorskip("skimage.data")
     Image.fromarray(data.camera()).save(tmp_path / "camera.png")
-    result = invoke("translate", tmp_path / "camera.png", "-b", bundle, "--set", "Blond_Hair=1", *ORIGINAL,
-                    "-o", tmp_path / "out.png", *([flag] if flag else []))
+    result = invoke(
+        "translate",
+        tmp_path / "camera.png",
+        "-b",
+        bundle,
+        "--set",
+        "Blond_Hair=1",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out.png",
+        *([flag] if flag else []),
+    )
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: no face found; --crop edits the centre square as an aligned face, or use a photo with a clear "
-        "frontal face"]
+        "frontal face"
+    ]
     assert not (tmp_path / "out.png").exists()
 
 
@@ -79,7 +103,8 @@ def test_shapes_that_count_as_aligned_faces(bundle: Path, tmp_path: Path) -> Non
         f"note: {src / 'model-size.png'}: no face detected; edited whole as an aligned face "
         "(32x32, the model's own size)",
         f"error: {src / 'other.png'}: no face found; --crop edits the centre square as an aligned face, or use a "
-        "photo with a clear frontal face"]
+        "photo with a clear frontal face",
+    ]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["model-size.png"]
 
 
@@ -91,8 +116,17 @@ def _folder(tmp_path: Path, face: np.ndarray) -> Path:
     return src
 
 
-@pytest.mark.parametrize("case", ["same-folder", "folder-symlink", "same-file", "file-into-own-folder",
-                                  "file-symlink", "hard-link-in-output-folder"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "same-folder",
+        "folder-symlink",
+        "same-file",
+        "file-into-own-folder",
+        "file-symlink",
+        "hard-link-in-output-folder",
+    ],
+)
 def test_an_output_that_is_an_input_is_refused(bundle: Path, face: np.ndarray, tmp_path: Path, case: str) -> None:
     src = _folder(tmp_path, face)
     one = src / "0.png"
@@ -122,8 +156,20 @@ def test_an_output_that_is_an_input_is_refused(bundle: Path, face: np.ndarray, t
 
 def test_overwrite_inputs_is_explicit(bundle: Path, translator: Translator, face: np.ndarray, tmp_path: Path) -> None:
     src = _folder(tmp_path, face)
-    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--set", "Male=0", *ORIGINAL,
-                    "-o", src, "--overwrite-inputs")
+    result = invoke(
+        "translate",
+        src,
+        "-b",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "-o",
+        src,
+        "--overwrite-inputs",
+    )
     assert result.exit_code == 0, result.output
     expected = translator.translate(face, Male=0, original=ORIGINAL_DICT)
     np.testing.assert_array_equal(np.asarray(Image.open(src / "0.png")), expected)
@@ -136,8 +182,17 @@ def test_a_newline_in_a_file_name_keeps_the_whole_reason(bundle: Path, tmp_path:
     src.mkdir()
     bad = src / "bad\nname.png"
     bad.write_bytes(b"not a png")
-    result = invoke("translate", src if folder else bad, "-b", bundle, "--set", "Male=0", *ORIGINAL,
-                    "-o", tmp_path / ("out" if folder else "o.png"))
+    result = invoke(
+        "translate",
+        src if folder else bad,
+        "-b",
+        bundle,
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "-o",
+        tmp_path / ("out" if folder else "o.png"),
+    )
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {src}/bad\\x0aname.png: not a readable image (cannot identify image file")
@@ -150,22 +205,37 @@ def test_crop_accepts_a_jpeg_with_a_garbage_exif_block(bundle: Path, translator:
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=95, exif=b"Exif\x00\x00" + b"\xde\xad" * 40)
     (tmp_path / "garbage-exif.jpg").write_bytes(buffer.getvalue())
     stored = np.asarray(Image.open(tmp_path / "garbage-exif.jpg").convert("RGB"))
-    result = invoke("translate", tmp_path / "garbage-exif.jpg", "-b", bundle, "--backend", "onnxruntime", "--crop",
-                    "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out.png")
+    result = invoke(
+        "translate",
+        tmp_path / "garbage-exif.jpg",
+        "-b",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--crop",
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out.png",
+    )
     assert result.exit_code == 0, result.output
     expected = translator.translate(stored[4:36], Male=0, original=ORIGINAL_DICT)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
 
 
-def test_a_newline_in_a_refused_output_name_keeps_the_whole_message(bundle: Path, face: np.ndarray,
-                                                                    tmp_path: Path) -> None:
+def test_a_newline_in_a_refused_output_name_keeps_the_whole_message(
+    bundle: Path, face: np.ndarray, tmp_path: Path
+) -> None:
     odd = tmp_path / "odd\nname.png"
     Image.fromarray(face).save(odd, format="PNG")
     before = odd.read_bytes()
     result = invoke("translate", odd, "-b", bundle, "--set", "Male=0", *ORIGINAL, "-o", odd)
     assert result.exit_code == 2 and odd.read_bytes() == before
-    assert result.stderr.splitlines() == [f"error: -o {tmp_path}/odd\\x0aname.png is an input (the same file or a link "
-                                          "to one); choose another output, or pass --overwrite-inputs"]
+    assert result.stderr.splitlines() == [
+        f"error: -o {tmp_path}/odd\\x0aname.png is an input (the same file or a link "
+        "to one); choose another output, or pass --overwrite-inputs"
+    ]
 
 
 def test_precision_flag_reaches_the_backend(bundle: Path, tmp_path: Path) -> None:
@@ -173,11 +243,39 @@ def test_precision_flag_reaches_the_backend(bundle: Path, tmp_path: Path) -> Non
     pytest.importorskip("openvino")
     src = tmp_path / "face.png"
     Image.new("RGB", (64, 64), (120, 90, 80)).save(src)
-    ok = invoke("translate", src, "-b", bundle, "--backend", "openvino", "--precision", "fp32", "--crop",
-                "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out.png")
+    ok = invoke(
+        "translate",
+        src,
+        "-b",
+        bundle,
+        "--backend",
+        "openvino",
+        "--precision",
+        "fp32",
+        "--crop",
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out.png",
+    )
     assert ok.exit_code == 0, ok.output
-    refused = invoke("translate", src, "-b", bundle, "--backend", "openvino", "--precision", "int8", "--crop",
-                     "--set", "Male=0", *ORIGINAL, "-o", tmp_path / "out8.png")
+    refused = invoke(
+        "translate",
+        src,
+        "-b",
+        bundle,
+        "--backend",
+        "openvino",
+        "--precision",
+        "int8",
+        "--crop",
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out8.png",
+    )
     assert refused.exit_code == 2 and "--int8-calibration" in refused.output
 
 

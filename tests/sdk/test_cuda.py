@@ -54,7 +54,9 @@ def test_check_raises_named_cuda_error(real_rt):
 @pytest.mark.parametrize("code", ["cudaErrorNoDevice", "cudaErrorInsufficientDriver"])
 def test_no_gpu_or_driver_is_backend_unavailable(real_rt, monkeypatch, code):
     err = getattr(real_rt.cudaError_t, code)
-    monkeypatch.setattr(cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(err, 0), cudaMallocHost=(err, None)))
+    monkeypatch.setattr(
+        cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(err, 0), cudaMallocHost=(err, None))
+    )
     available = cuda.cuda_available()
     assert not available.ok
     assert code in available.reason and "onnxruntime" in available.reason
@@ -64,7 +66,9 @@ def test_no_gpu_or_driver_is_backend_unavailable(real_rt, monkeypatch, code):
 
 
 def test_zero_devices_reported(real_rt, monkeypatch):
-    monkeypatch.setattr(cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(real_rt.cudaError_t.cudaSuccess, 0)))
+    monkeypatch.setattr(
+        cuda_runtime, "_cudart", _fake_rt(real_rt, cudaGetDeviceCount=(real_rt.cudaError_t.cudaSuccess, 0))
+    )
     assert cuda.cuda_available() == cuda_runtime.Availability(False, "no CUDA GPU found")
 
 
@@ -199,7 +203,12 @@ def test_page_locked_recognises_pinned_allocations(stream):
 def test_stream_order_and_events(stream):
     rng = np.random.default_rng(1)
     n = 4 << 20  # 16 MiB of float32: long enough to time
-    with cuda.PinnedBuffer(n) as a, cuda.PinnedBuffer(n) as b, cuda.PinnedBuffer(n) as out, cuda.DeviceBuffer(4 * n) as dev:
+    with (
+        cuda.PinnedBuffer(n) as a,
+        cuda.PinnedBuffer(n) as b,
+        cuda.PinnedBuffer(n) as out,
+        cuda.DeviceBuffer(4 * n) as dev,
+    ):
         a.array[:] = rng.standard_normal(n)
         b.array[:] = rng.standard_normal(n)
         out.array.fill(0)

@@ -53,8 +53,9 @@ def toy_tile(seed: int, size: int, attrs: dict | None = None) -> tuple[np.ndarra
     return rgb, FaceBox(round(f.cx - h / 2), round(f.eye_y - 0.38 * h), round(h), round(h))
 
 
-def composite(height: int, width: int, places: list[tuple[int, int, int]], size: int = 96, smooth: bool = False,
-              seed: int = 0) -> tuple[np.ndarray, list[FaceBox]]:
+def composite(
+    height: int, width: int, places: list[tuple[int, int, int]], size: int = 96, smooth: bool = False, seed: int = 0
+) -> tuple[np.ndarray, list[FaceBox]]:
     """A photo with toy faces (seed, x, y) pasted at (x, y); tiles may reach past the border."""
     rng = np.random.default_rng(seed)
     if smooth:
@@ -67,7 +68,7 @@ def composite(height: int, width: int, places: list[tuple[int, int, int]], size:
     for face_seed, x, y in places:
         tile, box = toy_tile(face_seed, size)
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + size, width), min(y + size, height)
-        photo[y0:y1, x0:x1] = tile[y0 - y:y1 - y, x0 - x:x1 - x]
+        photo[y0:y1, x0:x1] = tile[y0 - y : y1 - y, x0 - x : x1 - x]
         boxes.append(FaceBox(box.x + x, box.y + y, box.w, box.h))
     return photo, boxes
 
@@ -78,6 +79,7 @@ def injected(boxes, seen: list | None = None):
         if seen is not None:
             seen.append(rgb.shape)
         return list(reversed(boxes))  # any order: the pipeline sorts
+
     return detect
 
 
@@ -93,7 +95,7 @@ def crop_region(shape, boxes) -> np.ndarray:
     inside = np.zeros(shape[:2], bool)
     for box in boxes:
         c = celeba_crop_box(box)
-        inside[max(c.top, 0):max(c.top + c.side, 0), max(c.left, 0):max(c.left + c.side, 0)] = True
+        inside[max(c.top, 0) : max(c.top + c.side, 0), max(c.left, 0) : max(c.left + c.side, 0)] = True
     return inside
 
 
@@ -108,6 +110,7 @@ def assert_tinted(before: np.ndarray, after: np.ndarray, box: FaceBox, tint=TINT
     """The middle of the face box changed by the tint (saturating at 0 and 255, as the fake model does)."""
     tinted = np.clip(before.astype(int) + np.array(tint), 0, 255).astype(np.uint8)
     np.testing.assert_allclose(centre_shift(before, after, box), centre_shift(before, tinted, box), atol=atol)
+
 
 # ----------------------------------------------------------------------------------------------- geometry
 
@@ -139,8 +142,7 @@ def test_feather_mask_is_zero_on_the_border_and_one_inside():
 def test_one_face_is_edited_and_everything_else_is_bit_identical():
     photo, boxes = composite(240, 320, [(1, 110, 60)])
     t = TintTranslator()
-    out = translate_photo(t, Image.fromarray(photo), {"Blond_Hair": 1}, original={"Male": 0},
-                          detector=injected(boxes))
+    out = translate_photo(t, Image.fromarray(photo), {"Blond_Hair": 1}, original={"Male": 0}, detector=injected(boxes))
     assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (320, 240)
     out = np.asarray(out)
     assert len(t.calls) == 1 and t.calls[0][1:] == ({"Blond_Hair": 1}, {"Male": 0})
@@ -255,7 +257,7 @@ def _seam_and_bands(out: np.ndarray, c, depth: int) -> tuple[int, int]:
     seam, bands = 0, 0
     for edge in (c.left - 1, c.left + c.side - 1):  # pairs (outside, border ring) on each side
         seam = max(seam, step[:, edge].max(), step[:, edge + (1 if edge == c.left - 1 else -1)].max())
-        bands = max(bands, step[:, edge - depth:edge - 1].max(), step[:, edge + 2:edge + depth].max())
+        bands = max(bands, step[:, edge - depth : edge - 1].max(), step[:, edge + 2 : edge + depth].max())
     return seam, bands
 
 
@@ -299,8 +301,13 @@ def test_bad_detectors_raise_face_detector_errors(tmp_path: Path):
     def broken(rgb):
         raise RuntimeError("model exploded")
 
-    for det, match in [(broken, "exploded"), (lambda rgb: [(1, 2, 3)], "4 numbers"),
-                       (lambda rgb: [(1, 2, 0, 5)], "w, h > 0"), (lambda rgb: 5, "list"), ("haar", "callable")]:
+    for det, match in [
+        (broken, "exploded"),
+        (lambda rgb: [(1, 2, 3)], "4 numbers"),
+        (lambda rgb: [(1, 2, 0, 5)], "w, h > 0"),
+        (lambda rgb: 5, "list"),
+        ("haar", "callable"),
+    ]:
         with pytest.raises(FaceDetectorError, match=match):
             detect_faces(photo, detector=det)
     assert detect_faces(photo, detector=lambda rgb: [(100, 100, 10, 10)]) == []  # outside: dropped
@@ -380,15 +387,25 @@ def test_translator_round_trip_with_a_real_bundle(official_checkpoint: Path, tmp
 
     attrs = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
     # No classifier (its export doubles the build time), so `original` is given.
-    bundle.build_bundle(official_checkpoint, tmp_path / "bundle", attributes=attrs, image_size=32, fp16=False,
-                        classifier=False, engine=False, torch_weights=False, max_batch=4, opt_batch=1)
+    bundle.build_bundle(
+        official_checkpoint,
+        tmp_path / "bundle",
+        attributes=attrs,
+        image_size=32,
+        fp16=False,
+        classifier=False,
+        engine=False,
+        torch_weights=False,
+        max_batch=4,
+        opt_batch=1,
+    )
     photo, boxes = composite(140, 180, [(10, 50, 20), (11, 120, 60)])
     inside = crop_region(photo.shape, boxes)
     with Translator.load(tmp_path / "bundle", backend="onnxruntime") as t:
-        out = translate_photo(t, Image.fromarray(photo), {"Blond_Hair": 1}, original={a: 0 for a in attrs},
-                              detector=injected(boxes))
-        again = translate_photo(t, photo, {"Blond_Hair": 1}, original={a: 0 for a in attrs},
-                                detector=injected(boxes))
+        out = translate_photo(
+            t, Image.fromarray(photo), {"Blond_Hair": 1}, original={a: 0 for a in attrs}, detector=injected(boxes)
+        )
+        again = translate_photo(t, photo, {"Blond_Hair": 1}, original={a: 0 for a in attrs}, detector=injected(boxes))
     out = np.asarray(out)
     assert out.shape == photo.shape and np.array_equal(out, again)  # PIL and numpy paths agree
     assert np.array_equal(out[~inside], photo[~inside])
@@ -402,7 +419,7 @@ def test_large_photo(haar: HaarDetector):
     boxes = []
     for seed, x, y in [(12, 800, 1200), (8, 4000, 900)]:
         tile, box = toy_tile(seed, 900)
-        photo[y:y + 900, x:x + 900] = tile
+        photo[y : y + 900, x : x + 900] = tile
         boxes.append(FaceBox(box.x + x, box.y + y, box.w, box.h))
     image = Image.fromarray(photo)
     start = time.perf_counter()

@@ -17,16 +17,19 @@ def noise(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(width * height).integers(0, 256, (height, width, 3), np.uint8))
 
 
-@pytest.mark.parametrize(("size", "boxes", "why", "whole"), [
-    ((178, 218), [(40, 70, 100, 100)], "fills", True),  # crop side 190 >= 0.6 * 178
-    ((512, 512), [(200, 100, 90, 90)], "faces", False),  # crop side 171 < 0.6 * 512: a photo
-    ((512, 512), [(200, 100, 90, 90), (10, 10, 200, 200)], "fills", True),  # the largest face decides
-    ((178, 218), [], "aligned", True),  # CelebA's aligned shape (and stargan-train toyfaces')
-    ((178, 178), [], "aligned", True),  # its centre square (the shipped example face)
-    ((64, 64), [], "aligned", True),  # the model's own size
-    ((65, 65), [], "no-face", False),  # another square: a photo without a face
-    ((218, 178), [], "no-face", False),  # CelebA's shape turned sideways is not it
-])
+@pytest.mark.parametrize(
+    ("size", "boxes", "why", "whole"),
+    [
+        ((178, 218), [(40, 70, 100, 100)], "fills", True),  # crop side 190 >= 0.6 * 178
+        ((512, 512), [(200, 100, 90, 90)], "faces", False),  # crop side 171 < 0.6 * 512: a photo
+        ((512, 512), [(200, 100, 90, 90), (10, 10, 200, 200)], "fills", True),  # the largest face decides
+        ((178, 218), [], "aligned", True),  # CelebA's aligned shape (and stargan-train toyfaces')
+        ((178, 178), [], "aligned", True),  # its centre square (the shipped example face)
+        ((64, 64), [], "aligned", True),  # the model's own size
+        ((65, 65), [], "no-face", False),  # another square: a photo without a face
+        ((218, 178), [], "no-face", False),  # CelebA's shape turned sideways is not it
+    ],
+)
 def test_the_rule(size: tuple[int, int], boxes: list, why: str, whole: bool) -> None:
     framing = Framing(detector=lambda rgb: boxes, model_size=64)
     choice = framing.choose(noise(*size))
@@ -43,8 +46,10 @@ def test_a_missing_detector_is_said_once_and_the_shape_decides() -> None:
     first, second = framing.choose(noise(178, 218)), framing.choose(noise(300, 200))
     assert (first.why, first.whole, second.why, second.whole) == ("aligned", True, "no-face", False)
     assert first.detector_missing == second.detector_missing != ""
-    assert notes == ["note: face detection needs OpenCV 4.x: pip install 'stargan[photo]'; without a face detector, "
-                     "images of an aligned shape are edited whole and others need --crop"]
+    assert notes == [
+        "note: face detection needs OpenCV 4.x: pip install 'stargan[photo]'; without a face detector, "
+        "images of an aligned shape are edited whole and others need --crop"
+    ]
 
 
 def test_a_callers_detector_that_fails_is_the_callers_error() -> None:

@@ -21,15 +21,25 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stargan_sdk import Translator
+from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.cli.stargan import app
 from stargan_sdk.errors import ImageInputError, ManifestError, StarGANError
 from stargan_sdk.photo.faces import open_photo
-from stargan_sdk.bundle.manifest import read_manifest
 
-MANIFEST_FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+MANIFEST_FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 ORIGINAL = {"Black_Hair": 1, "Male": 1, "Young": 0}
 
 # ---------------------------------------------------------------- manifests
@@ -44,11 +54,28 @@ def _leaves(node, path=()):
 
 
 hostile_values = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.sampled_from([0, -1, 4, 31, 32.0, 32.5, 1e308]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 4, 31, 32.0, 32.5, 1e308]),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.sampled_from(["", "N", "\x1b[31m", "[bold]x[/]", "../generator.onnx", "a" * 5000,
-                                           "generator.onnx", "0" * 64, "float16", "exclusive"]),
-    st.lists(st.integers(-3, 40), max_size=5), st.lists(st.text(string.printable, max_size=5), max_size=4),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "",
+            "N",
+            "\x1b[31m",
+            "[bold]x[/]",
+            "../generator.onnx",
+            "a" * 5000,
+            "generator.onnx",
+            "0" * 64,
+            "float16",
+            "exclusive",
+        ]
+    ),
+    st.lists(st.integers(-3, 40), max_size=5),
+    st.lists(st.text(string.printable, max_size=5), max_size=4),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
     st.recursive(st.none(), lambda inner: st.lists(inner, max_size=2), max_leaves=200),
 )
@@ -73,8 +100,12 @@ def _plausible(current) -> st.SearchStrategy:
     if isinstance(current, float):
         return st.floats(-10, 200)
     if isinstance(current, str):
-        return st.one_of(st.text(string.ascii_letters + "_.", max_size=12), st.sampled_from(
-            ["fp16", "int8", "tensorrt", "classifier", "binary", "mask", "Male", "Young", "label", "image", "N"]))
+        return st.one_of(
+            st.text(string.ascii_letters + "_.", max_size=12),
+            st.sampled_from(
+                ["fp16", "int8", "tensorrt", "classifier", "binary", "mask", "Male", "Young", "label", "image", "N"]
+            ),
+        )
     if isinstance(current, list):
         return st.permutations(current).map(list) | st.just(current[:-1]) | st.just(current + current[:1])
     return hostile_values
@@ -154,8 +185,10 @@ def test_fuzzed_pil_images(translator: Translator, mode: str, width: int, height
 
 
 @FUZZ
-@given(dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int8, bool]),
-       shape=st.lists(st.integers(0, 40), min_size=1, max_size=4))
+@given(
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int8, bool]),
+    shape=st.lists(st.integers(0, 40), min_size=1, max_size=4),
+)
 def test_fuzzed_numpy_images(translator: Translator, dtype, shape: list[int]) -> None:
     array = np.zeros(shape, dtype)
     try:
@@ -185,11 +218,24 @@ def _damage(data: bytes, how: str, at: float, byte: int) -> bytes:
 
 
 @FUZZ
-@given(fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO"]),
-       size=st.tuples(st.integers(1, 64), st.integers(1, 64)), how=st.sampled_from(["truncate", "flip", "insert", "none"]),
-       at=st.floats(0, 1), byte=st.integers(0, 255), seed=st.integers(0, 9))
-def test_fuzzed_image_bytes(translator: Translator, tmp_path_factory: pytest.TempPathFactory, fmt: str,
-                            size: tuple[int, int], how: str, at: float, byte: int, seed: int) -> None:
+@given(
+    fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO"]),
+    size=st.tuples(st.integers(1, 64), st.integers(1, 64)),
+    how=st.sampled_from(["truncate", "flip", "insert", "none"]),
+    at=st.floats(0, 1),
+    byte=st.integers(0, 255),
+    seed=st.integers(0, 9),
+)
+def test_fuzzed_image_bytes(
+    translator: Translator,
+    tmp_path_factory: pytest.TempPathFactory,
+    fmt: str,
+    size: tuple[int, int],
+    how: str,
+    at: float,
+    byte: int,
+    seed: int,
+) -> None:
     """Damaged files of every common format: decoded and edited, or one ImageInputError."""
     path = tmp_path_factory.mktemp("img") / f"x.{fmt.lower()}"
     path.write_bytes(_damage(_encoded(fmt, size, seed), how, at, byte))
@@ -218,18 +264,44 @@ def test_cli_folder_of_hostile_files(bundle: Path, tmp_path: Path) -> None:
     src.mkdir()
     out.mkdir()
     rng = np.random.default_rng(0)
-    good = {"good.png": _encoded("PNG", (32, 32), 1), "tall.jpg": _encoded("JPEG", (24, 40), 2),
-            "tiny.bmp": _encoded("BMP", (1, 1), 3)}
-    bad = {"empty.png": b"", "text.jpg": b"hello", "cut.png": _encoded("PNG", (32, 32), 4)[:60],
-           "noise.webp": rng.integers(0, 256, 500, dtype=np.uint8).tobytes(),
-           "gif-as.png": _damage(_encoded("GIF", (20, 20), 5), "truncate", 0.5, 0)}
+    good = {
+        "good.png": _encoded("PNG", (32, 32), 1),
+        "tall.jpg": _encoded("JPEG", (24, 40), 2),
+        "tiny.bmp": _encoded("BMP", (1, 1), 3),
+    }
+    bad = {
+        "empty.png": b"",
+        "text.jpg": b"hello",
+        "cut.png": _encoded("PNG", (32, 32), 4)[:60],
+        "noise.webp": rng.integers(0, 256, 500, dtype=np.uint8).tobytes(),
+        "gif-as.png": _damage(_encoded("GIF", (20, 20), 5), "truncate", 0.5, 0),
+    }
     for name, data in {**good, **bad}.items():
         (src / name).write_bytes(data)
     (out / "empty.png").write_bytes(b"an earlier result")  # a failing input must not clobber it
     before = {p.name: _sha(p) for p in src.iterdir()}
-    result = CliRunner().invoke(app, ["translate", str(src), "-b", str(bundle), "--backend", "onnxruntime",
-                                      "--crop", "--set", "Male=0", "--original", "Black_Hair=1", "--original", "Male=1",
-                                      "--original", "Young=0", "-o", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "translate",
+            str(src),
+            "-b",
+            str(bundle),
+            "--backend",
+            "onnxruntime",
+            "--crop",
+            "--set",
+            "Male=0",
+            "--original",
+            "Black_Hair=1",
+            "--original",
+            "Male=1",
+            "--original",
+            "Young=0",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert sorted(line.split(": ")[1].rsplit("/", 1)[-1] for line in errors) == sorted(bad)

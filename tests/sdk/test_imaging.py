@@ -16,7 +16,9 @@ N = Normalizer()
 
 def test_every_uint8_value_round_trips_exactly() -> None:
     values = np.arange(256, dtype=np.uint8)
-    images = np.stack([np.stack([values.reshape(16, 16)] * 3, axis=-1), np.roll(values, 7).reshape(16, 16, 1).repeat(3, 2)])
+    images = np.stack(
+        [np.stack([values.reshape(16, 16)] * 3, axis=-1), np.roll(values, 7).reshape(16, 16, 1).repeat(3, 2)]
+    )
     x = N.preprocess(images)
     assert x.dtype == np.float32 and x.shape == (2, 3, 16, 16)
     assert x.min() == -1.0 and x.max() == 1.0

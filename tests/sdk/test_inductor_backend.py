@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
 from stargan_sdk.backends.inductor import InductorBackend, pipelined_plan, plan_chunks
-from stargan_sdk.errors import BackendUnavailableError, ImageInputError
 from stargan_sdk.bundle.manifest import read_manifest
+from stargan_sdk.errors import BackendUnavailableError, ImageInputError
 
 pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,8 +114,9 @@ def test_describe_reports_sizes_and_parity(compiled: Translator) -> None:
     assert info["parity_psnr_db"]["2"] > 100  # FP32 compiled vs FP32 eager: summation order only
 
 
-def test_parity_miss_refuses_and_auto_falls_through(bundle: Path, cache_dir: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_miss_refuses_and_auto_falls_through(
+    bundle: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = InductorBackend._run_size
 
     def miscompiled(self, image, label):  # what a wrong kernel would return: close, but not FP32-close
@@ -139,8 +140,11 @@ def test_auto_leaves_torch_backends_alone_without_a_gpu(bundle: Path, monkeypatc
 
 
 def test_bad_options_are_refused(bundle: Path, cache_dir: Path) -> None:
-    for options, message in (({"batch_sizes": (0, 2)}, "positive integers"), ({"precision": "fp16"}, "fp16 needs CUDA"),
-                             ({"mode": "reduce-overhead"}, "mode must be one of")):
+    for options, message in (
+        ({"batch_sizes": (0, 2)}, "positive integers"),
+        ({"precision": "fp16"}, "fp16 needs CUDA"),
+        ({"mode": "reduce-overhead"}, "mode must be one of"),
+    ):
         with pytest.raises(BackendUnavailableError, match=message):
             Translator.load(bundle, backend="inductor", cache_dir=str(cache_dir), device_type="cpu", **options)
 
@@ -184,7 +188,7 @@ def test_cuda_pipelined_chunks_equal_single_launches(bundle: Path) -> None:
     x, c = batch(11, seed=5)
     with Translator.load(bundle, backend="inductor", batch_sizes=(1, 4, 8), pipeline_chunk=2) as t:
         piped = t.infer(x, c)  # 5 chunks of 2 (two staging slots alternate) and 1
-        single = np.concatenate([t.infer(x[i:i + 1], c[i:i + 1]) for i in range(11)])
+        single = np.concatenate([t.infer(x[i : i + 1], c[i : i + 1]) for i in range(11)])
         assert t.describe()["pipeline_chunk"] == 2 and 2 in t.describe()["batch_sizes"]
         y = x.copy()
         y[7, 0, 0, 0] = np.nan  # a bad row in the fourth chunk: refused on the device

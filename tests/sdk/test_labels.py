@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stargan_sdk.bundle.manifest import RAFD_EXPRESSIONS, derive_groups
 from stargan_sdk.errors import AttributeNameError, AttributeValueError
 from stargan_sdk.images.labels import AttributeSpace, coerce_value
-from stargan_sdk.bundle.manifest import RAFD_EXPRESSIONS, derive_groups
 
 CELEBA = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR = CELEBA[:3]
@@ -113,7 +113,9 @@ def test_bad_values_are_refused(value: object) -> None:
         coerce_value("Male", value)
 
 
-@pytest.mark.parametrize("value, expected", [(True, 1), (False, 0), (1, 1), (0, 0), (1.0, 1), (np.int64(1), 1), (np.bool_(False), 0)])
+@pytest.mark.parametrize(
+    "value, expected", [(True, 1), (False, 0), (1, 1), (0, 0), (1.0, 1), (np.int64(1), 1), (np.bool_(False), 0)]
+)
 def test_good_values_are_coerced(value: object, expected: int) -> None:
     assert coerce_value("Male", value) == expected
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stargan_sdk import Translator
-from stargan_sdk.errors import ManifestError
 from stargan_sdk.bundle.manifest import Manifest, read_manifest
+from stargan_sdk.errors import ManifestError
 
 
 def _set(path: str, value):
@@ -87,12 +87,15 @@ def test_a_malformed_field_is_one_specific_error(bundle_copy: Path, change, mess
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    ("{" * 5, "not valid JSON"),
-    ('{"format": "stargan-bundle", "format_version": 1}', "missing the field attributes"),
-    ("[]", "must hold a JSON object"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("{" * 5, "not valid JSON"),
+        ('{"format": "stargan-bundle", "format_version": 1}', "missing the field attributes"),
+        ("[]", "must hold a JSON object"),
+    ],
+)
 def test_hostile_json_text(bundle_copy: Path, text: str, message: str) -> None:
     (bundle_copy / "manifest.json").write_text(text)
     with pytest.raises(ManifestError, match=message):
@@ -116,9 +119,10 @@ def test_the_exporter_cannot_write_what_the_loader_refuses(bundle_copy: Path) ->
     assert Manifest.from_dict(read_manifest(bundle_copy).to_dict()) == read_manifest(bundle_copy)
 
 
-@pytest.mark.parametrize("change, message", CASES[:: 3] + [(lambda m: None, None)])
-def test_validate_and_the_loader_agree(bundle_copy: Path, change, message: str | None,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("change, message", CASES[::3] + [(lambda m: None, None)])
+def test_validate_and_the_loader_agree(
+    bundle_copy: Path, change, message: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`stargan-export validate` fails (exit 1, the loader's one-line message) exactly when Translator.load does."""
     from stargan_export.cli import main
 

@@ -50,8 +50,13 @@ def _env() -> dict[str, str]:
 
 
 def test_importing_the_sdk_turns_onnxruntime_telemetry_off() -> None:
-    out = subprocess.run([sys.executable, "-c", "import os, stargan_sdk; print(os.environ['ORT_DISABLE_TELEMETRY'])"],
-                         env=_env(), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import os, stargan_sdk; print(os.environ['ORT_DISABLE_TELEMETRY'])"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "1"
 
 
@@ -64,8 +69,13 @@ def test_openvino_telemetry_is_hidden() -> None:
 
 def test_a_user_choice_is_kept() -> None:
     env = _env() | {"ORT_DISABLE_TELEMETRY": "0"}
-    out = subprocess.run([sys.executable, "-c", "import os, stargan_sdk; print(os.environ['ORT_DISABLE_TELEMETRY'])"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import os, stargan_sdk; print(os.environ['ORT_DISABLE_TELEMETRY'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "0"
 
 

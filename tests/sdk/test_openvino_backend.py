@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -185,8 +185,14 @@ def test_int8_needs_a_usable_int8_artifact(bundle: Path, bundle_copy: Path) -> N
         _backend(bundle, precision="int8").load()
     manifest = read_manifest(bundle_copy)
     fp32 = manifest.artifact(precision="fp32")
-    bad = Artifact(kind="onnx", role="generator", file="generator.int8.onnx", sha256="0" * 64, precision="int8",
-                   parity={"psnr_db": 24.26, "max_abs": 0.5, "mean_abs": 0.1, "usable": 0.0, "min_psnr_db": 30.0})
+    bad = Artifact(
+        kind="onnx",
+        role="generator",
+        file="generator.int8.onnx",
+        sha256="0" * 64,
+        precision="int8",
+        parity={"psnr_db": 24.26, "max_abs": 0.5, "mean_abs": 0.1, "usable": 0.0, "min_psnr_db": 30.0},
+    )
     unusable = dataclasses.replace(manifest, artifacts=manifest.artifacts + (bad,))
     with pytest.raises(BackendUnavailableError, match="measured 24.3 dB PSNR vs FP32, below the 30 dB bar"):
         OpenVinoBackend(bundle_copy, unusable, precision="int8").load()
@@ -219,8 +225,9 @@ def test_availability(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("psnr, usable, expected", [(42.6, 1.0, "int8"), (35.3, 1.0, "fp32"), (45.0, 0.0, "fp32")])
-def test_auto_without_bf16_takes_int8_only_at_40_db(bundle_copy: Path, psnr: float, usable: float,
-                                                     expected: str) -> None:
+def test_auto_without_bf16_takes_int8_only_at_40_db(
+    bundle_copy: Path, psnr: float, usable: float, expected: str
+) -> None:
     """`auto` on an AVX2-only CPU: the INT8 model when its recorded PSNR reaches AUTO_INT8_MIN_PSNR_DB, else FP32."""
     assert AUTO_INT8_MIN_PSNR_DB == 40.0
     manifest = read_manifest(bundle_copy)
@@ -229,8 +236,14 @@ def test_auto_without_bf16_takes_int8_only_at_40_db(bundle_copy: Path, psnr: flo
     # A record of a copy of the FP32 graph: checks the choice and its report, not INT8 maths (a real INT8 bundle:
     # tests/sdk/test_openvino_int8.py). A copy, as the manifest refuses one file listed twice.
     shutil.copyfile(bundle_copy / fp32.file, bundle_copy / "generator.int8.onnx")
-    int8 = Artifact(kind="onnx", role="generator", file="generator.int8.onnx", sha256=fp32.sha256, precision="int8",
-                    parity={"psnr_db": psnr, "max_abs": 0.1, "mean_abs": 0.01, "usable": usable, "min_psnr_db": 30.0})
+    int8 = Artifact(
+        kind="onnx",
+        role="generator",
+        file="generator.int8.onnx",
+        sha256=fp32.sha256,
+        precision="int8",
+        parity={"psnr_db": psnr, "max_abs": 0.1, "mean_abs": 0.01, "usable": usable, "min_psnr_db": 30.0},
+    )
     with_int8 = dataclasses.replace(manifest, artifacts=manifest.artifacts + (int8,))
     with OpenVinoBackend(bundle_copy, with_int8, precision="auto", cpu_capabilities=NO_BF16) as b:
         info = b.describe()

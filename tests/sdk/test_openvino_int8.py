@@ -40,9 +40,28 @@ def int8_bundle(official_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
         Image.fromarray(render_face(sample_params(rng), width=64, height=78)[0]).save(faces / f"{i:02d}.png")
     out = root / "bundle"
     with pytest.raises(SystemExit) as info:
-        main(["build", str(official_checkpoint), "--out", str(out), "--attrs", ATTRS, "--image-size", "32",
-              "--max-batch", "8", "--opt-batch", "1", "--no-torch-weights", "--no-fp16", "--no-engine",
-              "--int8-calibration", str(faces), "--json"])
+        main(
+            [
+                "build",
+                str(official_checkpoint),
+                "--out",
+                str(out),
+                "--attrs",
+                ATTRS,
+                "--image-size",
+                "32",
+                "--max-batch",
+                "8",
+                "--opt-batch",
+                "1",
+                "--no-torch-weights",
+                "--no-fp16",
+                "--no-engine",
+                "--int8-calibration",
+                str(faces),
+                "--json",
+            ]
+        )
     assert (info.value.code or 0) == 0
     return out, faces
 
@@ -53,7 +72,7 @@ def _held_out(bundle: Path, faces: Path) -> tuple[np.ndarray, np.ndarray]:
 
     m = read_manifest(bundle)
     data = prepare_calibration(faces, m.image_size, m.attributes, groups=m.groups)
-    return data.images[-FACES // 4:], data.labels[-FACES // 4:]
+    return data.images[-FACES // 4 :], data.labels[-FACES // 4 :]
 
 
 def _fp32(bundle: Path, x: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -61,8 +80,9 @@ def _fp32(bundle: Path, x: np.ndarray, c: np.ndarray) -> np.ndarray:
         return t.infer(x, c)
 
 
-def test_auto_runs_int8_when_its_recorded_psnr_passes_the_bar(int8_bundle: tuple[Path, Path],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_runs_int8_when_its_recorded_psnr_passes_the_bar(
+    int8_bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle, faces = int8_bundle
     recorded = read_manifest(bundle).artifact(precision="int8").parity["psnr_db"]
     monkeypatch.setenv(ov_backend.CAPABILITIES_ENV, NO_BF16)
@@ -77,8 +97,9 @@ def test_auto_runs_int8_when_its_recorded_psnr_passes_the_bar(int8_bundle: tuple
     assert abs(psnr_db(_fp32(bundle, x, c), got) - recorded) < 3.0
 
 
-def test_auto_keeps_fp32_when_the_recorded_psnr_is_below_the_bar(int8_bundle: tuple[Path, Path],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_keeps_fp32_when_the_recorded_psnr_is_below_the_bar(
+    int8_bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle, faces = int8_bundle
     recorded = read_manifest(bundle).artifact(precision="int8").parity["psnr_db"]
     assert 25.0 < recorded < AUTO_INT8_MIN_PSNR_DB  # the seeded tiny model: usable (>= 30 dB) but below auto's bar
@@ -94,8 +115,9 @@ def test_auto_keeps_fp32_when_the_recorded_psnr_is_below_the_bar(int8_bundle: tu
         assert abs(psnr_db(_fp32(bundle, x, c), t.infer(x, c)) - recorded) < 3.0
 
 
-def test_a_bf16_cpu_keeps_bf16_whatever_the_int8_model(int8_bundle: tuple[Path, Path],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bf16_cpu_keeps_bf16_whatever_the_int8_model(
+    int8_bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle, _ = int8_bundle
     m = read_manifest(bundle)
     monkeypatch.setattr(ov_backend, "AUTO_INT8_MIN_PSNR_DB", 0.0)

@@ -111,11 +111,14 @@ def photos(tmp_path: Path) -> Path:
     return src
 
 
-def test_photo_mode_equals_translate_photo_and_batches_faces_across_photos(translator, photos: Path,
-                                                                          tmp_path: Path, monkeypatch) -> None:
+def test_photo_mode_equals_translate_photo_and_batches_faces_across_photos(
+    translator, photos: Path, tmp_path: Path, monkeypatch
+) -> None:
     calls: list[int] = []
     edit_rgb = translator.edit_rgb
-    monkeypatch.setattr(translator, "edit_rgb", lambda rgbs, *a, **k: calls.append(len(rgbs)) or edit_rgb(rgbs, *a, **k))
+    monkeypatch.setattr(
+        translator, "edit_rgb", lambda rgbs, *a, **k: calls.append(len(rgbs)) or edit_rgb(rgbs, *a, **k)
+    )
     paths = sorted(photos.iterdir())
     outs = [tmp_path / "out" / f"{p.stem}.png" for p in paths]  # PNG out: compared exactly (within 1 LSB)
     results = list(translator.translate_files(paths, outs, CHANGES, mode="photo", batch_size=4, workers=2))

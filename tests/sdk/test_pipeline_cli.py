@@ -33,8 +33,23 @@ def folder(tmp_path: Path) -> Path:
 
 
 def _cmd(bundle: Path, src: Path, out: Path, *extra: str) -> list[str]:
-    return [STARGAN, "translate", str(src), "--bundle", str(bundle), "-o", str(out), "--set", "Blond_Hair=1",
-            "--crop", "--backend", "onnxruntime", "--batch-size", "4", *extra]
+    return [
+        STARGAN,
+        "translate",
+        str(src),
+        "--bundle",
+        str(bundle),
+        "-o",
+        str(out),
+        "--set",
+        "Blond_Hair=1",
+        "--crop",
+        "--backend",
+        "onnxruntime",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def _wait_for_outputs(out: Path, proc: subprocess.Popen, n: int) -> None:
@@ -83,7 +98,8 @@ def test_json_summary_and_bad_file(bundle: Path, folder: Path, tmp_path: Path) -
     assert summary["counts"] == {"ok": 299, "failed": 1, "skipped": 0}
     assert set(summary["stage_seconds"]) == {"prepare", "engine", "finish"} and summary["images_per_s"] > 0
     assert [line for line in run.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {folder / '0100.png'}: {summary['failed'][str(folder / '0100.png')]}"]
+        f"error: {folder / '0100.png'}: {summary['failed'][str(folder / '0100.png')]}"
+    ]
 
 
 def test_compile_note_names_inductor_only(bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -103,9 +119,25 @@ def test_translate_with_inductor_prints_the_compile_note(bundle: Path, tmp_path:
     face = tmp_path / "face.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(face)
     env = {**os.environ, "STARGAN_CACHE_DIR": str(tmp_path / "cache")}
-    run = subprocess.run([STARGAN, "translate", str(face), "--bundle", str(bundle), "-o", str(tmp_path / "out.png"),
-                          "--set", "Blond_Hair=1", "--backend", "inductor"], capture_output=True, text=True, env=env,
-                         timeout=900)
+    run = subprocess.run(
+        [
+            STARGAN,
+            "translate",
+            str(face),
+            "--bundle",
+            str(bundle),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--set",
+            "Blond_Hair=1",
+            "--backend",
+            "inductor",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
     assert lines[0].startswith("note: compiling the generator with TorchInductor")

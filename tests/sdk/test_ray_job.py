@@ -33,15 +33,19 @@ def _private_net_works() -> bool:
     return subprocess.run([*PRIVATE_NET, "true"], capture_output=True).returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not _private_net_works(),
-                                reason="cannot make a loopback-only network namespace (unshare -rn, ip)")
+pytestmark = pytest.mark.skipif(
+    not _private_net_works(), reason="cannot make a loopback-only network namespace (unshare -rn, ip)"
+)
 
 
 def _ray_processes() -> set[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {line.strip() for line in out.splitlines()  # zombies (<defunct>) have exited: only their pid is left
-            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))
-            and "<defunct>" not in line}
+    return {
+        line.strip()
+        for line in out.splitlines()  # zombies (<defunct>) have exited: only their pid is left
+        if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))
+        and "<defunct>" not in line
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +59,18 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _drive(case: dict, timeout: int = 300) -> dict:
     """Run tests/sdk/ray_driver.py in a private network namespace; its JSON result. No Ray process may outlive it."""
     before = _ray_processes()
-    result = subprocess.run([*PRIVATE_NET, sys.executable, str(DRIVER), json.dumps(case)], capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [*PRIVATE_NET, sys.executable, str(DRIVER), json.dumps(case)], capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert _ray_processes() - before == set(), "Ray processes left running"
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _stargan(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*PRIVATE_NET, sys.executable, "-m", "stargan_sdk.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [*PRIVATE_NET, sys.executable, "-m", "stargan_sdk.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _src_with_bad_file(faces: Path, tmp_path: Path) -> Path:
@@ -76,8 +82,9 @@ def _src_with_bad_file(faces: Path, tmp_path: Path) -> Path:
     return src
 
 
-def test_outputs_equal_translate_and_a_bad_file_is_an_error_row(faces: Path, bundle: Path, translator,
-                                                                tmp_path: Path) -> None:
+def test_outputs_equal_translate_and_a_bad_file_is_an_error_row(
+    faces: Path, bundle: Path, translator, tmp_path: Path
+) -> None:
     """Two actors on 2 CPUs (0.5 CPU each, so the decode and encode tasks always have one)."""
     src, out = _src_with_bad_file(faces, tmp_path), tmp_path / "out"
     out.mkdir()
@@ -111,12 +118,21 @@ def test_photo_mode_equals_translate_photo(bundle: Path, translator, tmp_path: P
     assert (out / "astronaut.jpg").read_bytes() == want  # the encoder the job and save_image share: equal files
 
 
-def test_a_killed_actor_is_replaced_and_every_output_is_written_once(faces: Path, bundle: Path, translator,
-                                                                     tmp_path: Path) -> None:
+def test_a_killed_actor_is_replaced_and_every_output_is_written_once(
+    faces: Path, bundle: Path, translator, tmp_path: Path
+) -> None:
     marker, out = tmp_path / "died", tmp_path / "out"
     out.mkdir()
-    result = _drive({"case": "kill", "src": str(faces), "dst": str(out), "bundle": str(bundle), "concurrency": 2,
-                     "marker": str(marker)})
+    result = _drive(
+        {
+            "case": "kill",
+            "src": str(faces),
+            "dst": str(out),
+            "bundle": str(bundle),
+            "concurrency": 2,
+            "marker": str(marker),
+        }
+    )
     assert marker.exists()  # an actor did die mid-job
     assert result["paths"] == sorted(str(p) for p in faces.iterdir())  # every input once: none lost, none twice
     assert result["errors"] == []
@@ -133,8 +149,21 @@ def test_cli_skip_existing_writes_only_what_is_missing(faces: Path, bundle: Path
     for p in done:
         (out / p.name).write_bytes(b"kept")
     before = _ray_processes()
-    result = _stargan("translate-dataset", str(faces), str(out), "-b", str(bundle), "--set", "Blond_Hair=1",
-                      "--skip-existing", "--json", "--backend", "onnxruntime", "--batch-size", "2")
+    result = _stargan(
+        "translate-dataset",
+        str(faces),
+        str(out),
+        "-b",
+        str(bundle),
+        "--set",
+        "Blond_Hair=1",
+        "--skip-existing",
+        "--json",
+        "--backend",
+        "onnxruntime",
+        "--batch-size",
+        "2",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["written"], summary["skipped"], summary["errors"]) == (4, 2, 0)

@@ -43,7 +43,9 @@ def test_info_json_and_table(bundle: Path) -> None:
     assert report["backends"]["onnxruntime"]["available"] and not report["backends"]["tensorrt"]["available"]
     assert report["backends"]["tensorrt"]["reason"]
     text = invoke("info", bundle)
-    assert text.exit_code == 0 and "hair_color" in text.stdout and expected_auto in text.stdout and "(auto)" in text.stdout
+    assert (
+        text.exit_code == 0 and "hair_color" in text.stdout and expected_auto in text.stdout and "(auto)" in text.stdout
+    )
 
 
 def test_info_shows_a_corrupted_file(bundle_copy: Path) -> None:
@@ -52,10 +54,25 @@ def test_info_shows_a_corrupted_file(bundle_copy: Path) -> None:
     assert "corrupted" in {a["file"]: a["status"] for a in report["artifacts"]}["classifier.onnx"]
 
 
-def test_translate_file_matches_library(bundle: Path, translator: Translator, face_png: Path, face: np.ndarray, tmp_path: Path) -> None:
+def test_translate_file_matches_library(
+    bundle: Path, translator: Translator, face_png: Path, face: np.ndarray, tmp_path: Path
+) -> None:
     out = tmp_path / "out" / "blond.png"
-    result = invoke("translate", face_png, "--bundle", bundle, "--backend", "onnxruntime", "--set", "Blond_Hair=1",
-                    "--set", "Young=true", *ORIGINAL, "-o", out)
+    result = invoke(
+        "translate",
+        face_png,
+        "--bundle",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--set",
+        "Blond_Hair=1",
+        "--set",
+        "Young=true",
+        *ORIGINAL,
+        "-o",
+        out,
+    )
     assert result.exit_code == 0, result.output
     expected = translator.translate(face, Blond_Hair=1, Young=1, original={"Black_Hair": 1, "Male": 1, "Young": 0})
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
@@ -94,7 +111,9 @@ def test_translate_crop_mode(bundle: Path, tmp_path: Path) -> None:
         (["--set", "Male=1", "--crop", "--photo"], "exclude each other"),
     ],
 )
-def test_translate_bad_input_is_one_line(bundle: Path, face_png: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_translate_bad_input_is_one_line(
+    bundle: Path, face_png: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     result = invoke("translate", face_png, "-b", bundle, "-o", tmp_path / "o.png", *args)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and message in result.stderr and "Traceback" not in result.output
@@ -119,11 +138,25 @@ def test_grid_writes_a_captioned_row(bundle: Path, face_png: Path, tmp_path: Pat
 def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "STARGAN_DEBUG": "1"}
     code = "from stargan_sdk.cli.stargan import main; main()"
-    proc = subprocess.run([sys.executable, "-c", code, "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "info", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "BundleError" in proc.stderr
     env["STARGAN_DEBUG"] = "0"
-    proc = subprocess.run([sys.executable, "-c", code, "info", str(tmp_path / "nope")], capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: bundle folder not found: {tmp_path / 'nope'}"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "info", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: bundle folder not found: {tmp_path / 'nope'}"
+    ]
 
 
 def test_non_square_goes_to_the_face_pipeline(bundle: Path, tmp_path: Path) -> None:
@@ -141,8 +174,9 @@ def test_translate_a_real_photo_edits_the_detected_face_only(bundle: Path, tmp_p
     photo = data.astronaut()[:, :400]  # 512 x 400: not square, so it is a photo even without --photo
     src, out = tmp_path / "astronaut.png", tmp_path / "out" / "astronaut.png"
     Image.fromarray(photo).save(src)
-    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--set", "Blond_Hair=1", *ORIGINAL,
-                    "-o", out)
+    result = invoke(
+        "translate", src, "-b", bundle, "--backend", "onnxruntime", "--set", "Blond_Hair=1", *ORIGINAL, "-o", out
+    )
     assert result.exit_code == 0, result.output
     edited = np.asarray(Image.open(out))
     assert edited.shape == photo.shape
@@ -182,13 +216,25 @@ def test_folder_run_reports_a_bomb_and_keeps_going(bundle: Path, face: np.ndarra
     assert "c_bomb.png" in errors[1]
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "d.png"]
     # the limit is the user's to raise; the header-only file then fails as the truncated file it is
-    result = invoke("translate", src / "b_100mp.png", "-b", bundle, "--set", "Male=0", *ORIGINAL,
-                    "--max-megapixels", "200", "-o", tmp_path / "big.png")
+    result = invoke(
+        "translate",
+        src / "b_100mp.png",
+        "-b",
+        bundle,
+        "--set",
+        "Male=0",
+        *ORIGINAL,
+        "--max-megapixels",
+        "200",
+        "-o",
+        tmp_path / "big.png",
+    )
     assert result.exit_code == 2 and "truncated or corrupt" in result.stderr
 
 
-def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, translator: Translator,
-                                                              face: np.ndarray, tmp_path: Path) -> None:
+def test_exif_orientation_is_applied_on_the_whole_image_path(
+    bundle: Path, translator: Translator, face: np.ndarray, tmp_path: Path
+) -> None:
     """A camera JPEG stores pixels sideways plus an orientation tag; viewers show it upright, so the edit
     must see (and return) the upright face."""
     upright = np.ascontiguousarray(face[:, :24])  # 24 x 32 portrait, as a viewer shows it
@@ -198,8 +244,9 @@ def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, trans
     src = tmp_path / "camera.png"
     stored.save(src, exif=exif)
     out = tmp_path / "out.png"
-    result = invoke("translate", src, "-b", bundle, "--backend", "onnxruntime", "--crop", "--set", "Male=0",
-                    *ORIGINAL, "-o", out)
+    result = invoke(
+        "translate", src, "-b", bundle, "--backend", "onnxruntime", "--crop", "--set", "Male=0", *ORIGINAL, "-o", out
+    )
     assert result.exit_code == 0, result.output
     expected = translator.translate(upright[4:28], Male=0, original={"Black_Hair": 1, "Male": 1, "Young": 0})
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
@@ -207,8 +254,13 @@ def test_exif_orientation_is_applied_on_the_whole_image_path(bundle: Path, trans
 
 def test_grid_tile_is_bounded_and_keeps_the_aspect_ratio(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(face[:, :24])).save(tmp_path / "tall.png")  # 24 x 32
-    result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "100000", "-o", tmp_path / "g.png")
-    assert result.exit_code == 2 and result.stderr.strip() == "error: --tile must be 1..1024 pixels (0: the model size), got 100000"
+    result = invoke(
+        "grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "100000", "-o", tmp_path / "g.png"
+    )
+    assert (
+        result.exit_code == 2
+        and result.stderr.strip() == "error: --tile must be 1..1024 pixels (0: the model size), got 100000"
+    )
     result = invoke("grid", tmp_path / "tall.png", "-b", bundle, *ORIGINAL, "--tile", "64", "-o", tmp_path / "g.png")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "g.png").size == (6 * 48 + 5 * 2, 64 + 16)
@@ -230,7 +282,9 @@ def test_info_prints_markup_in_names_literally(bundle_copy: Path) -> None:
     assert hostile in flat and "[bold red]celeba[/]" in flat
 
 
-def test_control_characters_in_file_names_never_reach_the_terminal(bundle: Path, face: np.ndarray, tmp_path: Path) -> None:
+def test_control_characters_in_file_names_never_reach_the_terminal(
+    bundle: Path, face: np.ndarray, tmp_path: Path
+) -> None:
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(face).save(src / "good\x1b[31m.png")
@@ -240,8 +294,9 @@ def test_control_characters_in_file_names_never_reach_the_terminal(bundle: Path,
     assert "\x1b" not in result.output and "bad\\x1b[2J.png" in result.stderr and "good\\x1b" in result.stdout
 
 
-def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, translator: Translator,
-                                                             tmp_path: Path) -> None:
+def test_auto_edits_a_square_photo_through_the_face_pipeline(
+    bundle: Path, translator: Translator, tmp_path: Path
+) -> None:
     """The 512x512 astronaut is square but a photo: only the face region changes. A CelebA-style crop of the
     same face (the face fills the frame) is edited whole, exactly as translate() does."""
     data = pytest.importorskip("skimage.data")
@@ -250,25 +305,48 @@ def test_auto_edits_a_square_photo_through_the_face_pipeline(bundle: Path, trans
 
     photo = data.astronaut()
     Image.fromarray(photo).save(tmp_path / "astronaut.png")
-    result = invoke("translate", tmp_path / "astronaut.png", "-b", bundle, "--backend", "onnxruntime",
-                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "out.png")
+    result = invoke(
+        "translate",
+        tmp_path / "astronaut.png",
+        "-b",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--set",
+        "Blond_Hair=1",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "out.png",
+    )
     assert result.exit_code == 0, result.output
     changed = np.any(np.asarray(Image.open(tmp_path / "out.png")) != photo, axis=2)
     assert changed.any() and not changed[400:].any() and not changed[:, :100].any()  # the body is untouched
     box = celeba_crop_box(detect_faces(photo)[0])
     aligned = photo[box.top : box.top + box.side, box.left : box.left + box.side]
     Image.fromarray(aligned).save(tmp_path / "aligned.png")
-    result = invoke("translate", tmp_path / "aligned.png", "-b", bundle, "--backend", "onnxruntime",
-                    "--set", "Blond_Hair=1", *ORIGINAL, "-o", tmp_path / "aligned-out.png")
+    result = invoke(
+        "translate",
+        tmp_path / "aligned.png",
+        "-b",
+        bundle,
+        "--backend",
+        "onnxruntime",
+        "--set",
+        "Blond_Hair=1",
+        *ORIGINAL,
+        "-o",
+        tmp_path / "aligned-out.png",
+    )
     assert result.exit_code == 0, result.output
     expected = translator.translate(aligned, Blond_Hair=1, original={"Black_Hair": 1, "Male": 1, "Young": 0})
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "aligned-out.png")), expected)
 
 
-def test_auto_without_a_face_detector_says_so_once(bundle: Path, face: np.ndarray, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from stargan_sdk.photo import face_detect
+def test_auto_without_a_face_detector_says_so_once(
+    bundle: Path, face: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stargan_sdk.errors import BackendUnavailableError
+    from stargan_sdk.photo import face_detect
 
     def no_opencv():
         raise BackendUnavailableError("face detection needs OpenCV 4.x: pip install 'stargan[photo]'")

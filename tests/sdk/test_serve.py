@@ -30,19 +30,15 @@ from procs import descendants, free_ports, running
 from stargan_sdk.errors import AttributeNameError, ServerError
 
 if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tritonclient") is None:
-    pytest.skip("serving needs the serve extra (pip install -e '.[serve]'; `make install-dev` installs it)",
-                allow_module_level=True)
+    pytest.skip(
+        "serving needs the serve extra (pip install -e '.[serve]'; `make install-dev` installs it)",
+        allow_module_level=True,
+    )
 
 from stargan_sdk.serve.remote import RemoteTranslator  # noqa: E402
 from stargan_sdk.serve.triton_server import inference_counts  # noqa: E402
 
 MAX_BATCH = 16
-
-
-
-
-
-
 
 
 class Served:
@@ -51,10 +47,27 @@ class Served:
     def __init__(self, bundle: Path, workdir: Path) -> None:
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.workdir = workdir
-        cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime",
-               "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-               "--metrics-port", str(self.metrics_port), "--max-batch", str(MAX_BATCH),
-               "--max-queue-delay-us", "2000", "--workdir", str(workdir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stargan_sdk.cli",
+            "serve",
+            str(bundle),
+            "--backend",
+            "onnxruntime",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--max-batch",
+            str(MAX_BATCH),
+            "--max-queue-delay-us",
+            "2000",
+            "--workdir",
+            str(workdir),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.http, self.grpc = f"http://127.0.0.1:{self.http_port}", f"grpc://127.0.0.1:{self.grpc_port}"
 
@@ -107,7 +120,10 @@ def _raw_infer(url: str, image: np.ndarray, label: np.ndarray, dtype: str = "FP3
 
     client = http.InferenceServerClient(url.split("://")[1])
     try:
-        inputs = [http.InferInput("image", list(image.shape), dtype), http.InferInput("label", list(label.shape), "FP32")]
+        inputs = [
+            http.InferInput("image", list(image.shape), dtype),
+            http.InferInput("label", list(label.shape), "FP32"),
+        ]
         inputs[0].set_data_from_numpy(image)
         inputs[1].set_data_from_numpy(label)
         return client.infer("stargan", inputs).as_numpy("output")
@@ -158,8 +174,9 @@ def test_remote_translator_has_the_translator_api(served: Served, translator, fa
         np.testing.assert_allclose(remote.infer(x, c), translator.infer(x, c), atol=1e-5)
         parts = [{"image": x[i : i + 4], "label": c[i : i + 4]} for i in range(0, 12, 4)]
         outputs = remote.backend.infer_batches(parts)  # the backend contract: in order, several in flight
-        np.testing.assert_allclose(np.concatenate([o["output"] for o in outputs]), translator.infer(x[:12], c[:12]),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            np.concatenate([o["output"] for o in outputs]), translator.infer(x[:12], c[:12]), atol=1e-5
+        )
         with pytest.raises(AttributeNameError):
             remote.translate(face, Blond=1)
     with pytest.raises(ServerError, match="no model 'nope'"):
@@ -176,8 +193,12 @@ def test_malformed_requests_are_refused_and_others_unaffected(served: Served, tr
         (x * 3, c, "FP32", "in \\[-1, 1\\]"),
         (x[:, :, :-1], c, "FP32", "shape"),
         (x.astype(np.float64), c, "FP64", "data-type|datatype|FP64"),
-        (np.zeros((MAX_BATCH + 1, 3, s, s), np.float32), np.zeros((MAX_BATCH + 1, c.shape[1]), np.float32), "FP32",
-         "batch"),
+        (
+            np.zeros((MAX_BATCH + 1, 3, s, s), np.float32),
+            np.zeros((MAX_BATCH + 1, c.shape[1]), np.float32),
+            "FP32",
+            "batch",
+        ),
     ]
     good = [_batch(translator, 1, seed=100 + i) for i in range(16)]
     from tritonclient.utils import InferenceServerException
@@ -206,8 +227,10 @@ def _png_base64(image: np.ndarray) -> str:
 
 
 def _edit_body(image_text: str, changes: str, original: str | None = None) -> dict:
-    inputs = [{"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [image_text]},
-              {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]}]
+    inputs = [
+        {"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [image_text]},
+        {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]},
+    ]
     if original is not None:
         inputs.append({"name": "original", "shape": [1, 1], "datatype": "BYTES", "data": [original]})
     return {"inputs": inputs}
@@ -219,12 +242,16 @@ def test_edit_model_serves_clients_without_numpy(served: Served, translator, fac
     assert status == 200, reply
     edited = np.asarray(Image.open(io.BytesIO(base64.b64decode(reply["outputs"][0]["data"][0]))))
     assert np.array_equal(edited, translator.translate(face, Blond_Hair=1))
-    status, reply = _post(url, _edit_body(_png_base64(face), '{"Male": 1}', original='{"Black_Hair": 1, "Male": 0, "Young": 1}'))
+    status, reply = _post(
+        url, _edit_body(_png_base64(face), '{"Male": 1}', original='{"Black_Hair": 1, "Male": 0, "Young": 1}')
+    )
     assert status == 200, reply
-    cases = [(_edit_body("bm90IGFuIGltYWdl", "{}"), "could not be decoded"),  # base64 of "not an image"
-             (_edit_body("%%garbage%%", "{}"), "neither an encoded image"),
-             (_edit_body(_png_base64(face), "{not json"), "JSON object"),
-             (_edit_body(_png_base64(face), '{"Blond": 1}'), "unknown attribute 'Blond'")]
+    cases = [
+        (_edit_body("bm90IGFuIGltYWdl", "{}"), "could not be decoded"),  # base64 of "not an image"
+        (_edit_body("%%garbage%%", "{}"), "neither an encoded image"),
+        (_edit_body(_png_base64(face), "{not json"), "JSON object"),
+        (_edit_body(_png_base64(face), '{"Blond": 1}'), "unknown attribute 'Blond'"),
+    ]
     for body, message in cases:
         status, reply = _post(url, body)
         assert status >= 400 and message in reply["error"], reply
@@ -248,7 +275,9 @@ def test_readme_python_client_runs_as_written(served: Served, tmp_path: Path) ->
     [code] = re.findall(r"```python\n(.*?)```", _serve_section(), flags=re.S)
     assert "grpc://127.0.0.1:8001" in code
     code = code.replace("grpc://127.0.0.1:8001", served.grpc)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=_readme_cwd(tmp_path), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=_readme_cwd(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Blond_Hair" in proc.stdout
     assert Image.open(tmp_path / "blond.png").size == Image.open(ROOT / "docs" / "example-face.png").size
@@ -258,12 +287,20 @@ def test_readme_python_client_runs_as_written(served: Served, tmp_path: Path) ->
 def test_readme_curl_commands_run_as_written(served: Served, tmp_path: Path) -> None:
     block = _serve_section().split("```bash", 2)[2].split("```", 1)[0]
     script = block.replace("localhost:8000", f"127.0.0.1:{served.http_port}").replace(
-        "localhost:8002", f"127.0.0.1:{served.metrics_port}")
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=_readme_cwd(tmp_path), capture_output=True,
-                          text=True, timeout=120)
+        "localhost:8002", f"127.0.0.1:{served.metrics_port}"
+    )
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=_readme_cwd(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "blond.png").size == Image.open(ROOT / "docs" / "example-face.png").size
-    counts = dict(re.findall(r'^(nv_inference_(?:exec_)?count)\{model="stargan_edit".* (\d+)$', proc.stdout, flags=re.M))
+    counts = dict(
+        re.findall(r'^(nv_inference_(?:exec_)?count)\{model="stargan_edit".* (\d+)$', proc.stdout, flags=re.M)
+    )
     assert int(counts["nv_inference_count"]) >= 1 and int(counts["nv_inference_exec_count"]) >= 1, proc.stdout
 
 

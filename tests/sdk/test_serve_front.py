@@ -30,8 +30,9 @@ class Echo(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Echo.seen.append(body)
         time.sleep(Echo.delay)
-        reply = json.dumps({"len": len(body), "encoding": self.headers.get("Content-Encoding"),
-                            "path": self.path}).encode()
+        reply = json.dumps(
+            {"len": len(body), "encoding": self.headers.get("Content-Encoding"), "path": self.path}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         if self.path.endswith("chunked"):
@@ -56,8 +57,9 @@ def front():
     thread = threading.Thread(target=upstream.serve_forever, daemon=True)
     thread.start()
     [port] = free_ports(1)
-    f = HttpFront("127.0.0.1", port, upstream.server_address, Guard({"m": ModelLimits.from_config(CONFIG)}),
-                  max_body=1 << 20).start()
+    f = HttpFront(
+        "127.0.0.1", port, upstream.server_address, Guard({"m": ModelLimits.from_config(CONFIG)}), max_body=1 << 20
+    ).start()
     f.upstream_server = upstream
     try:
         yield f
@@ -84,8 +86,11 @@ def _raw(port: int, data: bytes) -> bytes:
 def test_keep_alive_forwarding_in_every_body_framing(front: HttpFront) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
     body = _infer(2)
-    for path, extra in (("/v2/models/m/infer", {}), ("/v2/models/m/infer?chunked", {}),
-                        ("/v2/models/m/infer", {"Content-Encoding": "gzip"})):
+    for path, extra in (
+        ("/v2/models/m/infer", {}),
+        ("/v2/models/m/infer?chunked", {}),
+        ("/v2/models/m/infer", {"Content-Encoding": "gzip"}),
+    ):
         data = gzip.compress(body) if extra else body
         conn.request("POST", path, body=data, headers=extra)
         reply = conn.getresponse()
@@ -95,15 +100,20 @@ def test_keep_alive_forwarding_in_every_body_framing(front: HttpFront) -> None:
     assert json.loads(conn.getresponse().read())["len"] == len(body)  # a chunked request arrives whole
     conn.close()
     assert Echo.seen == [body] * 4 and front.counts["forwarded"] == 4
-    expect = (b"POST /v2/models/m/infer HTTP/1.1\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
-              b"Connection: close\r\n\r\n%s" % (len(body), body))
+    expect = (
+        b"POST /v2/models/m/infer HTTP/1.1\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
+        b"Connection: close\r\n\r\n%s" % (len(body), body)
+    )
     reply = _raw(front.port, expect)
     assert reply.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
 
 
 def test_refusals_never_reach_the_upstream(front: HttpFront) -> None:
-    cases = [(b"[" * 200_000, 400, b"nested too deep"), (_infer(5), 400, b"outside 1..4"),
-             (gzip.compress(b" " * (2 << 20)), 413, b"decoded body exceeds")]
+    cases = [
+        (b"[" * 200_000, 400, b"nested too deep"),
+        (_infer(5), 400, b"outside 1..4"),
+        (gzip.compress(b" " * (2 << 20)), 413, b"decoded body exceeds"),
+    ]
     conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
     for body, status, message in cases:
         headers = {"Content-Encoding": "gzip"} if status == 413 else {}

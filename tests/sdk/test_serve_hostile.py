@@ -39,10 +39,29 @@ class Served:
     def __init__(self, bundle: Path, workdir: Path) -> None:
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.workdir = workdir
-        cmd = [sys.executable, "-m", "stargan_sdk.cli", "serve", str(bundle), "--backend", "onnxruntime",
-               "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port), "--metrics-port",
-               str(self.metrics_port), "--max-batch", str(MAX_BATCH), "--max-queue-delay-us", "5000",
-               "--max-body-mb", "4", "--workdir", str(workdir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stargan_sdk.cli",
+            "serve",
+            str(bundle),
+            "--backend",
+            "onnxruntime",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--max-batch",
+            str(MAX_BATCH),
+            "--max-queue-delay-us",
+            "5000",
+            "--max-body-mb",
+            "4",
+            "--workdir",
+            str(workdir),
+        ]
         self.log = workdir.parent / "serve.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
@@ -64,8 +83,11 @@ class Served:
         raise AssertionError(f"not ready in {timeout} s: {self.log.read_text()}")
 
     def triton_pid(self) -> int:
-        [pid] = [p for p in descendants(self.proc.pid)
-                 if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/tritonserver")]
+        [pid] = [
+            p
+            for p in descendants(self.proc.pid)
+            if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/tritonserver")
+        ]
         return pid
 
 
@@ -94,9 +116,24 @@ def _post(port: int, path: str, body: bytes, headers: dict | None = None) -> tup
 def _infer_json(n: int, s: int, c: int, batch: int | None = None) -> bytes:
     rng = np.random.default_rng(n)
     shape = [batch if batch is not None else n, 3, s, s]
-    return json.dumps({"inputs": [
-        {"name": "image", "shape": shape, "datatype": "FP32", "data": rng.uniform(-1, 1, n * 3 * s * s).tolist()},
-        {"name": "label", "shape": [shape[0], c], "datatype": "FP32", "data": [1.0, 0.0, 0.0, 1.0, 1.0][:c] * n}]}).encode()
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": shape,
+                    "datatype": "FP32",
+                    "data": rng.uniform(-1, 1, n * 3 * s * s).tolist(),
+                },
+                {
+                    "name": "label",
+                    "shape": [shape[0], c],
+                    "datatype": "FP32",
+                    "data": [1.0, 0.0, 0.0, 1.0, 1.0][:c] * n,
+                },
+            ]
+        }
+    ).encode()
 
 
 def test_the_audits_crashing_requests_are_refused_and_the_server_lives(served: Served, translator) -> None:
@@ -106,13 +143,25 @@ def test_the_audits_crashing_requests_are_refused_and_the_server_lives(served: S
     cases = [
         (infer, b"[" * 200_000, 400, "nested too deep"),  # segfaulted tritonserver (status -11)
         ("/v2/models/stargan_edit/infer", b"[" * 200_000, 400, "nested too deep"),
-        (infer, _infer_json(1, s, c, batch=2 ** 40), 400, "outside 1..8"),  # aborted it (status -6)
-        (infer, _infer_json(1, s, c, batch=2 ** 63 - 1), 400, "outside 1..8"),
-        (infer, json.dumps({"inputs": [{"name": "image", "shape": [1, 3, s, 2 ** 40], "datatype": "FP32",
-                                        "data": [0.0]}]}).encode(), 400, "must have shape"),
+        (infer, _infer_json(1, s, c, batch=2**40), 400, "outside 1..8"),  # aborted it (status -6)
+        (infer, _infer_json(1, s, c, batch=2**63 - 1), 400, "outside 1..8"),
+        (
+            infer,
+            json.dumps(
+                {"inputs": [{"name": "image", "shape": [1, 3, s, 2**40], "datatype": "FP32", "data": [0.0]}]}
+            ).encode(),
+            400,
+            "must have shape",
+        ),
         (infer, _infer_json(1, s, c).replace(b'"FP32"', b'"BYTES"', 1), 400, "datatype FP32"),
-        (infer, b'{"inputs": [{"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [' + b"9" * 5000
-         + b"]}]}", 400, "not valid JSON"),
+        (
+            infer,
+            b'{"inputs": [{"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": ['
+            + b"9" * 5000
+            + b"]}]}",
+            400,
+            "not valid JSON",
+        ),
         (infer, b"x" * (5 << 20), 413, "at most"),  # --max-body-mb 4
         ("/v2/models/nope/infer", b"{}", 404, "no model named 'nope'"),
     ]
@@ -136,8 +185,10 @@ def _png_text(face: np.ndarray) -> str:
 
 
 def _edit(image: str, changes: str, original: str | None = None) -> bytes:
-    inputs = [{"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [image]},
-              {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]}]
+    inputs = [
+        {"name": "image", "shape": [1, 1], "datatype": "BYTES", "data": [image]},
+        {"name": "changes", "shape": [1, 1], "datatype": "BYTES", "data": [changes]},
+    ]
     if original is not None:
         inputs.append({"name": "original", "shape": [1, 1], "datatype": "BYTES", "data": [original]})
     return json.dumps({"inputs": inputs}).encode()
@@ -147,8 +198,12 @@ def test_poisoned_edits_fail_alone_in_dynamic_batches(served: Served, translator
     """16 good and 2 poisoning clients at once (the audit saw 64-67% of the good ones fail): 0 good failures."""
     image = _png_text(face)
     deep, digits = "[" * 100_000 + "]" * 100_000, "9" * 5000
-    poison = [_edit(image, deep), _edit(image, f'{{"Blond_Hair": {digits}}}'), _edit(image, '{"Male": 1}', deep),
-              _edit(image, '{"Male": 1}', f'{{"Male": {digits}}}')]
+    poison = [
+        _edit(image, deep),
+        _edit(image, f'{{"Blond_Hair": {digits}}}'),
+        _edit(image, '{"Male": 1}', deep),
+        _edit(image, '{"Male": 1}', f'{{"Male": {digits}}}'),
+    ]
 
     def good(i: int) -> tuple[int, bytes]:
         return _post(served.http_port, "/v2/models/stargan_edit/infer", _edit(image, '{"Blond_Hair": 1}'))
@@ -171,7 +226,9 @@ def test_poisoned_edits_fail_alone_in_dynamic_batches(served: Served, translator
         message = json.loads(reply)["error"]
         assert status == 400, (status, message)
         assert "Traceback" not in message and ".py" not in message and "/" not in message, message
-    stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{served.http_port}/v2/models/stargan_edit/stats").read())
+    stats = json.loads(
+        urllib.request.urlopen(f"http://127.0.0.1:{served.http_port}/v2/models/stargan_edit/stats").read()
+    )
     assert any(int(b["batch_size"]) > 1 for b in stats["model_stats"][0]["batch_stats"]), "no dynamic batch formed"
 
 

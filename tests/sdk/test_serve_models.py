@@ -17,8 +17,10 @@ from stargan_sdk.serve.models import MAX_PIXELS, ClassifierModel, EditModel, Gen
 def _request(translator, n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     s, c = translator.image_size, translator.manifest.c_dim
-    return {"image": rng.uniform(-1, 1, (n, 3, s, s)).astype(np.float32),
-            "label": rng.integers(0, 2, (n, c)).astype(np.float32)}
+    return {
+        "image": rng.uniform(-1, 1, (n, 3, s, s)).astype(np.float32),
+        "label": rng.integers(0, 2, (n, c)).astype(np.float32),
+    }
 
 
 def test_bad_requests_get_their_own_error_and_the_rest_of_the_batch_runs(translator) -> None:
@@ -47,15 +49,24 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def _edit(image: bytes, changes: object) -> dict[str, np.ndarray]:
-    return {"image": np.array([[image]], dtype=np.object_),
-            "changes": np.array([[json.dumps(changes).encode()]], dtype=np.object_)}
+    return {
+        "image": np.array([[image]], dtype=np.object_),
+        "changes": np.array([[json.dumps(changes).encode()]], dtype=np.object_),
+    }
 
 
 def test_edit_model_accepts_raw_or_base64_bytes_and_crops_non_square(translator, face) -> None:
     png = _png(face)
     wide = _png(np.concatenate([face, face[:, :8]], axis=1))  # 40x32: centre-cropped to 32x32
-    results = EditModel(translator).run([_edit(png, {"Blond_Hair": 1}), _edit(base64.b64encode(png), {"Blond_Hair": 1}),
-                                         _edit(wide, {"Male": 1}), _edit(b"\x89PNG broken", {}), _edit(png, ["x"])])
+    results = EditModel(translator).run(
+        [
+            _edit(png, {"Blond_Hair": 1}),
+            _edit(base64.b64encode(png), {"Blond_Hair": 1}),
+            _edit(wide, {"Male": 1}),
+            _edit(b"\x89PNG broken", {}),
+            _edit(png, ["x"]),
+        ]
+    )
     first = np.asarray(Image.open(io.BytesIO(base64.b64decode(results[0]["edited"][0, 0]))))
     assert np.array_equal(first, translator.translate(face, Blond_Hair=1))
     assert results[1]["edited"][0, 0] == results[0]["edited"][0, 0]
@@ -76,14 +87,22 @@ def _poison_edits(png: bytes) -> list[dict[str, np.ndarray]]:
     deep, digits = "[" * 100_000 + "]" * 100_000, "9" * 5000
 
     def raw(changes: str, original: str | None = None) -> dict[str, np.ndarray]:
-        request = {"image": np.array([[png]], dtype=np.object_), "changes": np.array([[changes.encode()]], dtype=np.object_)}
+        request = {
+            "image": np.array([[png]], dtype=np.object_),
+            "changes": np.array([[changes.encode()]], dtype=np.object_),
+        }
         if original is not None:
             request["original"] = np.array([[original.encode()]], dtype=np.object_)
         return request
 
-    return [raw(deep), raw(f'{{"Blond_Hair": {digits}}}'), raw('{"Male": 1}', original=deep),
-            raw('{"Male": 1}', original=f'{{"Male": {digits}}}'), raw('{"Blond_Hair": ' + "[" * 500 + "]" * 500 + "}"),
-            raw(f'{{"{digits}": 1}}')]
+    return [
+        raw(deep),
+        raw(f'{{"Blond_Hair": {digits}}}'),
+        raw('{"Male": 1}', original=deep),
+        raw('{"Male": 1}', original=f'{{"Male": {digits}}}'),
+        raw('{"Blond_Hair": ' + "[" * 500 + "]" * 500 + "}"),
+        raw(f'{{"{digits}": 1}}'),
+    ]
 
 
 def test_poisoned_edit_requests_fail_alone_without_tracebacks(translator, face) -> None:
@@ -128,4 +147,6 @@ def test_any_exception_in_a_batch_stays_with_its_request(translator, monkeypatch
     results = model.run(requests)
     assert isinstance(results[2], Failure) and "MemoryError" in results[2] and "/srv" not in results[2]
     for i in (0, 1, 3):
-        np.testing.assert_allclose(results[i]["output"], real_infer(requests[i]["image"], requests[i]["label"]), atol=1e-5)
+        np.testing.assert_allclose(
+            results[i]["output"], real_infer(requests[i]["image"], requests[i]["label"]), atol=1e-5
+        )

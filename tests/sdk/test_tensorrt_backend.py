@@ -8,8 +8,8 @@ import hashlib
 import logging
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -19,8 +19,8 @@ from stargan_sdk.backends import tensorrt_compat
 from stargan_sdk.backends import tensorrt_engine as trt_engine
 from stargan_sdk.backends.base import Availability
 from stargan_sdk.backends.tensorrt import TrtBackend
-from stargan_sdk.errors import EngineMismatchError, ImageInputError, StarGANError
 from stargan_sdk.bundle.manifest import Artifact, Manifest, Profile, derive_groups
+from stargan_sdk.errors import EngineMismatchError, ImageInputError, StarGANError
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 SIZE = 32
@@ -67,7 +67,9 @@ def test_old_tensorrt_refused(monkeypatch, tmp_path):
 
 
 def test_no_gpu_explained(fake_machine, monkeypatch, tmp_path):
-    monkeypatch.setattr(cuda, "cuda_available", lambda: Availability(False, "cudaGetDeviceCount failed: cudaErrorNoDevice"))
+    monkeypatch.setattr(
+        cuda, "cuda_available", lambda: Availability(False, "cudaGetDeviceCount failed: cudaErrorNoDevice")
+    )
     av = TrtBackend.availability(tmp_path, make_manifest(engine_artifact()))
     assert av == Availability(False, "no usable CUDA GPU: cudaGetDeviceCount failed: cudaErrorNoDevice")
 
@@ -177,7 +179,12 @@ class _FakeContext:
 
     def _view(self, name, shape):
         class Cai:  # zero-copy torch view of a raw device pointer
-            __cuda_array_interface__ = {"data": (self.addr[name], False), "shape": shape, "typestr": "<f4", "version": 2}
+            __cuda_array_interface__ = {
+                "data": (self.addr[name], False),
+                "shape": shape,
+                "typestr": "<f4",
+                "version": 2,
+            }
 
         return self.torch.as_tensor(Cai(), device="cuda")
 
@@ -211,6 +218,7 @@ def _fake_tensorrt(torch, refuse_capture: bool = False) -> types.SimpleNamespace
         create_execution_context=lambda: _FakeContext(torch, refuse_capture),
     )  # fmt: skip
     runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda plan: engine if plan == b"fake plan" else None)
+
     class Logger:
         WARNING = 2
 
@@ -329,8 +337,10 @@ def test_fake_engine_corrupt_plan_refused(fake_bundle):
 # ---- TensorRT: a real engine from the exporter ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=[pytest.param("tensorrt", marks=pytest.mark.tensorrt),
-                                        pytest.param("simulated", marks=pytest.mark.trt_api)])
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("tensorrt", marks=pytest.mark.tensorrt), pytest.param("simulated", marks=pytest.mark.trt_api)],
+)
 def engine_bundle(request, official_checkpoint, tmp_path_factory) -> Iterator[tuple[Path, Manifest]]:
     """A bundle with an engine from the exporter: real TensorRT on a GPU, or the newest release's bindings
     simulated on the CPU (tests/trtsim), so these tests also run, and fail on a wiring bug, without a GPU."""

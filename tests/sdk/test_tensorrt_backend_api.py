@@ -16,8 +16,8 @@ import pytest
 
 from stargan_sdk import Translator
 from stargan_sdk.backends.tensorrt import TrtBackend
-from stargan_sdk.errors import EngineMismatchError, ImageInputError
 from stargan_sdk.bundle.manifest import Artifact, Profile, read_manifest, sha256_file, write_manifest
+from stargan_sdk.errors import EngineMismatchError, ImageInputError
 from trtsim.bindings import VERSIONS
 from trtsim.fixtures import load_surface, sim, trt_surface  # noqa: F401
 from trtsim.simulate import Simulation
@@ -98,12 +98,18 @@ def test_a_plan_from_another_release_is_refused_before_and_at_deserialization(si
     other_version = next(v for v in VERSIONS if v != sim.version)
     other = Simulation(load_surface(other_version)).install(monkeypatch)
     manifest = read_manifest(engine_bundle)
-    with pytest.raises(EngineMismatchError, match=f"built with TensorRT {sim.version}, this machine has {other_version}"):
+    with pytest.raises(
+        EngineMismatchError, match=f"built with TensorRT {sim.version}, this machine has {other_version}"
+    ):
         TrtBackend(engine_bundle, manifest).load()
     # A manifest that lies about the release: the plan itself does not deserialize, and the error says so.
     engine = manifest.artifact("generator", "tensorrt")
-    lying = dataclasses.replace(manifest, artifacts=tuple(
-        dataclasses.replace(a, tensorrt_version=other_version) if a is engine else a for a in manifest.artifacts))
+    lying = dataclasses.replace(
+        manifest,
+        artifacts=tuple(
+            dataclasses.replace(a, tensorrt_version=other_version) if a is engine else a for a in manifest.artifacts
+        ),
+    )
     with pytest.raises(EngineMismatchError, match=f"TensorRT {other_version} could not deserialize generator.plan"):
         TrtBackend(engine_bundle, lying).load()
     other.assert_clean()

@@ -214,8 +214,9 @@ def test_large_batches_are_prepared_in_chunks(translator: Translator, monkeypatc
 
 def test_translate_photo_edits_only_the_face_region(translator: Translator) -> None:
     photo = np.random.default_rng(6).integers(0, 256, (60, 90, 3), dtype=np.uint8)
-    out = translator.translate_photo(photo, Blond_Hair=1, original={"Black_Hair": 1, "Male": 0, "Young": 1},
-                                     detector=lambda rgb: [(30, 20, 20, 20)])
+    out = translator.translate_photo(
+        photo, Blond_Hair=1, original={"Black_Hair": 1, "Male": 0, "Young": 1}, detector=lambda rgb: [(30, 20, 20, 20)]
+    )
     assert out.shape == photo.shape and out.dtype == np.uint8
     assert not np.array_equal(out, photo)
     np.testing.assert_array_equal(out[:, :10], photo[:, :10])  # far from the face: untouched

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.bundle.manifest import read_manifest
+from stargan_sdk.errors import BundleError, StarGANError
 from stargan_sdk.serve.triton_config import ModelSpec, Tensor, check_tensor, model_config, pbtxt_string
 from stargan_sdk.serve.triton_repo import model_specs, write_python_repository
 
@@ -30,7 +30,9 @@ def test_any_parameter_string_round_trips_and_adds_no_field(value: str) -> None:
     assert list(config.parameters) == ["p"] and len(config.input) == 1 and config.name == "m"
 
 
-@pytest.mark.parametrize("name", ['image"\n    dims: [ 1 ]\n  }\n  {\n    name: "x', "a b", "", "1abc\n", "é", "x" * 200])
+@pytest.mark.parametrize(
+    "name", ['image"\n    dims: [ 1 ]\n  }\n  {\n    name: "x', "a b", "", "1abc\n", "é", "x" * 200]
+)
 def test_crafted_tensor_names_are_refused(name: str) -> None:
     with pytest.raises(BundleError, match="not a plain identifier"):
         check_tensor(Tensor(name, "float32", (3,)))
@@ -66,7 +68,9 @@ def test_crafted_manifest_tensor_name_writes_nothing(bundle_copy, tmp_path) -> N
     """A manifest edited to inject config lines through a tensor name is refused before any file is written."""
     path = bundle_copy / "manifest.json"
     d = json.loads(path.read_text())
-    d["outputs"][0]["name"] = 'output"\n    dims: [ 1 ]\n  }\n]\ninstance_group [ { count: 64 kind: KIND_GPU } ]\noutput [\n  {\n    name: "x'
+    d["outputs"][0]["name"] = (
+        'output"\n    dims: [ 1 ]\n  }\n]\ninstance_group [ { count: 64 kind: KIND_GPU } ]\noutput [\n  {\n    name: "x'
+    )
     path.write_text(json.dumps(d))
     with pytest.raises(StarGANError):
         write_python_repository(bundle_copy, tmp_path / "repo")

@@ -62,8 +62,10 @@ class NoClassifier:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims width x height (a decompression bomb's shape, without the memory)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     pixels = zlib.compress(b"\0" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
@@ -150,11 +152,14 @@ def test_no_face_in_a_photo_says_so(toy: Translator, tmp_path: Path) -> None:
         prepare(toy, EXAMPLE, "faces")
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"not an image at all", "not a readable image"),
-    (png_claiming(20_000, 20_000), "decompression bomb"),
-    (png_claiming(9_000, 9_000), "exceeds the limit"),  # under PIL's own bomb limit, over the SDK's
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not an image at all", "not a readable image"),
+        (png_claiming(20_000, 20_000), "decompression bomb"),
+        (png_claiming(9_000, 9_000), "exceeds the limit"),  # under PIL's own bomb limit, over the SDK's
+    ],
+)
 def test_bad_files_are_refused_with_a_reason(toy: Translator, tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "upload.png"
     path.write_bytes(content)
@@ -178,6 +183,7 @@ def test_without_a_classifier_the_user_says_what_the_input_shows(toy: Translator
 
 # ---- the page's handlers (gradio) ----
 
+
 def test_page_handlers_estimate_edit_and_offer_the_download(toy: Translator, tmp_path: Path) -> None:
     pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
     from stargan_sdk.ui.page import Page
@@ -189,8 +195,14 @@ def test_page_handlers_estimate_edit_and_offer_the_download(toy: Translator, tmp
     assert (hair, male, young, target_hair) == ("Brown_Hair", True, True, "keep")
     result, gallery, download, note = page.on_edit(prepared, "Blond_Hair", True, True, "Brown_Hair", True, True)
     np.testing.assert_array_equal(np.asarray(result), np.asarray(toy.translate(Image.open(EXAMPLE), Blond_Hair=1)))
-    assert [caption for _, caption in gallery] == ["input", "Black_Hair", "Blond_Hair", "Brown_Hair", "Male=0",
-                                                   "Young=0"]
+    assert [caption for _, caption in gallery] == [
+        "input",
+        "Black_Hair",
+        "Blond_Hair",
+        "Brown_Hair",
+        "Male=0",
+        "Young=0",
+    ]
     saved = Path(download["value"])
     assert download["visible"] and saved.parent.parent == tmp_path
     np.testing.assert_array_equal(np.asarray(Image.open(saved)), np.asarray(result))
@@ -216,6 +228,7 @@ def test_page_handlers_turn_errors_into_messages(toy: Translator, tmp_path: Path
 
 
 # ---- the command ----
+
 
 def test_sdk_and_cli_import_without_gradio() -> None:
     code = """
@@ -254,8 +267,10 @@ def test_cli_reports_a_busy_port_in_one_line() -> None:
     assert f"cannot serve on 127.0.0.1:{port}" in result.output
 
 
-@pytest.mark.parametrize(("content", "message"), [(png_claiming(20_000, 20_000), "decompression bomb"),
-                                                  (b"<html>not an image</html>", "not a readable image")])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(png_claiming(20_000, 20_000), "decompression bomb"), (b"<html>not an image</html>", "not a readable image")],
+)
 def test_upload_component_turns_pil_errors_into_messages(tmp_path: Path, content: bytes, message: str) -> None:
     """Gradio opens the upload before any handler runs; its errors must still read as a reason."""
     gr = pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
@@ -289,7 +304,9 @@ def test_cli_url_serves_the_remote_translator(monkeypatch: pytest.MonkeyPatch, b
             return Translator.load(BUNDLE, backend="onnxruntime")  # the served bundle
 
     served: list[object] = []
-    monkeypatch.setitem(sys.modules, "stargan_sdk.serve.remote", types.SimpleNamespace(RemoteTranslator=RemoteTranslator))
+    monkeypatch.setitem(
+        sys.modules, "stargan_sdk.serve.remote", types.SimpleNamespace(RemoteTranslator=RemoteTranslator)
+    )
     monkeypatch.setattr(stargan_sdk.ui.page, "serve", lambda t, **kw: served.append((t.image_size, kw)))
     result = CliRunner().invoke(app, ["ui", "--url", "grpc://127.0.0.1:8001", "--model", "faces", "--port", "7999"])
     assert result.exit_code == 0, result.output

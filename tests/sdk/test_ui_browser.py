@@ -38,9 +38,18 @@ BUNDLE = ROOT / "models" / "toyfaces-64"
 EXAMPLE = ROOT / "docs" / "example-face.png"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                  "--window-size=1400,1000", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+)
 HAIR_RGB = (91, 51, 29)  # the example face's brown hair
 TIMEOUT = 40.0
 # Runs `stargan` with an audit hook that reports every connection or name lookup beyond loopback.
@@ -59,8 +68,10 @@ main()
 """
 
 if not (CHROMIUM and DRIVER):
-    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
 pytest.importorskip("gradio", reason="needs gradio (the ui extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -77,8 +88,12 @@ def server_log() -> Iterator[io.BufferedRandom]:
 def server(server_log: io.BufferedRandom) -> Iterator[str]:
     """`stargan ui` on the shipped bundle (ONNX Runtime, so the test can reproduce the result exactly)."""
     (port,), log = free_ports(1), server_log
-    proc = subprocess.Popen([sys.executable, "-c", SERVE_AUDITED, "ui", str(BUNDLE), "--port", str(port),
-                             "--backend", "onnxruntime"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE_AUDITED, "ui", str(BUNDLE), "--port", str(port), "--backend", "onnxruntime"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(proc, url, log)
@@ -135,19 +150,23 @@ def requested_hosts(driver) -> set[str]:
 def shown_image(driver, css: str) -> np.ndarray:
     """The pixels the page displays in `css` (fetched by the page itself, decoded here)."""
     src = WebDriverWait(driver, TIMEOUT).until(
-        lambda d: next((e.get_attribute("src") for e in d.find_elements(By.CSS_SELECTOR, css)
-                        if e.get_attribute("src")), None))
+        lambda d: next(
+            (e.get_attribute("src") for e in d.find_elements(By.CSS_SELECTOR, css) if e.get_attribute("src")), None
+        )
+    )
     data = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => {"
-        "  let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });", src)
+        "  let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); });",
+        src,
+    )
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).astype(np.float64)
 
 
 def hair_regions(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(hair, far from hair): the example face's hair is its brown above the eye line (the beard is below)."""
     hair = np.abs(face - HAIR_RGB).sum(axis=2) < 70
-    hair[int(0.4 * face.shape[0]):] = False
+    hair[int(0.4 * face.shape[0]) :] = False
     near = np.asarray(Image.fromarray(hair.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(15))) > 0
     return hair, ~near
 

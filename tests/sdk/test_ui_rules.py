@@ -21,8 +21,10 @@ pytest.importorskip("cv2", reason="the page's auto mode detects faces (stargan[p
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "models" / "toyfaces-64"
 EXAMPLE = ROOT / "docs" / "example-face.png"
-NO_FACE = ("No face found in the image: upload a photo with a clear frontal face, or choose 'whole image' to edit "
-           "it as one aligned face.")
+NO_FACE = (
+    "No face found in the image: upload a photo with a clear frontal face, or choose 'whole image' to edit "
+    "it as one aligned face."
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,10 @@ def toy() -> Translator:
 def test_the_example_face_is_said_to_be_edited_as_an_aligned_face(toy: Translator) -> None:
     prepared = prepare(toy, EXAMPLE)
     assert prepared.whole and prepared.faces == []
-    assert prepared.note == ("No face detected; the image is 178x178, CelebA's aligned centre square, so it is "
-                             "edited whole as one aligned face.")
+    assert prepared.note == (
+        "No face detected; the image is 178x178, CelebA's aligned centre square, so it is "
+        "edited whole as one aligned face."
+    )
 
 
 def test_the_page_applies_the_cli_rule(toy: Translator, tmp_path: Path) -> None:
@@ -99,14 +103,35 @@ def test_the_example_face_ships_in_the_wheel(tmp_path: Path) -> None:
         shutil.copy2(ROOT / name, source / name)
     for name in ("sdk", "export", "training", "benchmarks/stargan_demo"):  # every package-dir of pyproject
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(source)], check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("stargan-*.whl")
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path / "site")
     code = "import stargan_sdk.ui.page as u; print(u.EXAMPLE); print(u.EXAMPLE.is_file())"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"), "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site"), "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr
     where, found = proc.stdout.split()
     assert Path(where) == tmp_path / "site" / "stargan_sdk" / "ui" / "assets" / "example-face.png" and found == "True"

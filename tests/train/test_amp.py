@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_trainer import tiny_config
 from typer.testing import CliRunner
 
 from stargan_train.cli import app
@@ -17,8 +18,6 @@ from stargan_train.losses import gradient_penalty
 from stargan_train.model import Discriminator
 from stargan_train.trainer import Trainer
 
-from test_trainer import tiny_config
-
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -27,8 +26,12 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _train(toy: Path, run_dir: Path, **options: object) -> tuple[Trainer, list[dict[str, float]]]:
     logs: list[dict[str, float]] = []
-    trainer = Trainer(tiny_config(toy, num_iters=4, num_iters_decay=2, n_critic=1, log_step=1, **options), run_dir, progress=False,
-                      on_log=lambda i, entry: logs.append(entry))
+    trainer = Trainer(
+        tiny_config(toy, num_iters=4, num_iters_decay=2, n_critic=1, log_step=1, **options),
+        run_dir,
+        progress=False,
+        on_log=lambda i, entry: logs.append(entry),
+    )
     trainer.fit()
     return trainer, logs
 
@@ -86,10 +89,40 @@ def test_the_gradient_penalty_is_fp32_under_autocast() -> None:
 
 def test_the_cli_takes_the_options_and_refuses_fp16(toy: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    common = ["train", "--run-dir", str(tmp_path / "run"), "--dataset", "toyfaces", "--data-dir", str(toy),
-              "--image-size", "32", "--celeba-crop-size", "36", "--test-count", "4", "--num-workers", "0",
-              "--g-conv-dim", "8", "--d-conv-dim", "8", "--g-repeat-num", "1", "--d-repeat-num", "3",
-              "--batch-size", "4", "--num-iters", "2", "--num-iters-decay", "1", "--device", "cpu", "--no-progress"]
+    common = [
+        "train",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--dataset",
+        "toyfaces",
+        "--data-dir",
+        str(toy),
+        "--image-size",
+        "32",
+        "--celeba-crop-size",
+        "36",
+        "--test-count",
+        "4",
+        "--num-workers",
+        "0",
+        "--g-conv-dim",
+        "8",
+        "--d-conv-dim",
+        "8",
+        "--g-repeat-num",
+        "1",
+        "--d-repeat-num",
+        "3",
+        "--batch-size",
+        "4",
+        "--num-iters",
+        "2",
+        "--num-iters-decay",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     bad = runner.invoke(app, [*common, "--amp", "fp16"])
     assert bad.exit_code == 2 and "amp must be one of off, bf16" in bad.output
     good = runner.invoke(app, [*common, "--amp", "bf16", "--channels-last", "--json"])

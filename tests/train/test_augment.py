@@ -23,19 +23,27 @@ def _images(n: int, h: int, w: int, seed: int) -> torch.Tensor:
 def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     out = torch.zeros_like(x)
     h, w = x.shape[-2:]
-    out[:, max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)] = x[:, max(-dy, 0): h - max(dy, 0), max(-dx, 0): w - max(dx, 0)]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[
+        :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
 def _offsets(original: torch.Tensor, shifted: torch.Tensor, sy: int, sx: int) -> list[tuple[int, int]]:
     """Every (dy, dx) within [-sy, sy] x [-sx, sx] that turns `original` into exactly `shifted`."""
-    return [(dy, dx) for dy in range(-sy, sy + 1) for dx in range(-sx, sx + 1)
-            if torch.equal(shifted, _shifted(original, dy, dx))]
+    return [
+        (dy, dx)
+        for dy in range(-sy, sy + 1)
+        for dx in range(-sx, sx + 1)
+        if torch.equal(shifted, _shifted(original, dy, dx))
+    ]
 
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 4), h=st.integers(4, 24), w=st.integers(4, 24), seed=st.integers(0, 10_000))
-def test_translate_shifts_each_image_by_an_offset_within_range_and_fills_with_zero(n: int, h: int, w: int, seed: int) -> None:
+def test_translate_shifts_each_image_by_an_offset_within_range_and_fills_with_zero(
+    n: int, h: int, w: int, seed: int
+) -> None:
     x = _images(n, h, w, seed)
     torch.manual_seed(seed)
     y = translate(x)
@@ -116,7 +124,9 @@ def test_losses_show_the_critic_only_augmented_images() -> None:
     d_loss(D, x, fake, c, 1.0, 10.0, "celeba", augment=mark)
     assert torch.equal(seen[0], x + 100) and torch.equal(seen[1], fake + 100)
     alpha_mix = seen[2]  # gradient-penalty interpolates lie between the augmented pair
-    assert bool(((alpha_mix >= torch.minimum(x, fake) + 100 - 1e-5) & (alpha_mix <= torch.maximum(x, fake) + 100 + 1e-5)).all())
+    assert bool(
+        ((alpha_mix >= torch.minimum(x, fake) + 100 - 1e-5) & (alpha_mix <= torch.maximum(x, fake) + 100 + 1e-5)).all()
+    )
     seen.clear()
     g_loss(G, D, x, c, c.flip(0), c.flip(0), 1.0, 10.0, "celeba", augment=mark)
     assert len(seen) == 1 and bool((seen[0] > 50).all())

@@ -21,8 +21,12 @@ from stargan_train.model import Discriminator, Generator
 from stargan_train.torch_load import CheckpointError
 from stargan_train.weights import load_discriminator, load_generator
 
-CONFIG = RunConfig(GeneratorConfig(8, 5, 1), DiscriminatorConfig(32, 8, 5, 3),
-                   DataConfig(dataset="toyfaces", image_size=32), TrainConfig(num_iters=10, num_iters_decay=5))
+CONFIG = RunConfig(
+    GeneratorConfig(8, 5, 1),
+    DiscriminatorConfig(32, 8, 5, 3),
+    DataConfig(dataset="toyfaces", image_size=32),
+    TrainConfig(num_iters=10, num_iters_decay=5),
+)
 
 
 def _state(iteration: int = 4) -> TrainState:
@@ -32,8 +36,9 @@ def _state(iteration: int = 4) -> TrainState:
     for model, opt in ((G, g_opt), (D, d_opt)):  # Adam moments and step counters to checksum too
         sum(p.sum() for p in model.parameters()).backward()
         opt.step()
-    return TrainState(iteration, CONFIG, G.state_dict(), D.state_dict(), g_opt.state_dict(), d_opt.state_dict(),
-                      capture_rng())
+    return TrainState(
+        iteration, CONFIG, G.state_dict(), D.state_dict(), g_opt.state_dict(), d_opt.state_dict(), capture_rng()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,25 +78,29 @@ def test_checkpoints_record_checksums_of_every_part(raw: dict, run_dir: Path) ->
     assert state.iteration == 4 and state.config == CONFIG
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"G": _DROP}, "'G' should be a state_dict of tensors, found missing"),
-    ({"D": [1, 2]}, "'D' should be a state_dict of tensors, found a list"),
-    ({"g_optim": "x"}, "'g_optim' should be an optimizer state_dict"),
-    ({"rng": {}}, "'rng' should be the RNG states"),
-    ({"iteration": "abc"}, "has iteration 'abc'"),
-    ({"iteration": -5}, "has iteration -5"),
-    ({"iteration": 10**12}, "has iteration 1000000000000"),
-    ({"iteration": 4.0}, "has iteration 4.0"),
-    ({"iteration": True}, "has iteration True"),
-    ({"version": 999}, "has checkpoint version 999; this stargan-train reads versions 1, 2"),
-    ({"version": "2"}, "has checkpoint version 2; this"),
-    ({"config": {"train": {"bogus": 1}}}, "malformed run config: unknown TrainConfig field(s): bogus"),
-    ({"config": "x"}, "malformed run config: a str, not an object"),
-    ({"format": "other"}, "not a stargan training checkpoint"),
-    ({"checksums": _DROP}, "has no tensor checksums"),
-])
-def test_malformed_checkpoints_are_one_line_errors_everywhere(raw: dict, tmp_path: Path, changes: dict,
-                                                              fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"G": _DROP}, "'G' should be a state_dict of tensors, found missing"),
+        ({"D": [1, 2]}, "'D' should be a state_dict of tensors, found a list"),
+        ({"g_optim": "x"}, "'g_optim' should be an optimizer state_dict"),
+        ({"rng": {}}, "'rng' should be the RNG states"),
+        ({"iteration": "abc"}, "has iteration 'abc'"),
+        ({"iteration": -5}, "has iteration -5"),
+        ({"iteration": 10**12}, "has iteration 1000000000000"),
+        ({"iteration": 4.0}, "has iteration 4.0"),
+        ({"iteration": True}, "has iteration True"),
+        ({"version": 999}, "has checkpoint version 999; this stargan-train reads versions 1, 2"),
+        ({"version": "2"}, "has checkpoint version 2; this"),
+        ({"config": {"train": {"bogus": 1}}}, "malformed run config: unknown TrainConfig field(s): bogus"),
+        ({"config": "x"}, "malformed run config: a str, not an object"),
+        ({"format": "other"}, "not a stargan training checkpoint"),
+        ({"checksums": _DROP}, "has no tensor checksums"),
+    ],
+)
+def test_malformed_checkpoints_are_one_line_errors_everywhere(
+    raw: dict, tmp_path: Path, changes: dict, fragment: str
+) -> None:
     path = _write(raw, tmp_path, **changes)
     for load in (load_checkpoint, load_generator, load_discriminator):
         with pytest.raises(CheckpointError) as info:
@@ -136,10 +145,13 @@ def test_a_flipped_bit_in_the_file_is_refused_on_resume_and_export(run_dir: Path
         load_generator(st_file)
 
 
-@pytest.mark.parametrize(("changes", "fragment"), [
-    ({"G": _DROP}, "'G' should be a state_dict of tensors"),
-    ({"iteration": "abc"}, "has iteration 'abc'"),
-])
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"G": _DROP}, "'G' should be a state_dict of tensors"),
+        ({"iteration": "abc"}, "has iteration 'abc'"),
+    ],
+)
 def test_export_build_says_one_line(raw: dict, tmp_path: Path, capsys, changes: dict, fragment: str) -> None:
     path = _write(raw, tmp_path, **changes)
     with pytest.raises(SystemExit) as info:
@@ -167,14 +179,24 @@ def test_version_1_checkpoints_without_checksums_still_load(raw: dict, tmp_path:
     assert load_generator(tmp_path / "200000-G.ckpt").kind == "official"
 
 
-_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                    st.text(max_size=8), st.lists(st.integers(), max_size=3),
-                    st.dictionaries(st.text(max_size=4), st.integers(), max_size=3))
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=3),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(["format", "version", "iteration", "config", "G", "D", "g_optim", "d_optim", "rng",
-                            "checksums"]), value=st.one_of(_VALUES, st.just(_DROP)))
+@given(
+    key=st.sampled_from(
+        ["format", "version", "iteration", "config", "G", "D", "g_optim", "d_optim", "rng", "checksums"]
+    ),
+    value=st.one_of(_VALUES, st.just(_DROP)),
+)
 def test_fuzzed_fields_load_or_fail_in_one_line(raw: dict, key: str, value: object) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = _write(raw, Path(folder), **{key: value})

@@ -23,8 +23,14 @@ SIZE = 32
 def toy(tmp_path_factory: pytest.TempPathFactory) -> DataConfig:
     root = tmp_path_factory.mktemp("toy")
     generate_toyfaces(root, 40, seed=3, progress=False)
-    return DataConfig(dataset="toyfaces", celeba_image_dir=str(root / "images"),
-                      attr_path=str(root / "list_attr_celeba.txt"), image_size=SIZE, test_count=8, num_workers=0)
+    return DataConfig(
+        dataset="toyfaces",
+        celeba_image_dir=str(root / "images"),
+        attr_path=str(root / "list_attr_celeba.txt"),
+        image_size=SIZE,
+        test_count=8,
+        num_workers=0,
+    )
 
 
 def _truth(data: DataConfig) -> ToyfacesTruth:
@@ -44,8 +50,10 @@ def test_find_reads_the_folder_and_explains_why_not(toy: DataConfig, tmp_path: P
     info = json.loads((copy / "toyfaces.json").read_text())
     (copy / "toyfaces.json").write_text(json.dumps({**info, "version": 999}))
     assert "version 999" in ToyfacesTruth.find(copy / "images", crop=178, size=SIZE, attrs=ATTRS)[1]
-    assert "not drawn by toyfaces" in ToyfacesTruth.find(Path(toy.celeba_image_dir), crop=178, size=SIZE,
-                                                         attrs=("Smiling",))[1]
+    assert (
+        "not drawn by toyfaces"
+        in ToyfacesTruth.find(Path(toy.celeba_image_dir), crop=178, size=SIZE, attrs=("Smiling",))[1]
+    )
 
 
 def test_regions_cover_every_changed_pixel_and_hair_edits_only_the_hair(toy: DataConfig) -> None:

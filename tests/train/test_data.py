@@ -68,8 +68,15 @@ def write_rafd(root: Path, per_class: dict[str, int], size: tuple[int, int] = (3
 
 def celeba_config(fx: dict, **overrides) -> DataConfig:
     base = dict(
-        dataset="celeba", celeba_image_dir=str(fx["image_dir"]), attr_path=str(fx["attr_path"]),
-        selected_attrs=SELECTED, celeba_crop_size=32, image_size=16, test_count=4, seed=7, num_workers=0,
+        dataset="celeba",
+        celeba_image_dir=str(fx["image_dir"]),
+        attr_path=str(fx["attr_path"]),
+        selected_attrs=SELECTED,
+        celeba_crop_size=32,
+        image_size=16,
+        test_count=4,
+        seed=7,
+        num_workers=0,
     )
     return DataConfig(**{**base, **overrides})
 
@@ -284,7 +291,7 @@ def test_infinite_batches_advances_the_sampler_epoch(celeba: dict) -> None:
 def test_worker_process_loader(celeba: dict) -> None:
     loader = build_loaders(celeba_config(celeba), batch_size=4, split="test", num_workers=1)["celeba"]
     assert loader.persistent_workers and loader.num_workers == 1
-    (images, labels), = list(loader)
+    ((images, labels),) = list(loader)
     assert images.shape == (4, 3, 16, 16) and labels.shape == (4, 5)
 
 
@@ -294,10 +301,11 @@ def test_worker_process_loader(celeba: dict) -> None:
 def test_rafd_one_hot_and_test_sibling(tmp_path: Path) -> None:
     write_rafd(tmp_path / "RaFD" / "train", {"happy": 3, "angry": 2, "sad": 1})
     write_rafd(tmp_path / "RaFD" / "test", {"surprised": 2})
-    cfg = DataConfig(dataset="rafd", rafd_image_dir=str(tmp_path / "RaFD" / "train"), rafd_crop_size=32,
-                     image_size=16, num_workers=0)
+    cfg = DataConfig(
+        dataset="rafd", rafd_image_dir=str(tmp_path / "RaFD" / "train"), rafd_crop_size=32, image_size=16, num_workers=0
+    )
     train = build_loaders(cfg, batch_size=6, shuffle=False)["rafd"]
-    (images, labels), = list(train)
+    ((images, labels),) = list(train)
     assert images.shape == (6, 3, 16, 16) and labels.shape == (6, 8) and labels.dtype == torch.float32
     assert torch.equal(labels.sum(1), torch.ones(6))
     # Sorted folders: angry (0) x2, happy (4) x3, sad (6) x1; the grey level encodes the same index.

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_trainer import tiny_config
 
+from procs import free_ports
 from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
 from stargan_train.data.toyfaces import generate_toyfaces
-from procs import free_ports
-from test_trainer import tiny_config
 
 
 def _worker(rank: int, world: int, port: int, toy: str, out: str) -> None:
     """One torchrun-like rank: the env variables torchrun would set, then the same entry the CLI uses."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     import stargan_train.checkpoint as ckpt
     import stargan_train.rundir as rundir
@@ -34,6 +35,7 @@ def _worker(rank: int, world: int, port: int, toy: str, out: str) -> None:
 
     ckpt.atomic_write = counting_write  # every file the run writes goes through it (checkpoints, config, samples)
     import stargan_train.samples as samples
+
     samples.atomic_write = counting_write
     enter = rundir.TrainLog.__enter__
 
@@ -51,14 +53,21 @@ def _worker(rank: int, world: int, port: int, toy: str, out: str) -> None:
         return make_batch(self, x, label, part)
 
     trainer_mod.Trainer.make_batch = recording_make_batch
-    cfg = tiny_config(Path(toy), batch_size=2, num_iters=6, num_iters_decay=0, model_save_step=3, sample_step=3, log_step=3)
+    cfg = tiny_config(
+        Path(toy), batch_size=2, num_iters=6, num_iters_decay=0, model_save_step=3, sample_step=3, log_step=3
+    )
     ctx = trainer_mod.init_distributed("cpu")
     try:
         trainer = trainer_mod.Trainer(cfg, Path(out) / "run", ctx=ctx, progress=False)
         initial = {k: v.clone() for k, v in trainer.G.state_dict().items()}
         trainer.fit()
-        result = {"G": trainer.G.state_dict(), "D": trainer.D.state_dict(), "G0": initial,
-                  "writes": list(writes), "first": first_batches[0]}
+        result = {
+            "G": trainer.G.state_dict(),
+            "D": trainer.D.state_dict(),
+            "G0": initial,
+            "writes": list(writes),
+            "first": first_batches[0],
+        }
         # Every rank resumes from the checkpoint rank 0 wrote, then keeps training in step.
         longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_iters=8))
         resumed = trainer_mod.Trainer(longer, Path(out) / "run", ctx=ctx, resume=True, progress=False)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -72,9 +72,14 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> DataConfig:
 
     root = tmp_path_factory.mktemp("toyfaces")
     generate_toyfaces(root, 288, seed=0, progress=False)
-    return DataConfig(dataset="toyfaces", celeba_image_dir=str(root / "images"),
-                      attr_path=str(root / "list_attr_celeba.txt"), image_size=SIZE, test_count=TEST_COUNT,
-                      num_workers=0)
+    return DataConfig(
+        dataset="toyfaces",
+        celeba_image_dir=str(root / "images"),
+        attr_path=str(root / "list_attr_celeba.txt"),
+        image_size=SIZE,
+        test_count=TEST_COUNT,
+        num_workers=0,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +94,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, toy_data: DataConfig) -> P
     torch.manual_seed(0)
     G = Generator(conv_dim=8, c_dim=5, repeat_num=1)
     D = Discriminator(image_size=SIZE, conv_dim=8, c_dim=5, repeat_num=3)
-    config = RunConfig(generator=GeneratorConfig(conv_dim=8, c_dim=5, repeat_num=1),
-                       discriminator=DiscriminatorConfig(image_size=SIZE, conv_dim=8, c_dim=5, repeat_num=3),
-                       data=toy_data)
+    config = RunConfig(
+        generator=GeneratorConfig(conv_dim=8, c_dim=5, repeat_num=1),
+        discriminator=DiscriminatorConfig(image_size=SIZE, conv_dim=8, c_dim=5, repeat_num=3),
+        data=toy_data,
+    )
     folder = tmp_path_factory.mktemp("run")
     save_checkpoint(folder, TrainState(7, config, G.state_dict(), D.state_dict(), {}, {}, capture_rng()))
     return folder
@@ -206,7 +213,8 @@ def test_critic_verdict_is_reported_and_a_gap_to_the_classifier_warned_about(toy
     young_inputs = float(labels[:, 4].mean())  # flipping Young targets "old" exactly on the young inputs
     male_inputs = float(labels[:, 3].mean())
     assert report.critic_target_accuracy == pytest.approx(
-        {"Black_Hair": 1.0, "Blond_Hair": 0.0, "Brown_Hair": 0.0, "Male": male_inputs, "Young": young_inputs})
+        {"Black_Hair": 1.0, "Blond_Hair": 0.0, "Brown_Hair": 0.0, "Male": male_inputs, "Young": young_inputs}
+    )
     assert report.target_accuracy["Young"] <= 0.15 and young_inputs > 0.25  # the gap is real
     warned = [w for w in report.warnings if w.startswith("the critic accepts")]
     assert any("of the Young edits" in w for w in warned) and any("of the Black_Hair edits" in w for w in warned)
@@ -217,8 +225,13 @@ def test_critic_verdict_is_reported_and_a_gap_to_the_classifier_warned_about(toy
     with pytest.raises(EvalError, match="critic classifies 3 labels at 32px"):
         evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4, critic=ConstantCritic([0.0] * 3))
     with pytest.raises(EvalError, match="critic classifies 5 labels at 64px"):
-        evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=4,
-                 critic=ConstantCritic([0.0] * 5, image_size=64))
+        evaluate(
+            IdentityGenerator(),
+            toy_data,
+            classifier=classifier,
+            num_images=4,
+            critic=ConstantCritic([0.0] * 5, image_size=64),
+        )
 
 
 def test_an_untrained_generator_s_critic_gap_advises_training_longer(toy_data: DataConfig, trained) -> None:
@@ -227,8 +240,14 @@ def test_an_untrained_generator_s_critic_gap_advises_training_longer(toy_data: D
     classifier, _ = trained
     torch.manual_seed(0)
     G = Generator(conv_dim=8, c_dim=5, repeat_num=1)
-    report = evaluate(G, toy_data, classifier=classifier, num_images=16, batch_size=16,
-                      critic=ConstantCritic([5.0, -5.0, -5.0, -5.0, -5.0]))
+    report = evaluate(
+        G,
+        toy_data,
+        classifier=classifier,
+        num_images=16,
+        batch_size=16,
+        critic=ConstantCritic([5.0, -5.0, -5.0, -5.0, -5.0]),
+    )
     assert report.identity_l1 > UNTRAINED_IDENTITY_L1
     warned = [w for w in report.warnings if w.startswith("the critic accepts")]
     assert any("of the Black_Hair edits" in w for w in warned), report.warnings
@@ -247,8 +266,10 @@ def test_more_images_than_the_split_holds_are_reported_not_silent(toy_data: Data
     classifier, _ = trained
     report = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=500, batch_size=48)
     assert (report.images_used, report.images_requested) == (TEST_COUNT, 500)
-    assert report.warnings[0] == (f"500 test images requested but the test split holds only {TEST_COUNT}: "
-                                  f"evaluated {TEST_COUNT} (images_used in the report)")
+    assert report.warnings[0] == (
+        f"500 test images requested but the test split holds only {TEST_COUNT}: "
+        f"evaluated {TEST_COUNT} (images_used in the report)"
+    )
     exact = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=TEST_COUNT, batch_size=48)
     assert exact.images_requested == TEST_COUNT and not any("requested" in w for w in exact.warnings)
 
@@ -281,8 +302,9 @@ class CounterfactualGenerator(nn.Module):
     def __init__(self, data: DataConfig, count: int, blur: int = 1) -> None:
         super().__init__()
         base = _test_dataset(data).base
-        self.truth, _ = ToyfacesTruth.find(base.image_dir, crop=data.celeba_crop_size, size=data.image_size,
-                                           attrs=ATTRS)
+        self.truth, _ = ToyfacesTruth.find(
+            base.image_dir, crop=data.celeba_crop_size, size=data.image_size, attrs=ATTRS
+        )
         self.blur = blur
         self.known = {base[k][0].numpy().tobytes(): self.truth.face_index(base.filenames[k]) for k in range(count)}
 
@@ -302,10 +324,12 @@ class CounterfactualGenerator(nn.Module):
 def test_counterfactual_fidelity_perfect_blurred_and_identity_generators(toy_data: DataConfig, trained) -> None:
     classifier, _ = trained
     n = 12
-    perfect = evaluate(CounterfactualGenerator(toy_data, n), toy_data, classifier=classifier, num_images=n,
-                       batch_size=6).counterfactual
-    blurred = evaluate(CounterfactualGenerator(toy_data, n, blur=3), toy_data, classifier=classifier,
-                       num_images=n, batch_size=6).counterfactual
+    perfect = evaluate(
+        CounterfactualGenerator(toy_data, n), toy_data, classifier=classifier, num_images=n, batch_size=6
+    ).counterfactual
+    blurred = evaluate(
+        CounterfactualGenerator(toy_data, n, blur=3), toy_data, classifier=classifier, num_images=n, batch_size=6
+    ).counterfactual
     unchanged = evaluate(IdentityGenerator(), toy_data, classifier=classifier, num_images=n, batch_size=6)
     assert set(perfect) == {"identity", *ATTRS}
     labels = torch.stack([_test_dataset(toy_data).base[i][1] for i in range(n)])
@@ -330,8 +354,13 @@ def test_counterfactual_scores_need_the_renderer_s_own_faces(toy_data: DataConfi
     classifier, _ = trained
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_data.celeba_image_dir).parent, root)
-    data = DataConfig(**{**toy_data.__dict__, "celeba_image_dir": str(root / "images"),
-                         "attr_path": str(root / "list_attr_celeba.txt")})
+    data = DataConfig(
+        **{
+            **toy_data.__dict__,
+            "celeba_image_dir": str(root / "images"),
+            "attr_path": str(root / "list_attr_celeba.txt"),
+        }
+    )
     first = _test_dataset(data).base.filenames[0]
     with Image.open(root / "images" / first) as img:  # someone retouched one test face
         Image.eval(img, lambda v: 255 - v).save(root / "images" / first)
@@ -386,8 +415,18 @@ def _app() -> typer.Typer:
 
 def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> None:
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))  # a fresh run dir: no cached classifier yet
-    args = [str(run_dir), "--num-images", "16", "--classifier-iters", "20", "--batch-size", "8", "--device",
-            "cpu", "--json"]
+    args = [
+        str(run_dir),
+        "--num-images",
+        "16",
+        "--classifier-iters",
+        "20",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--json",
+    ]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -397,8 +436,17 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
     for row in out["per_attribute"].values():
         assert set(row) == {"target_accuracy", "preserved_accuracy", "rec_l1", "classifier_accuracy"}
         assert 0.0 <= row["target_accuracy"] <= 1.0 and row["rec_l1"] > 0.0
-    for key in ("mean_target_accuracy", "mean_preserved_accuracy", "mean_rec_l1", "identity_l1",
-                "classifier_accuracy", "wall_time_s", "localisation", "warnings", "target_accuracy_by_input"):
+    for key in (
+        "mean_target_accuracy",
+        "mean_preserved_accuracy",
+        "mean_rec_l1",
+        "identity_l1",
+        "classifier_accuracy",
+        "wall_time_s",
+        "localisation",
+        "warnings",
+        "target_accuracy_by_input",
+    ):
         assert key in out
     young = out["target_accuracy_by_input"]["Young"]["Young"]
     assert young["0"]["images"] + young["1"]["images"] == 16
@@ -407,8 +455,10 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
     assert set(out["localisation"]) == {"Black_Hair", "Blond_Hair", "Brown_Hair"}
     assert set(out["counterfactual"]) == {"identity", *ATTRS}  # an untrained G: far from every true face
     assert out["counterfactual"]["identity"]["images"] == 16 and out["counterfactual"]["identity"]["psnr"] < 20
-    assert all(set(row) == {"psnr", "ssim", "psnr_outside", "images", "images_outside"}
-               for row in out["counterfactual"].values())
+    assert all(
+        set(row) == {"psnr", "ssim", "psnr_outside", "images", "images_outside"}
+        for row in out["counterfactual"].values()
+    )
     assert out["classifier"]["cached"] is False
     sidecar = json.loads((run_dir / "eval" / "classifier.json").read_text())
     assert sidecar["attrs"] == list(ATTRS) and len(sidecar["fingerprint"]) == 64
@@ -421,8 +471,21 @@ def test_cli_json_shape_and_classifier_cache(run_dir: Path, tmp_path: Path) -> N
 def test_cli_without_discriminator_weights_reports_no_critic(run_dir: Path, tmp_path: Path) -> None:
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
     (run_dir / "checkpoints" / "000007-D.safetensors").unlink()  # a G file alone, as an official G without its D
-    result = CliRunner().invoke(_app(), [str(run_dir), "--checkpoint", str(run_dir / "checkpoints" / "000007-G.safetensors"),
-                                         "--num-images", "8", "--classifier-iters", "20", "--device", "cpu", "--json"])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            str(run_dir),
+            "--checkpoint",
+            str(run_dir / "checkpoints" / "000007-G.safetensors"),
+            "--num-images",
+            "8",
+            "--classifier-iters",
+            "20",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["critic"] is None and out["critic_target_accuracy"] == {}
@@ -430,23 +493,49 @@ def test_cli_without_discriminator_weights_reports_no_critic(run_dir: Path, tmp_
 
 def test_cli_says_on_stderr_when_the_split_is_smaller_than_num_images(run_dir: Path, tmp_path: Path) -> None:
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
-    result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "500", "--classifier-iters", "20",
-                                         "--batch-size", "48", "--device", "cpu", "--json"])
+    result = CliRunner().invoke(
+        _app(),
+        [
+            str(run_dir),
+            "--num-images",
+            "500",
+            "--classifier-iters",
+            "20",
+            "--batch-size",
+            "48",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # stdout is still one JSON object
     assert (out["images_used"], out["images_requested"]) == (TEST_COUNT, 500)
-    line = (f"warning: 500 test images requested but the test split holds only {TEST_COUNT}: evaluated "
-            f"{TEST_COUNT} (images_used in the report)")
+    line = (
+        f"warning: 500 test images requested but the test split holds only {TEST_COUNT}: evaluated "
+        f"{TEST_COUNT} (images_used in the report)"
+    )
     assert result.stderr.splitlines().count(line) == 1, result.stderr
     assert all(f"warning: {w}" in result.stderr.splitlines() for w in out["warnings"])
 
 
 def test_cli_table_output(run_dir: Path) -> None:
-    result = CliRunner().invoke(_app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20",
-                                         "--device", "cpu"])
+    result = CliRunner().invoke(
+        _app(), [str(run_dir), "--num-images", "8", "--classifier-iters", "20", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
-    for text in ("Black_Hair", "target acc", "rec L1", "critic's", "input had it", "inside hair", "identity L1",
-                 "fidelity to the true counterfactual", "identity (own labels)", "PSNR outside"):
+    for text in (
+        "Black_Hair",
+        "target acc",
+        "rec L1",
+        "critic's",
+        "input had it",
+        "inside hair",
+        "identity L1",
+        "fidelity to the true counterfactual",
+        "identity (own labels)",
+        "PSNR outside",
+    ):
         assert text in result.stdout
 
 

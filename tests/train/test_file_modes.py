@@ -28,8 +28,9 @@ def mask(request):
 
 def _tiny_state() -> TrainState:
     sd = {"w": torch.ones(2, 2)}
-    return TrainState(iteration=3, config=RunConfig(), G=dict(sd), D=dict(sd), g_optim={}, d_optim={},
-                      rng=capture_rng())
+    return TrainState(
+        iteration=3, config=RunConfig(), G=dict(sd), D=dict(sd), g_optim={}, d_optim={}, rng=capture_rng()
+    )
 
 
 def test_checkpoint_files_follow_the_umask(tmp_path: Path, mask: int) -> None:

@@ -53,14 +53,25 @@ def test_the_dry_run_trains_evaluates_and_returns_the_winner(tmp_path: Path) -> 
     import subprocess
 
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--dry-run", "--device", "cpu"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--dry-run", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "candidates.json").read_text())
     winner = summary["winner"]["name"]
     assert set(summary["candidates"]) == {"g8r1", "g8r2-bf16"}
     assert all("score" in c and c["iterations"] >= 10 for c in summary["candidates"].values())
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["candidates.json", "train.log", f"{winner}-G.safetensors", f"{winner}-D.safetensors",
-         f"{winner}-config.json", f"{winner}-samples.png"])
+        [
+            "candidates.json",
+            "train.log",
+            f"{winner}-G.safetensors",
+            f"{winner}-D.safetensors",
+            f"{winner}-config.json",
+            f"{winner}-samples.png",
+        ]
+    )
     assert len(list(out.iterdir())) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in out.iterdir())

@@ -134,8 +134,9 @@ def test_identity_term_is_off_by_default_and_adds_lambda_times_l1() -> None:
     c_org, c_trg = torch.ones(B, 5), torch.zeros(B, 5)
     off, logs_off = g_loss(Shift(), D, x, c_org, c_trg, c_trg, lambda_cls=1.0, lambda_rec=10.0, cls_kind="celeba")
     assert "G/loss_id" not in logs_off
-    on, logs_on = g_loss(Shift(), D, x, c_org, c_trg, c_trg, lambda_cls=1.0, lambda_rec=10.0, cls_kind="celeba",
-                         lambda_id=2.0)
+    on, logs_on = g_loss(
+        Shift(), D, x, c_org, c_trg, c_trg, lambda_cls=1.0, lambda_rec=10.0, cls_kind="celeba", lambda_id=2.0
+    )
     assert logs_on["G/loss_id"] == pytest.approx(0.25, rel=1e-5)
     assert on.item() == pytest.approx(off.item() + 2.0 * 0.25, rel=1e-5)
 

@@ -6,25 +6,44 @@ import pytest
 import torch
 
 from stargan_train.config import (
-    DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, classifier_names, domain_names,
+    DataConfig,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    RunConfig,
+    classifier_names,
+    domain_names,
 )
 from stargan_train.model import Discriminator, DomainClassifier, Generator, count_parameters
 
 
 def official_generator_shapes(c_dim: int, conv: int = 64, repeat: int = 6) -> dict[str, tuple[int, ...]]:
     """The official yunjey/stargan Generator's parameter shapes (running stats excluded), written out by hand."""
-    shapes = {"main.0.weight": (conv, 3 + c_dim, 7, 7), "main.1.weight": (conv,), "main.1.bias": (conv,),
-              "main.3.weight": (2 * conv, conv, 4, 4), "main.4.weight": (2 * conv,), "main.4.bias": (2 * conv,),
-              "main.6.weight": (4 * conv, 2 * conv, 4, 4), "main.7.weight": (4 * conv,), "main.7.bias": (4 * conv,)}
+    shapes = {
+        "main.0.weight": (conv, 3 + c_dim, 7, 7),
+        "main.1.weight": (conv,),
+        "main.1.bias": (conv,),
+        "main.3.weight": (2 * conv, conv, 4, 4),
+        "main.4.weight": (2 * conv,),
+        "main.4.bias": (2 * conv,),
+        "main.6.weight": (4 * conv, 2 * conv, 4, 4),
+        "main.7.weight": (4 * conv,),
+        "main.7.bias": (4 * conv,),
+    }
     for i in range(9, 9 + repeat):
         for j in (0, 3):
             shapes[f"main.{i}.main.{j}.weight"] = (4 * conv, 4 * conv, 3, 3)
             shapes[f"main.{i}.main.{j + 1}.weight"] = (4 * conv,)
             shapes[f"main.{i}.main.{j + 1}.bias"] = (4 * conv,)
     up = 9 + repeat
-    shapes |= {f"main.{up}.weight": (4 * conv, 2 * conv, 4, 4), f"main.{up + 1}.weight": (2 * conv,),
-               f"main.{up + 1}.bias": (2 * conv,), f"main.{up + 3}.weight": (2 * conv, conv, 4, 4),
-               f"main.{up + 4}.weight": (conv,), f"main.{up + 4}.bias": (conv,), f"main.{up + 6}.weight": (3, conv, 7, 7)}
+    shapes |= {
+        f"main.{up}.weight": (4 * conv, 2 * conv, 4, 4),
+        f"main.{up + 1}.weight": (2 * conv,),
+        f"main.{up + 1}.bias": (2 * conv,),
+        f"main.{up + 3}.weight": (2 * conv, conv, 4, 4),
+        f"main.{up + 4}.weight": (conv,),
+        f"main.{up + 4}.bias": (conv,),
+        f"main.{up + 6}.weight": (3, conv, 7, 7),
+    }
     return shapes
 
 

@@ -14,12 +14,11 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from test_trainer import tiny_config
 
 from stargan_train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from stargan_train.data.toyfaces import generate_toyfaces
 from stargan_train.trainer import Trainer
-from test_trainer import tiny_config
-
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +49,16 @@ def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(
     toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, augment: tuple[str, ...]
 ) -> None:
     # With DiffAugment the random shifts and holes are part of what the checkpoint's RNG state must cover.
-    cfg = tiny_config(toy, batch_size=3, num_iters=12, num_iters_decay=6, model_save_step=4, sample_step=100, log_step=4,
-                      augment=augment)
+    cfg = tiny_config(
+        toy,
+        batch_size=3,
+        num_iters=12,
+        num_iters_decay=6,
+        model_save_step=4,
+        sample_step=100,
+        log_step=4,
+        augment=augment,
+    )
     Trainer(cfg, tmp_path / "straight", progress=False).fit()
 
     d_step, calls = Trainer.d_step, [0]
@@ -74,7 +81,10 @@ def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(
     assert summary["start_iteration"] == 8
     _assert_same_state(tmp_path / "straight/checkpoints/000012.ckpt", tmp_path / "resumed/checkpoints/000012.ckpt")
     # The comparison has teeth: the state changed between the resume point and the end.
-    before, after = load_checkpoint(tmp_path / "resumed/checkpoints/000008.ckpt"), load_checkpoint(tmp_path / "resumed/checkpoints/000012.ckpt")
+    before, after = (
+        load_checkpoint(tmp_path / "resumed/checkpoints/000008.ckpt"),
+        load_checkpoint(tmp_path / "resumed/checkpoints/000012.ckpt"),
+    )
     assert not torch.equal(before.G["main.0.weight"], after.G["main.0.weight"])
 
 
@@ -106,12 +116,49 @@ def _check_every_file(run_dir: Path) -> None:
 def test_sigkill_between_checkpoints_leaves_no_corrupt_file_and_resumes(toy: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = [
-        sys.executable, "-m", "stargan_train", "train", "--dataset", "toyfaces", "--data-dir", str(toy),
-        "--run-dir", str(run_dir), "--image-size", "32", "--celeba-crop-size", "36", "--test-count", "4",
-        "--g-conv-dim", "8", "--d-conv-dim", "8", "--g-repeat-num", "1", "--d-repeat-num", "3",
-        "--batch-size", "3", "--num-iters", "100000", "--num-iters-decay", "0", "--num-workers", "0",
-        "--model-save-step", "1", "--sample-step", "1", "--log-step", "1", "--keep-checkpoints", "2",
-        "--device", "cpu", "--no-progress",
+        sys.executable,
+        "-m",
+        "stargan_train",
+        "train",
+        "--dataset",
+        "toyfaces",
+        "--data-dir",
+        str(toy),
+        "--run-dir",
+        str(run_dir),
+        "--image-size",
+        "32",
+        "--celeba-crop-size",
+        "36",
+        "--test-count",
+        "4",
+        "--g-conv-dim",
+        "8",
+        "--d-conv-dim",
+        "8",
+        "--g-repeat-num",
+        "1",
+        "--d-repeat-num",
+        "3",
+        "--batch-size",
+        "3",
+        "--num-iters",
+        "100000",
+        "--num-iters-decay",
+        "0",
+        "--num-workers",
+        "0",
+        "--model-save-step",
+        "1",
+        "--sample-step",
+        "1",
+        "--log-step",
+        "1",
+        "--keep-checkpoints",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -128,7 +175,9 @@ def test_sigkill_between_checkpoints_leaves_no_corrupt_file_and_resumes(toy: Pat
     _check_every_file(run_dir)
     last = load_checkpoint(latest_checkpoint(run_dir)).iteration
     cfg = load_checkpoint(latest_checkpoint(run_dir)).config
-    longer = tiny_config(toy, batch_size=3, num_iters=last + 2, num_iters_decay=0, model_save_step=1, sample_step=1, log_step=1)
+    longer = tiny_config(
+        toy, batch_size=3, num_iters=last + 2, num_iters_decay=0, model_save_step=1, sample_step=1, log_step=1
+    )
     assert longer.data.celeba_image_dir == cfg.data.celeba_image_dir
     Trainer(longer, run_dir, resume=True, progress=False).fit()
     _check_every_file(run_dir)

@@ -26,8 +26,16 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _config(toy: Path, workers: int):
     # 16 training images, batch 2: 8 batches an epoch, so the checkpoint at 9 is in the middle of an epoch and
     # 7 batches (14 flips) come before the next epoch
-    cfg = tiny_config(toy, batch_size=2, num_iters=16, num_iters_decay=8, model_save_step=3, sample_step=100,
-                      keep_checkpoints=0, log_step=3)
+    cfg = tiny_config(
+        toy,
+        batch_size=2,
+        num_iters=16,
+        num_iters_decay=8,
+        model_save_step=3,
+        sample_step=100,
+        keep_checkpoints=0,
+        log_step=3,
+    )
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_workers=workers))
 
 
@@ -49,5 +57,7 @@ def test_the_worker_count_does_not_change_the_run(toy: Path, tmp_path: Path) -> 
     for workers in (0, 2):
         Trainer(_config(toy, workers), tmp_path / f"w{workers}", progress=False).fit()
     _assert_same_state(tmp_path / "w0/checkpoints/000016.ckpt", tmp_path / "w2/checkpoints/000016.ckpt")
-    assert not torch.equal(load_checkpoint(tmp_path / "w0/checkpoints/000003.ckpt").G["main.0.weight"],
-                           load_checkpoint(tmp_path / "w0/checkpoints/000016.ckpt").G["main.0.weight"])
+    assert not torch.equal(
+        load_checkpoint(tmp_path / "w0/checkpoints/000003.ckpt").G["main.0.weight"],
+        load_checkpoint(tmp_path / "w0/checkpoints/000016.ckpt").G["main.0.weight"],
+    )

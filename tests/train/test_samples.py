@@ -35,8 +35,9 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _sample(source: Path, out: Path, data_dir: Path, count: int = 3) -> dict:
-    result = runner.invoke(app, ["sample", str(source), "--data-dir", str(data_dir), "--out", str(out),
-                                 "--count", str(count), "--json"])
+    result = runner.invoke(
+        app, ["sample", str(source), "--data-dir", str(data_dir), "--out", str(out), "--count", str(count), "--json"]
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -61,25 +62,36 @@ def _assert_columns(grid: np.ndarray, G: torch.nn.Module, x: torch.Tensor, label
             assert np.abs(grid[:, k + 1].astype(int) - expected).max() <= 1, f"column {k + 1}"
 
 
-def test_official_rafd_checkpoint_gets_one_column_per_expression(official_rafd_checkpoint: Path, faces: Path,
-                                                                  tmp_path: Path) -> None:
+def test_official_rafd_checkpoint_gets_one_column_per_expression(
+    official_rafd_checkpoint: Path, faces: Path, tmp_path: Path
+) -> None:
     info = _sample(official_rafd_checkpoint, tmp_path / "rafd.png", faces / "rafd" / "test")
     assert (info["dataset"], info["rows"], info["columns"]) == ("rafd", 3, 9)
-    data = DataConfig(dataset="rafd", rafd_image_dir=str(faces / "rafd" / "test"),
-                      rafd_test_dir=str(faces / "rafd" / "test"), image_size=SIZE)
+    data = DataConfig(
+        dataset="rafd",
+        rafd_image_dir=str(faces / "rafd" / "test"),
+        rafd_test_dir=str(faces / "rafd" / "test"),
+        image_size=SIZE,
+    )
     x, c_org = fixed_batch(data, 3)
     assert c_org.argmax(dim=1).tolist() == [0, 1, 2]  # angry, contemptuous, disgusted: one test face each, sorted
     onehots = [torch.eye(8)[j].expand(3, 8) for j in range(8)]
-    _assert_columns(_columns(tmp_path / "rafd.png", 3, SIZE), load_generator(official_rafd_checkpoint).model, x,
-                    onehots)
+    _assert_columns(
+        _columns(tmp_path / "rafd.png", 3, SIZE), load_generator(official_rafd_checkpoint).model, x, onehots
+    )
 
 
-def test_official_joint_checkpoint_gets_celeba_then_rafd_columns_with_the_mask(official_joint_checkpoint: Path,
-                                                                              faces: Path, tmp_path: Path) -> None:
+def test_official_joint_checkpoint_gets_celeba_then_rafd_columns_with_the_mask(
+    official_joint_checkpoint: Path, faces: Path, tmp_path: Path
+) -> None:
     info = _sample(official_joint_checkpoint, tmp_path / "joint.png", faces)
     assert (info["dataset"], info["rows"], info["columns"]) == ("both", 3, 1 + 5 + 8)
-    data = DataConfig(celeba_image_dir=str(faces / "images"), attr_path=str(faces / "list_attr_celeba.txt"),
-                      image_size=SIZE, test_count=11)  # 12 faces: the official 2000 cut to leave one to train on
+    data = DataConfig(
+        celeba_image_dir=str(faces / "images"),
+        attr_path=str(faces / "list_attr_celeba.txt"),
+        image_size=SIZE,
+        test_count=11,
+    )  # 12 faces: the official 2000 cut to leave one to train on
     x, c_org = fixed_batch(data, 3)
     labels = []
     for i in range(5):  # official create_labels: hair colours one-hot, Male / Young flipped; then zeros, mask [1, 0]
@@ -91,10 +103,12 @@ def test_official_joint_checkpoint_gets_celeba_then_rafd_columns_with_the_mask(o
             c[:, i] = 1 - c[:, i]
         labels.append(torch.cat([c, torch.zeros(3, 8), torch.tensor([[1.0, 0.0]] * 3)], dim=1))
     for j in range(8):  # expressions: zeros for CelebA, one-hot expression, mask [0, 1]
-        labels.append(torch.cat([torch.zeros(3, 5), torch.eye(8)[j].expand(3, 8), torch.tensor([[0.0, 1.0]] * 3)],
-                                dim=1))
-    _assert_columns(_columns(tmp_path / "joint.png", 3, SIZE), load_generator(official_joint_checkpoint).model, x,
-                    labels)
+        labels.append(
+            torch.cat([torch.zeros(3, 5), torch.eye(8)[j].expand(3, 8), torch.tensor([[0.0, 1.0]] * 3)], dim=1)
+        )
+    _assert_columns(
+        _columns(tmp_path / "joint.png", 3, SIZE), load_generator(official_joint_checkpoint).model, x, labels
+    )
 
 
 def test_official_celeba_checkpoint_still_samples(official_checkpoint: Path, faces: Path, tmp_path: Path) -> None:
@@ -121,9 +135,11 @@ def test_a_rafd_run_of_ours_samples_a_moved_rafd_folder(faces: Path, tmp_path: P
 def test_a_label_length_with_no_official_meaning_is_a_one_line_error(faces: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     torch.save(Generator(conv_dim=8, c_dim=7, repeat_num=1).state_dict(), tmp_path / "1000-G.ckpt")
-    result = runner.invoke(app, ["sample", str(tmp_path / "1000-G.ckpt"), "--data-dir", str(faces),
-                                 "--out", str(tmp_path / "x.png")])
+    result = runner.invoke(
+        app, ["sample", str(tmp_path / "1000-G.ckpt"), "--data-dir", str(faces), "--out", str(tmp_path / "x.png")]
+    )
     assert result.exit_code == 2 and not (tmp_path / "x.png").exists()
     assert result.stderr.splitlines() == [
         "error: the generator takes 7 labels and carries no run config; an official checkpoint takes 5 (celeba), "
-        "8 (rafd), 15 (both): sample the run dir it came from instead"]
+        "8 (rafd), 15 (both): sample the run dir it came from instead"
+    ]

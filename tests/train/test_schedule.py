@@ -16,8 +16,9 @@ from stargan_train.schedule import lr_at, official_lr, paper_lr
 from stargan_train.trainer import Trainer
 
 
-def official_solver_lrs(g_lr: float, d_lr: float, num_iters: int, num_iters_decay: int,
-                        lr_update_step: int, start: int = 0) -> list[tuple[float, float]]:
+def official_solver_lrs(
+    g_lr: float, d_lr: float, num_iters: int, num_iters_decay: int, lr_update_step: int, start: int = 0
+) -> list[tuple[float, float]]:
     """(g_lr, d_lr) each iteration trains with, by the loop of yunjey/stargan solver.py (train and train_multi):
     the lr cache starts at the base values, and after iteration i both are lowered when
     (i+1) % lr_update_step == 0 and (i+1) > num_iters - num_iters_decay. Written out here independently."""
@@ -49,18 +50,36 @@ class RecordingTrainer(Trainer):
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_toyfaces(tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True,
-                             progress=False)
+    return generate_toyfaces(
+        tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True, progress=False
+    )
 
 
 def config(toy: Path, dataset: str = "toyfaces", **train: object) -> RunConfig:
     n, k = (15, 13) if dataset == "both" else (5, 5)
-    data = DataConfig(dataset=dataset, celeba_image_dir=str(toy / "images"), attr_path=str(toy / "list_attr_celeba.txt"),
-                      rafd_image_dir=str(toy / "rafd" / "train"), celeba_crop_size=36, image_size=32, test_count=4,
-                      num_workers=0)
+    data = DataConfig(
+        dataset=dataset,
+        celeba_image_dir=str(toy / "images"),
+        attr_path=str(toy / "list_attr_celeba.txt"),
+        rafd_image_dir=str(toy / "rafd" / "train"),
+        celeba_crop_size=36,
+        image_size=32,
+        test_count=4,
+        num_workers=0,
+    )
     options: dict[str, object] = dict(
-        batch_size=2, num_iters=12, num_iters_decay=7, lr_schedule="official", lr_update_step=2, g_lr=3e-4, d_lr=1e-4,
-        n_critic=2, log_step=100, sample_step=100, model_save_step=100, device="cpu",
+        batch_size=2,
+        num_iters=12,
+        num_iters_decay=7,
+        lr_schedule="official",
+        lr_update_step=2,
+        g_lr=3e-4,
+        d_lr=1e-4,
+        n_critic=2,
+        log_step=100,
+        sample_step=100,
+        model_save_step=100,
+        device="cpu",
     )
     options.update(train)
     return RunConfig(GeneratorConfig(4, n, 0), DiscriminatorConfig(32, 4, k, 3), data, TrainConfig(**options))  # type: ignore[arg-type]
@@ -130,7 +149,10 @@ def test_official_lr_equals_the_official_loop_over_a_full_default_run() -> None:
     assert all(official_lr(1e-4, i, 200_000, 100_000, 1000) == g for i, (g, _) in enumerate(lrs))
     assert lrs[-1][0] == pytest.approx(1e-4 - 99e-9, abs=1e-18)  # ends at 99.9% of the lr: barely a decay
     # Asked out of order (a resume far into the run) it still gives the same values.
-    assert official_lr(2e-4, 199_999, 200_000, 100_000, 1000) == official_solver_lrs(2e-4, 0, 200_000, 100_000, 1000)[-1][0]
+    assert (
+        official_lr(2e-4, 199_999, 200_000, 100_000, 1000)
+        == official_solver_lrs(2e-4, 0, 200_000, 100_000, 1000)[-1][0]
+    )
 
 
 def test_official_schedule_without_decay_keeps_the_base_lr() -> None:
@@ -154,8 +176,11 @@ def test_lr_at_follows_the_configured_schedule() -> None:
     paper, official = TrainConfig(), TrainConfig(lr_schedule="official")
     assert paper.lr_schedule == "paper"  # the default
     assert lr_at(paper, 1e-4, 150_000) == pytest.approx(5e-5)
-    assert lr_at(official, 1e-4, 150_000) == official_lr(1e-4, 150_000, 200_000, 100_000, 1000) == pytest.approx(
-        1e-4 - 50e-9, abs=1e-18)
+    assert (
+        lr_at(official, 1e-4, 150_000)
+        == official_lr(1e-4, 150_000, 200_000, 100_000, 1000)
+        == pytest.approx(1e-4 - 50e-9, abs=1e-18)
+    )
     with pytest.raises(ValueError, match="lr_schedule must be one of paper, official, got 'linear'"):
         TrainConfig(lr_schedule="linear")
     with pytest.raises(ValueError, match="lr_update_step must be > 0"):

@@ -201,7 +201,9 @@ def test_expressions_write_rafd_layout(tmp_path: Path) -> None:
         folders = sorted(p.name for p in (out / "rafd" / split).iterdir())
         assert folders == sorted(RAFD_EXPRESSIONS)
         files = sorted((out / "rafd" / split).rglob("*.png"))
-        assert len(files) == info["rafd"][split] and all(len(list((out / "rafd" / split / e).iterdir())) >= 1 for e in folders)
+        assert len(files) == info["rafd"][split] and all(
+            len(list((out / "rafd" / split / e).iterdir())) >= 1 for e in folders
+        )
         with Image.open(files[0]) as img:
             assert (img.mode, img.size) == ("RGB", (256, 256))
     assert info["rafd"] == {"train": 8, "test": 8}
@@ -281,8 +283,9 @@ def test_crash_leaves_no_attribute_list_and_no_temp_files(tmp_path: Path, monkey
 
 def test_worker_processes_write_the_same_files(tmp_path: Path) -> None:
     one = folder_bytes(generate_toyfaces(tmp_path / "one", 9, seed=3, progress=False, width=40, height=48))
-    three = folder_bytes(generate_toyfaces(tmp_path / "three", 9, seed=3, progress=False, width=40, height=48,
-                                           workers=3))
+    three = folder_bytes(
+        generate_toyfaces(tmp_path / "three", 9, seed=3, progress=False, width=40, height=48, workers=3)
+    )
     assert one == three
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         generate_toyfaces(tmp_path / "bad", 2, workers=0, progress=False)
@@ -295,7 +298,9 @@ def test_progress_bar_run_writes_the_same_files(tmp_path: Path) -> None:
     assert quiet == shown
 
 
-sizes = st.integers(32, 160).flatmap(lambda w: st.tuples(st.just(w), st.integers(max(32, (w + 1) // 2), min(160, 2 * w))))
+sizes = st.integers(32, 160).flatmap(
+    lambda w: st.tuples(st.just(w), st.integers(max(32, (w + 1) // 2), min(160, 2 * w)))
+)
 forced = st.dictionaries(st.sampled_from(("Male", "Young", *HAIRS)), st.sampled_from((0, 1)), max_size=2).filter(
     lambda d: sum(d.get(h, 0) for h in HAIRS) <= 1
 )

@@ -16,18 +16,52 @@ from stargan_train.config import RunConfig
 
 runner = CliRunner()
 TINY = [
-    "--dataset", "toyfaces", "--image-size", "32", "--celeba-crop-size", "36", "--test-count", "4",
-    "--g-conv-dim", "8", "--d-conv-dim", "8", "--g-repeat-num", "1", "--d-repeat-num", "3", "--batch-size", "4",
-    "--num-workers", "0", "--device", "cpu", "--no-progress",
+    "--dataset",
+    "toyfaces",
+    "--image-size",
+    "32",
+    "--celeba-crop-size",
+    "36",
+    "--test-count",
+    "4",
+    "--g-conv-dim",
+    "8",
+    "--d-conv-dim",
+    "8",
+    "--g-repeat-num",
+    "1",
+    "--d-repeat-num",
+    "3",
+    "--batch-size",
+    "4",
+    "--num-workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
 ]
-
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "toy"
-    result = runner.invoke(app, ["toyfaces", str(out), "--count", "12", "--seed", "4", "--width", "36", "--height", "44",
-                                 "--no-progress", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "toyfaces",
+            str(out),
+            "--count",
+            "12",
+            "--seed",
+            "4",
+            "--width",
+            "36",
+            "--height",
+            "44",
+            "--no-progress",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["count"] == 12
     return out
@@ -36,8 +70,26 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(toy: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    result = runner.invoke(app, ["train", *TINY, "--data-dir", str(toy), "--run-dir", str(run_dir), "--num-iters", "5",
-                                 "--num-iters-decay", "2", "--model-save-step", "5", "--sample-step", "5", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            *TINY,
+            "--data-dir",
+            str(toy),
+            "--run-dir",
+            str(run_dir),
+            "--num-iters",
+            "5",
+            "--num-iters-decay",
+            "2",
+            "--model-save-step",
+            "5",
+            "--sample-step",
+            "5",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return run_dir, json.loads(result.stdout)
 
@@ -66,13 +118,28 @@ def test_train_writes_a_run_and_reports_json(trained: tuple[Path, dict]) -> None
 
 def test_resume_takes_options_not_given_from_the_run(trained: tuple[Path, dict]) -> None:
     run_dir, _ = trained
-    result = runner.invoke(app, ["train", "--run-dir", str(run_dir), "--resume", "--num-iters", "6", "--json",
-                                 "--no-progress", "--model-save-step", "100"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "--num-iters",
+            "6",
+            "--json",
+            "--no-progress",
+            "--model-save-step",
+            "100",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["start_iteration"], summary["iterations"]) == (5, 6)
     (run_dir / "config.json").unlink()  # the checkpoint's own copy of the config stands in
-    result = runner.invoke(app, ["train", "--run-dir", str(run_dir), "--resume", "--num-iters", "7", "--json", "--no-progress"])
+    result = runner.invoke(
+        app, ["train", "--run-dir", str(run_dir), "--resume", "--num-iters", "7", "--json", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["start_iteration"] == 6
     err = _one_line_error(runner.invoke(app, ["train", "--run-dir", str(run_dir), "--resume", "--g-conv-dim", "16"]))
@@ -108,12 +175,18 @@ def test_sample_command_writes_the_grid(trained: tuple[Path, dict], tmp_path: Pa
     ],
 )
 def test_bad_options_give_one_line_errors(toy: Path, tmp_path: Path, args: list[str], message: str) -> None:
-    result = runner.invoke(app, ["train", *TINY, "--data-dir", str(toy), "--run-dir", str(tmp_path / "r"), "--num-iters", "1", *args])
+    result = runner.invoke(
+        app, ["train", *TINY, "--data-dir", str(toy), "--run-dir", str(tmp_path / "r"), "--num-iters", "1", *args]
+    )
     assert message in _one_line_error(result)
 
 
-def test_missing_data_and_refused_run_dir_give_one_line_errors(trained: tuple[Path, dict], toy: Path, tmp_path: Path) -> None:
-    err = _one_line_error(runner.invoke(app, ["train", *TINY, "--data-dir", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r")]))
+def test_missing_data_and_refused_run_dir_give_one_line_errors(
+    trained: tuple[Path, dict], toy: Path, tmp_path: Path
+) -> None:
+    err = _one_line_error(
+        runner.invoke(app, ["train", *TINY, "--data-dir", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r")])
+    )
     assert "nowhere" in err and not (tmp_path / "r").exists()  # data is checked before the run dir is touched
     err = _one_line_error(runner.invoke(app, ["train", *TINY, "--data-dir", str(toy), "--run-dir", str(trained[0])]))
     assert "--resume" in err and "--overwrite" in err
@@ -154,7 +227,11 @@ def test_every_config_field_is_reachable_from_the_cli() -> None:
 
 
 def test_console_entry_exits_2_with_one_line_on_bad_input(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "stargan_train", "train", "--run-dir", str(tmp_path), "--n-critic", "0"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stargan_train", "train", "--run-dir", str(tmp_path), "--n-critic", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: TrainConfig.n_critic must be > 0, got 0"

@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
 from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from stargan_train.data.toyfaces import generate_toyfaces
 from stargan_train.model import Generator
 from stargan_train.rundir import RunDirError
 from stargan_train.samples import celeba_targets, target_labels
 from stargan_train.trainer import Trainer
-from stargan_train.checkpoint import latest_checkpoint, load_checkpoint
 from stargan_train.weights import CheckpointError, load_generator
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
@@ -26,18 +26,27 @@ def tiny_config(data_dir: Path, dataset: str = "toyfaces", **train: object) -> R
     """32 px, conv_dim 8, one residual block, batch 4: a few iterations take about a second."""
     n, k = (15, 13) if dataset == "both" else (5, 5)  # joint: the label has the mask, D's logits do not
     data = DataConfig(
-        dataset=dataset, celeba_image_dir=str(data_dir / "images"), attr_path=str(data_dir / "list_attr_celeba.txt"),
-        rafd_image_dir=str(data_dir / "rafd" / "train"), celeba_crop_size=36, image_size=32, test_count=4,
+        dataset=dataset,
+        celeba_image_dir=str(data_dir / "images"),
+        attr_path=str(data_dir / "list_attr_celeba.txt"),
+        rafd_image_dir=str(data_dir / "rafd" / "train"),
+        celeba_crop_size=36,
+        image_size=32,
+        test_count=4,
         num_workers=0,
     )
-    options = dict(batch_size=4, num_iters=10, num_iters_decay=5, log_step=5, sample_step=5, model_save_step=5, device="cpu")
+    options = dict(
+        batch_size=4, num_iters=10, num_iters_decay=5, log_step=5, sample_step=5, model_save_step=5, device="cpu"
+    )
     options.update(train)
     return RunConfig(GeneratorConfig(8, n, 1), DiscriminatorConfig(32, 8, k, 3), data, TrainConfig(**options))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_toyfaces(tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True, progress=False)
+    return generate_toyfaces(
+        tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +141,12 @@ def test_targets_are_the_batch_labels_shuffled(toy: Path, tmp_path: Path) -> Non
 
 def test_joint_mode_runs_with_mask_vector_labels(toy: Path, tmp_path: Path) -> None:
     logs: list[dict] = []
-    trainer = Trainer(tiny_config(toy, "both", num_iters=5, log_step=5), tmp_path, progress=False,
-                      on_log=lambda i, losses: logs.append(losses))
+    trainer = Trainer(
+        tiny_config(toy, "both", num_iters=5, log_step=5),
+        tmp_path,
+        progress=False,
+        on_log=lambda i, losses: logs.append(losses),
+    )
     x, label = trainer.streams["rafd"].next()
     batch = trainer.make_batch(x, label, "rafd")
     assert batch.c_org.shape == (4, 15) and torch.equal(batch.c_org[:, 13:], torch.tensor([[0.0, 1.0]] * 4))
@@ -166,7 +179,9 @@ def test_fresh_run_refuses_a_run_dir_with_checkpoints(short_run: tuple[Path, Tra
         Trainer(tiny_config(toy), run_dir, resume=True, overwrite=True, progress=False)
 
 
-def test_resume_refuses_an_incompatible_config_and_names_the_field(short_run: tuple[Path, Trainer, list], toy: Path) -> None:
+def test_resume_refuses_an_incompatible_config_and_names_the_field(
+    short_run: tuple[Path, Trainer, list], toy: Path
+) -> None:
     with pytest.raises(RunDirError, match=r"train\.batch_size \(checkpoint 4, now 8\)"):
         Trainer(tiny_config(toy, batch_size=8), short_run[0], resume=True, progress=False)
 
@@ -177,7 +192,9 @@ def test_resume_without_checkpoints_is_refused(toy: Path, tmp_path: Path) -> Non
 
 
 def test_overwrite_starts_over(toy: Path, tmp_path: Path) -> None:
-    Trainer(tiny_config(toy, num_iters=2, num_iters_decay=0, model_save_step=1, sample_step=1), tmp_path, progress=False).fit()
+    Trainer(
+        tiny_config(toy, num_iters=2, num_iters_decay=0, model_save_step=1, sample_step=1), tmp_path, progress=False
+    ).fit()
     Trainer(tiny_config(toy, num_iters=1, num_iters_decay=0), tmp_path, overwrite=True, progress=False).fit()
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt")) == ["000001.ckpt"]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["000001.png"]
@@ -190,7 +207,9 @@ def test_inconsistent_label_size_is_rejected(toy: Path, tmp_path: Path) -> None:
         Trainer(bad, tmp_path, progress=False)
     joint = tiny_config(toy, "both")
     old_layout = dataclasses.replace(joint, discriminator=DiscriminatorConfig(32, 8, 15, 3))
-    with pytest.raises(ValueError, match="discriminator c_dim 13 \\(the joint D classifies no mask entries\\); got 15 and 15"):
+    with pytest.raises(
+        ValueError, match="discriminator c_dim 13 \\(the joint D classifies no mask entries\\); got 15 and 15"
+    ):
         Trainer(old_layout, tmp_path, progress=False)
 
 
@@ -202,10 +221,14 @@ def test_without_a_test_split_samples_come_from_training_images(toy: Path, tmp_p
         assert img.size == (32 * 6, 32 * 4)
 
 
-def test_init_weights_starts_from_a_checkpoint_with_fresh_optimisers(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+def test_init_weights_starts_from_a_checkpoint_with_fresh_optimisers(
+    short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path
+) -> None:
     source_dir, _, _ = short_run
     source = load_checkpoint(latest_checkpoint(source_dir))
-    cfg = tiny_config(toy, num_iters=2, num_iters_decay=1, model_save_step=2, sample_step=2, init_weights=str(source_dir))
+    cfg = tiny_config(
+        toy, num_iters=2, num_iters_decay=1, model_save_step=2, sample_step=2, init_weights=str(source_dir)
+    )
     tuned = Trainer(cfg, tmp_path / "tuned", progress=False)
     assert tuned.start == 0 and not tuned.g_opt.state and not tuned.d_opt.state
     for part in ("G", "D"):
@@ -229,7 +252,9 @@ def test_init_weights_from_an_official_joint_pair(official_joint_checkpoint: Pat
     assert trainer.fit()["last"]["rafd/D/loss_cls"] > 0  # and trains on from them
 
 
-def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_touched(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_touched(
+    short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path
+) -> None:
     source_dir, _, _ = short_run
     cfg = tiny_config(toy, init_weights=str(source_dir))
     cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, conv_dim=16))
@@ -241,7 +266,9 @@ def test_init_weights_of_another_architecture_is_refused_before_the_run_dir_is_t
     assert not (tmp_path / "none").exists()
 
 
-def test_fresh_critic_takes_only_the_generator_and_a_missing_critic_says_how(short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path) -> None:
+def test_fresh_critic_takes_only_the_generator_and_a_missing_critic_says_how(
+    short_run: tuple[Path, Trainer, list], toy: Path, tmp_path: Path
+) -> None:
     source_dir, _, _ = short_run
     g_only = tmp_path / "g-only" / "generator.safetensors"  # like a bundle's weights: no discriminator beside them
     g_only.parent.mkdir()

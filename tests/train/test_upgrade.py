@@ -24,16 +24,32 @@ CONV2 = "conv2.weight"
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_toyfaces(tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True,
-                             progress=False)
+    return generate_toyfaces(
+        tmp_path_factory.mktemp("toy"), 16, seed=0, width=36, height=44, expressions=True, progress=False
+    )
 
 
 def joint_config(toy: Path, d_c_dim: int, num_iters: int) -> RunConfig:
-    data = DataConfig(dataset="both", celeba_image_dir=str(toy / "images"), attr_path=str(toy / "list_attr_celeba.txt"),
-                      rafd_image_dir=str(toy / "rafd" / "train"), celeba_crop_size=36, image_size=32, test_count=4,
-                      num_workers=0)
-    train = TrainConfig(batch_size=2, num_iters=num_iters, num_iters_decay=0, n_critic=2, log_step=100,
-                        sample_step=100, model_save_step=4, device="cpu")
+    data = DataConfig(
+        dataset="both",
+        celeba_image_dir=str(toy / "images"),
+        attr_path=str(toy / "list_attr_celeba.txt"),
+        rafd_image_dir=str(toy / "rafd" / "train"),
+        celeba_crop_size=36,
+        image_size=32,
+        test_count=4,
+        num_workers=0,
+    )
+    train = TrainConfig(
+        batch_size=2,
+        num_iters=num_iters,
+        num_iters_decay=0,
+        n_critic=2,
+        log_step=100,
+        sample_step=100,
+        model_save_step=4,
+        device="cpu",
+    )
     return RunConfig(GeneratorConfig(4, 15, 0), DiscriminatorConfig(32, 4, d_c_dim, 3), data, train)
 
 
@@ -75,16 +91,18 @@ def test_every_loader_upgrades_an_old_joint_run(old_run: Path) -> None:
     assert json.loads((old_run / "config.json").read_text())["discriminator"]["c_dim"] == 15  # untouched on disk
 
 
-def test_an_old_joint_run_resumes_exactly_as_the_old_code_would(old_run: Path, toy: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_old_joint_run_resumes_exactly_as_the_old_code_would(
+    old_run: Path, toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference, upgraded = tmp_path / "reference", tmp_path / "upgraded"
     shutil.copytree(old_run, reference)
     shutil.copytree(old_run, upgraded)
     with monkeypatch.context() as mp:
         as_before_issue_19(mp)
         Trainer(joint_config(toy, 15, 6), reference, progress=False, resume=True).fit()
-    result = CliRunner().invoke(app, ["train", "--run-dir", str(upgraded), "--resume", "--num-iters", "6",
-                                      "--no-progress", "--json"])
+    result = CliRunner().invoke(
+        app, ["train", "--run-dir", str(upgraded), "--resume", "--num-iters", "6", "--no-progress", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["start_iteration"] == 4
     old = torch.load(latest_checkpoint(reference), weights_only=True)

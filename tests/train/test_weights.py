@@ -35,7 +35,9 @@ def test_official_discriminator_infers_its_image_size(official_checkpoint: Path)
 def test_official_joint_discriminator_loads_with_13_logits(official_joint_checkpoint: Path) -> None:
     raw = torch.load(official_joint_checkpoint.with_name("1000-D.ckpt"), weights_only=True)
     loaded = load_discriminator(official_joint_checkpoint)
-    assert loaded.kind == "official" and loaded.config == DiscriminatorConfig(image_size=32, conv_dim=8, c_dim=13, repeat_num=3)
+    assert loaded.kind == "official" and loaded.config == DiscriminatorConfig(
+        image_size=32, conv_dim=8, c_dim=13, repeat_num=3
+    )
     state = loaded.model.state_dict()
     assert list(state) == list(raw)  # the same keys in the same order: the official layout exactly
     for key, value in raw.items():
@@ -115,8 +117,12 @@ def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
 
 def test_own_run_dir_and_safetensors_load_with_their_config(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = RunConfig(GeneratorConfig(8, 5, 1), DiscriminatorConfig(32, 8, 5, 3),
-                       DataConfig(dataset="toyfaces", image_size=32), TrainConfig(num_iters=10, num_iters_decay=5))
+    config = RunConfig(
+        GeneratorConfig(8, 5, 1),
+        DiscriminatorConfig(32, 8, 5, 3),
+        DataConfig(dataset="toyfaces", image_size=32),
+        TrainConfig(num_iters=10, num_iters_decay=5),
+    )
     G, D = Generator.from_config(config.generator), Discriminator.from_config(config.discriminator)
     opt = torch.optim.Adam(G.parameters())
     state = TrainState(7, config, G.state_dict(), D.state_dict(), opt.state_dict(), opt.state_dict(), capture_rng())

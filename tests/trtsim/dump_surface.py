@@ -17,8 +17,17 @@ import re
 import sys
 from typing import Any
 
-DUNDERS = ("__init__", "__len__", "__getitem__", "__iter__", "__int__", "__index__", "__enter__", "__exit__",
-           "__bool__")
+DUNDERS = (
+    "__init__",
+    "__len__",
+    "__getitem__",
+    "__iter__",
+    "__int__",
+    "__index__",
+    "__enter__",
+    "__exit__",
+    "__bool__",
+)
 _TP_AS_BUFFER = 160  # offset of PyTypeObject.tp_as_buffer on 64-bit CPython 3.8-3.13; checked in _has_buffer
 
 

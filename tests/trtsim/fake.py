@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib.machinery
 import re
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class FakeTensorRT:
         return "\n".join(lines + [f"type not checked: {t}" for t in sorted(self.unchecked)])
 
     # -- values ----------------------------------------------------------------------------------------------
-    def materialize(self, entry: dict[str, Any], owner: str, name: str, obj: "FakeObject | None" = None) -> Any:
+    def materialize(self, entry: dict[str, Any], owner: str, name: str, obj: FakeObject | None = None) -> Any:
         kind = entry["kind"]
         if kind == "type":
             return FakeType(self, entry["ref"])
@@ -73,7 +74,7 @@ class FakeTensorRT:
             return self.read_property(obj, owner, name, entry)
         raise self.fail(f"{owner}.{name} is an opaque {entry.get('type')} value this checker cannot stand in for")
 
-    def read_property(self, obj: "FakeObject", owner: str, name: str, entry: dict[str, Any]) -> Any:
+    def read_property(self, obj: FakeObject, owner: str, name: str, entry: dict[str, Any]) -> Any:
         if name in obj._fk_state:
             return obj._fk_state[name]
         handler = self.handler(owner, name)
@@ -85,12 +86,12 @@ class FakeTensorRT:
                 return self.handlers[f"{owner}.{name}"]
         return None
 
-    def make(self, qual: str, **state: Any) -> "FakeObject":
+    def make(self, qual: str, **state: Any) -> FakeObject:
         if qual not in self.types:
             raise self.fail(f"no class {qual}")
         return FakeObject(self, qual, state)
 
-    def member(self, enum: str, name: str) -> "FakeMember":
+    def member(self, enum: str, name: str) -> FakeMember:
         values = self.types[enum]["values"]
         if name not in values:
             raise self.fail(f"{enum} has no member {name}")

@@ -5,7 +5,8 @@ Usage: from trtsim.fixtures import sim, trt_surface  # noqa: F401   (then: def t
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

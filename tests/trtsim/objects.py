@@ -60,7 +60,7 @@ class FakeType:
     def __getattr__(self, name: str) -> Any:
         return self._fk_trt.materialize(self._fk_trt.lookup(self._fk_type, name), self._fk_type, name)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "FakeObject":
+    def __call__(self, *args: Any, **kwargs: Any) -> FakeObject:
         fake = self._fk_trt
         entry = fake.types[self._fk_type]["members"].get("__init__")
         if entry is None:

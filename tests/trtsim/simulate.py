@@ -15,8 +15,9 @@ from __future__ import annotations
 import ctypes
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class Device:
                 self.work = work
 
             @classmethod
-            def capture(cls, stream: Any, work: Callable[[], None]) -> "CudaGraph":
+            def capture(cls, stream: Any, work: Callable[[], None]) -> CudaGraph:
                 device.capturing = []
                 try:
                     work()
@@ -161,7 +162,7 @@ class Simulation:
         self.version = self.fake.version
         self.plans: list[bytes] = []  # every plan built, as serialized
 
-    def install(self, monkeypatch: Any) -> "Simulation":
+    def install(self, monkeypatch: Any) -> Simulation:
         """Make `import tensorrt` give the fake module and `stargan_sdk.cuda` the simulated device."""
         import sys
 

@@ -3,4 +3,12 @@
 from stargan_train.config import DataConfig, DiscriminatorConfig, GeneratorConfig, RunConfig, TrainConfig
 from stargan_train.model import Discriminator, Generator
 
-__all__ = ["DataConfig", "DiscriminatorConfig", "Discriminator", "Generator", "GeneratorConfig", "RunConfig", "TrainConfig"]
+__all__ = [
+    "DataConfig",
+    "DiscriminatorConfig",
+    "Discriminator",
+    "Generator",
+    "GeneratorConfig",
+    "RunConfig",
+    "TrainConfig",
+]

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
@@ -153,7 +154,7 @@ class ClassifierInfo:
     format: str = SIDECAR_FORMAT
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassifierInfo":
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierInfo:
         return cls(**d)
 
 
@@ -188,8 +189,13 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
     if not enabled:
         yield lambda n=1: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     # stderr: stdout may be carrying `--json` output.
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=total)
@@ -241,8 +247,16 @@ def classifier_accuracy(classifier: AttributeClassifier, loader: DataLoader, dev
 
 
 def train_attribute_classifier(
-    data: DataConfig, *, iters: int = 1500, batch_size: int = 32, device: str = "cpu", seed: int = 0,
-    width: int = 16, progress: bool = False, num_workers: int | None = None, cache_mb: int = 1024,
+    data: DataConfig,
+    *,
+    iters: int = 1500,
+    batch_size: int = 32,
+    device: str = "cpu",
+    seed: int = 0,
+    width: int = 16,
+    progress: bool = False,
+    num_workers: int | None = None,
+    cache_mb: int = 1024,
 ) -> tuple[AttributeClassifier, dict[str, float]]:
     """Train on the real train split, then measure per-attribute accuracy on the real test split."""
     if iters <= 0 or batch_size <= 0:
@@ -267,8 +281,9 @@ def train_attribute_classifier(
     return classifier, classifier_accuracy(classifier, test, device)
 
 
-def _train_batches(data: DataConfig, batch_size: int, seed: int, num_workers: int | None, cache_mb: int,
-                   progress: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _train_batches(
+    data: DataConfig, batch_size: int, seed: int, num_workers: int | None, cache_mb: int, progress: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless shuffled, randomly flipped train batches.
 
     A split that fits in `cache_mb` as uint8 (toyfaces, CelebA subsets) is decoded once and kept in memory:
@@ -300,8 +315,16 @@ def _train_batches(data: DataConfig, batch_size: int, seed: int, num_workers: in
 
 
 def load_or_train_classifier(
-    run_dir: Path, data: DataConfig, *, iters: int = 1500, batch_size: int = 32, device: str = "cpu",
-    seed: int = 0, progress: bool = False, retrain: bool = False, num_workers: int | None = None,
+    run_dir: Path,
+    data: DataConfig,
+    *,
+    iters: int = 1500,
+    batch_size: int = 32,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    retrain: bool = False,
+    num_workers: int | None = None,
 ) -> tuple[AttributeClassifier, ClassifierInfo, bool]:
     """(classifier, info, reused): the cached `run_dir/eval` classifier when its data fingerprint matches."""
     folder = Path(run_dir) / "eval"
@@ -316,7 +339,8 @@ def load_or_train_classifier(
     classifier, accuracy = train_attribute_classifier(
         data, iters=iters, batch_size=batch_size, device=device, seed=seed, progress=progress, num_workers=num_workers
     )
-    info = ClassifierInfo(list(data.selected_attrs), classifier.width, data.image_size, fingerprint, iters,
-                          batch_size, seed, accuracy)
+    info = ClassifierInfo(
+        list(data.selected_attrs), classifier.width, data.image_size, fingerprint, iters, batch_size, seed, accuracy
+    )
     save_classifier(folder, classifier, info)
     return classifier, info, False

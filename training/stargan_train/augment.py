@@ -31,7 +31,7 @@ def translate(x: Tensor, ratio: float = TRANSLATION_RATIO) -> Tensor:
     dy = torch.randint(-sy, sy + 1, (n,)).tolist()
     dx = torch.randint(-sx, sx + 1, (n,)).tolist()
     padded = F.pad(x, (sx, sx, sy, sy))
-    return torch.stack([padded[i, :, sy - dy[i]: sy - dy[i] + h, sx - dx[i]: sx - dx[i] + w] for i in range(n)])
+    return torch.stack([padded[i, :, sy - dy[i] : sy - dy[i] + h, sx - dx[i] : sx - dx[i] + w] for i in range(n)])
 
 
 def cutout(x: Tensor, ratio: float = CUTOUT_RATIO) -> Tensor:

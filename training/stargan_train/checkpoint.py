@@ -39,8 +39,14 @@ from stargan_train.files import atomic_write, atomic_write_text
 from stargan_train.torch_load import CheckpointError, safe_torch_load
 from stargan_train.upgrade import upgrade_train_state
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "TrainState", "load_checkpoint",
-           "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "TrainState",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 _CKPT_RE = re.compile(r"^(\d+)\.ckpt$")
 
 
@@ -112,8 +118,9 @@ def save_checkpoint(run_dir: Path, state: TrainState, keep: int = 0) -> Path:
     for name, sd in (("G", state.G), ("D", state.D)):
         tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
         part_meta = {**meta, "checksum": tensor_digest(tensors)}  # the same digest as the .ckpt's for this part
-        atomic_write(folder / f"{stem}-{name}.safetensors",
-                     lambda p, t=tensors, m=part_meta: save_file(t, str(p), metadata=m))
+        atomic_write(
+            folder / f"{stem}-{name}.safetensors", lambda p, t=tensors, m=part_meta: save_file(t, str(p), metadata=m)
+        )
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,

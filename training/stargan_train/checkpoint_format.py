@@ -60,8 +60,10 @@ def checksums(payload: Mapping[str, Any]) -> dict[str, str]:
 
 def check_iteration(value: Any, path: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ITERATION:
-        raise CheckpointError(f"{path} has iteration {repr(value)[:40]}: expected a whole number from 0 to "
-                              f"{MAX_ITERATION:,} (a damaged checkpoint?)")
+        raise CheckpointError(
+            f"{path} has iteration {repr(value)[:40]}: expected a whole number from 0 to "
+            f"{MAX_ITERATION:,} (a damaged checkpoint?)"
+        )
     return value
 
 
@@ -82,8 +84,10 @@ def check_payload(raw: Any, path: Path, parts: tuple[str, ...] = CHECKED_PARTS) 
         raise CheckpointError(f"{path} is not a stargan training checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     version = raw.get("version")
     if isinstance(version, bool) or version not in READABLE_VERSIONS:
-        raise CheckpointError(f"{path} has checkpoint version {str(version)[:40]}; this stargan-train reads "
-                              f"versions {', '.join(map(str, READABLE_VERSIONS))} (written by a newer release?)")
+        raise CheckpointError(
+            f"{path} has checkpoint version {str(version)[:40]}; this stargan-train reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))} (written by a newer release?)"
+        )
     check_iteration(raw.get("iteration"), path)
     parse_run_config(raw.get("config"), path)
     for part in CHECKED_PARTS:
@@ -94,22 +98,28 @@ def check_payload(raw: Any, path: Path, parts: tuple[str, ...] = CHECKED_PARTS) 
             raise CheckpointError(f"{path} has no tensor checksums although its version ({version}) records them")
         for part in parts:
             if recorded.get(part) != tensor_digest(raw[part]):
-                raise CheckpointError(f"{path}: the {part} tensors do not match their checksum; the file is damaged "
-                                      f"(use an earlier checkpoint)")
+                raise CheckpointError(
+                    f"{path}: the {part} tensors do not match their checksum; the file is damaged "
+                    f"(use an earlier checkpoint)"
+                )
 
 
 def _check_part(raw: dict[str, Any], part: str, path: Path) -> None:
     value = raw.get(part)
     kind = _PARTS[part]
     if kind == "tensors":
-        ok = isinstance(value, dict) and bool(value) and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        ok = (
+            isinstance(value, dict)
+            and bool(value)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        )
     elif kind == "optimizer":
         ok = isinstance(value, dict) and (not value or {"state", "param_groups"} <= set(value))
     else:
         ok = isinstance(value, dict) and {"torch", "numpy", "python"} <= set(value)
     if not ok:
-        what = {"tensors": "a state_dict of tensors", "optimizer": "an optimizer state_dict",
-                "rng": "the RNG states"}[kind]
+        what = {"tensors": "a state_dict of tensors", "optimizer": "an optimizer state_dict", "rng": "the RNG states"}[
+            kind
+        ]
         found = "missing" if value is None else f"a {type(value).__name__}"
         raise CheckpointError(f"{path}: '{part}' should be {what}, found {found} (a damaged checkpoint?)")

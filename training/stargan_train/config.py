@@ -11,7 +11,14 @@ from typing import Any
 
 CELEBA_DEFAULT_ATTRS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 RAFD_EXPRESSIONS: tuple[str, ...] = (
-    "angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised",
+    "angry",
+    "contemptuous",
+    "disgusted",
+    "fearful",
+    "happy",
+    "neutral",
+    "sad",
+    "surprised",
 )
 DATASETS: tuple[str, ...] = ("celeba", "rafd", "both", "toyfaces")
 AUGMENTATIONS: tuple[str, ...] = ("translation", "cutout")  # what `augment.DiffAugment` implements
@@ -155,7 +162,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         def build(kind: type, values: dict[str, Any] | None) -> Any:
             values = dict(values or {})
             known = {f.name for f in dataclasses.fields(kind)}

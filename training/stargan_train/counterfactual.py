@@ -26,8 +26,11 @@ from stargan_train.samples import celeba_targets
 
 # Semantic regions (renderer masks) an edit may rewrite, besides every pixel the two renders differ in.
 # Male changes the hair's length and the beard; Young adds grey strands to the hair and lines to the skin.
-EDIT_REGIONS: dict[str, tuple[str, ...]] = {**{h: ("hair",) for h in HAIR_COLOURS},
-                                            "Male": ("hair", "beard"), "Young": ("hair", "face")}
+EDIT_REGIONS: dict[str, tuple[str, ...]] = {
+    **{h: ("hair",) for h in HAIR_COLOURS},
+    "Male": ("hair", "beard"),
+    "Young": ("hair", "face"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class ToyfacesTruth:
     attrs: tuple[str, ...]
 
     @classmethod
-    def find(cls, image_dir: Path, *, crop: int, size: int,
-             attrs: tuple[str, ...]) -> tuple[ToyfacesTruth | None, str | None]:
+    def find(
+        cls, image_dir: Path, *, crop: int, size: int, attrs: tuple[str, ...]
+    ) -> tuple[ToyfacesTruth | None, str | None]:
         """(truth, None) for a toyfaces folder this renderer drew; else (None, why there is no ground truth)."""
         info_path = Path(image_dir).parent / "toyfaces.json"
         if not info_path.is_file():
@@ -54,8 +58,10 @@ class ToyfacesTruth:
         except (OSError, ValueError, KeyError, TypeError) as e:
             return None, f"{info_path} is unreadable ({e}): no counterfactual renders"
         if version != TOYFACES_VERSION:
-            return None, (f"{info_path} was drawn by toyfaces version {version}, this renderer is version "
-                          f"{TOYFACES_VERSION}: no counterfactual renders")
+            return None, (
+                f"{info_path} was drawn by toyfaces version {version}, this renderer is version "
+                f"{TOYFACES_VERSION}: no counterfactual renders"
+            )
         unknown = [a for a in attrs if a not in TOY_ATTRS]
         if unknown:
             return None, f"attributes {unknown} are not drawn by toyfaces: no counterfactual renders"
@@ -67,8 +73,7 @@ class ToyfacesTruth:
         return int(stem) - 1 if stem.isdigit() and len(stem) == 6 and int(stem) > 0 else None
 
     def _render(self, index: int, forced: dict[str, int] | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return render_face(sample_params(np.random.default_rng([self.seed, 0, index]), forced),
-                           self.width, self.height)
+        return render_face(sample_params(np.random.default_rng([self.seed, 0, index]), forced), self.width, self.height)
 
     def _image(self, rgb: np.ndarray) -> torch.Tensor:
         return to_normalized_tensor(resize(center_crop(Image.fromarray(rgb), self.crop), self.size))
@@ -83,8 +88,12 @@ class ToyfacesTruth:
         """Truth images [E+1, 3, S, S], regions [E+1, S, S], `changed` [E+1] (the edit moves the labels) and
         `exact` (the re-rendered face equals `image`, i.e. the folder really holds this renderer's faces)."""
         n = len(self.attrs) + 1
-        out = {"images": image.new_zeros(n, *image.shape), "regions": torch.zeros(n, self.size, self.size, dtype=torch.bool),
-               "changed": torch.zeros(n, dtype=torch.bool), "exact": torch.tensor(False)}
+        out = {
+            "images": image.new_zeros(n, *image.shape),
+            "regions": torch.zeros(n, self.size, self.size, dtype=torch.bool),
+            "changed": torch.zeros(n, dtype=torch.bool),
+            "exact": torch.tensor(False),
+        }
         index = self.face_index(filename)
         if index is None:
             return out
@@ -104,8 +113,9 @@ class ToyfacesTruth:
         return out
 
 
-def edit_region(attr: str, rgb: np.ndarray, masks: dict[str, np.ndarray], cf_rgb: np.ndarray,
-                cf_masks: dict[str, np.ndarray]) -> np.ndarray:
+def edit_region(
+    attr: str, rgb: np.ndarray, masks: dict[str, np.ndarray], cf_rgb: np.ndarray, cf_masks: dict[str, np.ndarray]
+) -> np.ndarray:
     """Full-frame bool mask of what an edit of `attr` may rewrite: its semantic regions in the input or in the
     counterfactual, plus every pixel the two renders differ in (so nothing outside it is meant to change)."""
     region = np.any(rgb != cf_rgb, axis=-1)

@@ -143,7 +143,12 @@ class BatchStream:
 
     def _sampler(self, epoch: int) -> DistributedSampler:
         sampler = DistributedSampler(
-            self.loader.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=self.seed, drop_last=True
+            self.loader.dataset,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=True,
         )
         sampler.set_epoch(epoch)
         return sampler

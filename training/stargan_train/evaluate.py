@@ -130,13 +130,20 @@ class EvalReport:
         """Plain JSON-ready values; NaN becomes None."""
         out = asdict(self)
         out["per_attribute"] = {
-            a: {"target_accuracy": self.target_accuracy[a], "preserved_accuracy": self.preserved_accuracy[a],
-                "rec_l1": self.rec_l1[a], "classifier_accuracy": self.classifier_accuracy.get(a)}
+            a: {
+                "target_accuracy": self.target_accuracy[a],
+                "preserved_accuracy": self.preserved_accuracy[a],
+                "rec_l1": self.rec_l1[a],
+                "classifier_accuracy": self.classifier_accuracy.get(a),
+            }
             for a in self.attrs
         }
-        out.update(mean_target_accuracy=self.mean_target_accuracy,
-                   mean_preserved_accuracy=self.mean_preserved_accuracy, mean_rec_l1=self.mean_rec_l1,
-                   mean_classifier_accuracy=self.mean_classifier_accuracy)
+        out.update(
+            mean_target_accuracy=self.mean_target_accuracy,
+            mean_preserved_accuracy=self.mean_preserved_accuracy,
+            mean_rec_l1=self.mean_rec_l1,
+            mean_classifier_accuracy=self.mean_classifier_accuracy,
+        )
         return json_safe(out)
 
 
@@ -214,7 +221,8 @@ class _Tally:
         n = len(self.attrs)
         self.classifier = AccuracyMeter(self.attrs)
         self.target_hits, self.preserved_hits, self.preserved_count, self.rec = (
-            torch.zeros(n, dtype=torch.float64) for _ in range(4))
+            torch.zeros(n, dtype=torch.float64) for _ in range(4)
+        )
         self.by_input_hits = torch.zeros(n, n, 2, dtype=torch.float64)
         self.by_input_count = torch.zeros(n, 2, dtype=torch.float64)
         self.critic_hits = torch.zeros(n, dtype=torch.float64)
@@ -249,9 +257,16 @@ def _add_fidelity(t: _Tally, truth: dict[str, torch.Tensor], e: int, y: torch.Te
 
 
 @torch.no_grad()
-def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tensor, c_org: torch.Tensor,
-                    mask: torch.Tensor, t: _Tally, critic: torch.nn.Module | None = None,
-                    truth: dict[str, torch.Tensor] | None = None) -> None:
+def _evaluate_batch(
+    G: torch.nn.Module,
+    clf: AttributeClassifier,
+    x: torch.Tensor,
+    c_org: torch.Tensor,
+    mask: torch.Tensor,
+    t: _Tally,
+    critic: torch.nn.Module | None = None,
+    truth: dict[str, torch.Tensor] | None = None,
+) -> None:
     truth = truth or {}
     t.classifier.add(clf.predict(x), c_org)
     same = G(x, c_org)
@@ -279,41 +294,57 @@ def _evaluate_batch(G: torch.nn.Module, clf: AttributeClassifier, x: torch.Tenso
             t.loc[t.attrs[i]].add(x[changed], y[changed], mask[changed])
 
 
-def _check_attrs(G: torch.nn.Module, classifier: AttributeClassifier | None, attrs: list[str],
-                 critic: torch.nn.Module | None = None, image_size: int | None = None) -> None:
+def _check_attrs(
+    G: torch.nn.Module,
+    classifier: AttributeClassifier | None,
+    attrs: list[str],
+    critic: torch.nn.Module | None = None,
+    image_size: int | None = None,
+) -> None:
     c_dim = getattr(getattr(G, "config", None), "c_dim", None)
     if c_dim is not None and c_dim != len(attrs):
         raise EvalError(f"the generator takes {c_dim} labels but the data selects {len(attrs)} attributes: {attrs}")
     d_config = getattr(critic, "config", None)
     if d_config is not None and (d_config.c_dim != len(attrs) or d_config.image_size != image_size):
-        raise EvalError(f"the critic classifies {d_config.c_dim} labels at {d_config.image_size}px; the data "
-                        f"selects {len(attrs)} attributes at {image_size}px")
+        raise EvalError(
+            f"the critic classifies {d_config.c_dim} labels at {d_config.image_size}px; the data "
+            f"selects {len(attrs)} attributes at {image_size}px"
+        )
     if classifier is not None and list(classifier.attrs) != attrs:
         raise EvalError(f"the classifier was trained on {list(classifier.attrs)}, the data selects {attrs}")
 
 
 def _by_input(t: _Tally) -> dict[str, dict[str, dict[str, dict[str, float | int]]]]:
     """EvalReport.target_accuracy_by_input from the tally; NaN where no input had that value."""
+
     def cell(i: int, j: int, v: int) -> dict[str, float | int]:
         count = t.by_input_count[j, v]
         accuracy = float(t.by_input_hits[i, j, v] / count) if count > 0 else float("nan")
         return {"accuracy": accuracy, "images": int(count)}
 
-    return {edit: {a: {str(v): cell(i, j, v) for v in (0, 1)} for j, a in enumerate(t.attrs)}
-            for i, edit in enumerate(t.attrs)}
+    return {
+        edit: {a: {str(v): cell(i, j, v) for v in (0, 1)} for j, a in enumerate(t.attrs)}
+        for i, edit in enumerate(t.attrs)
+    }
 
 
 def critic_gap_advice(attr: str, identity_l1: float, classifier_accuracy: float) -> str:
     """What a critic-vs-classifier gap means, given the other numbers: augmentation helps only a generator that
     works (reproduces its input) judged by a classifier that reads real images right."""
     if identity_l1 > UNTRAINED_IDENTITY_L1:
-        return (f"the generator does not reproduce its input yet (identity L1 {identity_l1:.3f} > "
-                f"{UNTRAINED_IDENTITY_L1}), so this gap says nothing yet: train longer, then evaluate again")
+        return (
+            f"the generator does not reproduce its input yet (identity L1 {identity_l1:.3f} > "
+            f"{UNTRAINED_IDENTITY_L1}), so this gap says nothing yet: train longer, then evaluate again"
+        )
     if classifier_accuracy < MIN_CLASSIFIER_ACCURACY:
-        return (f"the classifier reads real {attr} images right only {classifier_accuracy:.1%} of the time, so "
-                f"the gap may be its error (retrain it with more --classifier-iters and --retrain-classifier)")
-    return (f"the generator satisfies the critic's classifier with patterns others do not read as {attr} "
-            f"(try --augment translation,cutout)")
+        return (
+            f"the classifier reads real {attr} images right only {classifier_accuracy:.1%} of the time, so "
+            f"the gap may be its error (retrain it with more --classifier-iters and --retrain-classifier)"
+        )
+    return (
+        f"the generator satisfies the critic's classifier with patterns others do not read as {attr} "
+        f"(try --augment translation,cutout)"
+    )
 
 
 def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) -> EvalReport:
@@ -321,23 +352,30 @@ def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) ->
     clf_acc = t.classifier.per_attribute()
     warnings = [
         f"classifier accuracy on real {a} is {acc:.1%} (< {MIN_CLASSIFIER_ACCURACY:.0%}): its target accuracy is unreliable"
-        for a, acc in clf_acc.items() if acc < MIN_CLASSIFIER_ACCURACY
+        for a, acc in clf_acc.items()
+        if acc < MIN_CLASSIFIER_ACCURACY
     ]
     target = {a: float(t.target_hits[i] / n) for i, a in enumerate(attrs)}
     critic = {a: float(t.critic_hits[i] / n) for i, a in enumerate(attrs)} if has_critic else {}
     warnings += [
         f"the critic accepts {critic[a]:.1%} of the {a} edits but the classifier only {target[a]:.1%}: "
         + critic_gap_advice(a, t.identity / n, clf_acc.get(a, float("nan")))
-        for a in critic if critic[a] - target[a] > CRITIC_GAP_WARNING
+        for a in critic
+        if critic[a] - target[a] > CRITIC_GAP_WARNING
     ]
     if t.not_exact:
-        warnings.append(f"{t.not_exact} of {t.images} test images differ from their toyfaces re-render (edited "
-                        f"files, or another renderer version): left out of the counterfactual scores")
+        warnings.append(
+            f"{t.not_exact} of {t.images} test images differ from their toyfaces re-render (edited "
+            f"files, or another renderer version): left out of the counterfactual scores"
+        )
     return EvalReport(
         attrs=attrs,
         target_accuracy=target,
-        preserved_accuracy={a: float(t.preserved_hits[i] / t.preserved_count[i])
-                            for i, a in enumerate(attrs) if t.preserved_count[i] > 0},
+        preserved_accuracy={
+            a: float(t.preserved_hits[i] / t.preserved_count[i])
+            for i, a in enumerate(attrs)
+            if t.preserved_count[i] > 0
+        },
         rec_l1={a: float(t.rec[i] / n) for i, a in enumerate(attrs)},
         identity_l1=t.identity / n,
         localisation={a: loc.to_dict() for a, loc in t.loc.items()},
@@ -353,9 +391,18 @@ def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) ->
 
 
 def evaluate(
-    generator: torch.nn.Module | Loaded, data: DataConfig, *, classifier: AttributeClassifier | None = None,
-    num_images: int = 2000, batch_size: int = 16, device: str = "cpu", seed: int = 0, progress: bool = False,
-    classifier_iters: int = 1500, num_workers: int | None = None, critic: torch.nn.Module | Loaded | None = None,
+    generator: torch.nn.Module | Loaded,
+    data: DataConfig,
+    *,
+    classifier: AttributeClassifier | None = None,
+    num_images: int = 2000,
+    batch_size: int = 16,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    classifier_iters: int = 1500,
+    num_workers: int | None = None,
+    critic: torch.nn.Module | Loaded | None = None,
 ) -> EvalReport:
     """Translate the first `num_images` test images (the whole split, with a report warning, when it holds fewer)
     to every single-attribute target and score the results.
@@ -373,15 +420,26 @@ def evaluate(
     _check_attrs(G, classifier, attrs, D, data.image_size)
     dataset = _test_dataset(data)
     if classifier is None:
-        classifier, _ = train_attribute_classifier(data, iters=classifier_iters, batch_size=32, device=device,
-                                                   seed=seed, progress=progress, num_workers=num_workers)
+        classifier, _ = train_attribute_classifier(
+            data,
+            iters=classifier_iters,
+            batch_size=32,
+            device=device,
+            seed=seed,
+            progress=progress,
+            num_workers=num_workers,
+        )
     torch.manual_seed(seed)
     n = min(num_images, len(dataset))  # the split may hold fewer: say so (a report warning), never silently
-    truth, why_not = ToyfacesTruth.find(dataset.base.image_dir, crop=data.celeba_crop_size, size=data.image_size,
-                                        attrs=tuple(attrs))
-    loader = DataLoader(torch.utils.data.Subset(WithTruth(dataset, truth), range(n)), batch_size=batch_size,
-                        shuffle=False,
-                        num_workers=data.num_workers if num_workers is None else num_workers)
+    truth, why_not = ToyfacesTruth.find(
+        dataset.base.image_dir, crop=data.celeba_crop_size, size=data.image_size, attrs=tuple(attrs)
+    )
+    loader = DataLoader(
+        torch.utils.data.Subset(WithTruth(dataset, truth), range(n)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=data.num_workers if num_workers is None else num_workers,
+    )
     hair = [i for g in attribute_groups(attrs) if g.kind == "exclusive" for i in g.indices]
     tally = _Tally(attrs, hair, masks=dataset.mask_paths is not None)
     tally.truth_note = why_not if data.dataset == "toyfaces" else None  # CelebA simply has no ground truth
@@ -393,8 +451,7 @@ def evaluate(
     try:
         with progress_bar(progress, "translating test images", n) as advance:
             for x, c_org, mask, truth_batch in loader:
-                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally, D,
-                                truth_batch)
+                _evaluate_batch(G, classifier, x.to(device), c_org.to(device), mask.to(device), tally, D, truth_batch)
                 advance(x.shape[0])
     finally:
         G.train(was_training)
@@ -406,5 +463,7 @@ def evaluate(
 
 
 def fewer_images_warning(requested: int, used: int) -> str:
-    return (f"{requested} test images requested but the test split holds only {used}: evaluated {used} "
-            f"(images_used in the report)")
+    return (
+        f"{requested} test images requested but the test split holds only {used}: evaluated {used} "
+        f"(images_used in the report)"
+    )

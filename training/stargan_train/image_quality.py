@@ -79,7 +79,13 @@ class FidelityMeter:
         def mean(total: float, n: int) -> float | None:
             return total / n if n else None
 
-        return {k: {"psnr": mean(s.psnr, s.images), "ssim": mean(s.ssim, s.images),
-                    "psnr_outside": mean(s.psnr_outside, s.images_outside), "images": s.images,
-                    "images_outside": s.images_outside}
-                for k, s in self.sums.items()}
+        return {
+            k: {
+                "psnr": mean(s.psnr, s.images),
+                "ssim": mean(s.ssim, s.images),
+                "psnr_outside": mean(s.psnr_outside, s.images_outside),
+                "images": s.images,
+                "images_outside": s.images_outside,
+            }
+            for k, s in self.sums.items()
+        }

@@ -11,7 +11,7 @@ the critic's loss (the gradient penalty is taken between the augmented pair), fa
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -75,7 +75,7 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
 
     @classmethod
-    def from_config(cls, config: GeneratorConfig) -> "Generator":
+    def from_config(cls, config: GeneratorConfig) -> Generator:
         return cls(conv_dim=config.conv_dim, c_dim=config.c_dim, repeat_num=config.repeat_num)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -97,9 +97,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
         super().__init__()
-        self.config = DiscriminatorConfig(
-            image_size=image_size, conv_dim=conv_dim, c_dim=c_dim, repeat_num=repeat_num
-        )
+        self.config = DiscriminatorConfig(image_size=image_size, conv_dim=conv_dim, c_dim=c_dim, repeat_num=repeat_num)
         layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.01)]
         dim = conv_dim
         for _ in range(1, repeat_num):
@@ -110,7 +108,7 @@ class Discriminator(nn.Module):
         self.conv2 = nn.Conv2d(dim, c_dim, kernel_size=self.config.cls_kernel_size, bias=False)
 
     @classmethod
-    def from_config(cls, config: DiscriminatorConfig) -> "Discriminator":
+    def from_config(cls, config: DiscriminatorConfig) -> Discriminator:
         return cls(config.image_size, config.conv_dim, config.c_dim, config.repeat_num)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,20 +9,32 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any
 
 from stargan_train import checkpoint as ckpt
 from stargan_train.config import RunConfig
 from stargan_train.distributed import DistContext, barrier, broadcast_object
 
 # Fields a resumed run may change: they move files or extend the schedule, not what was learned so far.
-RESUMABLE_CHANGES = frozenset({
-    "train.num_iters", "train.num_iters_decay", "train.device", "train.log_step", "train.sample_step",
-    "train.model_save_step", "train.keep_checkpoints",
-    "data.num_workers", "data.celeba_image_dir", "data.attr_path", "data.rafd_image_dir", "data.rafd_test_dir",
-})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "train.num_iters",
+        "train.num_iters_decay",
+        "train.device",
+        "train.log_step",
+        "train.sample_step",
+        "train.model_save_step",
+        "train.keep_checkpoints",
+        "data.num_workers",
+        "data.celeba_image_dir",
+        "data.attr_path",
+        "data.rafd_image_dir",
+        "data.rafd_test_dir",
+    }
+)
 _OUTPUTS = ("checkpoints", "samples", "logs")
 
 
@@ -125,7 +137,7 @@ class TrainLog:
         self.bar: Any = None
         self._mark = (start, time.perf_counter())
 
-    def __enter__(self) -> "TrainLog":
+    def __enter__(self) -> TrainLog:
         if not self.enabled:
             return self
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only where it is used
@@ -137,9 +149,14 @@ class TrainLog:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} it/s"), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"), console=Console(stderr=True),
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} it/s"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=Console(stderr=True),
             )
             self.bar.start()
             self.task = self.bar.add_task("train", total=self.total, completed=self.start, rate="-", info="")
@@ -165,7 +182,9 @@ class TrainLog:
         if self.bar is not None:
             self.bar.update(self.task, completed=done)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.bar is not None:
             self.bar.stop()
         if self.writer is not None:

@@ -114,8 +114,10 @@ def official_data_config(c_dim: int, image_size: int) -> DataConfig:
     modes = {label_dim(DataConfig(dataset=mode)): mode for mode in ("celeba", "rafd", "both")}
     if c_dim not in modes:
         known = ", ".join(f"{n} ({mode})" for n, mode in modes.items())
-        raise CheckpointError(f"the generator takes {c_dim} labels and carries no run config; an official "
-                              f"checkpoint takes {known}: sample the run dir it came from instead")
+        raise CheckpointError(
+            f"the generator takes {c_dim} labels and carries no run config; an official "
+            f"checkpoint takes {known}: sample the run dir it came from instead"
+        )
     return DataConfig(dataset=modes[c_dim], image_size=image_size)
 
 
@@ -126,8 +128,12 @@ def with_data_dir(data: DataConfig, data_dir: Path) -> DataConfig:
         return replace(data, rafd_image_dir=str(data_dir), rafd_test_dir=str(data_dir))
     attr_path = data_dir / "list_attr_celeba.txt"
     rows = len(read_attr_file(attr_path).filenames)  # a missing or malformed file: its own one-line error
-    return replace(data, celeba_image_dir=str(data_dir / "images"), attr_path=str(attr_path),
-                   test_count=min(data.test_count, rows - 1))
+    return replace(
+        data,
+        celeba_image_dir=str(data_dir / "images"),
+        attr_path=str(attr_path),
+        test_count=min(data.test_count, rows - 1),
+    )
 
 
 def _official_image_size(loaded: Loaded) -> int:
@@ -162,5 +168,11 @@ def write_checkpoint_samples(
     x, c_org = fixed_batch(data, count)
     write_sample_grid(loaded.model, x, c_org, data, Path(out))
     columns = 1 + len(target_labels(c_org, data))
-    return {"out": str(out), "checkpoint": str(loaded.source), "iteration": loaded.iteration,
-            "dataset": data.dataset, "rows": int(x.size(0)), "columns": columns}
+    return {
+        "out": str(out),
+        "checkpoint": str(loaded.source),
+        "iteration": loaded.iteration,
+        "dataset": data.dataset,
+        "rows": int(x.size(0)),
+        "columns": columns,
+    }

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,13 @@ from stargan_train.augment import DiffAugment
 from stargan_train.config import RAFD_EXPRESSIONS, RunConfig, classifier_dim, label_dim
 from stargan_train.data import build_loaders, joint_labels
 from stargan_train.distributed import (
-    BatchStream, DistContext, barrier, init_distributed, shutdown_distributed, unwrap, wrap_ddp,
+    BatchStream,
+    DistContext,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
+    unwrap,
+    wrap_ddp,
 )
 from stargan_train.losses import d_loss, g_loss
 from stargan_train.model import Discriminator, Generator
@@ -219,8 +226,18 @@ class Trainer:
         try:
             with self.autocast():
                 loss, logs = g_loss(
-                    self.G_step, self.D, batch.x, batch.c_org, batch.c_trg, batch.label_trg,
-                    t.lambda_cls, t.lambda_rec, kind, cls_slice, self.augment, t.lambda_id,
+                    self.G_step,
+                    self.D,
+                    batch.x,
+                    batch.c_org,
+                    batch.c_trg,
+                    batch.label_trg,
+                    t.lambda_cls,
+                    t.lambda_rec,
+                    kind,
+                    cls_slice,
+                    self.augment,
+                    t.lambda_id,
                 )
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,7 +30,8 @@ CLASSIFIER_WEIGHT = "conv2.weight"
 def is_legacy_joint(run: RunConfig | None) -> bool:
     """A joint run whose config gives D one logit per label entry (the mask included)."""
     return (
-        run is not None and run.data.dataset == "both"
+        run is not None
+        and run.data.dataset == "both"
         and run.discriminator.c_dim == label_dim(run.data) != classifier_dim(run.data)
     )
 
@@ -39,7 +40,9 @@ def upgrade_run_config(run: RunConfig | None) -> RunConfig | None:
     if not is_legacy_joint(run):
         return run
     assert run is not None
-    return dataclasses.replace(run, discriminator=dataclasses.replace(run.discriminator, c_dim=classifier_dim(run.data)))
+    return dataclasses.replace(
+        run, discriminator=dataclasses.replace(run.discriminator, c_dim=classifier_dim(run.data))
+    )
 
 
 def upgrade_discriminator(
@@ -53,7 +56,7 @@ def upgrade_discriminator(
     return _drop_rows(sd, upgraded.discriminator.c_dim), upgraded
 
 
-def upgrade_train_state(state: "TrainState") -> "TrainState":
+def upgrade_train_state(state: TrainState) -> TrainState:
     """A `checkpoint.TrainState` with D, D's Adam moments and the config upgraded (unchanged when current)."""
     if not is_legacy_joint(state.config):
         return state

@@ -104,8 +104,10 @@ def _safetensors_metadata(path: Path, meta: dict[str, str]) -> tuple[RunConfig |
         config = json.loads(meta["config"]) if "config" in meta else None
         iteration = int(meta["iteration"]) if "iteration" in meta else None
     except (ValueError, TypeError, RecursionError) as e:
-        raise CheckpointError(f"{path} has malformed metadata (config/iteration): {type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        raise CheckpointError(
+            f"{path} has malformed metadata (config/iteration): {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     run_config = None if config is None else parse_run_config(config, path)
     return run_config, None if iteration is None else check_iteration(iteration, path)
 
@@ -113,8 +115,9 @@ def _safetensors_metadata(path: Path, meta: dict[str, str]) -> tuple[RunConfig |
 def _check_safetensors_checksum(path: Path, sd: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     """Our own files record the digest of their tensors (older ones and other writers' files do not)."""
     if "checksum" in meta and meta["checksum"] != tensor_digest(sd):
-        raise CheckpointError(f"{path}: the tensors do not match their checksum; the file is damaged "
-                              f"(use an earlier checkpoint)")
+        raise CheckpointError(
+            f"{path}: the tensors do not match their checksum; the file is damaged (use an earlier checkpoint)"
+        )
 
 
 def _read_state_dicts(path: Path, part: str) -> tuple[dict[str, torch.Tensor], str, RunConfig | None, int | None]:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def error_reason(e: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def check_option_names(classes: Sequence[type["Backend"]], options: dict[str, Any]) -> None:
+def check_option_names(classes: Sequence[type[Backend]], options: dict[str, Any]) -> None:
     """Under `auto`: refuse an option name that no candidate takes (a typo), before trying any."""
     if any(c.accepted_options is None for c in classes):
         return  # a backend that declares nothing takes anything
@@ -124,8 +124,10 @@ class Backend(abc.ABC):
             known = tuple(self.accepted_options) + self.COMMON_OPTIONS
             unknown = sorted(set(options) - set(known))
             if unknown:
-                raise BackendOptionError(f"unknown {self.name} option(s) {', '.join(unknown)}; known: "
-                                         f"{', '.join(self.accepted_options) or 'none besides cuda_graphs'}")
+                raise BackendOptionError(
+                    f"unknown {self.name} option(s) {', '.join(unknown)}; known: "
+                    f"{', '.join(self.accepted_options) or 'none besides cuda_graphs'}"
+                )
         for key, value in (("threads", options.get("threads")), ("max_batch", max_batch)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise BackendOptionError(f"{key} must be a positive integer or None, got {value!r}")
@@ -135,8 +137,9 @@ class Backend(abc.ABC):
     # ---- the template: bookkeeping here, engine-specific work in the *_impl methods of each backend ----
 
     @classmethod
-    def availability(cls, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0,
-                     **options: Any) -> Availability:
+    def availability(
+        cls, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0, **options: Any
+    ) -> Availability:
         """Whether this backend can run the bundle here (imports, the artifact it needs, a GPU), without loading
         anything heavy; the verdict is kept on the Bundle, so `load` and `stargan info` do not check again."""
         try:
@@ -155,6 +158,7 @@ class Backend(abc.ABC):
                 return cls.check_impl(bundle, device, options)
             except BackendUnavailableError as e:
                 return e
+
         verdict = bundle.memo(key, run)
         if isinstance(verdict, BackendUnavailableError):
             raise verdict
@@ -204,8 +208,10 @@ class Backend(abc.ABC):
         (Values, NaN and the [-1, 1] range are checked by the Translator or on the device.)"""
         missing = [k for k in (INPUT_IMAGE, INPUT_LABEL) if not isinstance(feeds, Mapping) or k not in feeds]
         if missing:
-            raise ImageInputError(f"the {self.name} backend needs the inputs {INPUT_IMAGE!r} and {INPUT_LABEL!r}; "
-                                  f"{', '.join(map(repr, missing))} missing")
+            raise ImageInputError(
+                f"the {self.name} backend needs the inputs {INPUT_IMAGE!r} and {INPUT_LABEL!r}; "
+                f"{', '.join(map(repr, missing))} missing"
+            )
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         s, c = self.manifest.image_size, self.manifest.c_dim
         if not isinstance(image, np.ndarray) or image.ndim != 4 or image.shape[1:] != (3, s, s) or not len(image):
@@ -271,7 +277,7 @@ class Backend(abc.ABC):
         """What runs underneath (providers, precision, graphs) for `stargan info` and benchmarks."""
         return {"backend": self.name}
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         self.load()
         return self
 

@@ -43,8 +43,9 @@ class AttributeClassifier:
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle | str | os.PathLike[str], manifest: Manifest | None = None
-                    ) -> AttributeClassifier | None:
+    def from_bundle(
+        cls, bundle: Bundle | str | os.PathLike[str], manifest: Manifest | None = None
+    ) -> AttributeClassifier | None:
         """The bundle's classifier, checksum and input shape verified; None when the bundle has none or
         onnxruntime is not installed (then callers must be told the original attributes)."""
         bundle = Bundle.of(bundle, manifest)
@@ -53,8 +54,12 @@ class AttributeClassifier:
         if art is None or importlib.util.find_spec("onnxruntime") is None:
             return None
         clf = cls(bundle.verified(art))  # I/O checked on the protobuf first
-        check_classifier_io(manifest, {i.name: tuple(i.shape) for i in clf._session.get_inputs()},
-                            {o.name: tuple(o.shape) for o in clf._session.get_outputs()}, art.file)
+        check_classifier_io(
+            manifest,
+            {i.name: tuple(i.shape) for i in clf._session.get_inputs()},
+            {o.name: tuple(o.shape) for o in clf._session.get_outputs()},
+            art.file,
+        )
         return clf
 
     def logits(self, images: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def pipelined_plan(n: int, sizes: Sequence[int], chunk: int) -> list[tuple[int, 
 
 def default_cache_dir() -> Path:
     base = os.environ.get("STARGAN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stargan")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "stargan"
+    )
     return Path(base) / "inductor"
 
 
@@ -99,8 +101,16 @@ class InductorBackend(Backend):
     """
 
     name = "inductor"
-    accepted_options = ("device_type", "batch_sizes", "precision", "mode", "channels_last", "cache_dir",
-                        "cudnn_benchmark", "pipeline_chunk")
+    accepted_options = (
+        "device_type",
+        "batch_sizes",
+        "precision",
+        "mode",
+        "channels_last",
+        "cache_dir",
+        "cudnn_benchmark",
+        "pipeline_chunk",
+    )
     thread_safe = True  # one lock around the staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
     times_transfers = True  # on CUDA (`timed_infer`)
@@ -182,8 +192,15 @@ class InductorBackend(Backend):
 
         self._compiled = forward
         size = self.manifest.image_size
-        self._runner = CudaGraphRunner(torch, forward, device, max(self._sizes), (3, size, size), self.manifest.c_dim,
-                                       bool(self.options.get("cuda_graphs", True)))
+        self._runner = CudaGraphRunner(
+            torch,
+            forward,
+            device,
+            max(self._sizes),
+            (3, size, size),
+            self.manifest.c_dim,
+            bool(self.options.get("cuda_graphs", True)),
+        )
 
     def _warm_and_check(self, torch: Any, reference: Any) -> None:
         """Compile every size (the first call does) and compare it with the FP32 eager model."""
@@ -204,7 +221,8 @@ class InductorBackend(Backend):
             if not tolerance.passes(max_abs, psnr):
                 raise BackendUnavailableError(
                     f"the Inductor-compiled generator at batch {n} misses FP32 parity ({tolerance.describe(max_abs, psnr)}); "
-                    f"refusing it (torch {torch.__version__})")
+                    f"refusing it (torch {torch.__version__})"
+                )
 
     def _run_sizes(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Compiled sizes exactly (each len(image) is in self._sizes), pipelined on CUDA; checks the input range."""
@@ -226,7 +244,7 @@ class InductorBackend(Backend):
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
         chunks, takes, start = [], [], 0
         for take, run in pipelined_plan(len(image), self._sizes, self._chunk):
-            x, c = image[start:start + take], label[start:start + take]
+            x, c = image[start : start + take], label[start : start + take]
             if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
                 x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
                 c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
@@ -265,14 +283,24 @@ class InductorBackend(Backend):
         info: dict[str, Any] = {"backend": self.name}
         if self.loaded:
             runner = self._runner
-            info.update(device=f"cuda:{self.device}" if runner else "cpu", precision=self._precision, mode=self._mode,
-                        batch_sizes=list(self._sizes), pipeline_chunk=self._chunk, channels_last=self._channels_last,
-                        cache_dir=str(self._cache_dir), torch=self._torch.__version__,
-                        first_call_s={str(k): round(v, 3) for k, v in self._compile_s.items()},
-                        parity_psnr_db={str(k): round(v, 2) for k, v in self._parity.items()})
+            info.update(
+                device=f"cuda:{self.device}" if runner else "cpu",
+                precision=self._precision,
+                mode=self._mode,
+                batch_sizes=list(self._sizes),
+                pipeline_chunk=self._chunk,
+                channels_last=self._channels_last,
+                cache_dir=str(self._cache_dir),
+                torch=self._torch.__version__,
+                first_call_s={str(k): round(v, 3) for k, v in self._compile_s.items()},
+                parity_psnr_db={str(k): round(v, 2) for k, v in self._parity.items()},
+            )
             if runner is not None:
-                info.update(cuda_graphs=runner.graphs_enabled, graph_batch_sizes=sorted(runner.graphs),
-                            graph_error=runner.graph_error)
+                info.update(
+                    cuda_graphs=runner.graphs_enabled,
+                    graph_batch_sizes=sorted(runner.graphs),
+                    graph_error=runner.graph_error,
+                )
         return info
 
 

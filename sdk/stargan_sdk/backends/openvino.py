@@ -42,9 +42,7 @@ def resolve_precision(requested: str, capabilities: Sequence[str], manifest: Man
     return choose_precision(requested, capabilities, manifest)[0]
 
 
-def choose_precision(
-    requested: str, capabilities: Sequence[str], manifest: Manifest | None = None
-) -> tuple[str, str]:
+def choose_precision(requested: str, capabilities: Sequence[str], manifest: Manifest | None = None) -> tuple[str, str]:
     """(precision, why). `auto`: BF16 where the CPU reports it, else the bundle's INT8 model when its recorded
     PSNR vs FP32 is at least AUTO_INT8_MIN_PSNR_DB, else FP32."""
     if requested not in PRECISIONS:
@@ -69,8 +67,7 @@ def _auto_without_bf16(manifest: Manifest | None) -> tuple[str, str]:
     psnr = (art.parity or {}).get("psnr_db")
     if psnr is None or (art.parity or {}).get("usable") != 1.0 or psnr < AUTO_INT8_MIN_PSNR_DB:
         measured = "no recorded PSNR" if psnr is None else f"PSNR {psnr:.1f} dB"
-        return "fp32", (f"auto: no BF16 on this CPU; the INT8 model's {measured} is below "
-                        f"{AUTO_INT8_MIN_PSNR_DB:g} dB")
+        return "fp32", (f"auto: no BF16 on this CPU; the INT8 model's {measured} is below {AUTO_INT8_MIN_PSNR_DB:g} dB")
     return "int8", f"auto: no BF16 on this CPU; the INT8 model's PSNR {psnr:.1f} dB >= {AUTO_INT8_MIN_PSNR_DB:g} dB"
 
 
@@ -178,11 +175,15 @@ class OpenVinoBackend(Backend):
             size, c_dim = self.manifest.image_size, self.manifest.c_dim
             try:
                 self._model.reshape({INPUT_IMAGE: [batch, 3, size, size], INPUT_LABEL: [batch, c_dim]})
-                self._compiled[key] = self._core.compile_model(self._model, "CPU", {
-                    "INFERENCE_PRECISION_HINT": _OV_TYPE[self._float],
-                    "INFERENCE_NUM_THREADS": self._threads,
-                    "PERFORMANCE_HINT": key[1].upper(),
-                })
+                self._compiled[key] = self._core.compile_model(
+                    self._model,
+                    "CPU",
+                    {
+                        "INFERENCE_PRECISION_HINT": _OV_TYPE[self._float],
+                        "INFERENCE_NUM_THREADS": self._threads,
+                        "PERFORMANCE_HINT": key[1].upper(),
+                    },
+                )
             except Exception as e:  # wrong input names or an op the CPU plugin lacks
                 raise BundleError(
                     f"OpenVINO could not compile {self._artifact.file} for batch {batch}: {error_reason(e)}"

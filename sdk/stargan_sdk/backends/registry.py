@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from stargan_sdk.backends.base import Availability, Backend, check_option_names
-from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.errors import BackendOptionError, BackendUnavailableError
 from stargan_sdk.host.hardware import nvidia_gpu_present
 
 _log = logging.getLogger("stargan_sdk")
@@ -59,8 +59,9 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def availability(name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None,
-                 device: int = 0) -> Availability:
+def availability(
+    name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0
+) -> Availability:
     """Whether backend `name` can run this bundle here; never raises."""
     try:
         return backend_class(name).availability(Bundle.of(bundle, manifest), device=device)
@@ -68,8 +69,9 @@ def availability(name: str, bundle: Bundle | str | Path, manifest: Manifest | No
         return Availability(False, str(e) or type(e).__name__)
 
 
-def availability_report(bundle: Bundle | str | Path, manifest: Manifest | None = None,
-                        device: int = 0) -> dict[str, Availability]:
+def availability_report(
+    bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0
+) -> dict[str, Availability]:
     bundle = Bundle.of(bundle, manifest)
     return {name: availability(name, bundle, device=device) for name in BACKENDS}
 
@@ -104,8 +106,9 @@ def select_backend(
     raise _nothing_runs(reasons)
 
 
-def load_backend(name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0,
-                 **options: Any) -> tuple[Backend, dict[str, Availability]]:
+def load_backend(
+    name: str, bundle: Bundle | str | Path, manifest: Manifest | None = None, device: int = 0, **options: Any
+) -> tuple[Backend, dict[str, Availability]]:
     """A loaded backend for `name` and the reason for each candidate tried.
 
     With "auto", a candidate that is available but fails to load is closed, its error kept as the reason and

@@ -37,8 +37,15 @@ class TrtBackend(Backend):
     name = "tensorrt"
     accepted_options = ()  # cuda_graphs only (common to all backends)
 
-    def __init__(self, bundle: Bundle | str | Path, manifest: Manifest | None = None, *, device: int = 0,
-                 max_batch: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        manifest: Manifest | None = None,
+        *,
+        device: int = 0,
+        max_batch: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(bundle, manifest, device=device, max_batch=max_batch, **options)
         self.cuda_graphs = bool(options.get("cuda_graphs", True))
         self._requested_max_batch = max_batch

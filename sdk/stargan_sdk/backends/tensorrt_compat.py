@@ -14,9 +14,9 @@ import re
 from types import ModuleType
 
 from stargan_sdk import cuda
-from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Artifact
+from stargan_sdk.errors import BackendUnavailableError, EngineMismatchError
 
 log = logging.getLogger("stargan_sdk.backends.tensorrt")
 MIN_TENSORRT_MAJOR = 10
@@ -82,6 +82,8 @@ def check_engine(bundle: Bundle, device: int = 0) -> Artifact:
     rebuild = rebuild_command(bundle)
     art = bundle.artifact(role="generator", kind="tensorrt")
     if art is None:
-        raise BackendUnavailableError(f"bundle {bundle.folder} has no TensorRT engine; build one on this GPU: {rebuild}")
+        raise BackendUnavailableError(
+            f"bundle {bundle.folder} has no TensorRT engine; build one on this GPU: {rebuild}"
+        )
     match_engine(art, trt.__version__, cuda.device_properties(device), rebuild)
     return art

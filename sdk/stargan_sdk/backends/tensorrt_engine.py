@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,8 +89,18 @@ class TrtEngine:
         source: the plan's name for messages; rebuild: what to run when the plan does not load here.
     """
 
-    def __init__(self, plan: bytes, *, image_size: int, c_dim: int, device: int = 0, max_batch: int | None = None,
-                 cuda_graphs: bool = True, source: str = "the engine", rebuild: str = "") -> None:
+    def __init__(
+        self,
+        plan: bytes,
+        *,
+        image_size: int,
+        c_dim: int,
+        device: int = 0,
+        max_batch: int | None = None,
+        cuda_graphs: bool = True,
+        source: str = "the engine",
+        rebuild: str = "",
+    ) -> None:
         self.plan, self.image_size, self.c_dim, self.device = plan, image_size, c_dim, device
         self.requested_max_batch, self.cuda_graphs, self.source, self.rebuild = max_batch, cuda_graphs, source, rebuild
         self.lock = threading.RLock()  # one context and one set of buffers: calls run one at a time
@@ -107,7 +118,7 @@ class TrtEngine:
         self._bound_slot, self._bound_batch = -1, -1
         self.min_batch, self.max_batch, self.opened = 1, 0, False
 
-    def __enter__(self) -> "TrtEngine":
+    def __enter__(self) -> TrtEngine:
         self.open()
         return self
 
@@ -153,7 +164,9 @@ class TrtEngine:
         lo, _, hi = (tuple(int(d) for d in dims) for dims in eng.get_tensor_profile_shape(INPUT_IMAGE, 0))
         self.min_batch, self.max_batch = lo[0], min(hi[0], self.requested_max_batch or hi[0])
         if self.max_batch < self.min_batch:
-            raise ValueError(f"max_batch={self.requested_max_batch} is below the engine's minimum batch {self.min_batch}")
+            raise ValueError(
+                f"max_batch={self.requested_max_batch} is below the engine's minimum batch {self.min_batch}"
+            )
         size = self.image_size
         expected = {INPUT_IMAGE: (3, size, size), INPUT_LABEL: (self.c_dim,), OUTPUT_IMAGE: (3, size, size)}
         specs = {}
@@ -220,7 +233,9 @@ class TrtEngine:
             raise ImageInputError(f"infer needs the inputs {list(INPUTS)}; missing {missing}")
         n = len(feeds[INPUT_IMAGE])
         if not self.min_batch <= n <= self.max_batch:
-            raise ImageInputError(f"batch of {n}: this engine runs {self.min_batch} to {self.max_batch}; split the batch")
+            raise ImageInputError(
+                f"batch of {n}: this engine runs {self.min_batch} to {self.max_batch}; split the batch"
+            )
         sources: dict[str, Any] = {}
         for name in INPUTS:
             arr, dst = np.asarray(feeds[name]), slot.host[name].array
@@ -250,8 +265,9 @@ class TrtEngine:
                 self._graphs[key] = cuda.CudaGraph.capture(compute, lambda: self._enqueue(slot, n))
             except StarGANError as e:
                 self._graph_failed.add(key)  # logged once: this batch size runs plain enqueues from now on
-                log.warning("CUDA graph capture failed for batch %d (slot %d), using plain enqueue: %s",
-                            n, slot.index, e)
+                log.warning(
+                    "CUDA graph capture failed for batch %d (slot %d), using plain enqueue: %s", n, slot.index, e
+                )
 
     def _bind(self, slot: _Slot, n: int) -> None:
         ctx = self._context

@@ -34,7 +34,8 @@ def torch_plan(bundle: Bundle) -> Plan:
     art = bundle.artifact(role="generator", kind=WEIGHTS_KIND)
     if art is None:
         raise BackendUnavailableError(
-            "the bundle has no generator.safetensors (re-export it with stargan-export build)")
+            "the bundle has no generator.safetensors (re-export it with stargan-export build)"
+        )
     return Plan(f"{art.file} (CPU, or CUDA when torch sees a GPU)", art)
 
 
@@ -124,8 +125,15 @@ class TorchBackend(Backend):
         self.max_batch = self.max_batch or DEFAULT_CUDA_MAX_BATCH
         size = self.manifest.image_size
         self._module = module
-        self._runner = CudaGraphRunner(torch, module, device, self.max_batch, (3, size, size), self.manifest.c_dim,
-                                       bool(self.options.get("cuda_graphs", True)))
+        self._runner = CudaGraphRunner(
+            torch,
+            module,
+            device,
+            self.max_batch,
+            (3, size, size),
+            self.manifest.c_dim,
+            bool(self.options.get("cuda_graphs", True)),
+        )
 
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
@@ -183,7 +191,11 @@ class TorchBackend(Backend):
             runner = self._runner
             info.update(device="cpu" if runner is None else f"cuda:{self.device}", precision=self._precision)
             if runner is not None:
-                info.update(cuda_graphs=runner.graphs_enabled, graph_batch_sizes=sorted(runner.graphs),
-                            graph_error=runner.graph_error, max_batch=self.max_batch,
-                            channels_last=bool(self.options.get("channels_last", False)))
+                info.update(
+                    cuda_graphs=runner.graphs_enabled,
+                    graph_batch_sizes=sorted(runner.graphs),
+                    graph_error=runner.graph_error,
+                    max_batch=self.max_batch,
+                    channels_last=bool(self.options.get("channels_last", False)),
+                )
         return info

@@ -17,7 +17,8 @@ the caller passes the torch module in.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,14 +40,23 @@ class CudaGraphRunner:
         graphs: capture CUDA graphs (else eager launches every call).
     """
 
-    def __init__(self, torch: Any, forward: Callable[[Any, Any], Any], device: Any, max_batch: int,
-                 image: tuple[int, ...], c_dim: int, graphs: bool = True) -> None:
+    def __init__(
+        self,
+        torch: Any,
+        forward: Callable[[Any, Any], Any],
+        device: Any,
+        max_batch: int,
+        image: tuple[int, ...],
+        c_dim: int,
+        graphs: bool = True,
+    ) -> None:
         self.torch, self.forward, self.device, self.image = torch, forward, device, tuple(image)
         self.graphs_enabled, self.graph_error = graphs, ""
         self.stream = torch.cuda.Stream(device)
         pinned = dict(dtype=torch.float32, pin_memory=True)
-        self.slots = [(torch.empty((max_batch, *image), **pinned), torch.empty((max_batch, c_dim), **pinned))
-                      for _ in range(2)]
+        self.slots = [
+            (torch.empty((max_batch, *image), **pinned), torch.empty((max_batch, c_dim), **pinned)) for _ in range(2)
+        ]
         self.slot_free: list[Any] = [None, None]  # event after the upload that last read each slot
         self.dev_img = torch.empty((max_batch, *image), dtype=torch.float32, device=device)
         self.dev_lbl = torch.empty((max_batch, c_dim), dtype=torch.float32, device=device)
@@ -72,10 +82,13 @@ class CudaGraphRunner:
         except Exception as e:  # capture is an optimisation: any failure means eager from now on
             torch.cuda.synchronize(self.device)
             self.graphs_enabled, self.graph_error = False, f"{type(e).__name__}: {e}"
-            warnings.warn(f"CUDA graph capture failed, running eagerly: {self.graph_error}", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"CUDA graph capture failed, running eagerly: {self.graph_error}", RuntimeWarning, stacklevel=3
+            )
 
-    def run(self, chunks: Sequence[Chunk], timings: dict[str, float] | None = None
-            ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    def run(
+        self, chunks: Sequence[Chunk], timings: dict[str, float] | None = None
+    ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Outputs and input (min, max) of each chunk, all finished. `timings` (one chunk only): CUDA events
         split it into h2d_ms / compute_ms / d2h_ms."""
         torch = self.torch

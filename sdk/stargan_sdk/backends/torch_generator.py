@@ -18,10 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stargan_sdk.bundle.constants import WEIGHTS_KIND
-from stargan_sdk.errors import BundleError
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
-
+from stargan_sdk.errors import BundleError
 
 
 class InstanceNorm32(nn.Module):
@@ -42,8 +41,11 @@ class _Residual(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), InstanceNorm32(dim), nn.ReLU(inplace=True),
-            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), InstanceNorm32(dim),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
+            InstanceNorm32(dim),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
+            InstanceNorm32(dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,16 +63,22 @@ class StarGANGenerator(nn.Module):
 
     def __init__(self, conv_dim: int, c_dim: int, repeat_num: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), InstanceNorm32(conv_dim),
-                                   nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False),
+            InstanceNorm32(conv_dim),
+            nn.ReLU(inplace=True),
+        ]
         dim = conv_dim
         for _ in range(2):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), InstanceNorm32(dim * 2), nn.ReLU(inplace=True)]
             dim *= 2
         layers += [_Residual(dim) for _ in range(repeat_num)]
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), InstanceNorm32(dim // 2),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
+                InstanceNorm32(dim // 2),
+                nn.ReLU(inplace=True),
+            ]
             dim //= 2
         layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
@@ -100,10 +108,15 @@ def build_generator(state: dict[str, torch.Tensor], conv_dim: int, c_dim: int, r
     missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
     wrong = [k for k in want if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
     if missing or extra or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:4])}" for label, keys in
-                           (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)) if keys)
-        raise BundleError(f"generator weights do not match the manifest's architecture "
-                          f"(conv_dim {conv_dim}, c_dim {c_dim}, repeat_num {repeat_num}): {detail}; re-export the bundle")
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:4])}"
+            for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+            if keys
+        )
+        raise BundleError(
+            f"generator weights do not match the manifest's architecture "
+            f"(conv_dim {conv_dim}, c_dim {c_dim}, repeat_num {repeat_num}): {detail}; re-export the bundle"
+        )
     module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return module.eval().requires_grad_(False)
 
@@ -114,8 +127,10 @@ def load_generator(bundle: Bundle | str | Path, manifest: Manifest | None = None
     manifest = bundle.manifest
     art = manifest.artifact(role="generator", kind=WEIGHTS_KIND)
     if art is None:
-        raise BundleError("the bundle has no generator.safetensors (weights for the torch backends); "
-                          "re-export it with stargan-export build")
+        raise BundleError(
+            "the bundle has no generator.safetensors (weights for the torch backends); "
+            "re-export it with stargan-export build"
+        )
     path = bundle.verified(art)  # header shapes vs the manifest: before allocating the module
     g = manifest.generator
     return build_generator(read_weights(path), int(g["conv_dim"]), int(g["c_dim"]), int(g["repeat_num"]))

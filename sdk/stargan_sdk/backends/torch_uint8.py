@@ -16,8 +16,9 @@ import numpy as np
 from stargan_sdk.images.imaging import Normalizer
 
 
-def run_uint8(torch: Any, forward: Any, images: np.ndarray, labels: np.ndarray, norm: Normalizer,
-              device: Any) -> np.ndarray:
+def run_uint8(
+    torch: Any, forward: Any, images: np.ndarray, labels: np.ndarray, norm: Normalizer, device: Any
+) -> np.ndarray:
     """uint8 [N, S, S, 3] RGB and float32 [N, c] labels -> edited uint8 [N, S, S, 3], computed on `device`."""
     cuda = getattr(device, "type", str(device)) == "cuda"
     with torch.inference_mode():
@@ -25,8 +26,9 @@ def run_uint8(torch: Any, forward: Any, images: np.ndarray, labels: np.ndarray, 
         c = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
         if cuda:  # page-locked, so the copies are DMA transfers
             u8, c = (t.pin_memory().to(device, non_blocking=True) for t in (u8, c))
-        scale, shift, out_scale, out_shift = (torch.from_numpy(a).to(device) for a in
-                                              (norm.scale, norm.shift, norm.out_scale, norm.out_shift))
+        scale, shift, out_scale, out_shift = (
+            torch.from_numpy(a).to(device) for a in (norm.scale, norm.shift, norm.out_scale, norm.out_shift)
+        )
         x = u8.permute(0, 3, 1, 2).to(torch.float32).mul_(scale).add_(shift)
         y = forward(x.contiguous(), c).to(torch.float32)
         v = y.mul_(out_scale).add_(out_shift).add_(0.5).floor_().clamp_(0, 255)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from stargan_sdk.bundle.manifest import Artifact, Manifest, read_manifest, verify_artifact
 from stargan_sdk.errors import BundleError, StarGANError
@@ -58,8 +59,9 @@ class Bundle:
     def c_dim(self) -> int:
         return self.manifest.c_dim
 
-    def artifact(self, role: str = "generator", kind: str | None = None, precision: str | None = None
-                 ) -> Artifact | None:
+    def artifact(
+        self, role: str = "generator", kind: str | None = None, precision: str | None = None
+    ) -> Artifact | None:
         """The manifest's entry for (role, kind, precision), or None; nothing is read from disk."""
         return self.manifest.artifact(role=role, kind=kind, precision=precision)
 
@@ -87,7 +89,7 @@ class Bundle:
         return verdict
 
     def status(self, artifact: Artifact) -> str:
-        """"ok", or why the artifact is refused (for `stargan info`)."""
+        """ "ok", or why the artifact is refused (for `stargan info`)."""
         try:
             self.verified(artifact)
         except StarGANError as e:

@@ -13,12 +13,32 @@ from __future__ import annotations
 from stargan_sdk.bundle.onnx_refs import GraphFacts
 from stargan_sdk.errors import BundleError
 
-ALLOWED_OPS = frozenset({
-    "Add", "Cast", "Concat", "Conv", "ConvTranspose", "Expand", "InstanceNormalization", "LeakyRelu", "Relu",
-    "Reshape", "Tanh",  # the shipped generator, its FP16 graph and the classifier
-    "QuantizeLinear", "DequantizeLinear",  # the INT8 QDQ generator
-    "Constant", "Identity", "Shape", "Gather", "Unsqueeze", "Squeeze", "Tile", "Mul", "Flatten",  # label tiling
-})
+ALLOWED_OPS = frozenset(
+    {
+        "Add",
+        "Cast",
+        "Concat",
+        "Conv",
+        "ConvTranspose",
+        "Expand",
+        "InstanceNormalization",
+        "LeakyRelu",
+        "Relu",
+        "Reshape",
+        "Tanh",  # the shipped generator, its FP16 graph and the classifier
+        "QuantizeLinear",
+        "DequantizeLinear",  # the INT8 QDQ generator
+        "Constant",
+        "Identity",
+        "Shape",
+        "Gather",
+        "Unsqueeze",
+        "Squeeze",
+        "Tile",
+        "Mul",
+        "Flatten",  # label tiling
+    }
+)
 # Largest constant of a StarGAN graph: a 3x3 conv of 256 x 256 channels (conv_dim up to 4096 allowed: 4096^2 * 16).
 MAX_CONSTANT_ELEMENTS = 4096 * 4096 * 16
 
@@ -26,8 +46,12 @@ MAX_CONSTANT_ELEMENTS = 4096 * 4096 * 16
 def check_graph(facts: GraphFacts, file: str) -> None:
     unknown = sorted(facts.ops - ALLOWED_OPS)
     if unknown:
-        raise BundleError(f"{file} uses operator {unknown[0]!r}, which no StarGAN export contains; refused before "
-                          f"running it (the file was replaced or comes from another model) — re-export the bundle")
+        raise BundleError(
+            f"{file} uses operator {unknown[0]!r}, which no StarGAN export contains; refused before "
+            f"running it (the file was replaced or comes from another model) — re-export the bundle"
+        )
     if facts.max_elements > MAX_CONSTANT_ELEMENTS:
-        raise BundleError(f"{file} declares a constant of {facts.max_elements:,} elements, beyond any StarGAN "
-                          f"layer ({MAX_CONSTANT_ELEMENTS:,}); refused before allocating it — re-export the bundle")
+        raise BundleError(
+            f"{file} declares a constant of {facts.max_elements:,} elements, beyond any StarGAN "
+            f"layer ({MAX_CONSTANT_ELEMENTS:,}); refused before allocating it — re-export the bundle"
+        )

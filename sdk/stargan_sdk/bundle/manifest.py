@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stargan_sdk.bundle.checks import check_graph_io
 from stargan_sdk.bundle.constants import (
     HAIR_COLOURS,
     INPUT_IMAGE,
@@ -27,7 +28,6 @@ from stargan_sdk.bundle.constants import (
     OUTPUT_IMAGE,
     WEIGHTS_KIND,
 )
-from stargan_sdk.bundle.checks import check_graph_io
 from stargan_sdk.bundle.graph_rules import check_graph
 from stargan_sdk.bundle.manifest_schema import (  # noqa: F401  (ARTIFACT_KINDS & co. re-exported: one import for users)
     ARTIFACT_KINDS,
@@ -115,8 +115,9 @@ class Manifest:
     def c_dim(self) -> int:
         return len(self.attributes)
 
-    def artifact(self, role: str = "generator", kind: str | None = None,
-                 precision: str | None = None) -> Artifact | None:
+    def artifact(
+        self, role: str = "generator", kind: str | None = None, precision: str | None = None
+    ) -> Artifact | None:
         for a in self.artifacts:
             if a.role == role and (kind is None or a.kind == kind) and (precision is None or a.precision == precision):
                 return a
@@ -205,8 +206,10 @@ def validate(m: Manifest) -> None:
         raise ManifestError(f"artifact {dup!r} is listed more than once in the manifest; re-export the bundle")
     for a in m.artifacts:
         if a.kind == "torch_export":  # torch.export archives unpickle on load: never opened, the bundle is refused
-            raise ManifestError(f"artifact {a.file} is a torch.export archive, which runs code when loaded; this SDK "
-                                "reads generator.safetensors instead: re-export the bundle with stargan-export build")
+            raise ManifestError(
+                f"artifact {a.file} is a torch.export archive, which runs code when loaded; this SDK "
+                "reads generator.safetensors instead: re-export the bundle with stargan-export build"
+            )
         if a.kind not in ARTIFACT_KINDS or a.role not in ROLES or a.precision not in PRECISIONS:
             raise ManifestError(f"artifact {a.file}: unknown kind/role/precision {a.kind}/{a.role}/{a.precision}")
         if Path(a.file).name != a.file or a.file.startswith("."):
@@ -236,8 +239,10 @@ def _validate_groups(m: Manifest) -> None:
 
 def _validate_tensors(m: Manifest) -> None:
     """The engine boundary: exactly the SDK's tensor names, float32, shapes implied by image_size and c_dim."""
-    for role, specs, expected in (("input", m.inputs, default_inputs(m.image_size, m.c_dim)),
-                                  ("output", m.outputs, default_outputs(m.image_size))):
+    for role, specs, expected in (
+        ("input", m.inputs, default_inputs(m.image_size, m.c_dim)),
+        ("output", m.outputs, default_outputs(m.image_size)),
+    ):
         if sorted(t.name for t in specs) != sorted(t.name for t in expected):
             raise ManifestError(
                 f"manifest declares tensors {[t.name for t in specs]}, the SDK's engine boundary is "
@@ -329,8 +334,9 @@ def verify_artifact(bundle_dir: str | os.PathLike[str], artifact: Artifact, mani
     if not path.is_file():
         raise BundleError(f"bundle is missing {artifact.file} listed in its manifest; re-export the bundle")
     data = path.read_bytes() if artifact.kind == "onnx" else None  # ONNX graphs are small: one read, two uses
-    _check_sha(artifact.file, hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path),
-               artifact.sha256)
+    _check_sha(
+        artifact.file, hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path), artifact.sha256
+    )
     if data is not None:  # after the checksum: damage reads as damage; then operators before any runtime session
         facts = _walk_onnx(path, data)
         check_graph(facts, artifact.file)

@@ -33,8 +33,20 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 # Printable names only: no control characters (ANSI escapes), no path separators in file names.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-TOP_REQUIRED = ("format", "format_version", "attributes", "groups", "image_size", "dataset", "generator",
-                "artifacts", "source", "inputs", "outputs", "normalization")
+TOP_REQUIRED = (
+    "format",
+    "format_version",
+    "attributes",
+    "groups",
+    "image_size",
+    "dataset",
+    "generator",
+    "artifacts",
+    "source",
+    "inputs",
+    "outputs",
+    "normalization",
+)
 TOP_OPTIONAL = ("producer", "created")
 GENERATOR_KEYS = ("conv_dim", "c_dim", "repeat_num")
 
@@ -49,7 +61,8 @@ def fail(where: str, message: str) -> None:
 
 def _type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 def obj(value: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -60,8 +73,10 @@ def obj(value: Any, where: str, required: tuple[str, ...], optional: tuple[str, 
         raise ManifestError(f"manifest is missing the field {where + '.' if where else ''}{missing[0]}")
     unknown = [k for k in value if k not in required + optional]
     if unknown:
-        fail(f"{where + '.' if where else ''}{unknown[0]}", "is not a manifest field (misspelt, or from a newer "
-             "stargan-export: re-export the bundle)")
+        fail(
+            f"{where + '.' if where else ''}{unknown[0]}",
+            "is not a manifest field (misspelt, or from a newer stargan-export: re-export the bundle)",
+        )
     return value
 
 
@@ -98,8 +113,9 @@ def choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def items(value: Any, where: str, check: Callable[[Any, str], Any], *, min_len: int = 0,
-          max_len: int = MAX_LIST) -> list[Any]:
+def items(
+    value: Any, where: str, check: Callable[[Any, str], Any], *, min_len: int = 0, max_len: int = MAX_LIST
+) -> list[Any]:
     if not isinstance(value, (list, tuple)):  # JSON gives lists; Manifest.to_dict() gives tuples
         fail(where, f"must be a list, got {_type_name(value)}")
     if not min_len <= len(value) <= max_len:
@@ -213,8 +229,9 @@ def check_manifest_dict(d: Any) -> None:
     if not isinstance(d, dict):
         raise ManifestError("manifest.json must hold a JSON object")
     if d.get("format") != FORMAT:
-        raise ManifestError(f"not a stargan bundle manifest (format is {str(d.get('format'))[:40]!r}, "
-                            f"expected {FORMAT!r})")
+        raise ManifestError(
+            f"not a stargan bundle manifest (format is {str(d.get('format'))[:40]!r}, expected {FORMAT!r})"
+        )
     if type(d.get("format_version")) is not int or d["format_version"] != FORMAT_VERSION:  # 1.0 and true are not 1
         raise ManifestError(
             f"manifest format_version {str(d.get('format_version'))[:20]} is not supported by this SDK "

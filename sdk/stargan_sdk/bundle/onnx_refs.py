@@ -14,13 +14,21 @@ from stargan_sdk.errors import BundleError
 
 # (message, field number) -> the message type that field holds; fields not listed are skipped.
 _CHILDREN = {
-    ("model", 7): "graph", ("model", 25): "function",
+    ("model", 7): "graph",
+    ("model", 25): "function",
     ("function", 7): "node",
-    ("graph", 1): "node", ("graph", 5): "tensor", ("graph", 15): "sparse",
+    ("graph", 1): "node",
+    ("graph", 5): "tensor",
+    ("graph", 15): "sparse",
     ("node", 5): "attribute",
-    ("attribute", 5): "tensor", ("attribute", 6): "graph", ("attribute", 10): "tensor",
-    ("attribute", 11): "graph", ("attribute", 22): "sparse", ("attribute", 23): "sparse",
-    ("sparse", 1): "tensor", ("sparse", 2): "tensor",
+    ("attribute", 5): "tensor",
+    ("attribute", 6): "graph",
+    ("attribute", 10): "tensor",
+    ("attribute", 11): "graph",
+    ("attribute", 22): "sparse",
+    ("attribute", 23): "sparse",
+    ("sparse", 1): "tensor",
+    ("sparse", 2): "tensor",
 }
 _TENSOR_EXTERNAL_DATA = 13  # TensorProto.external_data: repeated StringStringEntryProto {1: key, 2: value}
 _TENSOR_DIMS = 1  # TensorProto.dims: repeated int64 (packed or not)
@@ -68,7 +76,7 @@ def _entry(buf: memoryview, start: int, stop: int) -> tuple[bytes, bytes]:
     key = value = b""
     for number, wire, span in _fields(buf, start, stop):
         if wire == 2 and number in (1, 2):
-            text = bytes(buf[span[0]:span[1]])
+            text = bytes(buf[span[0] : span[1]])
             key, value = (text, value) if number == 1 else (key, text)
     return key, value
 
@@ -100,7 +108,7 @@ def _walk(buf: memoryview, kind: str, start: int, stop: int, depth: int, out: Gr
         if kind == "tensor" and number == _TENSOR_DIMS:
             dims += [span] if wire == 0 else _packed(buf, *span) if wire == 2 else []
         elif kind == "node" and wire == 2 and number in (_NODE_OP_TYPE, _NODE_DOMAIN):
-            text = bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+            text = bytes(buf[span[0] : span[1]]).decode("utf-8", "replace")
             op, domain = (text, domain) if number == _NODE_OP_TYPE else (op, text)
         elif wire != 2:
             continue
@@ -128,7 +136,7 @@ def _string_field(buf: memoryview, start: int, stop: int, field: int) -> str:
     text = ""
     for number, wire, span in _fields(buf, start, stop):
         if number == field and wire == 2:
-            text = bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+            text = bytes(buf[span[0] : span[1]]).decode("utf-8", "replace")
     return text
 
 

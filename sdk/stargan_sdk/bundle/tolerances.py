@@ -25,7 +25,8 @@ class Tolerance:
         if not math.isfinite(max_abs):
             return False
         return (self.max_abs is None or max_abs <= self.max_abs) and (
-            self.min_psnr_db is None or psnr >= self.min_psnr_db)
+            self.min_psnr_db is None or psnr >= self.min_psnr_db
+        )
 
     def describe(self, max_abs: float, psnr: float) -> str:
         """The measurement against the bar, e.g. 'max abs 3e-02 > 0.0001' or 'PSNR 31.2 dB < 40 dB'."""

@@ -64,6 +64,8 @@ def check_weights_header(path: Path, generator: dict[str, int]) -> None:
     got = safetensors_shapes(path)
     if got != want:
         bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
-        raise BundleError(f"{path.name} does not match the manifest's generator (conv_dim {generator['conv_dim']}, "
-                          f"c_dim {generator['c_dim']}, repeat_num {generator['repeat_num']}): "
-                          f"{', '.join(bad[:4])} differ; refused before building the model — re-export the bundle")
+        raise BundleError(
+            f"{path.name} does not match the manifest's generator (conv_dim {generator['conv_dim']}, "
+            f"c_dim {generator['c_dim']}, repeat_num {generator['repeat_num']}): "
+            f"{', '.join(bad[:4])} differ; refused before building the model — re-export the bundle"
+        )

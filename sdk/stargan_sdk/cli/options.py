@@ -9,9 +9,14 @@ from typing import Annotated
 
 import typer
 
-PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", help="auto | fp32 | bf16 | int8, for the CPU backends. auto: BF16 where the CPU has it, else the "
-                        "bundle's INT8 model when its recorded PSNR is >= 40 dB, else FP32; fp32 opts out.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto | fp32 | bf16 | int8, for the CPU backends. auto: BF16 where the CPU has it, else the "
+        "bundle's INT8 model when its recorded PSNR is >= 40 dB, else FP32; fp32 opts out.",
+    ),
+]
 
 
 def precision_options(precision: str) -> dict[str, str]:

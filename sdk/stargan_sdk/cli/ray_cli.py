@@ -30,7 +30,6 @@ from stargan_sdk.images.labels import AttributeSpace
 from stargan_sdk.pipeline.plans import MODES
 
 
-
 def _ray() -> Any:
     try:
         import ray
@@ -88,8 +87,11 @@ def pending_inputs(src: Location, dst: Location, skip_existing: bool) -> tuple[l
     info = src.fs.get_file_info(src.path)
     if info.type != fs.FileType.Directory:
         raise StarGANError(f"{src.path} is not a folder of images")
-    files = sorted(f.path for f in src.fs.get_file_info(fs.FileSelector(src.path))
-                   if f.type == fs.FileType.File and Path(f.base_name).suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        f.path
+        for f in src.fs.get_file_info(fs.FileSelector(src.path))
+        if f.type == fs.FileType.File and Path(f.base_name).suffix.lower() in IMAGE_SUFFIXES
+    )
     if not skip_existing:
         return files, 0
     todo = [f for f in files if not dst.exists(dst.child(Path(f).name))]
@@ -103,15 +105,31 @@ def start_ray(address: str | None) -> int:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or None, log_to_driver=False)
     else:  # at least 2 logical CPUs so one actor and the decode/encode tasks can always run side by side
-        ray.init(num_cpus=max(2, os.cpu_count() or 1), include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False)
+        ray.init(
+            num_cpus=max(2, os.cpu_count() or 1),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
     return int(ray.cluster_resources().get("CPU", 1))
 
 
-def run_job(files: list[str], src: Location, dst: Location, bundle: Path, changes: dict[str, int], *,
-            mode: str = "auto", original: dict[str, int] | None = None, batch_size: int = 64, concurrency: int = 1,
-            num_gpus: float = 0, actor_cpus: float = 1, backend: str = "auto",
-            progress: bool = False) -> dict[str, Any]:
+def run_job(
+    files: list[str],
+    src: Location,
+    dst: Location,
+    bundle: Path,
+    changes: dict[str, int],
+    *,
+    mode: str = "auto",
+    original: dict[str, int] | None = None,
+    batch_size: int = 64,
+    concurrency: int = 1,
+    num_gpus: float = 0,
+    actor_cpus: float = 1,
+    backend: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
     """Edit `files` into `dst` (each write whole or absent, from the driver); the summary a program reads."""
     ray = _ray()
     from stargan_sdk.pipeline.ray_job import edit_dataset
@@ -123,9 +141,19 @@ def run_job(files: list[str], src: Location, dst: Location, bundle: Path, change
         ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts images, not blocks
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # set by Ray Data on import: after it
         ds = ray.data.read_binary_files(files, filesystem=src.fs, include_paths=True)
-        edited = edit_dataset(ds, str(bundle), changes, load=Translator.load, mode=mode, original=original,
-                              batch_size=batch_size, concurrency=concurrency, num_gpus=num_gpus,
-                              actor_cpus=actor_cpus, backend=backend)
+        edited = edit_dataset(
+            ds,
+            str(bundle),
+            changes,
+            load=Translator.load,
+            mode=mode,
+            original=original,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_gpus=num_gpus,
+            actor_cpus=actor_cpus,
+            backend=backend,
+        )
         columns = (*Progress.get_default_columns(), TextColumn("{task.fields[rate]} images/s"))
         with Progress(*columns, console=Console(stderr=True), transient=True, disable=not progress) as bar:
             task = bar.add_task("editing", total=len(files), rate="-")
@@ -138,8 +166,14 @@ def run_job(files: list[str], src: Location, dst: Location, bundle: Path, change
                 rate = written / max(time.perf_counter() - start, 1e-9)
                 bar.update(task, advance=1, rate=f"{rate:.1f}")
     seconds = time.perf_counter() - start
-    return {"rows": written + len(failed), "written": written, "errors": len(failed), "seconds": round(seconds, 3),
-            "images_per_s": round(written / seconds, 2) if seconds > 0 else 0.0, "failed": failed}
+    return {
+        "rows": written + len(failed),
+        "written": written,
+        "errors": len(failed),
+        "seconds": round(seconds, 3),
+        "images_per_s": round(written / seconds, 2) if seconds > 0 else 0.0,
+        "failed": failed,
+    }
 
 
 def translate_dataset(
@@ -147,18 +181,30 @@ def translate_dataset(
     dst: Annotated[str, typer.Argument(metavar="DST", help="Folder or URI for the edits (same file names).")],
     bundle: Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder every Ray node can read.")],
     set_: Annotated[list[str], typer.Option("--set", "-s", help="Attribute to set, NAME=0|1 (repeat).")],
-    original: Annotated[list[str] | None, typer.Option(
-        "--original", help="What every input shows, NAME=0|1 (repeat); default: the classifier estimates it.")] = None,
-    mode: Annotated[str, typer.Option(help="auto (as stargan translate: an aligned face whole, else its faces) | "
-                                           "whole | crop (centre square) | photo (find faces).")] = "auto",
-    ray_address: Annotated[str | None, typer.Option(
-        "--ray", help="Ray cluster address (default: RAY_ADDRESS, else a local instance).")] = None,
+    original: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--original", help="What every input shows, NAME=0|1 (repeat); default: the classifier estimates it."
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (as stargan translate: an aligned face whole, else its faces) | "
+            "whole | crop (centre square) | photo (find faces)."
+        ),
+    ] = "auto",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="Ray cluster address (default: RAY_ADDRESS, else a local instance).")
+    ] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs already written.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per task and actor call.")] = 64,
     concurrency: Annotated[int, typer.Option(min=1, help="Actors (one per GPU on a GPU cluster).")] = 1,
     num_gpus: Annotated[float, typer.Option(min=0, help="GPUs per actor (1 on GPU nodes).")] = 0,
-    actor_cpus: Annotated[float | None, typer.Option(
-        min=0.01, help="CPUs Ray reserves per actor (default: 1, less where the local cores are few).")] = None,
+    actor_cpus: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="CPUs Ray reserves per actor (default: 1, less where the local cores are few)."),
+    ] = None,
     backend: Annotated[str, typer.Option(help="SDK backend in each actor.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -176,17 +222,31 @@ def translate_dataset(
     try:
         if actor_cpus is None:  # the tasks need at least one CPU beside the actors, or the job waits forever
             actor_cpus = min(1.0, max(cpus - 1, 0.5) / concurrency)
-        summary = run_job(files, source, target, bundle, changes, mode=mode, original=orig, batch_size=batch_size,
-                          concurrency=concurrency, num_gpus=num_gpus, actor_cpus=actor_cpus, backend=backend,
-                          progress=not as_json)
+        summary = run_job(
+            files,
+            source,
+            target,
+            bundle,
+            changes,
+            mode=mode,
+            original=orig,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_gpus=num_gpus,
+            actor_cpus=actor_cpus,
+            backend=backend,
+            progress=not as_json,
+        )
     finally:
         ray.shutdown()
     summary["skipped"] = skipped
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"{summary['written']} written, {skipped} skipped, {summary['errors']} errors, "
-                   f"{summary['images_per_s']} images/s")
+        typer.echo(
+            f"{summary['written']} written, {skipped} skipped, {summary['errors']} errors, "
+            f"{summary['images_per_s']} images/s"
+        )
     for f in summary["failed"]:
         typer.echo(f"error: {f['path']}: {f['error']}", err=True)
     if summary["failed"]:

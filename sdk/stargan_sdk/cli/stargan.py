@@ -38,20 +38,32 @@ from stargan_sdk.pipeline.files import StageTimes
 from stargan_sdk.pipeline.jobs import run_files
 from stargan_sdk.translator import Translator
 
-
-app = typer.Typer(name="stargan", help="Run exported StarGAN bundles: edit face attributes.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="stargan",
+    help="Run exported StarGAN bundles: edit face attributes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", "-b", help="Bundle folder (manifest.json + model files).")]
 BackendOpt = Annotated[str, typer.Option("--backend", help=" | ".join(("auto", *backend_names())) + ".")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-MaxPixelsOpt = Annotated[float, typer.Option(
-    "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding).")]
+MaxPixelsOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-megapixels", min=0.01, help="Refuse images larger than this (read from the header, before decoding)."
+    ),
+]
 MEGAPIXELS = MAX_IMAGE_PIXELS / 1e6  # the SDK's own cap, so translate() and the CLI refuse the same images
 NO_FACE = "no face found; --crop edits the centre square as an aligned face, or use a photo with a clear frontal face"
-OriginalOpt = Annotated[list[str] | None, typer.Option(
-    "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it.")]
+OriginalOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--original", help="What the input shows, NAME=0|1 (repeat); default: the bundle's classifier estimates it."
+    ),
+]
 
 
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,8 +117,15 @@ class FileError(StarGANError):
     """One file's error, its reason already in one printable line."""
 
 
-def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
-          mode: str, framing: Framing, src: Path) -> Image.Image:
+def _edit(
+    t: Translator,
+    image: Image.Image,
+    changes: dict[str, int],
+    original: dict[str, int] | None,
+    mode: str,
+    framing: Framing,
+    src: Path,
+) -> Image.Image:
     """--crop centre-crops and edits whole; --photo always finds faces; `auto` applies the framing rule of
     stargan_sdk.photo.framing (the web page's too) and says on stderr when it edits a whole image without a face."""
     if mode == "crop":
@@ -118,19 +137,31 @@ def _edit(t: Translator, image: Image.Image, changes: dict[str, int], original: 
             raise NoFaceFoundError(NO_FACE) from e
     choice = framing.choose(image)
     if choice.why == "aligned" and not choice.detector_missing:
-        _note(f"{printable(src)}: no face detected; edited whole as an aligned face "
-              f"({shape_name(image.size, t.image_size)})")
+        _note(
+            f"{printable(src)}: no face detected; edited whole as an aligned face "
+            f"({shape_name(image.size, t.image_size)})"
+        )
     if choice.whole:
         return t.translate(image, changes, original=original)
     if choice.why == "no-face":
-        raise NoFaceFoundError(NO_FACE if not choice.detector_missing else
-                               "cannot look for faces without a face detector; --crop edits the centre square")
+        raise NoFaceFoundError(
+            NO_FACE
+            if not choice.detector_missing
+            else "cannot look for faces without a face detector; --crop edits the centre square"
+        )
     faces = list(choice.faces)
     return t.translate_photo(image, changes, original=original, detector=lambda _rgb: faces)
 
 
-def _edit_or_error(t: Translator, image: Image.Image, changes: dict[str, int], original: dict[str, int] | None,
-                   mode: str, framing: Framing, src: Path) -> Any:
+def _edit_or_error(
+    t: Translator,
+    image: Image.Image,
+    changes: dict[str, int],
+    original: dict[str, int] | None,
+    mode: str,
+    framing: Framing,
+    src: Path,
+) -> Any:
     """_edit, or the exception that fails this one file (the rest of its batch goes on)."""
     try:
         return _edit(t, image, changes, original, mode, framing, src)
@@ -167,8 +198,10 @@ def _refuse_overwriting_inputs(src: Path, out: Path, pairs: list[tuple[Path, Pat
         raise UsageError(f"-o {printable(out)} is the input folder; choose another folder, or pass --overwrite-inputs")
     dst = overwritten_input(pairs)
     if dst is not None:
-        raise UsageError(f"-o {printable(dst)} is an input (the same file or a link to one); choose another output, "
-                         "or pass --overwrite-inputs")
+        raise UsageError(
+            f"-o {printable(dst)} is an input (the same file or a link to one); choose another output, "
+            "or pass --overwrite-inputs"
+        )
 
 
 TRANSLATE_HELP = (
@@ -195,16 +228,22 @@ def translate(
     precision: PrecisionOpt = "auto",
     crop: Annotated[bool, typer.Option("--crop", help="Centre-crop every image to a square first.")] = False,
     photo: Annotated[bool, typer.Option("--photo", help="Always detect faces and edit them in place.")] = False,
-    overwrite_inputs: Annotated[bool, typer.Option(
-        "--overwrite-inputs", help="Allow -o to be an input (same file or folder, or a link to one).")] = False,
+    overwrite_inputs: Annotated[
+        bool,
+        typer.Option("--overwrite-inputs", help="Allow -o to be an input (same file or folder, or a link to one)."),
+    ] = False,
     max_megapixels: MaxPixelsOpt = MEGAPIXELS,
     as_json: JsonOpt = False,
     workers: Annotated[int | None, typer.Option(help="Decode/encode threads (default: one per core).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per engine call for a folder.")] = None,
-    skip_existing: Annotated[bool, typer.Option(
-        "--skip-existing", help="Leave outputs that already exist (resume an interrupted folder run).")] = False,
-    png_level: Annotated[int, typer.Option(
-        "--png-level", min=0, max=9, help="zlib level of PNG outputs: 1 (default) is fast, 9 smallest.")] = PNG_LEVEL,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="Leave outputs that already exist (resume an interrupted folder run)."),
+    ] = False,
+    png_level: Annotated[
+        int,
+        typer.Option("--png-level", min=0, max=9, help="zlib level of PNG outputs: 1 (default) is fast, 9 smallest."),
+    ] = PNG_LEVEL,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
     if crop and photo:
@@ -222,9 +261,20 @@ def translate(
         t.max_pixels = int(max_megapixels * 1e6)
         mode = "crop" if crop else "photo" if photo else "auto"
         stats: dict[str, Any] = {}
-        done, failed = _run_all(t, pairs, changes, orig, mode, max_megapixels, stats=stats,
-                                progress=len(pairs) > 1 and not as_json, workers=workers,
-                                batch_size=batch_size, skip_existing=skip_existing, png_level=png_level)
+        done, failed = _run_all(
+            t,
+            pairs,
+            changes,
+            orig,
+            mode,
+            max_megapixels,
+            stats=stats,
+            progress=len(pairs) > 1 and not as_json,
+            workers=workers,
+            batch_size=batch_size,
+            skip_existing=skip_existing,
+            png_level=png_level,
+        )
     if as_json:
         typer.echo(json.dumps({"written": done, "failed": failed, **stats}, indent=2))
     else:
@@ -247,23 +297,37 @@ def compile_note(bundle: Path, backend: str) -> str | None:
         return None
     from stargan_sdk.backends.inductor import default_cache_dir
 
-    return ("compiling the generator with TorchInductor (each batch size once: up to a minute, or seconds with "
-            f"the cache in {printable(default_cache_dir())})...")
+    return (
+        "compiling the generator with TorchInductor (each batch size once: up to a minute, or seconds with "
+        f"the cache in {printable(default_cache_dir())})..."
+    )
 
 
-def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, int], orig: dict[str, int] | None,
-             mode: str, max_megapixels: float, progress: bool, workers: int | None = None,
-             batch_size: int | None = None, skip_existing: bool = False,
-             stats: dict[str, Any] | None = None, png_level: int = PNG_LEVEL) -> tuple[list[str], dict[str, str]]:
+def _run_all(
+    t: Translator,
+    pairs: list[tuple[Path, Path]],
+    changes: dict[str, int],
+    orig: dict[str, int] | None,
+    mode: str,
+    max_megapixels: float,
+    progress: bool,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    skip_existing: bool = False,
+    stats: dict[str, Any] | None = None,
+    png_level: int = PNG_LEVEL,
+) -> tuple[list[str], dict[str, str]]:
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
     goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
-    framing = Framing(note=lambda line: typer.echo(line, err=True), model_size=t.image_size,
-                      max_pixels=int(max_megapixels * 1e6))
+    framing = Framing(
+        note=lambda line: typer.echo(line, err=True), model_size=t.image_size, max_pixels=int(max_megapixels * 1e6)
+    )
     if len(pairs) == 1 and not skip_existing:
         src, dst = pairs[0]
         try:
-            save_image(_edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst,
-                       png_level=png_level)
+            save_image(
+                _edit(t, _open_image(src, max_megapixels), changes, orig, mode, framing, src), dst, png_level=png_level
+            )
         except (StarGANError, OSError, ValueError) as e:
             if isinstance(e, BackendUnavailableError):
                 raise
@@ -277,15 +341,32 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
 
     def error_line(pair: tuple[Path, Path], e: BaseException) -> str:
         if isinstance(e, NoFaceFoundError):
-            e = NoFaceFoundError(NO_FACE if not framing.detector_missing else
-                                 "cannot look for faces without a face detector; --crop edits the centre square")
+            e = NoFaceFoundError(
+                NO_FACE
+                if not framing.detector_missing
+                else "cannot look for faces without a face detector; --crop edits the centre square"
+            )
         return _one_line(e, *pair).removeprefix(f"{printable(pair[0])}: ")
 
     # Outputs that are inputs were refused (or allowed by --overwrite-inputs) before the bundle was loaded.
-    results = run_files(t, [src for src, _ in pairs], [dst for _, dst in pairs], changes, mode=mode,
-                        workers=workers, batch_size=batch_size, skip_existing=skip_existing, original=orig,
-                        times=times, png_level=png_level, framing=framing, note=lambda line: _note(printable(line)),
-                        overwrite_inputs=True, error_line=error_line, fatal=(BackendUnavailableError,))
+    results = run_files(
+        t,
+        [src for src, _ in pairs],
+        [dst for _, dst in pairs],
+        changes,
+        mode=mode,
+        workers=workers,
+        batch_size=batch_size,
+        skip_existing=skip_existing,
+        original=orig,
+        times=times,
+        png_level=png_level,
+        framing=framing,
+        note=lambda line: _note(printable(line)),
+        overwrite_inputs=True,
+        error_line=error_line,
+        fatal=(BackendUnavailableError,),
+    )
     columns = (*Progress.get_default_columns(), TextColumn("{task.fields[rate]} images/s"))
     with Progress(*columns, console=console, transient=True, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(pairs), rate="-")
@@ -298,17 +379,25 @@ def _run_all(t: Translator, pairs: list[tuple[Path, Path]], changes: dict[str, i
             bar.update(task, advance=1, rate=f"{len(done) / max(time.perf_counter() - start, 1e-9):.1f}")
     seconds = time.perf_counter() - start
     if stats is not None:  # the --json summary
-        stats.update(counts=times.counts, seconds=round(seconds, 3), images_per_s=round(len(done) / seconds, 2),
-                     stage_seconds={"prepare": round(times.prepare, 3), "engine": round(times.engine, 3),
-                                    "finish": round(times.finish, 3)})
+        stats.update(
+            counts=times.counts,
+            seconds=round(seconds, 3),
+            images_per_s=round(len(done) / seconds, 2),
+            stage_seconds={
+                "prepare": round(times.prepare, 3),
+                "engine": round(times.engine, 3),
+                "finish": round(times.finish, 3),
+            },
+        )
     return done, failed
 
 
 @app.command()
 @friendly
 def grid(
-    src: Annotated[Path, typer.Argument(
-        metavar="IN", help="A face image (non-square: its centre square, or use --crop).")],
+    src: Annotated[
+        Path, typer.Argument(metavar="IN", help="A face image (non-square: its centre square, or use --crop).")
+    ],
     bundle: BundleOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
     original: OriginalOpt = None,
@@ -339,14 +428,27 @@ def bundle_report(bundle: Path, precision: str = "auto") -> dict[str, Any]:
     """Everything `stargan info` shows, as plain data; `precision` as `--precision` would ask the CPU backend."""
     opened = Bundle.open(bundle)
     m = opened.manifest
-    artifacts = [{"file": a.file, "kind": a.kind, "role": a.role, "precision": a.precision, "sha256": a.sha256,
-                  "status": opened.status(a)} for a in m.artifacts]
+    artifacts = [
+        {
+            "file": a.file,
+            "kind": a.kind,
+            "role": a.role,
+            "precision": a.precision,
+            "sha256": a.sha256,
+            "status": opened.status(a),
+        }
+        for a in m.artifacts
+    ]
     backends = availability_report(opened)  # once: `auto` is read from the same report
     auto = auto_choice(backends)
     return {
-        "bundle": str(bundle), "image_size": m.image_size, "dataset": m.dataset, "attributes": list(m.attributes),
+        "bundle": str(bundle),
+        "image_size": m.image_size,
+        "dataset": m.dataset,
+        "attributes": list(m.attributes),
         "groups": [{"name": g.name, "kind": g.kind, "attributes": list(g.attributes)} for g in m.groups],
-        "artifacts": artifacts, "auto": auto,
+        "artifacts": artifacts,
+        "auto": auto,
         "cpu_precision": _cpu_precision(m, precision) if auto == "openvino" or precision != "auto" else None,
         "backends": {name: {"available": av.ok, "reason": av.reason} for name, av in backends.items()},
     }
@@ -372,7 +474,8 @@ def _cpu_precision(m: Any, requested: str) -> dict[str, str | None]:
 @app.command()
 @friendly
 def info(
-    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")], as_json: JsonOpt = False,
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder.")],
+    as_json: JsonOpt = False,
     precision: PrecisionOpt = "auto",
 ) -> None:
     """Show a bundle's attributes, files (checksums verified), which backends can run it here and at which CPU

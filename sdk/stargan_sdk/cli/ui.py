@@ -12,7 +12,7 @@ import importlib
 import ipaddress
 import signal
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -70,12 +70,16 @@ def _is_loopback(host: str) -> bool:
 
 
 def ui(
-    bundle: Annotated[Optional[Path], typer.Argument(
-        metavar="BUNDLE", help="Bundle folder (optional with --url: the server's bundle is used).")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Argument(metavar="BUNDLE", help="Bundle folder (optional with --url: the server's bundle is used)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the page to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 7860,
-    url: Annotated[Optional[str], typer.Option(
-        "--url", help="Edit on a served bundle (`stargan serve`): http://HOST:8000 or grpc://HOST:8001.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Edit on a served bundle (`stargan serve`): http://HOST:8000 or grpc://HOST:8001."),
+    ] = None,
     model: Annotated[str, typer.Option(help="Served model name (with --url).")] = "stargan",
     backend: Annotated[str, typer.Option(help=" | ".join(("auto", *backend_names())) + " (local).")] = "auto",
     precision: PrecisionOpt = "auto",

@@ -5,7 +5,8 @@ Usage: with Stream() as s: graph = CudaGraph.capture(s, lambda: queue_work(s)); 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stargan_sdk.cuda.runtime import Resource, api, check
 
@@ -30,7 +31,7 @@ class Stream(Resource):
     def synchronize(self) -> None:
         check(api().cudaStreamSynchronize(self.raw), "cudaStreamSynchronize")
 
-    def wait(self, event: "Event") -> None:
+    def wait(self, event: Event) -> None:
         """Make later work on this stream wait until `event` completes (GPU-side, the host does not block)."""
         check(api().cudaStreamWaitEvent(self.raw, event.raw, 0), "cudaStreamWaitEvent")
 
@@ -60,7 +61,7 @@ class Event(Resource):
     def synchronize(self) -> None:
         check(api().cudaEventSynchronize(self.raw), "cudaEventSynchronize")
 
-    def elapsed_ms(self, end: "Event") -> float:
+    def elapsed_ms(self, end: Event) -> float:
         """Milliseconds from this (start) event to `end`; both must have completed."""
         return float(check(api().cudaEventElapsedTime(self.raw, end.raw), "cudaEventElapsedTime"))
 
@@ -97,7 +98,7 @@ class CudaGraph(Resource):
         self._handle = (graph, graph_exec)
 
     @classmethod
-    def capture(cls, stream: Stream, work: Callable[[], None]) -> "CudaGraph":
+    def capture(cls, stream: Stream, work: Callable[[], None]) -> CudaGraph:
         """Capture what `work()` queues on `stream` (thread-local mode: other threads may keep using CUDA)."""
         rt = api()
         mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal

@@ -33,9 +33,7 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     return text
 
 
-def figure_row(
-    image: Any, outputs: Mapping[str, Any], tile: int = 128, *, first_caption: str = "input"
-) -> Image.Image:
+def figure_row(image: Any, outputs: Mapping[str, Any], tile: int = 128, *, first_caption: str = "input") -> Image.Image:
     """A white canvas with the first image (captioned `first_caption`) then each output, `tile` px high (width by
     the first image's aspect ratio), captions above."""
     if isinstance(tile, bool) or not isinstance(tile, int) or not 1 <= tile <= MAX_TILE:

@@ -83,7 +83,9 @@ class Normalizer:
         batch = images if isinstance(images, np.ndarray) else np.stack(images)
         n = batch.shape[0]
         if out.dtype != np.float32 or out.ndim != 4 or out.shape[0] < n or out.shape[1:] != (3, *batch.shape[1:3]):
-            raise ImageInputError(f"output buffer {out.dtype}{list(out.shape)} cannot hold {n} images of {batch.shape[1:]}")
+            raise ImageInputError(
+                f"output buffer {out.dtype}{list(out.shape)} cannot hold {n} images of {batch.shape[1:]}"
+            )
         dst = out[:n]
         np.multiply(batch.transpose(0, 3, 1, 2), self.scale, out=dst)  # uint8 -> float32 in one pass
         dst += self.shift
@@ -206,8 +208,9 @@ def to_model_rgb(image: Any, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS
     full = np.ascontiguousarray(rgb) if h != w else None
     square = rgb[top : top + side, left : left + side]
     if side != image_size:
-        square = np.asarray(Image.fromarray(np.ascontiguousarray(square)).resize((image_size, image_size),
-                                                                                  Image.Resampling.BILINEAR))
+        square = np.asarray(
+            Image.fromarray(np.ascontiguousarray(square)).resize((image_size, image_size), Image.Resampling.BILINEAR)
+        )
     return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left), deep)
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stargan_sdk.errors import AttributeNameError, AttributeValueError
 from stargan_sdk.bundle.manifest import AttributeGroup, Manifest
+from stargan_sdk.errors import AttributeNameError, AttributeValueError
 
 RAFD_MASK = "mask_rafd"
 
@@ -54,7 +54,7 @@ class AttributeSpace:
     groups: tuple[AttributeGroup, ...]
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> "AttributeSpace":
+    def from_manifest(cls, manifest: Manifest) -> AttributeSpace:
         return cls(tuple(manifest.attributes), tuple(manifest.groups))
 
     @property
@@ -158,8 +158,9 @@ class AttributeSpace:
                 if not replaced and np.any(flat[:, i] == 1):
                     others = [a for a in g.attributes if a != name]
                     raise AttributeValueError(
-                        f"{name}=0 is ambiguous: {g.name} is exclusive, so say which one instead "
-                        f"(e.g. {others[0]}=1)" if others else f"{name} is the only member of {g.name}"
+                        f"{name}=0 is ambiguous: {g.name} is exclusive, so say which one instead (e.g. {others[0]}=1)"
+                        if others
+                        else f"{name} is the only member of {g.name}"
                     )
             else:
                 flat[:, i] = value
@@ -194,7 +195,9 @@ class AttributeSpace:
         rafd_names = {self.attributes[i] for i in rafd}
         edits_rafd = any(n in rafd_names for n in clean)
         if edits_rafd and any(n not in rafd_names for n in clean):
-            raise AttributeValueError("a joint CelebA+RaFD model edits either CelebA attributes or an expression, not both")
+            raise AttributeValueError(
+                "a joint CelebA+RaFD model edits either CelebA attributes or an expression, not both"
+            )
         flat[:, [self.attributes.index(m) for m in self.masks]] = 0
         flat[:, celeba if edits_rafd else rafd] = 0
         flat[:, self.attributes.index(RAFD_MASK if edits_rafd else self._celeba_mask())] = 1

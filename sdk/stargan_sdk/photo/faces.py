@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from stargan_sdk.errors import ImageInputError, NoFaceFoundError, OptionError
-from stargan_sdk.photo.face_detect import Detector, FaceBox, HaarDetector, run_detector
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, check_pixels, upright
 from stargan_sdk.images.modes import PhotoCodec
+from stargan_sdk.photo.face_detect import Detector, FaceBox, HaarDetector, run_detector
 
 MAX_PHOTO_PIXELS = MAX_IMAGE_PIXELS  # the same cap as translate() and the CLI
 CELEBA_MARGIN = 0.45  # crop side = (1 + 2 * margin) * box side
@@ -215,8 +215,16 @@ def translate_photo(
         max_pixels: larger photos raise ImageInputError.
     """
     size = _model_size(translator)
-    plan = plan_photo(photo, size, face_index=face_index, on_no_face=on_no_face, detector=detector,
-                      margin=margin, feather=feather, max_pixels=max_pixels)
+    plan = plan_photo(
+        photo,
+        size,
+        face_index=face_index,
+        on_no_face=on_no_face,
+        detector=detector,
+        margin=margin,
+        feather=feather,
+        max_pixels=max_pixels,
+    )
     return plan.paste(_edit_faces(translator, plan.faces, dict(changes or {}), original, size))
 
 

@@ -22,9 +22,9 @@ from typing import Any
 from PIL import Image
 
 from stargan_sdk.errors import BackendUnavailableError, FaceDetectorError
+from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS
 from stargan_sdk.photo.face_detect import FaceBox
 from stargan_sdk.photo.faces import celeba_crop_box, detect_faces
-from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS
 
 FILL = 0.6
 ALIGNED_SHAPES = ((178, 218), (178, 178))  # (width, height): CelebA's aligned images and their centre crop
@@ -72,8 +72,13 @@ class Framing:
         max_pixels: larger images raise ImageInputError before detection.
     """
 
-    def __init__(self, note: Callable[[str], None] | None = None, detector: Any = None, model_size: int = 0,
-                 max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        note: Callable[[str], None] | None = None,
+        detector: Any = None,
+        model_size: int = 0,
+        max_pixels: int | None = None,
+    ) -> None:
         self.note = note
         self.detector = detector
         self.model_size = model_size
@@ -104,6 +109,8 @@ class Framing:
                 raise  # the caller's own detector failed on this image: that is the caller's error to see
             self.detector_missing = str(e)
             if self.note is not None:
-                self.note(f"note: {e}; without a face detector, images of an aligned shape are edited whole and "
-                          "others need --crop")
+                self.note(
+                    f"note: {e}; without a face detector, images of an aligned shape are edited whole and "
+                    "others need --crop"
+                )
             return ()

@@ -6,8 +6,8 @@ Usage: results = list(run_stages(items, prepare, engine, finish, workers=2, batc
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Callable[[list[Any]], list[Any]],
-               finish: Callable[[Any, Any], FileResult], *, workers: int, batch_size: int,
-               times: StageTimes | None = None,
-               source: Callable[[Any], Any] = lambda item: item,
-               error_line: Callable[[Any, BaseException], str] = lambda item, exc: _one_line(exc),
-               fatal: tuple[type[BaseException], ...] = (),
-               commit: Callable[[FileResult], FileResult] | None = None, io_workers: int = 4) -> Iterator[FileResult]:
+def run_stages(
+    items: Iterable[Any],
+    prepare: Callable[[Any], Any],
+    engine: Callable[[list[Any]], list[Any]],
+    finish: Callable[[Any, Any], FileResult],
+    *,
+    workers: int,
+    batch_size: int,
+    times: StageTimes | None = None,
+    source: Callable[[Any], Any] = lambda item: item,
+    error_line: Callable[[Any, BaseException], str] = lambda item, exc: _one_line(exc),
+    fatal: tuple[type[BaseException], ...] = (),
+    commit: Callable[[FileResult], FileResult] | None = None,
+    io_workers: int = 4,
+) -> Iterator[FileResult]:
     """Results in input order. `prepare(item)` runs in the pool (an exception there fails that item only);
     `engine(prepared)` runs batches in the calling thread, so the engine is never called from two threads;
     `finish(item, output)` runs in the pool; `source(item)` names an item in error results, `error_line(item,
@@ -128,8 +136,11 @@ def run_stages(items: Iterable[Any], prepare: Callable[[Any], Any], engine: Call
     batches = engine_batches()
     finished = ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool)
     try:
-        committed = finished if commit is None else ordered_map(safe_commit, finished, workers=io_workers,
-                                                                depth=depth, pool=io_pool)
+        committed = (
+            finished
+            if commit is None
+            else ordered_map(safe_commit, finished, workers=io_workers, depth=depth, pool=io_pool)
+        )
         for result in committed:
             times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
             yield result

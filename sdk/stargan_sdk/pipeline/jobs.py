@@ -44,13 +44,25 @@ def _same_file(a: Path, b: Path) -> bool:
         return False  # the output is not there yet: writing it replaces no input
 
 
-def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, object] | None = None, *,
-              mode: str = "whole", workers: int | None = None, batch_size: int | None = None,
-              skip_existing: bool = False, original: Mapping[str, object] | None = None,
-              times: StageTimes | None = None, png_level: int = PNG_LEVEL, framing: Any = None,
-              note: Callable[[str], None] | None = None, overwrite_inputs: bool = False,
-              error_line: Callable[[Any, BaseException], str] | None = None,
-              fatal: tuple[type[BaseException], ...] = ()) -> Iterator[FileResult]:
+def run_files(
+    t: Any,
+    inputs: Iterable[Any],
+    out: Any,
+    changes: Mapping[str, object] | None = None,
+    *,
+    mode: str = "whole",
+    workers: int | None = None,
+    batch_size: int | None = None,
+    skip_existing: bool = False,
+    original: Mapping[str, object] | None = None,
+    times: StageTimes | None = None,
+    png_level: int = PNG_LEVEL,
+    framing: Any = None,
+    note: Callable[[str], None] | None = None,
+    overwrite_inputs: bool = False,
+    error_line: Callable[[Any, BaseException], str] | None = None,
+    fatal: tuple[type[BaseException], ...] = (),
+) -> Iterator[FileResult]:
     """Edit image files into `out` (a folder, or one path per input); per-file results in input order.
 
     Args:
@@ -82,8 +94,14 @@ def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, obj
         if skip_existing and dst.exists():
             return FileResult(src, output=dst, skipped=True)
         image = upright(open_photo(src, max_pixels=t.max_pixels))  # decoded here, in the worker
-        return plan_image(image, mode, t.image_size, t.max_pixels, framing,
-                          lambda line: notes.setdefault(src, []).append(f"{src}: {line}"))
+        return plan_image(
+            image,
+            mode,
+            t.image_size,
+            t.max_pixels,
+            framing,
+            lambda line: notes.setdefault(src, []).append(f"{src}: {line}"),
+        )
 
     def finish(pair: tuple[Path, Path], edited: Any) -> FileResult:
         plan, crops = edited  # restore or paste back, and encode: CPU work, in the pool
@@ -95,10 +113,19 @@ def run_files(t: Any, inputs: Iterable[Any], out: Any, changes: Mapping[str, obj
         return FileResult(result.source, output=atomic_write_bytes(result.output, result.value))
 
     notes: dict[Path, list[str]] = {}  # said by the workers, passed on in input order with each result
-    for result in run_stages(pairs, prepare, _engine(t, merged, original), finish,
-                             workers=workers or default_workers(), batch_size=batch_size or DEFAULT_BATCH,
-                             times=times, source=lambda pair: pair[0], fatal=fatal, commit=commit,
-                             **({"error_line": error_line} if error_line else {})):
+    for result in run_stages(
+        pairs,
+        prepare,
+        _engine(t, merged, original),
+        finish,
+        workers=workers or default_workers(),
+        batch_size=batch_size or DEFAULT_BATCH,
+        times=times,
+        source=lambda pair: pair[0],
+        fatal=fatal,
+        commit=commit,
+        **({"error_line": error_line} if error_line else {}),
+    ):
         for line in notes.pop(result.source, []):
             if note is not None:
                 note(line)
@@ -119,9 +146,15 @@ def _engine(t: Any, changes: Mapping[str, object], original: Mapping[str, object
     return engine
 
 
-def run_stream(t: Any, images: Iterable[Any], changes: Mapping[str, object] | None = None, *,
-               workers: int | None = None, batch_size: int | None = None,
-               original: Mapping[str, object] | None = None) -> Iterator[Any]:
+def run_stream(
+    t: Any,
+    images: Iterable[Any],
+    changes: Mapping[str, object] | None = None,
+    *,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    original: Mapping[str, object] | None = None,
+) -> Iterator[Any]:
     """In-memory images in (any iterable, read lazily), edited images out in the same order."""
     merged = t.space.validate_changes(dict(changes or {}))
 
@@ -129,9 +162,14 @@ def run_stream(t: Any, images: Iterable[Any], changes: Mapping[str, object] | No
         plan, crops = edited
         return FileResult(None, value=plan.finish(crops))
 
-    for r in run_stages(images, lambda im: plan_image(im, "whole", t.image_size, t.max_pixels),
-                        _engine(t, merged, original), finish,
-                        workers=workers or default_workers(), batch_size=batch_size or DEFAULT_BATCH):
+    for r in run_stages(
+        images,
+        lambda im: plan_image(im, "whole", t.image_size, t.max_pixels),
+        _engine(t, merged, original),
+        finish,
+        workers=workers or default_workers(),
+        batch_size=batch_size or DEFAULT_BATCH,
+    ):
         if r.error is not None:
             raise ImageInputError(r.error)
         yield r.value

@@ -15,8 +15,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int,
-                pool: Executor | None = None) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int, pool: Executor | None = None
+) -> Iterator[R]:
     """`fn` over `items` in `workers` threads, results in input order. At most `depth` calls are in flight or
     waiting to be read, so memory does not grow with the number of items (the queue bound is the count, not
     a timing). Threads, not processes: PIL's decode/encode/resize and numpy release the GIL, and results

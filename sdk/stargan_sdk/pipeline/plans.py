@@ -47,8 +47,9 @@ class FacesPlan(NamedTuple):
         return self.photo.paste(edited)
 
 
-def plan_image(image: Any, mode: str, size: int, max_pixels: int, framing: Any = None,
-               note: Callable[[str], None] | None = None) -> WholePlan | FacesPlan:
+def plan_image(
+    image: Any, mode: str, size: int, max_pixels: int, framing: Any = None, note: Callable[[str], None] | None = None
+) -> WholePlan | FacesPlan:
     """The plan for one decoded image. `mode`: "whole" (as `translate`), "crop" (centre square first), "photo"
     (as `translate_photo`), "auto" (`framing.choose`, the CLI's rule; `note` hears when an aligned shape without
     a detected face is edited whole)."""
@@ -68,14 +69,22 @@ def plan_image(image: Any, mode: str, size: int, max_pixels: int, framing: Any =
     if choice.whole:
         return WholePlan(*to_model_rgb(image, size, max_pixels))
     if choice.why == "no-face":
-        raise NoFaceFoundError("no face found" if not choice.detector_missing else
-                               f"no face detector to look for faces ({choice.detector_missing})")
+        raise NoFaceFoundError(
+            "no face found"
+            if not choice.detector_missing
+            else f"no face detector to look for faces ({choice.detector_missing})"
+        )
     faces = list(choice.faces)  # found once, in this worker: not detected a second time
     return FacesPlan(plan_photo(image, size, detector=lambda _rgb: faces, max_pixels=max_pixels))
 
 
-def edit_plans(t: Any, plans: list[WholePlan | FacesPlan], changes: Mapping[str, object],
-               original: Mapping[str, object] | None = None, staging: np.ndarray | None = None) -> list[list[np.ndarray]]:
+def edit_plans(
+    t: Any,
+    plans: list[WholePlan | FacesPlan],
+    changes: Mapping[str, object],
+    original: Mapping[str, object] | None = None,
+    staging: np.ndarray | None = None,
+) -> list[list[np.ndarray]]:
     """One engine call for the crops of all `plans` (the classifier batched with it); edited crops per plan."""
     crops = [c for p in plans for c in p.crops]
     edited = list(t.edit_rgb(crops, changes, original=original, staging=staging)) if crops else []

@@ -60,8 +60,9 @@ def decode_batch(batch: dict[str, Any], *, mode: str, image_size: int, max_pixel
     for data in batch["bytes"]:
         plan, error = b"", ""
         try:
-            plan = pickle.dumps(plan_image(upright(_open(bytes(data), max_pixels)), mode, image_size, max_pixels,
-                                           framing))
+            plan = pickle.dumps(
+                plan_image(upright(_open(bytes(data), max_pixels)), mode, image_size, max_pixels, framing)
+            )
         except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad data; one bad file is one error row
             error = _one_line(exc)
         plans.append(plan)
@@ -73,8 +74,14 @@ class EditActor:
     """Actor: loads the Translator once (any backend; `auto` picks the GPU engine on a GPU node), then only runs
     the engine: the crops of all the batch's plans in one call (faces of many photos together)."""
 
-    def __init__(self, bundle: str, changes: Mapping[str, object], load: Callable[..., Any],
-                 backend: str = "auto", original: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        bundle: str,
+        changes: Mapping[str, object],
+        load: Callable[..., Any],
+        backend: str = "auto",
+        original: Mapping[str, object] | None = None,
+    ) -> None:
         # `load` is Translator.load, passed in: the pipeline sits below the translator in the SDK's layers
         self.translator = load(bundle, backend=backend)
         self.changes = self.translator.space.validate_changes(dict(changes))
@@ -120,10 +127,22 @@ def _one_cpu() -> dict[str, float]:
     return {"num_cpus": 1}
 
 
-def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: Callable[..., Any],
-                 mode: str = "whole", batch_size: int = 64, concurrency: int = 1, num_gpus: float = 0,
-                 actor_cpus: float = 1, backend: str = "auto", original: Mapping[str, object] | None = None,
-                 max_pixels: int = MAX_IMAGE_PIXELS, png_level: int = PNG_LEVEL) -> Any:
+def edit_dataset(
+    ds: Any,
+    bundle: str,
+    changes: Mapping[str, object],
+    *,
+    load: Callable[..., Any],
+    mode: str = "whole",
+    batch_size: int = 64,
+    concurrency: int = 1,
+    num_gpus: float = 0,
+    actor_cpus: float = 1,
+    backend: str = "auto",
+    original: Mapping[str, object] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    png_level: int = PNG_LEVEL,
+) -> Any:
     """A Dataset of rows {path, name, data (the encoded edit), error} from rows {path, bytes}.
 
     Args:
@@ -148,12 +167,28 @@ def edit_dataset(ds: Any, bundle: str, changes: Mapping[str, object], *, load: C
     # It is deprecated for Ray 2.64 with no replacement in 2.60 (the `ray` extra pins 2.60.x).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args_fn.*deprecated")
-        decoded = ds.map_batches(decode_batch, fn_kwargs={"mode": mode, "image_size": image_size,
-                                                          "max_pixels": max_pixels},
-                                 batch_size=batch_size, batch_format="numpy", ray_remote_args_fn=_one_cpu)
-    edited = decoded.map_batches(EditActor, fn_constructor_kwargs={
-        "bundle": str(bundle), "changes": dict(changes), "load": load, "backend": backend,
-        "original": dict(original) if original else None,
-    }, batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_gpus=num_gpus, num_cpus=actor_cpus)
-    return edited.map_batches(encode_batch, fn_kwargs={"png_level": png_level}, batch_size=batch_size,
-                              batch_format="numpy")
+        decoded = ds.map_batches(
+            decode_batch,
+            fn_kwargs={"mode": mode, "image_size": image_size, "max_pixels": max_pixels},
+            batch_size=batch_size,
+            batch_format="numpy",
+            ray_remote_args_fn=_one_cpu,
+        )
+    edited = decoded.map_batches(
+        EditActor,
+        fn_constructor_kwargs={
+            "bundle": str(bundle),
+            "changes": dict(changes),
+            "load": load,
+            "backend": backend,
+            "original": dict(original) if original else None,
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=concurrency,
+        num_gpus=num_gpus,
+        num_cpus=actor_cpus,
+    )
+    return edited.map_batches(
+        encode_batch, fn_kwargs={"png_level": png_level}, batch_size=batch_size, batch_format="numpy"
+    )

@@ -24,11 +24,30 @@ from stargan_sdk.serve.guard import Guard
 HEAD_LIMIT = 64 * 1024  # request line + headers
 LINGER_S = 2.0  # after a refusal that closes the connection, unread request bytes are discarded this long
 IDLE_GRACE = 1.0  # seconds an idle keep-alive connection may still start a request once a drain began
-_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "expect",
-        "content-length", "host"}
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required", 413: "Payload Too Large",
-            415: "Unsupported Media Type", 431: "Request Header Fields Too Large", 501: "Not Implemented",
-            502: "Bad Gateway", 503: "Service Unavailable"}
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "content-length",
+    "host",
+}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class _Refused(Exception):
@@ -46,8 +65,9 @@ class HttpFront:
     """See the module docstring. `counts`: requests forwarded, refused (4xx), unavailable (5xx from here) and
     upstream_failed (tritonserver unreachable or gone mid-request)."""
 
-    def __init__(self, host: str, port: int, upstream: tuple[str, int], guard: Guard | None = None,
-                 max_body: int = 128 << 20) -> None:
+    def __init__(
+        self, host: str, port: int, upstream: tuple[str, int], guard: Guard | None = None, max_body: int = 128 << 20
+    ) -> None:
         self.host, self.port, self.upstream, self.guard, self.max_body = host, port, upstream, guard, max_body
         self.counts: Counter[str] = Counter()
         self._conns: set[_Conn] = set()
@@ -56,7 +76,7 @@ class HttpFront:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "HttpFront":
+    def start(self) -> HttpFront:
         server = asyncio.start_server(self._handle, self.host, self.port, limit=HEAD_LIMIT, reuse_address=True)
         try:
             self._server = self._loop.run_until_complete(server)
@@ -129,8 +149,13 @@ class HttpFront:
             status, reply_headers, body = await self._forward(conn, method, target, raw)
         except _Refused as e:
             self.counts["refused" if e.status < 500 else "unavailable"] += 1
-            await self._reply(conn.writer, e.status, [("Content-Type", "application/json")],
-                              json.dumps({"error": str(e)}).encode(), close=e.close or self._draining)
+            await self._reply(
+                conn.writer,
+                e.status,
+                [("Content-Type", "application/json")],
+                json.dumps({"error": str(e)}).encode(),
+                close=e.close or self._draining,
+            )
             if e.close:
                 await _linger(reader, conn.writer)
             return not (e.close or self._draining)
@@ -215,8 +240,12 @@ class HttpFront:
 
     async def _forward(self, conn: _Conn, method: str, target: str, raw) -> tuple[int, list, bytes]:
         kept, body = raw
-        head = [f"{method} {target} HTTP/1.1", f"Host: {self.upstream[0]}:{self.upstream[1]}",
-                *(f"{n}: {v}" for n, v in kept), f"Content-Length: {len(body)}"]
+        head = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {self.upstream[0]}:{self.upstream[1]}",
+            *(f"{n}: {v}" for n, v in kept),
+            f"Content-Length: {len(body)}",
+        ]
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         for attempt in (0, 1):  # a reused upstream connection may have been closed meanwhile: one fresh retry
             reused = conn.upstream is not None
@@ -236,13 +265,19 @@ class HttpFront:
                 if attempt == 0 and reused and isinstance(e, asyncio.IncompleteReadError) and not e.partial:
                     continue
                 self.counts["upstream_failed"] += 1
-                raise _Refused(503 if not reused and isinstance(e, ConnectionRefusedError) else 502,
-                               "the inference server is restarting or failed on this request; retry") from None
+                raise _Refused(
+                    503 if not reused and isinstance(e, ConnectionRefusedError) else 502,
+                    "the inference server is restarting or failed on this request; retry",
+                ) from None
         raise AssertionError("unreachable")
 
     async def _reply(self, writer: asyncio.StreamWriter, status: int, headers: list, body: bytes, close: bool) -> None:
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", *(f"{n}: {v}" for n, v in headers),
-                f"Content-Length: {len(body)}", f"Connection: {'close' if close else 'keep-alive'}"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            *(f"{n}: {v}" for n, v in headers),
+            f"Content-Length: {len(body)}",
+            f"Connection: {'close' if close else 'keep-alive'}",
+        ]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         try:
             await writer.drain()

@@ -19,9 +19,17 @@ from dataclasses import dataclass
 
 MAX_DEPTH = 32  # a KServe request nests ~8 levels (body, inputs, input, data as [N][C][H][W])
 MAX_FREE_DIM = 1 << 16  # a dim the config leaves free (-1) may not exceed this
-TRITON_TYPES = {"TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_FP64": "FP64", "TYPE_STRING": "BYTES",
-                "TYPE_INT8": "INT8", "TYPE_INT32": "INT32", "TYPE_INT64": "INT64", "TYPE_UINT8": "UINT8",
-                "TYPE_BOOL": "BOOL"}
+TRITON_TYPES = {
+    "TYPE_FP32": "FP32",
+    "TYPE_FP16": "FP16",
+    "TYPE_FP64": "FP64",
+    "TYPE_STRING": "BYTES",
+    "TYPE_INT8": "INT8",
+    "TYPE_INT32": "INT32",
+    "TYPE_INT64": "INT64",
+    "TYPE_UINT8": "UINT8",
+    "TYPE_BOOL": "BOOL",
+}
 _MODEL_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/(infer|generate|generate_stream)")
 Refusal = tuple[int, str]
 
@@ -34,10 +42,12 @@ class ModelLimits:
     inputs: dict[str, tuple[str, tuple[int, ...]]]
 
     @classmethod
-    def from_config(cls, config: dict) -> "ModelLimits":
+    def from_config(cls, config: dict) -> ModelLimits:
         """From Triton's model configuration JSON (GET /v2/models/NAME/config)."""
-        inputs = {t["name"]: (TRITON_TYPES.get(t["data_type"], t["data_type"]), tuple(int(d) for d in t["dims"]))
-                  for t in config.get("input", [])}
+        inputs = {
+            t["name"]: (TRITON_TYPES.get(t["data_type"], t["data_type"]), tuple(int(d) for d in t["dims"]))
+            for t in config.get("input", [])
+        }
         return cls(int(config.get("max_batch_size") or 0), inputs)
 
 

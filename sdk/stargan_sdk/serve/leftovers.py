@@ -55,8 +55,10 @@ class Leftovers:
         return bool(self.folders or self.segments or self.processes)
 
     def describe(self) -> str:
-        return (f"removed {len(self.folders)} folder(s) and {len(self.segments)} shared-memory segment(s) and "
-                f"stopped {len(self.processes)} process(es) left by a killed stargan serve")
+        return (
+            f"removed {len(self.folders)} folder(s) and {len(self.segments)} shared-memory segment(s) and "
+            f"stopped {len(self.processes)} process(es) left by a killed stargan serve"
+        )
 
 
 def clean_leftovers(folder: str | os.PathLike[str]) -> Leftovers:

@@ -48,8 +48,11 @@ MAX_PIXELS = 6000 * 6000  # a decoded upload larger than this is refused before 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
-def _batched(requests: Sequence[Request], check: Callable[[Request], str | None],
-             run: Callable[[list[Request]], list[dict[str, np.ndarray]]]) -> list[Result]:
+def _batched(
+    requests: Sequence[Request],
+    check: Callable[[Request], str | None],
+    run: Callable[[list[Request]], list[dict[str, np.ndarray]]],
+) -> list[Result]:
     """Check every request, run the valid ones in one call; if that call fails, run them one by one so
     the failure is charged to the request that caused it."""
     errors = [_checked(check, r) for r in requests]
@@ -89,8 +92,10 @@ def _error(e: Exception) -> Result:
         except ValueError:  # a message quoting a 5,000-digit integer cannot even be formatted
             return Refusal(f"the request was refused ({type(e).__name__})")
     if isinstance(e, (RecursionError, ValueError, TypeError, OverflowError)):
-        return Refusal(f"the request could not be read ({type(e).__name__}: nested too deep, a number too "
-                       f"large or a value of the wrong type)")
+        return Refusal(
+            f"the request could not be read ({type(e).__name__}: nested too deep, a number too "
+            f"large or a value of the wrong type)"
+        )
     log.error("request failed:\n%s", "".join(traceback.format_exception(e)))
     return Failure(f"the server failed on this request ({type(e).__name__}); see the server log")
 
@@ -140,7 +145,9 @@ class ClassifierModel:
 
     def check(self, r: Request) -> str | None:
         image = r.get(INPUT_IMAGE)
-        return f"a request needs the input {INPUT_IMAGE!r}" if image is None else _check_images(image, self.t.image_size)
+        return (
+            f"a request needs the input {INPUT_IMAGE!r}" if image is None else _check_images(image, self.t.image_size)
+        )
 
     def _run(self, requests: list[Request]) -> list[dict[str, np.ndarray]]:
         logits = self.t.classifier.logits(np.ascontiguousarray(np.concatenate([r[INPUT_IMAGE] for r in requests])))
@@ -214,12 +221,14 @@ def _json_object(array: np.ndarray, name: str) -> dict[str, object]:
     try:
         value = json.loads(_scalar_bytes(array).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StarGANError(f"{name} must be a JSON object such as {{\"Blond_Hair\": 1}}: {e}") from None
+        raise StarGANError(f'{name} must be a JSON object such as {{"Blond_Hair": 1}}: {e}') from None
     except (RecursionError, ValueError):  # 100,000 levels deep; an integer of more than 4,300 digits
-        raise StarGANError(f"{name} must be a small JSON object such as {{\"Blond_Hair\": 1}}: it is nested too "
-                           f"deep or holds a number too long") from None
+        raise StarGANError(
+            f'{name} must be a small JSON object such as {{"Blond_Hair": 1}}: it is nested too '
+            f"deep or holds a number too long"
+        ) from None
     if not isinstance(value, dict):
-        raise StarGANError(f"{name} must be a JSON object such as {{\"Blond_Hair\": 1}}, got {type(value).__name__}")
+        raise StarGANError(f'{name} must be a JSON object such as {{"Blond_Hair": 1}}, got {type(value).__name__}')
     return value
 
 
@@ -233,7 +242,9 @@ def decode_image(data: bytes) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise ImageInputError(f"image is {im.width}x{im.height}; the server accepts at most {MAX_PIXELS} pixels")
+                raise ImageInputError(
+                    f"image is {im.width}x{im.height}; the server accepts at most {MAX_PIXELS} pixels"
+                )
             im.load()
             return im if im.mode in ("RGB", "RGBA", "L", "LA") else im.convert("RGB")
     except ImageInputError:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
-from stargan_sdk.errors import BackendUnavailableError, ServerError, StarGANError
 from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.errors import BackendUnavailableError, ServerError, StarGANError
 from stargan_sdk.serve.models import LOGITS
 from stargan_sdk.translator import Translator
 
@@ -58,7 +58,9 @@ class _Clients:
             else:
                 import tritonclient.grpc as module
         except ImportError:
-            raise BackendUnavailableError("the remote client needs tritonclient: pip install 'stargan[triton]'") from None
+            raise BackendUnavailableError(
+                "the remote client needs tritonclient: pip install 'stargan[triton]'"
+            ) from None
         self.module = module
         self.timeout = timeout
         self._local = threading.local()
@@ -70,8 +72,9 @@ class _Clients:
         client = getattr(self._local, "client", None)
         if client is None:
             if self.protocol == "http":
-                client = self.module.InferenceServerClient(self.address, connection_timeout=self.timeout,
-                                                           network_timeout=self.timeout)
+                client = self.module.InferenceServerClient(
+                    self.address, connection_timeout=self.timeout, network_timeout=self.timeout
+                )
             else:
                 client = self.module.InferenceServerClient(self.address)
             self._local.client = client
@@ -99,8 +102,14 @@ class _Clients:
             inputs.append(tensor)
         client = self.get()
         extra = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}  # HTTP: set on the client
-        result = self.call(f"{model} refused the request", client.infer, model, inputs,
-                           outputs=[m.InferRequestedOutput(output)], **extra)
+        result = self.call(
+            f"{model} refused the request",
+            client.infer,
+            model,
+            inputs,
+            outputs=[m.InferRequestedOutput(output)],
+            **extra,
+        )
         return result.as_numpy(output)
 
     def close(self) -> None:
@@ -146,8 +155,12 @@ class RemoteGenerator:
         self.clients.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "url": f"{self.clients.protocol}://{self.clients.address}", "model": self.model,
-                "max_batch": self.max_batch}
+        return {
+            "backend": self.name,
+            "url": f"{self.clients.protocol}://{self.clients.address}",
+            "model": self.model,
+            "max_batch": self.max_batch,
+        }
 
 
 class RemoteClassifier:
@@ -157,8 +170,10 @@ class RemoteClassifier:
         self.clients, self.model, self.max_batch = clients, model, max_batch
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        parts = [self.clients.infer(self.model, {INPUT_IMAGE: x[i : i + self.max_batch]}, LOGITS)
-                 for i in range(0, len(x), self.max_batch)]
+        parts = [
+            self.clients.infer(self.model, {INPUT_IMAGE: x[i : i + self.max_batch]}, LOGITS)
+            for i in range(0, len(x), self.max_batch)
+        ]
         return np.concatenate(parts)
 
 
@@ -181,7 +196,7 @@ class RemoteTranslator(Translator):
     """A `Translator` whose generator and classifier run on a Triton server; use `RemoteTranslator.load`."""
 
     @classmethod
-    def load(cls, url: str, model: str = "stargan", timeout: float = 60.0) -> "RemoteTranslator":  # type: ignore[override]
+    def load(cls, url: str, model: str = "stargan", timeout: float = 60.0) -> RemoteTranslator:  # type: ignore[override]
         """Connect to `stargan serve` (or any Triton serving a repository from `stargan-export triton
         --backend python`) and read the served bundle's manifest. Raises ServerError when the server is
         unreachable, not ready, or does not serve `model`."""
@@ -207,8 +222,13 @@ class RemoteTranslator(Translator):
         return translator
 
     def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "attributes": list(self.attributes), "image_size": self.image_size,
-                "classifier": self.classifier is not None, **self.backend.describe()}
+        return {
+            "url": self.url,
+            "attributes": list(self.attributes),
+            "image_size": self.image_size,
+            "classifier": self.classifier is not None,
+            **self.backend.describe(),
+        }
 
 
 __all__ = ["RemoteTranslator", "ServerError", "StarGANError", "parse_url"]

@@ -55,14 +55,32 @@ class ServeStack:
         Other keyword arguments go to `TritonServer` (workdir, verbose, gpu_metrics).
     """
 
-    def __init__(self, repository: str | os.PathLike[str], *, host: str = "127.0.0.1", http_port: int = 8000,
-                 grpc_port: int = 8001, metrics_port: int = 8002, max_body: int = 128 << 20,
-                 log: Callable[[str], None] = _log, **server_options: object) -> None:
+    def __init__(
+        self,
+        repository: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        max_body: int = 128 << 20,
+        log: Callable[[str], None] = _log,
+        **server_options: object,
+    ) -> None:
         if len({http_port, grpc_port, metrics_port}) != 3:
-            raise ServeError(f"the HTTP, gRPC and metrics ports must differ, got {[http_port, grpc_port, metrics_port]}")
+            raise ServeError(
+                f"the HTTP, gRPC and metrics ports must differ, got {[http_port, grpc_port, metrics_port]}"
+            )
         self.repository = Path(repository)
-        self.server = TritonServer(repository, host=host, http_host="127.0.0.1", http_port=_private_port(),
-                                   grpc_port=grpc_port, metrics_port=metrics_port, **server_options)
+        self.server = TritonServer(
+            repository,
+            host=host,
+            http_host="127.0.0.1",
+            http_port=_private_port(),
+            grpc_port=grpc_port,
+            metrics_port=metrics_port,
+            **server_options,
+        )
         self.front = HttpFront(host, http_port, ("127.0.0.1", self.server.ports["--http-port"]), max_body=max_body)
         self.host, self.http_port, self.log = host, http_port, log
         self.restarts: list[float] = []  # monotonic times of the restarts
@@ -83,9 +101,11 @@ class ServeStack:
     def models(self) -> list[str]:
         return sorted(p.name for p in self.repository.iterdir() if (p / "config.pbtxt").is_file())
 
-    def start(self, timeout: float = 180.0) -> "ServeStack":
-        for flag, port in (("--grpc-port", self.server.ports["--grpc-port"]),
-                           ("--metrics-port", self.server.ports["--metrics-port"])):
+    def start(self, timeout: float = 180.0) -> ServeStack:
+        for flag, port in (
+            ("--grpc-port", self.server.ports["--grpc-port"]),
+            ("--metrics-port", self.server.ports["--metrics-port"]),
+        ):
             check_port_free(self.host, port, flag)  # before the front takes the HTTP port
         try:
             self.front.start()
@@ -127,11 +147,13 @@ class ServeStack:
         self.front.stop()
         counts = self.front.counts
         if counts:
-            self.log(f"HTTP: {counts['forwarded']} forwarded, {counts['refused']} refused, {counts['unavailable']} "
-                     f"unavailable, {cut} cut at the drain's end; {len(self.restarts)} tritonserver restart(s)")
+            self.log(
+                f"HTTP: {counts['forwarded']} forwarded, {counts['refused']} refused, {counts['unavailable']} "
+                f"unavailable, {cut} cut at the drain's end; {len(self.restarts)} tritonserver restart(s)"
+            )
         return cut
 
-    def __enter__(self) -> "ServeStack":
+    def __enter__(self) -> ServeStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

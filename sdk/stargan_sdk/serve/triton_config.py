@@ -51,11 +51,15 @@ def check_model_name(name: str) -> str:
 def check_tensor(t: Tensor) -> Tensor:
     """Refuse a tensor that would write anything but a plain name, a known type and integer dims."""
     if not isinstance(t.name, str) or not _NAME.fullmatch(t.name):
-        raise BundleError(f"tensor name {t.name!r} is not a plain identifier (letters, digits, '_', '.', '-'); "
-                          f"the manifest was edited — re-export the bundle")
+        raise BundleError(
+            f"tensor name {t.name!r} is not a plain identifier (letters, digits, '_', '.', '-'); "
+            f"the manifest was edited — re-export the bundle"
+        )
     if t.dtype not in DTYPES:
-        raise BundleError(f"tensor {t.name!r} has dtype {t.dtype!r}, which Triton configs here do not support "
-                          f"(supported: {', '.join(DTYPES)})")
+        raise BundleError(
+            f"tensor {t.name!r} has dtype {t.dtype!r}, which Triton configs here do not support "
+            f"(supported: {', '.join(DTYPES)})"
+        )
     if not all(isinstance(d, int) and not isinstance(d, bool) and (d > 0 or d == -1) for d in t.dims):
         raise BundleError(f"tensor {t.name!r} has dims {list(t.dims)}; expected positive integers")
     return t
@@ -85,16 +89,26 @@ def preferred_batch_sizes(max_batch: int) -> list[int]:
     return sizes + [max_batch]
 
 
-def model_config(spec: ModelSpec, *, backend: str, max_batch: int, instances: int, kind: str = "cpu",
-                 queue_delay_us: int = DEFAULT_QUEUE_DELAY_US, platform: bool = False) -> str:
+def model_config(
+    spec: ModelSpec,
+    *,
+    backend: str,
+    max_batch: int,
+    instances: int,
+    kind: str = "cpu",
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US,
+    platform: bool = False,
+) -> str:
     """config.pbtxt for one model. `backend` is a Triton backend ("python") or, with platform=True, a
     platform ("onnxruntime_onnx", "tensorrt_plan")."""
     check_model_name(spec.name)
     if kind not in KINDS:
         raise StarGANError(f"unknown instance kind {kind!r}: choose gpu or cpu")
     if max_batch < 1 or instances < 1 or queue_delay_us < 0:
-        raise StarGANError(f"max batch and instances must be >= 1 and the queue delay >= 0, "
-                           f"got {max_batch}, {instances} and {queue_delay_us}")
+        raise StarGANError(
+            f"max batch and instances must be >= 1 and the queue delay >= 0, "
+            f"got {max_batch}, {instances} and {queue_delay_us}"
+        )
     inputs = ",\n".join(_tensor_text(t) for t in spec.inputs)
     outputs = ",\n".join(_tensor_text(t) for t in spec.outputs)
     preferred = ", ".join(str(b) for b in preferred_batch_sizes(max_batch))

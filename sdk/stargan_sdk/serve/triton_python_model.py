@@ -52,8 +52,13 @@ class TritonPythonModel:
         options: dict[str, Any] = {"threads": int(params["threads"])} if params.get("threads") else {}  # CPU backends
         if params.get("precision"):  # `stargan serve --precision`
             options["precision"] = params["precision"]
-        self._translator = Translator.load(bundle, backend=params.get("backend", "auto"), device=device,
-                                           max_batch=int(config["max_batch_size"]), **options)
+        self._translator = Translator.load(
+            bundle,
+            backend=params.get("backend", "auto"),
+            device=device,
+            max_batch=int(config["max_batch_size"]),
+            **options,
+        )
         self._model = ROLES[params["role"]](self._translator)
         self._model.warm_up(int(config["max_batch_size"]))  # before Triton reports the model ready
 

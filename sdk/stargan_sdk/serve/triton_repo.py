@@ -18,15 +18,17 @@ from pathlib import Path
 
 from stargan_sdk.backends.registry import backend_names
 from stargan_sdk.bundle.constants import INPUT_IMAGE, MANIFEST_NAME
+from stargan_sdk.bundle.manifest import Manifest, TensorSpec, read_manifest, verify_artifact
 from stargan_sdk.errors import StarGANError
 from stargan_sdk.host.files import atomic_write_bytes, atomic_write_text
-from stargan_sdk.bundle.manifest import Manifest, TensorSpec, read_manifest, verify_artifact
 from stargan_sdk.serve.models import EDIT_CHANGES, EDIT_IMAGE, EDIT_ORIGINAL, EDIT_OUTPUT, LOGITS
 from stargan_sdk.serve.triton_config import VERSION, ModelSpec, Tensor, check_model_name, model_config
 
-MODEL_PY = ('"""Triton python-backend model: a StarGAN bundle run by the stargan SDK '
-            '(pip install "stargan[onnxruntime]")."""\n\n'
-            "from stargan_sdk.serve.triton_python_model import TritonPythonModel  # noqa: F401\n")
+MODEL_PY = (
+    '"""Triton python-backend model: a StarGAN bundle run by the stargan SDK '
+    '(pip install "stargan[onnxruntime]")."""\n\n'
+    "from stargan_sdk.serve.triton_python_model import TritonPythonModel  # noqa: F401\n"
+)
 BUNDLE_DIR = "bundle"
 
 
@@ -34,8 +36,9 @@ def _tensor(spec: TensorSpec) -> Tensor:
     return Tensor(spec.name, spec.dtype, tuple(spec.shape[1:]))  # drop "N": Triton prepends the batch dim
 
 
-def model_specs(manifest: Manifest, name: str, backend: str, threads: int | None = None,
-                precision: str | None = None) -> list[tuple[ModelSpec, str]]:
+def model_specs(
+    manifest: Manifest, name: str, backend: str, threads: int | None = None, precision: str | None = None
+) -> list[tuple[ModelSpec, str]]:
     """(spec, role) per model; the generator's spec publishes the manifest for remote clients. `precision`: the
     backend option (e.g. "fp32", "int8"; None: the backend's own default), checked by the backend when it loads."""
     check_model_name(name)
@@ -45,11 +48,22 @@ def model_specs(manifest: Manifest, name: str, backend: str, threads: int | None
     image = next(_tensor(s) for s in manifest.inputs if s.name == INPUT_IMAGE)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise StarGANError(f"threads must be a positive integer or None, got {threads!r}")
-    common = {"backend": backend, **({"threads": str(threads)} if threads else {}),
-              **({"precision": precision} if precision else {})}
-    generator = ModelSpec(name, tuple(_tensor(s) for s in manifest.inputs), tuple(_tensor(s) for s in manifest.outputs),
-                          {**common, "role": "generator", "bundle": BUNDLE_DIR,
-                           "manifest": json.dumps(manifest.to_dict(), separators=(",", ":"))})
+    common = {
+        "backend": backend,
+        **({"threads": str(threads)} if threads else {}),
+        **({"precision": precision} if precision else {}),
+    }
+    generator = ModelSpec(
+        name,
+        tuple(_tensor(s) for s in manifest.inputs),
+        tuple(_tensor(s) for s in manifest.outputs),
+        {
+            **common,
+            "role": "generator",
+            "bundle": BUNDLE_DIR,
+            "manifest": json.dumps(manifest.to_dict(), separators=(",", ":")),
+        },
+    )
     shared = {**common, "bundle": f"../{name}/{BUNDLE_DIR}"}
     specs = [(generator, "generator")]
     if manifest.artifact(role="classifier", kind="onnx") is not None:
@@ -57,8 +71,12 @@ def model_specs(manifest: Manifest, name: str, backend: str, threads: int | None
         classifier = ModelSpec(f"{name}_classifier", (image,), (logits,), {**shared, "role": "classifier"})
         specs.append((classifier, "classifier"))
     edit_inputs = tuple(Tensor(n, "bytes", (1,)) for n in (EDIT_IMAGE, EDIT_CHANGES, EDIT_ORIGINAL))
-    specs.append((ModelSpec(f"{name}_edit", edit_inputs, (Tensor(EDIT_OUTPUT, "bytes", (1,)),),
-                            {**shared, "role": "edit"}), "edit"))
+    specs.append(
+        (
+            ModelSpec(f"{name}_edit", edit_inputs, (Tensor(EDIT_OUTPUT, "bytes", (1,)),), {**shared, "role": "edit"}),
+            "edit",
+        )
+    )
     return specs
 
 
@@ -78,11 +96,21 @@ def _optional_original(text: str) -> str:
     return text.replace(marker, marker + "    optional: true\n")
 
 
-def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                            model_name: str = "stargan", backend: str = "auto", max_batch: int = 16,
-                            instances: int = 1, kind: str = "cpu", queue_delay_us: int = 100,
-                            threads: int | None = None, link_bundle: bool = False, sdk_path: Path | None = None,
-                            precision: str | None = None) -> Path:
+def write_python_repository(
+    bundle_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    model_name: str = "stargan",
+    backend: str = "auto",
+    max_batch: int = 16,
+    instances: int = 1,
+    kind: str = "cpu",
+    queue_delay_us: int = 100,
+    threads: int | None = None,
+    link_bundle: bool = False,
+    sdk_path: Path | None = None,
+    precision: str | None = None,
+) -> Path:
     """Write the repository (atomically, file by file; the bundle copied or, with link_bundle, symlinked);
     returns the generator's model folder. `threads`: CPU threads per instance (None: the backend's default);
     `sdk_path`: the folder holding the stargan_sdk package the models must import (see `model_py`); `precision`:
@@ -91,8 +119,9 @@ def write_python_repository(bundle_dir: str | os.PathLike[str], out_dir: str | o
     manifest = read_manifest(bundle)
     configs = []
     for spec, role in model_specs(manifest, model_name, backend, threads, precision):
-        text = model_config(spec, backend="python", max_batch=max_batch, instances=instances, kind=kind,
-                            queue_delay_us=queue_delay_us)
+        text = model_config(
+            spec, backend="python", max_batch=max_batch, instances=instances, kind=kind, queue_delay_us=queue_delay_us
+        )
         configs.append((spec.name, _optional_original(text) if role == "edit" else text))
     files = [verify_artifact(bundle, a, manifest) for a in manifest.artifacts]  # damaged bundles fail before writing
     files += [bundle / name for a in manifest.artifacts for name in (a.external_data or {})]  # ONNX external data

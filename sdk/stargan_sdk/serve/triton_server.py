@@ -166,9 +166,19 @@ class TritonServer:
         http_host: address for HTTP alone (default `host`; `stargan serve` keeps it on loopback, behind its front).
     """
 
-    def __init__(self, repository: str | os.PathLike[str], *, host: str = "127.0.0.1", http_port: int = 8000,
-                 grpc_port: int = 8001, metrics_port: int = 8002, workdir: str | os.PathLike[str] | None = None,
-                 verbose: bool = False, gpu_metrics: bool = False, http_host: str | None = None) -> None:
+    def __init__(
+        self,
+        repository: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        workdir: str | os.PathLike[str] | None = None,
+        verbose: bool = False,
+        gpu_metrics: bool = False,
+        http_host: str | None = None,
+    ) -> None:
         self.repository = Path(repository)
         self.http_host = http_host or host
         self.gpu_metrics = gpu_metrics
@@ -212,15 +222,22 @@ class TritonServer:
         return self.workspace
 
     def command(self, dist: Path, workspace: Path) -> list[str]:
-        args = [str(dist / "bin" / "tritonserver"), f"--model-repository={self.repository.resolve()}",
-                f"--backend-directory={workspace / 'backends'}", f"--http-address={self.http_host}",
-                f"--grpc-address={self.host}", f"--metrics-address={self.host}",
-                f"--allow-gpu-metrics={str(self.gpu_metrics).lower()}",
-                "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
-                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}"]
+        args = [
+            str(dist / "bin" / "tritonserver"),
+            f"--model-repository={self.repository.resolve()}",
+            f"--backend-directory={workspace / 'backends'}",
+            f"--http-address={self.http_host}",
+            f"--grpc-address={self.host}",
+            f"--metrics-address={self.host}",
+            f"--allow-gpu-metrics={str(self.gpu_metrics).lower()}",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+        ]
         return args + [f"{flag}={port}" for flag, port in self.ports.items()]
 
-    def start(self, timeout: float = 180.0) -> "TritonServer":
+    def start(self, timeout: float = 180.0) -> TritonServer:
         if len(set(self.ports.values())) != 3:
             raise ServeError(f"the HTTP, gRPC and metrics ports must differ, got {sorted(self.ports.values())}")
         for flag, port in self.ports.items():
@@ -241,9 +258,15 @@ class TritonServer:
         workspace = self._prepare_workspace(dist)
         log = None if self.verbose else (workspace / "triton.log").open("wb")
         try:
-            self.process = subprocess.Popen(self.command(dist, workspace), env=_environment(), stdout=log,
-                                            stderr=subprocess.STDOUT if log else None, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, preexec_fn=_child_setup)
+            self.process = subprocess.Popen(
+                self.command(dist, workspace),
+                env=_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+            )
         finally:
             if log:
                 log.close()
@@ -299,7 +322,7 @@ class TritonServer:
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace = None
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

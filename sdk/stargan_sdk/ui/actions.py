@@ -18,16 +18,18 @@ import numpy as np
 from PIL import Image
 
 from stargan_sdk.errors import AttributeValueError, NoFaceFoundError
-from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, padded_crop, translate_photo
-from stargan_sdk.photo.face_detect import FaceBox
-from stargan_sdk.photo.framing import Framing, shape_name
 from stargan_sdk.images import imaging
 from stargan_sdk.images.imaging import center_crop
 from stargan_sdk.images.modes import PhotoCodec
+from stargan_sdk.photo.face_detect import FaceBox
+from stargan_sdk.photo.faces import celeba_crop_box, detect_faces, open_photo, padded_crop, translate_photo
+from stargan_sdk.photo.framing import Framing, shape_name
 
 MODES = ("auto", "whole", "faces")
-NO_FACE = ("no face found in the image: upload a photo with a clear frontal face, or choose 'whole image' to edit "
-           "it as one aligned face")
+NO_FACE = (
+    "no face found in the image: upload a photo with a clear frontal face, or choose 'whole image' to edit "
+    "it as one aligned face"
+)
 HAIR_NONE = "none of these"
 
 
@@ -114,8 +116,9 @@ def choose_whole(image: Image.Image, mode: str, model_size: int) -> tuple[bool, 
         why = f"No face detector here ({choice.detector_missing})" if choice.detector_missing else "No face detected"
         return True, [], f"{why}; the image is {shape}, so it is edited whole as one aligned face."
     if choice.why == "no-face" and choice.detector_missing:
-        raise NoFaceFoundError(f"no face detector here ({choice.detector_missing}); choose 'whole image' to edit "
-                               "it as one aligned face")
+        raise NoFaceFoundError(
+            f"no face detector here ({choice.detector_missing}); choose 'whole image' to edit it as one aligned face"
+        )
     if choice.why == "no-face":
         raise NoFaceFoundError(NO_FACE)
     return False, list(choice.faces), _found(choice.faces)
@@ -140,8 +143,9 @@ def estimate_or_none(translator: Any, face: Image.Image) -> dict[str, int] | Non
         raise
 
 
-def changes_from(controls: Controls, original: Mapping[str, int], hair: str | None,
-                 toggles: Mapping[str, bool]) -> dict[str, int]:
+def changes_from(
+    controls: Controls, original: Mapping[str, int], hair: str | None, toggles: Mapping[str, bool]
+) -> dict[str, int]:
     """The edit asked for: the chosen colour (unless 'keep') and every toggle that differs from the original."""
     changes: dict[str, int] = {}
     if hair in controls.choice:
@@ -161,15 +165,17 @@ def original_from(controls: Controls, hair: str | None, toggles: Mapping[str, bo
     return out
 
 
-def edit(translator: Any, prepared: Prepared, changes: Mapping[str, int],
-         original: Mapping[str, int] | None) -> tuple[Image.Image, dict[str, Image.Image]]:
+def edit(
+    translator: Any, prepared: Prepared, changes: Mapping[str, int], original: Mapping[str, int] | None
+) -> tuple[Image.Image, dict[str, Image.Image]]:
     """(the edited image, every single-attribute edit of the face). `original=None`: each face is estimated
     by the bundle's classifier (the right thing for photos with several faces)."""
     if prepared.whole:
         result = translator.translate(prepared.image, dict(changes), original=original)
     else:
-        result = translate_photo(translator, prepared.image, dict(changes), original=original,
-                                 detector=lambda _rgb: prepared.faces)
+        result = translate_photo(
+            translator, prepared.image, dict(changes), original=original, detector=lambda _rgb: prepared.faces
+        )
     row_original = original if original is not None else prepared.estimate
     return result, single_edits(translator, prepared.face, row_original)
 

@@ -94,15 +94,37 @@ class Page:
         """A new upload (or mode): estimate it and set both panels from the estimate."""
         n = len(self.controls.toggles)
         if not path:
-            return [None, "Upload a face or a photo.", gr.update(), None, *[False] * n, "keep", *[False] * n,
-                    None, None, gr.update(value=None, visible=False), ""]
+            return [
+                None,
+                "Upload a face or a photo.",
+                gr.update(),
+                None,
+                *[False] * n,
+                "keep",
+                *[False] * n,
+                None,
+                None,
+                gr.update(value=None, visible=False),
+                "",
+            ]
         try:
             prepared = prepare(self.translator, path, mode)
         except NoFaceFoundError as e:  # said once, beside the image; no error badge, no traceback
             text = str(e)
             refused = Refused(f"{text[:1].upper()}{text[1:]}.")
-            return [refused, refused.message, gr.update(), None, *[False] * n, "keep", *[False] * n, None, None,
-                    gr.update(value=None, visible=False), ""]
+            return [
+                refused,
+                refused.message,
+                gr.update(),
+                None,
+                *[False] * n,
+                "keep",
+                *[False] * n,
+                None,
+                None,
+                gr.update(value=None, visible=False),
+                "",
+            ]
         except (StarGANError, OSError, ValueError) as e:
             raise _message(e) from e
         est = prepared.estimate
@@ -113,8 +135,19 @@ class Page:
         toggles = [bool(values.get(a, 0)) for a in self.controls.toggles]
         face = " (face 1)" if len(prepared.faces) > 1 and not prepared.whole else ""
         text = f"**Estimated{face}:** {describe(self.controls, est)}"
-        return [prepared, text, gr.update(open=est is None), hair, *toggles, "keep", *toggles, None, None,
-                gr.update(value=None, visible=False), prepared.note]
+        return [
+            prepared,
+            text,
+            gr.update(open=est is None),
+            hair,
+            *toggles,
+            "keep",
+            *toggles,
+            None,
+            None,
+            gr.update(value=None, visible=False),
+            prepared.note,
+        ]
 
     def on_edit(self, prepared: Prepared | None, *values: Any) -> list[Any]:
         """Run the edit: values are the target choice and toggles, then the 'input shows' choice and toggles."""
@@ -133,8 +166,10 @@ class Page:
             result, row = edit(self.translator, prepared, changes, None if same else original)
         except (StarGANError, OSError, ValueError) as e:
             raise _message(e) from e
-        gallery = [(prepared.face, "input" if prepared.whole else "input (face 1)"),
-                   *[(img, name) for name, img in row.items()]]
+        gallery = [
+            (prepared.face, "input" if prepared.whole else "input (face 1)"),
+            *[(img, name) for name, img in row.items()],
+        ]
         path = self._save(result)
         said = ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing (same attributes: a reconstruction)"
         return [result, gallery, gr.update(value=str(path), visible=True), f"{prepared.note} Changed: {said}."]
@@ -155,38 +190,80 @@ def build_page(translator: Any, *, title: str = "StarGAN face editor", download_
         state = gr.State(None)
         with gr.Row():
             with gr.Column():
-                upload = upload_image(type="filepath", label="Input: a face or a photo",
-                                      sources=["upload", "clipboard"], elem_id="input-image", format="png")
+                upload = upload_image(
+                    type="filepath",
+                    label="Input: a face or a photo",
+                    sources=["upload", "clipboard"],
+                    elem_id="input-image",
+                    format="png",
+                )
                 mode = gr.Radio(MODE_CHOICES, value="auto", label="How to edit it", elem_id="mode")
                 if EXAMPLE.is_file():
                     gr.Examples([[str(EXAMPLE)]], inputs=[upload], label="Example")
             with gr.Column():
                 estimate = gr.Markdown("Upload a face or a photo.", elem_id="estimate")
                 with gr.Accordion("Correct the estimate", open=False) as correct:
-                    shown_hair = gr.Radio([*c.choice, HAIR_NONE], value=HAIR_NONE, label="The input's hair colour",
-                                          visible=bool(c.choice), elem_id="shown-hair")
+                    shown_hair = gr.Radio(
+                        [*c.choice, HAIR_NONE],
+                        value=HAIR_NONE,
+                        label="The input's hair colour",
+                        visible=bool(c.choice),
+                        elem_id="shown-hair",
+                    )
                     shown = [gr.Checkbox(label=a, elem_id=f"shown-{a}") for a in c.toggles]
                 gr.Markdown("**Change to**")
-                target_hair = gr.Radio(["keep", *c.choice], value="keep", label="Hair colour",
-                                       visible=bool(c.choice), elem_id="target-hair")
+                target_hair = gr.Radio(
+                    ["keep", *c.choice],
+                    value="keep",
+                    label="Hair colour",
+                    visible=bool(c.choice),
+                    elem_id="target-hair",
+                )
                 targets = [gr.Checkbox(label=a, elem_id=f"target-{a}") for a in c.toggles]
                 run = gr.Button("Edit", variant="primary", elem_id="edit-button")
                 note = gr.Markdown(elem_id="note")
             with gr.Column():
-                result = gr.Image(label="Result", format="png", interactive=False, elem_id="result-image",
-                                  buttons=["download", "fullscreen"])  # no "share": it posts to a hub
+                result = gr.Image(
+                    label="Result",
+                    format="png",
+                    interactive=False,
+                    elem_id="result-image",
+                    buttons=["download", "fullscreen"],
+                )  # no "share": it posts to a hub
                 download = gr.DownloadButton("Download the result (PNG)", visible=False, elem_id="download")
-        row = gr.Gallery(label="Every single-attribute edit", columns=len(c.choice) + len(c.toggles) + 1,
-                         format="png", elem_id="all-edits", height="auto", buttons=["download", "fullscreen"])
-        image_outputs = [state, estimate, correct, shown_hair, *shown, target_hair, *targets,
-                         result, row, download, note]
+        row = gr.Gallery(
+            label="Every single-attribute edit",
+            columns=len(c.choice) + len(c.toggles) + 1,
+            format="png",
+            elem_id="all-edits",
+            height="auto",
+            buttons=["download", "fullscreen"],
+        )
+        image_outputs = [
+            state,
+            estimate,
+            correct,
+            shown_hair,
+            *shown,
+            target_hair,
+            *targets,
+            result,
+            row,
+            download,
+            note,
+        ]
         # Forget the previous image first, so a rejected upload never leaves it to be edited; progress and
         # error badges go on the one component the user waits for, not on every output.
         for changed in (upload.change, mode.change):
             changed(page.forget, None, [state, result, row, download, note], show_progress="hidden").then(
-                page.on_image, [upload, mode], image_outputs, show_progress_on=[estimate])
-        run.click(page.on_edit, [state, target_hair, *targets, shown_hair, *shown], [result, row, download, note],
-                  show_progress_on=[result])
+                page.on_image, [upload, mode], image_outputs, show_progress_on=[estimate]
+            )
+        run.click(
+            page.on_edit,
+            [state, target_hair, *targets, shown_hair, *shown],
+            [result, row, download, note],
+            show_progress_on=[result],
+        )
     return blocks
 
 
@@ -196,8 +273,14 @@ def _subtitle(translator: Any) -> str:
     return f"{translator.image_size} px model · attributes: {attrs} · backend: {backend}"
 
 
-def serve(translator: Any, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True,
-          title: str = "StarGAN face editor") -> gr.Blocks:
+def serve(
+    translator: Any,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    block: bool = True,
+    title: str = "StarGAN face editor",
+) -> gr.Blocks:
     """Launch the page on host:port (no share link, no telemetry) and print its address; `block=False`
     returns the running Blocks (stop it with `.close()`), otherwise it serves until Ctrl+C."""
     if not block:
@@ -210,9 +293,20 @@ def serve(translator: Any, host: str = "127.0.0.1", port: int = 7860, *, block: 
 
 def _launch(blocks: gr.Blocks, host: str, port: int) -> gr.Blocks:
     # quiet: Gradio's banner suggests share=True, a public tunnel this command never opens.
-    blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
-                  max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False,
-                  prevent_thread_lock=True, quiet=True)
+    blocks.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        show_error=True,
+        max_file_size=MAX_UPLOAD,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"serving the StarGAN face editor on http://{shown}:{blocks.server_port}/ (Ctrl+C stops)", flush=True)
     return blocks

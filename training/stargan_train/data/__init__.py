@@ -23,7 +23,12 @@ from stargan_train.data.rafd import RaFDDataset, rafd_split_dir
 from stargan_train.data.transforms import SPLITS, build_transform
 
 __all__ = [
-    "DatasetError", "build_dataset", "build_loaders", "dataset_parts", "infinite_batches", "joint_labels",
+    "DatasetError",
+    "build_dataset",
+    "build_loaders",
+    "dataset_parts",
+    "infinite_batches",
+    "joint_labels",
     "make_loader",
 ]
 
@@ -49,8 +54,13 @@ def build_dataset(data: DataConfig, part: str, split: str) -> Dataset:
     if part == "celeba":
         transform = build_transform(data.celeba_crop_size, data.image_size, split)
         ds = CelebADataset(
-            data.celeba_image_dir, data.attr_path, data.selected_attrs, split, transform,
-            test_count=data.test_count, seed=data.seed,
+            data.celeba_image_dir,
+            data.attr_path,
+            data.selected_attrs,
+            split,
+            transform,
+            test_count=data.test_count,
+            seed=data.seed,
         )
         _check_crop_fits(ds.image_dir / ds.filenames[0], data.celeba_crop_size, "celeba_crop_size")
     elif part == "rafd":
@@ -70,9 +80,7 @@ def _check_crop_fits(path: Path, crop: int, option: str) -> None:
     except OSError as e:
         raise DatasetError(f"cannot read image {path}: {e}") from None
     if crop > width or crop > height:
-        raise DatasetError(
-            f"{path}: crop size {crop} is larger than the image ({width}x{height} px); lower {option}"
-        )
+        raise DatasetError(f"{path}: crop size {crop} is larger than the image ({width}x{height} px); lower {option}")
 
 
 def build_loaders(

@@ -54,9 +54,7 @@ def read_attr_file(path: str | Path) -> AttrTable:
     split_rows = [row.split() for row in rows]
     for i, fields in enumerate(split_rows):
         if len(fields) != len(names) + 1:
-            raise DatasetError(
-                f"{path}: row {i + 1} ({fields[0]}) has {len(fields) - 1} values, expected {len(names)}"
-            )
+            raise DatasetError(f"{path}: row {i + 1} ({fields[0]}) has {len(fields) - 1} values, expected {len(names)}")
     if not split_rows:
         raise DatasetError(f"{path}: lists no images")
     # One vectorised pass over all values: the full CelebA file has 200k rows x 40 attributes.
@@ -86,9 +84,7 @@ def select_attrs(table: AttrTable, selected: Sequence[str]) -> np.ndarray:
         raise DatasetError("selected_attrs is empty; name at least one attribute")
     unknown = [a for a in selected if a not in table.attr_names]
     if unknown:
-        raise DatasetError(
-            f"unknown attribute(s) {', '.join(unknown)}; available: {', '.join(table.attr_names)}"
-        )
+        raise DatasetError(f"unknown attribute(s) {', '.join(unknown)}; available: {', '.join(table.attr_names)}")
     columns = [table.attr_names.index(a) for a in selected]
     return np.ascontiguousarray(table.values[:, columns])
 
@@ -100,9 +96,7 @@ def split_indices(n_rows: int, test_count: int, seed: int, split: str) -> list[i
     if test_count < 0:
         raise DatasetError(f"test_count must be >= 0, got {test_count}")
     if test_count >= n_rows:
-        raise DatasetError(
-            f"test_count {test_count} leaves no training images: the attribute file lists only {n_rows}"
-        )
+        raise DatasetError(f"test_count {test_count} leaves no training images: the attribute file lists only {n_rows}")
     if split == "test" and test_count == 0:
         raise DatasetError("the test split is empty: test_count is 0")
     order = list(range(n_rows))

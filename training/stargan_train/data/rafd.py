@@ -17,8 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from stargan_train.config import RAFD_EXPRESSIONS, DataConfig
-from stargan_train.data.errors import DatasetError
 from stargan_train.data.celeba import read_image
+from stargan_train.data.errors import DatasetError
 from stargan_train.data.transforms import IMAGE_EXTENSIONS, SPLITS
 
 
@@ -33,8 +33,7 @@ def rafd_split_dir(data: DataConfig, split: str) -> Path:
         return Path(data.rafd_test_dir)
     if train_dir.name != "train":
         raise DatasetError(
-            f"cannot locate the RaFD test folder: rafd_image_dir {train_dir} does not end in 'train'; "
-            f"set rafd_test_dir"
+            f"cannot locate the RaFD test folder: rafd_image_dir {train_dir} does not end in 'train'; set rafd_test_dir"
         )
     return train_dir.with_name("test")
 
@@ -57,7 +56,8 @@ def scan_expression_folders(root: Path) -> list[tuple[Path, int]]:
     samples: list[tuple[Path, int]] = []
     for folder in folders:
         files = sorted(
-            p for p in folder.iterdir()
+            p
+            for p in folder.iterdir()
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
         )
         if not files:

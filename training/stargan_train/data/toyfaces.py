@@ -26,7 +26,17 @@ import numpy as np
 
 from stargan_train.config import CELEBA_DEFAULT_ATTRS, RAFD_EXPRESSIONS
 from stargan_train.data.toyfaces_draw import (
-    BEARD, HAIR, SKIN, Frame, add_noise, draw_face, gradient, hair_texture, mix, shade, stubble,
+    BEARD,
+    HAIR,
+    SKIN,
+    Frame,
+    add_noise,
+    draw_face,
+    gradient,
+    hair_texture,
+    mix,
+    shade,
+    stubble,
 )
 from stargan_train.files import atomic_write_bytes
 
@@ -48,7 +58,14 @@ EXPRESSION_SHAPES: dict[str, tuple[float, ...]] = {
 }
 assert tuple(EXPRESSION_SHAPES) == RAFD_EXPRESSIONS
 
-_EYE_COLOURS: tuple[RGB, ...] = ((92, 60, 38), (60, 40, 28), (70, 110, 150), (80, 120, 80), (120, 100, 60), (110, 120, 130))
+_EYE_COLOURS: tuple[RGB, ...] = (
+    (92, 60, 38),
+    (60, 40, 28),
+    (70, 110, 150),
+    (80, 120, 80),
+    (120, 100, 60),
+    (110, 120, 130),
+)
 
 
 @dataclass(frozen=True)
@@ -133,8 +150,15 @@ def render_face(params: FaceParams, width: int = 178, height: int = 218) -> tupl
 
 
 def generate_toyfaces(
-    out_dir: str | Path, count: int, seed: int = 0, *, width: int = 178, height: int = 218,
-    expressions: bool = False, progress: bool = True, workers: int = 1,
+    out_dir: str | Path,
+    count: int,
+    seed: int = 0,
+    *,
+    width: int = 178,
+    height: int = 218,
+    expressions: bool = False,
+    progress: bool = True,
+    workers: int = 1,
 ) -> Path:
     """Write `count` faces in the CelebA layout (+ hair masks, toyfaces.json; RaFD folders if `expressions`).
 
@@ -159,8 +183,13 @@ def generate_toyfaces(
         rows, totals = _write_faces(out, count, seed, width, height, advance, workers)
         _write_expressions(out / "rafd", plan, seed, advance)
     info = {
-        "generator": "toyfaces", "version": TOYFACES_VERSION, "seed": seed, "count": count,
-        "width": width, "height": height, "attributes": list(TOY_ATTRS),
+        "generator": "toyfaces",
+        "version": TOYFACES_VERSION,
+        "seed": seed,
+        "count": count,
+        "width": width,
+        "height": height,
+        "attributes": list(TOY_ATTRS),
         "frequencies": {a: totals[a] / count for a in TOY_ATTRS},
         "masks": "masks/<image name>: hair mask, 8-bit L, 255 = hair",
         "rafd": {s: sum(1 for sp, _ in plan if sp == s) for s in ("train", "test")} if expressions else None,
@@ -293,22 +322,49 @@ def sample_params(
         shape = tuple(float(v + 0.1 * d * (abs(v) + 1)) for v, d in zip(EXPRESSION_SHAPES[expression], j))
     brow_raise, brow_tilt, eye_open, mouth_curve, mouth_open, mouth_asym, nose_wrinkle = shape
     return FaceParams(
-        hair=hair, male=male, young=young, expression=expression,
-        hair_rgb=_hair_rgb(rng, hair), grey_rgb=_jitter(rng, (int(u(165, 215)),) * 3, 5),
-        skin_rgb=skin, eye_rgb=_EYE_COLOURS[int(u(0, len(_EYE_COLOURS)))],
+        hair=hair,
+        male=male,
+        young=young,
+        expression=expression,
+        hair_rgb=_hair_rgb(rng, hair),
+        grey_rgb=_jitter(rng, (int(u(165, 215)),) * 3, 5),
+        skin_rgb=skin,
+        eye_rgb=_EYE_COLOURS[int(u(0, len(_EYE_COLOURS)))],
         lip_rgb=mix(skin, (175, 60, 65), u(0.35, 0.65)),
-        brow_rgb=_jitter(rng, (62, 46, 36), 12), beard_rgb=_jitter(rng, (42, 34, 30), 8),
+        brow_rgb=_jitter(rng, (62, 46, 36), 12),
+        beard_rgb=_jitter(rng, (42, 34, 30), 8),
         shirt_rgb=_jitter(rng, (128, 128, 128), 108),
-        bg_top=bg, bg_bottom=_jitter(rng, shade(bg, u(0.6, 1.25)), 20), bg_tilt=u(-0.6, 0.6),
-        dx=u(-5, 5), dy=u(-5, 5), face_w=u(38, 47), face_h=u(52, 61), face_power=u(2.0, 3.0), chin=u(0.1, 0.35),
-        eye_gap=u(16.5, 20.5), eye_size=u(5.5, 7.5), eye_open=eye_open, brow_raise=brow_raise,
-        brow_tilt=brow_tilt, brow_width=u(2.5, 4.5), mouth_w=u(12, 18), mouth_curve=mouth_curve,
-        mouth_open=mouth_open, mouth_asym=mouth_asym, nose_wrinkle=nose_wrinkle,
-        hair_volume=u(2, 6) if male else u(9, 18), hair_top=u(5, 11) if male else u(10, 20),
-        fringe=u(0.1, 0.22) if male else u(0.22, 0.4), parting=u(-1, 1),
-        hair_length=u(10, 45) * (not male), hair_phase=u(0, 2 * np.pi),
-        grey=u(0.3, 0.5) * (not young), wrinkles=u(0.52, 0.66) * (not young),
-        beard=u(0.45, 0.85) * male, noise_sigma=u(1.5, 4.5), noise_seed=int(u(0, 2**31)),
+        bg_top=bg,
+        bg_bottom=_jitter(rng, shade(bg, u(0.6, 1.25)), 20),
+        bg_tilt=u(-0.6, 0.6),
+        dx=u(-5, 5),
+        dy=u(-5, 5),
+        face_w=u(38, 47),
+        face_h=u(52, 61),
+        face_power=u(2.0, 3.0),
+        chin=u(0.1, 0.35),
+        eye_gap=u(16.5, 20.5),
+        eye_size=u(5.5, 7.5),
+        eye_open=eye_open,
+        brow_raise=brow_raise,
+        brow_tilt=brow_tilt,
+        brow_width=u(2.5, 4.5),
+        mouth_w=u(12, 18),
+        mouth_curve=mouth_curve,
+        mouth_open=mouth_open,
+        mouth_asym=mouth_asym,
+        nose_wrinkle=nose_wrinkle,
+        hair_volume=u(2, 6) if male else u(9, 18),
+        hair_top=u(5, 11) if male else u(10, 20),
+        fringe=u(0.1, 0.22) if male else u(0.22, 0.4),
+        parting=u(-1, 1),
+        hair_length=u(10, 45) * (not male),
+        hair_phase=u(0, 2 * np.pi),
+        grey=u(0.3, 0.5) * (not young),
+        wrinkles=u(0.52, 0.66) * (not young),
+        beard=u(0.45, 0.85) * male,
+        noise_sigma=u(1.5, 4.5),
+        noise_seed=int(u(0, 2**31)),
     )
 
 

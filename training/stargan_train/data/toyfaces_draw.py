@@ -118,9 +118,7 @@ def mix(a: RGB, b: RGB, t: float) -> RGB:
     return tuple(int(round(x * (1 - t) + y * t)) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
-def hair_texture(
-    rgb: np.ndarray, hair: np.ndarray, crown: Point, phase: float, grey: float, grey_rgb: RGB
-) -> None:
+def hair_texture(rgb: np.ndarray, hair: np.ndarray, crown: Point, phase: float, grey: float, grey_rgb: RGB) -> None:
     """Give hair pixels strands radiating from the crown, and turn a `grey` fraction of strands grey (in place)."""
     ys, xs = np.nonzero(hair)
     if ys.size == 0:
@@ -185,7 +183,7 @@ class Frame:
     mouth_y: float
 
     @classmethod
-    def of(cls, p: FaceParams, width: int, height: int) -> "Frame":
+    def of(cls, p: FaceParams, width: int, height: int) -> Frame:
         u = min(width, height) / 178.0
         cx, cy = width / 2 + p.dx * u, height / 2 + (8.0 + p.dy) * u
         b = p.face_h * u
@@ -211,7 +209,9 @@ def draw_face(p: FaceParams, f: Frame, background: np.ndarray) -> tuple[np.ndarr
     u, a, b = f.u, f.a, f.b
     pt.ellipse((f.cx - 2.1 * a, f.chin_y + 18 * u, f.cx + 2.1 * a, f.chin_y + 18 * u + 3 * b), p.shirt_rgb, CLOTHES)
     _back_hair(pt, p, f)
-    pt.rounded_rectangle((f.cx - 0.5 * a, f.cy, f.cx + 0.5 * a, f.chin_y + 26 * u), 6 * u, shade(p.skin_rgb, 0.82), NECK)
+    pt.rounded_rectangle(
+        (f.cx - 0.5 * a, f.cy, f.cx + 0.5 * a, f.chin_y + 26 * u), 6 * u, shade(p.skin_rgb, 0.82), NECK
+    )
     for s in (-1, 1):
         ex = f.cx + s * 0.97 * a
         pt.ellipse((ex - 6 * u, f.eye_y - 4 * u, ex + 6 * u, f.eye_y + 20 * u), shade(p.skin_rgb, 0.92), SKIN)
@@ -249,8 +249,10 @@ def _front_hair(pt: Painter, p: FaceParams, f: Frame) -> None:
         return
     for s in (-1, 1):
         lock = [
-            (f.cx + s * (f.a + v), fringe_y - 2 * u), (f.cx + s * 0.76 * f.a, fringe_y - 2 * u),
-            (f.cx + s * 0.84 * f.a, f.cy + 0.25 * f.b), (f.cx + s * 0.88 * f.a, f.chin_y + 0.6 * p.hair_length * u),
+            (f.cx + s * (f.a + v), fringe_y - 2 * u),
+            (f.cx + s * 0.76 * f.a, fringe_y - 2 * u),
+            (f.cx + s * 0.84 * f.a, f.cy + 0.25 * f.b),
+            (f.cx + s * 0.88 * f.a, f.chin_y + 0.6 * p.hair_length * u),
             (f.cx + s * (f.a + 0.6 * v), f.chin_y + p.hair_length * u),
         ]
         pt.polygon(lock, p.hair_rgb, HAIR)
@@ -276,10 +278,17 @@ def _eyes_and_brows(pt: Painter, p: FaceParams, f: Frame) -> None:
 
 def _nose(pt: Painter, p: FaceParams, f: Frame) -> None:
     u, dark = f.u, shade(p.skin_rgb, 0.78)
-    pt.line(quad_curve((f.cx - 1 * u, f.eye_y + 5 * u), (f.cx + 4 * u, f.nose_y - 6 * u), (f.cx, f.nose_y)), dark, 1.5 * u, None)
+    pt.line(
+        quad_curve((f.cx - 1 * u, f.eye_y + 5 * u), (f.cx + 4 * u, f.nose_y - 6 * u), (f.cx, f.nose_y)),
+        dark,
+        1.5 * u,
+        None,
+    )
     for s in (-1, 1):
         nx = f.cx + s * 4 * u
-        pt.ellipse((nx - 2.2 * u, f.nose_y - 1.2 * u, nx + 2.2 * u, f.nose_y + 1.2 * u), shade(p.skin_rgb, 0.5), FEATURE)
+        pt.ellipse(
+            (nx - 2.2 * u, f.nose_y - 1.2 * u, nx + 2.2 * u, f.nose_y + 1.2 * u), shade(p.skin_rgb, 0.5), FEATURE
+        )
     for k in range(int(round(3 * p.nose_wrinkle))):  # disgust: creases across the bridge
         y = f.eye_y + (3 + 3 * k) * u
         pt.line([(f.cx - 4 * u, y), (f.cx + 4 * u, y - u)], dark, 1.2 * u, None)
@@ -317,6 +326,9 @@ def _wrinkles(pt: Painter, p: FaceParams, f: Frame) -> None:
             pt.line([(x0, f.eye_y + 2 * k * u), (x0 + s * 5 * u, f.eye_y + 4.5 * k * u)], col, w, None)
         y = f.eye_y + eh + 3 * u
         pt.line(quad_curve((ex - es, y), (ex, y + 3 * u), (ex + es, y)), col, w, None)
-        fold = quad_curve((f.cx + s * 0.3 * f.a, f.nose_y - 3 * u), (f.cx + s * 0.46 * f.a, f.mouth_y - 5 * u),
-                          (f.cx + s * (p.mouth_w + 4) * u, f.mouth_y + 5 * u))
+        fold = quad_curve(
+            (f.cx + s * 0.3 * f.a, f.nose_y - 3 * u),
+            (f.cx + s * 0.46 * f.a, f.mouth_y - 5 * u),
+            (f.cx + s * (p.mouth_w + 4) * u, f.mouth_y + 5 * u),
+        )
         pt.line(fold, col, w, None)
