@@ -31,7 +31,7 @@ demo: install
 # picks on a CPU depends on its precisions and CI machines change CPU kind (STARGAN_CPU_CAPABILITIES overrides
 # what OpenVINO reports; on a CPU without BF16 both runs are the same). The Ray job tests run once: they pin
 # their backend (onnxruntime), so the CPU's precisions do not change them, and each starts Ray (~20 s).
-test: install-dev
+test: lint
 	$(PY) -m pytest -q
 	STARGAN_CPU_CAPABILITIES=FP32,INT8 $(PY) -m pytest -q -p no:cacheprovider tests/sdk \
 		--ignore=tests/sdk/test_ray_job.py
@@ -39,7 +39,8 @@ test: install-dev
 test-all: install-dev
 	$(PY) -m pytest -q -m ""
 
-# ruff, as configured in pyproject.toml ([tool.ruff]); installed by the dev extra.
+# ruff, as configured in pyproject.toml ([tool.ruff]); installed by the dev extra. `make test` (and so CI) runs it
+# first: a lint finding or an unformatted file fails the run in seconds, before the tests.
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

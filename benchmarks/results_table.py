@@ -85,7 +85,7 @@ def pipeline_table(report: dict) -> str:
     for row in (r for r in report["rows"] if r["mode"] == "crop"):
         ips = row["images_per_s"]
 
-        def cell(name: str) -> str:
+        def cell(name: str, row: dict = row, ips: dict = ips) -> str:  # this row's, bound now
             return f"{ips[name]:.0f} ({_cpu_ms(row, name):.1f})" if name in ips else "—"
 
         best = max((k for k in ips if k.startswith("pipeline_w")), key=ips.get)

@@ -58,9 +58,7 @@ def build(
     checkpoint: CheckpointArg,
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to create or replace.")],
     attrs: AttrsOpt = None,
-    image_size: Annotated[
-        int | None, typer.Option(help="Image size for official checkpoints (default 128).")
-    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Image size for official checkpoints (default 128).")] = None,
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help=FP16_HELP)] = True,
     classifier: Annotated[bool, typer.Option("--classifier", help="Also export the attribute classifier (D).")] = False,
     engine: EngineOpt = None,
@@ -250,7 +248,8 @@ def triton(
     backend: Annotated[
         str,
         typer.Option(
-            help="tensorrt (model.plan) or onnxruntime (model.onnx) for NVIDIA's containers; python (model.py runs the SDK)."
+            help="tensorrt (model.plan) or onnxruntime (model.onnx) for NVIDIA's containers; python (model.py runs "
+            "the SDK)."
         ),
     ] = "tensorrt",
     max_batch: Annotated[int, typer.Option(help="Triton max_batch_size.")] = 64,

@@ -90,8 +90,9 @@ def test_initializer_shared_by_fp16_and_fp32_ops_is_split():
     x = np.random.default_rng(0).normal(size=(1, 4, 3, 3)).astype(np.float32)
     import onnxruntime as ort
 
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[
-        0
-    ]  # noqa: E731
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": x})[0]
+
     assert run(converted).dtype == np.float32
     assert np.abs(run(converted) - run(model)).max() < 1e-2

@@ -1,5 +1,6 @@
 """TensorRT engine build (strongly typed, one profile, timing cache), run by the SDK's engine runner vs ONNX Runtime;
-real TensorRT on a GPU only (tests/export/test_tensorrt_build_api.py runs the same code against the real bindings' API)."""
+real TensorRT on a GPU only (tests/export/test_tensorrt_build_api.py runs the same code against the real bindings'
+API)."""
 
 from __future__ import annotations
 

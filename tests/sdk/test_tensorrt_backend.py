@@ -38,7 +38,8 @@ def make_manifest(engine: Artifact | None) -> Manifest:
 def engine_artifact(version: str = "10.9.0.34", gpu: cuda.DeviceInfo = H100, sha: str = "0" * 64) -> Artifact:
     return Artifact(
         kind="tensorrt", role="generator", file="generator.plan", sha256=sha, precision="fp16",
-        tensorrt_version=version, gpu_name=gpu.name, compute_capability=gpu.compute_capability, profile=Profile(1, 4, 8),
+        tensorrt_version=version, gpu_name=gpu.name, compute_capability=gpu.compute_capability,
+        profile=Profile(1, 4, 8),
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""DDP with two gloo processes on CPU: gradients are synchronised (identical weights), data is sharded, only rank 0 writes."""
+"""DDP with two gloo processes on CPU: gradients are synchronised (identical weights), data is sharded, only rank 0
+writes."""
 
 from __future__ import annotations
 

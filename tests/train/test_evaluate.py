@@ -1,4 +1,5 @@
-"""The evaluation protocol: attribute classifier, edit accuracy with oracle/identity generators, L1, localisation, CLI."""
+"""The evaluation protocol: attribute classifier, edit accuracy with oracle/identity generators, L1, localisation,
+CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A short training run on tiny toyfaces: finite losses, lr schedule, checkpoints that reload, samples, logs, run-dir rules."""
+"""A short training run on tiny toyfaces: finite losses, lr schedule, checkpoints that reload, samples, logs, run-dir
+rules."""
 
 from __future__ import annotations
 

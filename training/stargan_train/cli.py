@@ -194,7 +194,8 @@ def train(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Shortcut for a CelebA-layout folder: sets --celeba-image-dir DIR/images and --attr-path DIR/list_attr_celeba.txt.",
+            help="Shortcut for a CelebA-layout folder: sets --celeba-image-dir DIR/images and --attr-path "
+            "DIR/list_attr_celeba.txt.",
             rich_help_panel=DATA,
         ),
     ] = None,
@@ -265,7 +266,8 @@ def train(
     num_iters: Annotated[
         int,
         typer.Option(
-            help="Total iterations (one critic step each). Without --num-iters-decay, a decay that does not fit becomes the last half.",
+            help="Total iterations (one critic step each). Without --num-iters-decay, a decay that does not fit "
+            "becomes the last half.",
             rich_help_panel=OPTIM,
         ),
     ] = _T.num_iters,
@@ -275,7 +277,11 @@ def train(
     lr_schedule: Annotated[
         str,
         typer.Option(
-            help="paper (default): both lrs decay linearly to 0 over the last --num-iters-decay iterations, as the paper says and the official code did until its c53e598 clean-up. official: today's yunjey/stargan solver.py, which subtracts lr/num_iters_decay every --lr-update-step iterations and so ends near lr * (1 - 1/lr_update_step), 99.9% of it by default: the clean-up dropped the factor lr_update_step. Choose official only to reproduce a run of today's official code.",
+            help="paper (default): both lrs decay linearly to 0 over the last --num-iters-decay iterations, as the "
+            "paper says and the official code did until its c53e598 clean-up. official: today's yunjey/stargan "
+            "solver.py, which subtracts lr/num_iters_decay every --lr-update-step iterations and so ends near "
+            "lr * (1 - 1/lr_update_step), 99.9% of it by default: the clean-up dropped the factor lr_update_step. "
+            "Choose official only to reproduce a run of today's official code.",
             rich_help_panel=OPTIM,
         ),
     ] = _T.lr_schedule,
@@ -304,28 +310,32 @@ def train(
     lambda_id: Annotated[
         float,
         typer.Option(
-            help="Weight of an identity loss L1(G(x, c_org), x); not in the official recipe (0 = off, exact official training).",
+            help="Weight of an identity loss L1(G(x, c_org), x); not in the official recipe (0 = off, exact official "
+            "training).",
             rich_help_panel=OPTIM,
         ),
     ] = _T.lambda_id,
     augment: Annotated[
         str,
         typer.Option(
-            help="DiffAugment for every critic input: translation, cutout or both (comma-separated); empty = official recipe.",
+            help="DiffAugment for every critic input: translation, cutout or both (comma-separated); empty = official "
+            "recipe.",
             rich_help_panel=OPTIM,
         ),
     ] = "",
     init_weights: Annotated[
         str,
         typer.Option(
-            help="Fine-tune: start G and D from this run dir or checkpoint (same architecture), with fresh optimisers at iteration 0.",
+            help="Fine-tune: start G and D from this run dir or checkpoint (same architecture), with fresh optimisers "
+            "at iteration 0.",
             rich_help_panel=OPTIM,
         ),
     ] = "",
     fresh_critic: Annotated[
         bool,
         typer.Option(
-            help="With --init-weights: take only the generator from it and start a new critic (the source may have no discriminator, e.g. a shipped bundle's weights).",
+            help="With --init-weights: take only the generator from it and start a new critic (the source may have no "
+            "discriminator, e.g. a shipped bundle's weights).",
             rich_help_panel=OPTIM,
         ),
     ] = _T.fresh_critic,
@@ -339,7 +349,8 @@ def train(
     amp: Annotated[
         str,
         typer.Option(
-            help="off (default: exact FP32, the official recipe) or bf16: autocast the G and D forward passes to BF16 (GPUs with BF16, and CPUs; the gradient penalty stays FP32). Faster on a GPU, not bit-exact.",
+            help="off (default: exact FP32, the official recipe) or bf16: autocast the G and D forward passes to BF16 "
+            "(GPUs with BF16, and CPUs; the gradient penalty stays FP32). Faster on a GPU, not bit-exact.",
             rich_help_panel=OPTIM,
         ),
     ] = _T.amp,
@@ -347,7 +358,8 @@ def train(
         bool,
         typer.Option(
             "--channels-last",
-            help="NHWC memory format for the networks and batches (faster convolutions on GPUs; same results within float rounding).",
+            help="NHWC memory format for the networks and batches (faster convolutions on GPUs; same results within "
+            "float rounding).",
             rich_help_panel=OPTIM,
         ),
     ] = _T.channels_last,
@@ -434,7 +446,8 @@ def sample(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            help="Run dir (newest checkpoint), a checkpoint file of ours, or an official NNN-G.ckpt (CelebA, RaFD or joint: its label length says which)."
+            help="Run dir (newest checkpoint), a checkpoint file of ours, or an official NNN-G.ckpt (CelebA, RaFD or "
+            "joint: its label length says which)."
         ),
     ],
     out: Annotated[
@@ -444,7 +457,9 @@ def sample(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder to read test images from instead of the run's (required for an official checkpoint): CelebA layout (images/, list_attr_celeba.txt; joint mode samples CelebA faces), or for a RaFD model its test folder (one sub-folder per expression)."
+            help="Folder to read test images from instead of the run's (required for an official checkpoint): CelebA "
+            "layout (images/, list_attr_celeba.txt; joint mode samples CelebA faces), or for a RaFD model its test "
+            "folder (one sub-folder per expression)."
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",

@@ -29,13 +29,15 @@ def eval_command(
     num_images: Annotated[
         int,
         typer.Option(
-            help="Held-out test images to translate (the official test split is 2000); a smaller split is used whole, with a warning."
+            help="Held-out test images to translate (the official test split is 2000); a smaller split is used whole, "
+            "with a warning."
         ),
     ] = 2000,
     classifier_iters: Annotated[
         int,
         typer.Option(
-            help="Training steps of the attribute classifier, when it is not cached (the first eval of a run: minutes on a CPU)."
+            help="Training steps of the attribute classifier, when it is not cached (the first eval of a run: minutes "
+            "on a CPU)."
         ),
     ] = 1500,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,

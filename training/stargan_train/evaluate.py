@@ -351,7 +351,8 @@ def _report(t: _Tally, iteration: int | None, start: float, has_critic: bool) ->
     n, attrs = max(t.images, 1), t.attrs
     clf_acc = t.classifier.per_attribute()
     warnings = [
-        f"classifier accuracy on real {a} is {acc:.1%} (< {MIN_CLASSIFIER_ACCURACY:.0%}): its target accuracy is unreliable"
+        f"classifier accuracy on real {a} is {acc:.1%} (< {MIN_CLASSIFIER_ACCURACY:.0%}): its target accuracy is "
+        "unreliable"
         for a, acc in clf_acc.items()
         if acc < MIN_CLASSIFIER_ACCURACY
     ]

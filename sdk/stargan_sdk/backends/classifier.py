@@ -1,6 +1,7 @@
 """The bundle's attribute classifier (the discriminator's domain head) on ONNX Runtime CPU.
 
-Usage: clf = AttributeClassifier.from_bundle(Bundle.open("models/toyfaces-64")); logits = clf.logits(x)  # x float32 NCHW [-1, 1]
+Usage: clf = AttributeClassifier.from_bundle(Bundle.open("models/toyfaces-64"))
+       logits = clf.logits(x)  # x float32 NCHW [-1, 1]
 
 It estimates what a photo already shows so that edits can be applied on top ("make blond" keeps age and
 gender). It is small, so it always runs on the CPU whichever backend runs the generator.

@@ -219,8 +219,9 @@ class InductorBackend(Backend):
             max_abs = float(np.max(np.abs(expected - actual))) if np.all(np.isfinite(actual)) else float("inf")
             self._parity[n] = psnr
             if not tolerance.passes(max_abs, psnr):
+                missed = tolerance.describe(max_abs, psnr)
                 raise BackendUnavailableError(
-                    f"the Inductor-compiled generator at batch {n} misses FP32 parity ({tolerance.describe(max_abs, psnr)}); "
+                    f"the Inductor-compiled generator at batch {n} misses FP32 parity ({missed}); "
                     f"refusing it (torch {torch.__version__})"
                 )
 

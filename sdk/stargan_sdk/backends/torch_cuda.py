@@ -1,6 +1,7 @@
 """CUDA execution for the torch-based backends: pinned staging, a private stream, one CUDA graph per batch size.
 
-Usage: runner = CudaGraphRunner(torch, forward, device, max_batch, (3, S, S), c_dim); outs, ranges = runner.run([(x, c)])
+Usage: runner = CudaGraphRunner(torch, forward, device, max_batch, (3, S, S), c_dim)
+       outs, ranges = runner.run([(x, c)])
 
 Mirrors the TensorRT backend: device buffers allocated once for `max_batch`, async copies and the model on a
 non-default stream, and a graph captured per batch size after one warm-up run (cuDNN's algorithm search and

@@ -1,6 +1,7 @@
 """The StarGAN generator in plain PyTorch, built from a bundle's `generator.safetensors` (no pickle, ever).
 
-Usage: module = load_generator(Bundle.open("models/toyfaces-64")); y = module(x, c)  # float32 on the CPU (backends cast it)
+Usage: module = load_generator(Bundle.open("models/toyfaces-64"))
+       y = module(x, c)  # float32 on the CPU (backends cast it)
 
 The SDK must not import `stargan_train`, so the official architecture is written here once more, with the
 same `state_dict` keys (`main.0.weight` ... as in `yunjey/stargan`); a test runs both on the same weights.

@@ -1,12 +1,14 @@
 """The public HTTP port of `stargan serve`: a small HTTP/1.1 front that checks each request, then forwards it to
 tritonserver on a private loopback port.
 
-Usage: front = HttpFront("127.0.0.1", 8000, ("127.0.0.1", private_port), guard).start(); ...; front.drain(10); front.stop()
+Usage: front = HttpFront("127.0.0.1", 8000, ("127.0.0.1", private_port), guard).start(); ...
+       front.drain(10); front.stop()
 
 Why: single requests crash the tritonserver binary (see `serve.guard`); here they get a 4xx and never reach it.
 Bodies are bounded (`max_body`), read whole (Content-Length or chunked, gzip/deflate decoded within the bound),
 checked, and forwarded on one keep-alive upstream connection per client connection. Until a guard is set (the
-models' configs are known) and while tritonserver restarts, requests get 503. `drain` is the graceful stop: the port stops accepting, requests already started are answered
+models' configs are known) and while tritonserver restarts, requests get 503. `drain` is the graceful stop: the port
+stops accepting, requests already started are answered
 (with `Connection: close`), idle keep-alive connections get `IDLE_GRACE` seconds to send one, then close.
 """
 

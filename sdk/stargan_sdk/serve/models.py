@@ -136,7 +136,8 @@ class GeneratorModel:
 
 
 class ClassifierModel:
-    """`stargan_classifier`: image float32 [n, 3, S, S] in [-1, 1] -> logits float32 [n, C] (the bundle's classifier)."""
+    """`stargan_classifier`: image float32 [n, 3, S, S] in [-1, 1] -> logits float32 [n, C] (the bundle's
+    classifier)."""
 
     def __init__(self, translator: Translator) -> None:
         if translator.classifier is None:
