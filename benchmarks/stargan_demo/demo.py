@@ -137,7 +137,7 @@ def main(
         out.mkdir(parents=True, exist_ok=True)
         path = save_image(grid, out / "grid.png")
     except (StarGANError, OSError) as e:
-        if os.environ.get("STARGAN_DEBUG"):
+        if os.environ.get("STARGAN_DEBUG") == "1":
             raise
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
