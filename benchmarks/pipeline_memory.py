@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_report import git_commit  # noqa: E402
-
 from stargan_sdk.host.files import atomic_write_text  # noqa: E402
 
 
