@@ -153,24 +153,6 @@ def _edit(
     return t.translate_photo(image, changes, original=original, detector=lambda _rgb: faces)
 
 
-def _edit_or_error(
-    t: Translator,
-    image: Image.Image,
-    changes: dict[str, int],
-    original: dict[str, int] | None,
-    mode: str,
-    framing: Framing,
-    src: Path,
-) -> Any:
-    """_edit, or the exception that fails this one file (the rest of its batch goes on)."""
-    try:
-        return _edit(t, image, changes, original, mode, framing, src)
-    except BackendUnavailableError:
-        raise
-    except (StarGANError, OSError, ValueError) as e:
-        return e
-
-
 def _note(line: str) -> None:
     typer.echo(f"note: {line}", err=True)
 
