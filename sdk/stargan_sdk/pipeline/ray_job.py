@@ -14,7 +14,6 @@ so only the bad row fails.
 from __future__ import annotations
 
 import io
-import pickle
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
@@ -28,8 +27,14 @@ from stargan_sdk.errors import ImageInputError, StarGANError
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, PNG_LEVEL, check_pixels, image_bytes, upright
 from stargan_sdk.pipeline.plans import MODES, edit_plans, plan_image
 
-# Plans and edits cross process boundaries as pickles of this module's own stage outputs (arrays, ImageMeta,
-# PhotoPlan): made and read by these stages only, never from user data.
+
+def _objects(items: list[Any]) -> np.ndarray:
+    """A column of Python objects (plans, edits; None for an error row) that Ray Data carries between stages as
+    they are. Built element by element: np.array would unpack the tuples into a 2-D array."""
+    column = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        column[i] = item
+    return column
 
 
 def _one_line(exc: BaseException) -> str:
@@ -58,16 +63,14 @@ def decode_batch(batch: dict[str, Any], *, mode: str, image_size: int, max_pixel
         framing = Framing(model_size=image_size, max_pixels=max_pixels)
     plans, errors = [], []
     for data in batch["bytes"]:
-        plan, error = b"", ""
+        plan, error = None, ""
         try:
-            plan = pickle.dumps(
-                plan_image(upright(_open(bytes(data), max_pixels)), mode, image_size, max_pixels, framing)
-            )
+            plan = plan_image(upright(_open(bytes(data), max_pixels)), mode, image_size, max_pixels, framing)
         except Exception as exc:  # noqa: BLE001 - PIL raises many types on bad data; one bad file is one error row
             error = _one_line(exc)
         plans.append(plan)
         errors.append(error)
-    return {"path": list(batch["path"]), "item": plans, "error": errors}
+    return {"path": list(batch["path"]), "item": _objects(plans), "error": errors}
 
 
 class EditActor:
@@ -89,7 +92,7 @@ class EditActor:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         errors = list(batch["error"])
-        plans = {i: pickle.loads(bytes(b)) for i, (b, e) in enumerate(zip(batch["item"], errors)) if not e}
+        plans = {i: plan for i, (plan, e) in enumerate(zip(batch["item"], errors)) if not e}
         edited: dict[int, Any] = {}
         try:  # one engine call for the batch, as the local pipeline
             edited = dict(zip(plans, self._edit(list(plans.values()))))
@@ -99,8 +102,8 @@ class EditActor:
                     edited[i] = self._edit([plan])[0]
                 except Exception as exc:  # noqa: BLE001 - a failing row is an error row, the job goes on
                     errors[i] = _one_line(exc)
-        items = [pickle.dumps((plans[i], edited[i])) if i in edited else b"" for i in range(len(errors))]
-        return {"path": list(batch["path"]), "item": items, "error": errors}
+        items = [(plans[i], edited[i]) if i in edited else None for i in range(len(errors))]
+        return {"path": list(batch["path"]), "item": _objects(items), "error": errors}
 
     def _edit(self, plans: list[Any]) -> list[list[np.ndarray]]:
         return edit_plans(self.translator, plans, self.changes, self.original)
@@ -113,7 +116,7 @@ def encode_batch(batch: dict[str, Any], *, png_level: int = PNG_LEVEL) -> dict[s
         name, encoded = PurePosixPath(str(path)).name, b""
         if not error:
             try:
-                plan, edited = pickle.loads(bytes(item))
+                plan, edited = item
                 encoded = image_bytes(plan.finish(edited), name, png_level)
             except Exception as exc:  # noqa: BLE001
                 error = _one_line(exc)
