@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from stargan_sdk.errors import ImageInputError
@@ -162,3 +164,18 @@ def test_save_image_is_atomic_and_picks_format(tmp_path) -> None:
     with pytest.raises(ImageInputError, match="format"):
         save_image(Image.new("RGB", (4, 4)), tmp_path / "out.unknown")
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["la.bmp", "la.ppm", "out.png", "x.jpg"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(side=st.integers(1, 90), model=st.sampled_from([8, 16, 32]), seed=st.integers(0, 2**16))
+def test_square_rgb_fast_path_equals_the_general_path(side: int, model: int, seed: int) -> None:
+    """A square RGB PIL image (the pipeline's aligned face) skips the array round trips; a numpy array of the same
+    pixels takes the general path: model input and restored output must be the same pixels."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    fast, fast_meta = to_model_rgb(Image.fromarray(pixels), model)
+    general, general_meta = to_model_rgb(pixels, model)
+    np.testing.assert_array_equal(fast, general)
+    edited = np.random.default_rng(seed + 1).integers(0, 256, (model, model, 3), dtype=np.uint8)
+    back = restore(edited, fast_meta)
+    assert isinstance(back, Image.Image) and back.mode == "RGB" and back.size == (side, side)
+    np.testing.assert_array_equal(np.asarray(back), restore(edited, general_meta))

@@ -187,6 +187,8 @@ def to_model_rgb(image: Any, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS
     deep = None
     if isinstance(image, Image.Image):
         image = _decoded(image, max_pixels)
+        if image.mode == "RGB" and image.width == image.height > 0:
+            return _square_rgb(image, image_size)
         if image.mode in HIGH_DEPTH_MODES:  # as the photo path: scaled to 8 bits, edited pixels scaled back
             codec = PhotoCodec(image)
             rgb, mode, alpha = codec.to_rgb(), codec.mode, None
@@ -214,8 +216,20 @@ def to_model_rgb(image: Any, image_size: int, max_pixels: int = MAX_IMAGE_PIXELS
     return np.ascontiguousarray(square), ImageMeta(kind, side, mode, alpha, shape, full, (top, left), deep)
 
 
+def _square_rgb(image: Image.Image, image_size: int) -> tuple[np.ndarray, ImageMeta]:
+    """`to_model_rgb` of a square RGB PIL image (an aligned face: the pipeline's common case), without the
+    array round trips: PIL resizes the image itself. Same pixels as the general path (the same resize of the
+    same bytes), ~0.15 ms less a 178 px face."""
+    small = image if image.width == image_size else image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(small), ImageMeta("pil", image.width, "RGB", None, (), None, (0, 0), None)
+
+
 def restore(rgb: np.ndarray, meta: ImageMeta) -> Any:
     """The model's uint8 RGB result in the caller's form: same type, size and (where sensible) mode."""
+    if meta.kind == "pil" and meta.mode == "RGB" and meta.alpha is None and meta.full is None and meta.deep is None:
+        # The common case (an RGB face): PIL resizes, no array round trips (~0.25 ms less a 178 px face).
+        pil = Image.fromarray(rgb)
+        return pil if rgb.shape[0] == meta.size else pil.resize((meta.size, meta.size), Image.Resampling.BICUBIC)
     if rgb.shape[0] != meta.size:
         rgb = np.asarray(Image.fromarray(rgb).resize((meta.size, meta.size), Image.Resampling.BICUBIC))
     if meta.full is not None:  # a non-square input: the edited centre square goes back into the whole image
