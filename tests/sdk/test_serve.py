@@ -10,10 +10,8 @@ import base64
 import importlib.util
 import io
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from procs import descendants, free_ports, running
+from procs import descendants, running
+from served import Served
 from stargan_sdk.errors import AttributeNameError, ServerError
 
 if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tritonclient") is None:
@@ -41,69 +40,15 @@ from stargan_sdk.serve.triton_server import inference_counts  # noqa: E402
 MAX_BATCH = 16
 
 
-class Served:
-    """The `stargan serve` process of this module and its addresses."""
-
-    def __init__(self, bundle: Path, workdir: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
-        self.workdir = workdir
-        cmd = [
-            sys.executable,
-            "-m",
-            "stargan_sdk.cli",
-            "serve",
-            str(bundle),
-            "--backend",
-            "onnxruntime",
-            "--http-port",
-            str(self.http_port),
-            "--grpc-port",
-            str(self.grpc_port),
-            "--metrics-port",
-            str(self.metrics_port),
-            "--max-batch",
-            str(MAX_BATCH),
-            "--max-queue-delay-us",
-            "2000",
-            "--workdir",
-            str(workdir),
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        self.http, self.grpc = f"http://127.0.0.1:{self.http_port}", f"grpc://127.0.0.1:{self.grpc_port}"
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.communicate()[1].decode()
-            if self.ready():
-                return
-            time.sleep(0.3)
-        raise AssertionError("stargan serve was not ready in time")
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.http}/v2/health/ready", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(60)
-        return self.proc.returncode
-
-
 @pytest.fixture(scope="module")
 def served(bundle: Path, tmp_path_factory: pytest.TempPathFactory):
-    server = Served(bundle, tmp_path_factory.mktemp("serve-work"))
+    server = Served(bundle, tmp_path_factory.mktemp("serve") / "work", max_batch=MAX_BATCH, queue_delay_us=2000)
+    server.workdir.mkdir()
     try:
         server.wait_ready()
         yield server
     finally:
-        if server.proc.poll() is None:
-            os.killpg(server.proc.pid, signal.SIGKILL)  # the last test stops it properly; this is a safety net
-            server.proc.wait()
+        server.kill()
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -316,4 +261,4 @@ def test_sigterm_leaves_no_process_shared_memory_or_workspace(served: Served) ->
     assert alive == [], f"processes left after SIGTERM: {alive}"
     assert not [p for p in segments if (Path("/dev/shm") / p).exists()]
     assert list(served.workdir.iterdir()) == []
-    assert "stopped" in served.proc.stderr.read().decode()
+    assert "stopped" in served.log.read_text()

@@ -14,8 +14,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -27,7 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from procs import descendants, free_ports, running
+from procs import descendants, running
+from served import Served
 
 if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tritonclient") is None:
     pytest.skip("serving needs the serve extra (pip install -e '.[serve]')", allow_module_level=True)
@@ -35,73 +34,21 @@ if importlib.util.find_spec("pytriton") is None or importlib.util.find_spec("tri
 MAX_BATCH = 8
 
 
-class Served:
-    def __init__(self, bundle: Path, workdir: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
-        self.workdir = workdir
-        cmd = [
-            sys.executable,
-            "-m",
-            "stargan_sdk.cli",
-            "serve",
-            str(bundle),
-            "--backend",
-            "onnxruntime",
-            "--http-port",
-            str(self.http_port),
-            "--grpc-port",
-            str(self.grpc_port),
-            "--metrics-port",
-            str(self.metrics_port),
-            "--max-batch",
-            str(MAX_BATCH),
-            "--max-queue-delay-us",
-            "5000",
-            "--max-body-mb",
-            "4",
-            "--workdir",
-            str(workdir),
-        ]
-        self.log = workdir.parent / "serve.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/v2/health/ready", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def wait_ready(self, timeout: float = 120) -> float:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            assert self.proc.poll() is None, self.log.read_text()
-            if self.ready():
-                return time.monotonic() - start
-            time.sleep(0.1)
-        raise AssertionError(f"not ready in {timeout} s: {self.log.read_text()}")
-
-    def triton_pid(self) -> int:
-        [pid] = [
-            p
-            for p in descendants(self.proc.pid)
-            if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/tritonserver")
-        ]
-        return pid
-
-
 @pytest.fixture(scope="module")
 def served(bundle: Path, tmp_path_factory: pytest.TempPathFactory):
-    server = Served(bundle, tmp_path_factory.mktemp("hostile") / "work")
+    server = Served(
+        bundle,
+        tmp_path_factory.mktemp("hostile") / "work",
+        max_batch=MAX_BATCH,
+        queue_delay_us=5000,
+        extra=("--max-body-mb", "4"),
+    )
     server.workdir.mkdir()
     try:
         server.wait_ready()
         yield server
     finally:
-        if server.proc.poll() is None:
-            os.killpg(server.proc.pid, signal.SIGKILL)  # the last test stops it properly; this is a safety net
-            server.proc.wait()
+        server.kill()
 
 
 def _post(port: int, path: str, body: bytes, headers: dict | None = None) -> tuple[int, bytes]:
