@@ -9,10 +9,14 @@ those that only take a file name (safetensors, ONNX Runtime's quantizer) include
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import os
 import re
 import secrets
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 TOKEN_BYTES = 8
@@ -22,6 +26,22 @@ _TEMP = re.compile(rf"^\.(?P<name>.+)\.[0-9a-f]{{{2 * TOKEN_BYTES}}}\.tmp$")
 def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True) -> Path:
     """Call `write(tmp_path)` on a temp file beside `path`, fsync it (when `sync`) and rename it into place; a
     crash or an exception leaves the old file (or nothing) and no temp file."""
+    path = Path(path)
+    tmp = write_temp(path, write)
+    try:
+        if sync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_temp(path: Path, write: Callable[[Path], None]) -> Path:
+    """The first half of `atomic_write`: `write(tmp_path)` on a new temp file beside `path`, which keeps `path`'s
+    mode (or gets the umask's); returns the temp file, not synced. An exception leaves no temp file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(TOKEN_BYTES)}.tmp")
@@ -37,14 +57,62 @@ def atomic_write(path: Path, write: Callable[[Path], None], *, sync: bool = True
         write(tmp)
         if os.stat(tmp).st_mode & 0o7777 != mode:  # a writer that replaced the file with its own 0600 one
             os.chmod(tmp, mode)
-        if sync:
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return tmp
+
+
+def sync_files(paths: Sequence[Path]) -> None:
+    """Make the data of `paths` durable. On Linux one `syncfs` per file system they lie on (one journal commit
+    for a whole group of files, where an fsync each costs one commit each: ~3.6 ms a file on this machine's
+    disk); elsewhere an fsync of each file. Raises OSError when the kernel reports a write error."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        for p in paths:
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        return
+    done: set[int] = set()
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            dev = os.fstat(fd).st_dev
+            if dev not in done and syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}", str(p))
+            done.add(dev)
+        finally:
+            os.close(fd)
+
+
+def sync_folders(folders: Sequence[Path]) -> None:
+    """fsync each folder, so the names renamed into it survive a power cut too (POSIX file systems)."""
+    for folder in dict.fromkeys(folders):
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            continue  # a platform whose folders cannot be opened (Windows): renames are durable there
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EBADF):  # file systems that cannot sync a folder
+                raise
+        finally:
+            os.close(fd)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs (Linux 2.6.39+; reports write errors since 5.8), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> Path:

@@ -36,7 +36,7 @@ class StageTimes:
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0})
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -51,17 +51,17 @@ def run_stages(
     batch_size: int,
     times: StageTimes | None = None,
     source: Callable[[Any], Any] = lambda item: item,
-    error_line: Callable[[Any, BaseException], str] = lambda item, exc: _one_line(exc),
+    error_line: Callable[[Any, BaseException], str] = lambda item, exc: one_line(exc),
     fatal: tuple[type[BaseException], ...] = (),
-    commit: Callable[[FileResult], FileResult] | None = None,
-    io_workers: int = 4,
+    commit: Callable[[Iterator[FileResult]], Iterator[FileResult]] | None = None,
 ) -> Iterator[FileResult]:
     """Results in input order. `prepare(item)` runs in the pool (an exception there fails that item only);
     `engine(prepared)` runs batches in the calling thread, so the engine is never called from two threads;
     `finish(item, output)` runs in the pool; `source(item)` names an item in error results, `error_line(item,
     exc)` says its error in one line; `fatal` exceptions stop the run. The engine may return an exception in
-    place of one item's output: that item fails alone. `commit(result)`, when given, runs on each finished
-    result in `io_workers` more threads that only wait on the disk (fsync + rename), so no pool thread waits.
+    place of one item's output: that item fails alone. `commit(results)`, when given, is the last stage: it takes
+    the finished results in order and yields them written (`stargan_sdk.pipeline.durable.commit_groups`: its own
+    threads wait on the disk, so no pool thread does).
     Every queue is bounded by a count (depth), never by timing. Both pool stages share one pool of `workers`
     threads: on a small CPU the engine's own threads need the cores, so the stages take turns on `workers`
     threads instead of adding 2 x `workers` (benchmarks/pipeline.py measures 1 and 2 workers)."""
@@ -93,7 +93,7 @@ def run_stages(
                 except fatal:
                     raise
                 except Exception as exc:  # the whole batch fails, the run goes on
-                    error = _one_line(exc)
+                    error = one_line(exc)
                 times.engine += time.perf_counter() - t0
             by_id = {id(p): o for p, o in zip(ok, outs)}
             for p in batch:
@@ -122,30 +122,15 @@ def run_stages(
         finally:
             times.finish += time.perf_counter() - t0
 
-    def safe_commit(result: FileResult) -> FileResult:
-        if result.error is not None or result.skipped:
-            return result
-        try:
-            return commit(result)  # type: ignore[misc]  (only called when given)
-        except fatal:
-            raise
-        except Exception as exc:
-            return FileResult(result.source, error=_one_line(exc))
-
-    io_pool = ThreadPoolExecutor(max_workers=max(1, io_workers), thread_name_prefix="stargan-pipeline-io")
     batches = engine_batches()
     finished = ordered_map(safe_finish, batches, workers=workers, depth=depth, pool=pool)
+    committed = finished if commit is None else commit(finished)
     try:
-        committed = (
-            finished
-            if commit is None
-            else ordered_map(safe_commit, finished, workers=io_workers, depth=depth, pool=io_pool)
-        )
         for result in committed:
             times.counts["skipped" if result.skipped else "failed" if result.error else "ok"] += 1
             yield result
     finally:  # a consumer that stops early (or Ctrl-C): queued work is cancelled, running work ends, no thread stays
-        io_pool.shutdown(wait=True, cancel_futures=True)
+        committed.close()
         finished.close()
         batches.close()
         pool.shutdown(wait=True, cancel_futures=True)

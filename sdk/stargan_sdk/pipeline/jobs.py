@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk.errors import ImageInputError
-from stargan_sdk.host.files import atomic_write_bytes
 from stargan_sdk.images.imaging import PNG_LEVEL, image_bytes, upright
 from stargan_sdk.photo.faces import open_photo
+from stargan_sdk.pipeline.durable import commit_groups
 from stargan_sdk.pipeline.files import FileResult, StageTimes, run_stages
 from stargan_sdk.pipeline.plans import MODES, edit_plans, plan_image
 
@@ -107,11 +107,6 @@ def run_files(
         plan, crops = edited  # restore or paste back, and encode: CPU work, in the pool
         return FileResult(pair[0], output=pair[1], value=image_bytes(plan.finish(crops), pair[1].name, png_level))
 
-    def commit(result: FileResult) -> FileResult:
-        # The I/O stage: create, write, fsync, rename. Its threads mostly wait on the disk (fsync ~3.6 ms here),
-        # so the pool threads never do, and a name that exists holds a whole file even after a power cut.
-        return FileResult(result.source, output=atomic_write_bytes(result.output, result.value))
-
     notes: dict[Path, list[str]] = {}  # said by the workers, passed on in input order with each result
     for result in run_stages(
         pairs,
@@ -123,7 +118,8 @@ def run_files(
         times=times,
         source=lambda pair: pair[0],
         fatal=fatal,
-        commit=commit,
+        # The I/O stage: temp files, one sync per group of files, renames (`durable`: why groups, what survives)
+        commit=lambda results: commit_groups(results, fatal=fatal),
         **({"error_line": error_line} if error_line else {}),
     ):
         for line in notes.pop(result.source, []):
