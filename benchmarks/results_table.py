@@ -117,7 +117,9 @@ def pipeline_table(report: dict) -> str:
             + "×".join(map(str, report["png_levels"][0]["size"]))
             + " faces: "
             + "; ".join(
-                f"level {r['level']}: {r['encode_ms']:.1f} ms, {r['bytes'] / 1e3:.1f} kB" for r in report["png_levels"]
+                f"level {r['level']}{' ' + r['strategy'] if 'strategy' in r else ''}: {r['encode_ms']:.1f} ms, "
+                f"{r['bytes'] / 1e3:.1f} kB"
+                for r in report["png_levels"]
             )
             + ".",
         ]

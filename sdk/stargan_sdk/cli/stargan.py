@@ -224,7 +224,12 @@ def translate(
     ] = False,
     png_level: Annotated[
         int,
-        typer.Option("--png-level", min=0, max=9, help="zlib level of PNG outputs: 1 (default) is fast, 9 smallest."),
+        typer.Option(
+            "--png-level",
+            min=0,
+            max=9,
+            help="zlib level of PNG outputs (RLE strategy): 1 (default) is fast; higher levels gain little on photos.",
+        ),
     ] = PNG_LEVEL,
 ) -> None:
     """Edit face attributes (see TRANSLATE_HELP for the rule that picks whole-image or face editing)."""
