@@ -63,6 +63,11 @@ if [ -f "$WORK/bundle/manifest.json" ]; then
             --backends torch-eager-fp32-notf32,inductor --batch-sizes "$BATCHES" \
             --iterations 40 --warmup 3 --budget-s 10 --json "$OUT/latency-gpu-pinned.json"
     fi
+    # 5b. uint8 at the boundary (issue 27): infer_uint8 (uint8 up and down, normalised on the device: inductor's
+    #     folded graphs, TensorRT's preprocess/postprocess plans, torch's device op) beside infer between the
+    #     host's Normalizer, at the pipeline's batch. The dry run compiles inductor's uint8 graph on the CPU.
+    step uint8 240 env PYTHONPATH="$ROOT/benchmarks:$PYTHONPATH" "$PY" benchmarks/uint8_boundary.py "$WORK/bundle" \
+        --device-type "$DEVICE" --batch "$PIPE_BATCH" --rounds 5 --iterations 10 --json "$OUT/uint8-$DEVICE.json"
     # 6. Folder -> folder through the pipeline beside infer (issue 27) on the 128 px official-architecture bundle:
     #    $FACES toy faces as JPEG and PNG (same format out), in-memory uint8 images (translate_stream), photo mode
     #    (scikit-image's astronaut) against translate_photo; the serial path on its first $SERIAL images only.

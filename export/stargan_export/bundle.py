@@ -26,7 +26,7 @@ from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onn
 from stargan_export.progress import Steps
 from stargan_export.sources import Sources, load_sources
 from stargan_export.staging import Staging, remove_stale
-from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine
+from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine, uint8_engines
 from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
 from stargan_sdk.bundle import constants as C
@@ -238,6 +238,23 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
         profile=profile,
         parity=parity,
     )
+    # uint8 at the boundary (normalised on the GPU): two tiny plans with the same profile, checked together
+    plans = (state.staging / C.PREPROCESS_PLAN, state.staging / C.POSTPROCESS_PLAN)
+    uint8_engines(state.staging, batches=(profile.min, profile.opt, profile.max), image_size=src.image_size,
+                  mean=C.NORM_MEAN, std=C.NORM_STD, timing_cache_path=cache)  # fmt: skip
+    parity = checks.uint8_engine_parity(path, plans, src.image_size, len(src.attributes), profile)
+    for role, plan in zip(C.UINT8_ROLES, plans):
+        state.add(
+            "tensorrt",
+            role,
+            plan.name,
+            "fp32",
+            tensorrt_version=info.tensorrt_version,
+            gpu_name=info.gpu_name,
+            compute_capability=info.compute_capability,
+            profile=profile,
+            parity=parity,
+        )
 
 
 def _commit(out: Path, stage: Staging, state: _Build) -> Manifest:

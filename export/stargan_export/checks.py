@@ -19,6 +19,7 @@ from stargan_export.parity import (
     ort_session,
     sample_images,
     sample_labels,
+    uint8_vs_float,
     worst,
 )
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
@@ -90,3 +91,22 @@ def engine_parity(
             results.append(measure(_torch_generator(model, image, label), actual))
     tolerance = TOLERANCES[f"tensorrt_{precision}"]
     return _report(check(worst(*results), tolerance, path.name), max_batch_checked=profile.max)
+
+
+def uint8_engine_parity(
+    plan: Path, uint8_plans: tuple[Path, Path], image_size: int, c_dim: int, profile: Profile
+) -> dict[str, float]:
+    """preprocess.plan → engine → postprocess.plan (`infer_uint8`) vs the same engine between the host's
+    Normalizer, at the profile's min and max batch, run by the SDK's engine runner; one LSB allowed (FMA)."""
+    from stargan_sdk.backends.tensorrt_engine import TrtEngine
+
+    pre, post = (p.read_bytes() for p in uint8_plans)
+    with TrtEngine(plan.read_bytes(), image_size=image_size, c_dim=c_dim, max_batch=profile.max, cuda_graphs=False,
+                   source=plan.name, uint8_plans=(pre, post)) as engine:  # fmt: skip
+        results = [
+            uint8_vs_float(engine.infer_uint8, engine.infer, n, image_size, c_dim)
+            for n in sorted({profile.min, profile.max})
+        ]
+    what = f"{uint8_plans[0].name} + {uint8_plans[1].name}"
+    metrics = check(worst(*results), TOLERANCES["uint8_fp32"], what, "the host's Normalizer around the engine")
+    return _report(metrics, max_batch_checked=profile.max)

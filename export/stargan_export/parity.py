@@ -6,12 +6,13 @@ Usage: m = measure(reference, actual); check(m, TOLERANCES["fp16"], "generator.f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from stargan_export.errors import ParityError
-from stargan_sdk.bundle.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db
+from stargan_sdk.bundle.tolerances import PSNR_CAP_DB, SIGNAL_RANGE, TOLERANCES, Tolerance, psnr_db, uint8_signal
 
 # The tolerance table and PSNR live in the SDK so the compiled backends check against the same bars.
 __all__ = ["PSNR_CAP_DB", "SIGNAL_RANGE", "TOLERANCES", "Tolerance", "check", "measure", "psnr_db", "worst"]
@@ -96,3 +97,23 @@ def ort_session(path: Path):  # -> onnxruntime.InferenceSession (imported lazily
     except Exception as e:  # ORT raises its own (pybind) exception types for unreadable graphs
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ParityError(f"ONNX Runtime cannot load {Path(path).name}: {first}") from None
+
+
+def uint8_vs_float(
+    run_uint8: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    run_float: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+    n: int,
+    image_size: int,
+    c_dim: int,
+    seed: int = 50,
+) -> dict[str, float]:
+    """One engine's uint8 path (`infer_uint8`: normalisation on the device) against its float path between the
+    host's Normalizer, on `n` seeded crops; metrics in [-1, 1] units (see TOLERANCES["uint8_fp32"])."""
+    from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
+    from stargan_sdk.images.imaging import Normalizer
+
+    norm = Normalizer()
+    pixels = norm.postprocess(sample_images(n, image_size, seed=seed + n))
+    label = sample_labels(n, c_dim, seed=seed + n)
+    want = norm.postprocess(run_float({INPUT_IMAGE: norm.preprocess(pixels), INPUT_LABEL: label})[OUTPUT_IMAGE])
+    return measure(uint8_signal(want), uint8_signal(run_uint8(pixels, label)))

@@ -2,6 +2,7 @@
 
 Usage: info = onnx_to_engine("b/generator.fp16.onnx", "b/generator.plan", min_batch=1, opt_batch=8,
        max_batch=64, image_size=128, c_dim=5, workspace_gib=4.0, timing_cache_path="b/timing.cache")
+       uint8_engines("b", batches=(1, 8, 64), image_size=128, mean=m, std=s)  # preprocess.plan, postprocess.plan
 
 Networks are strongly typed: precision comes from the ONNX graph (FP16 convolutions, FP32 norms), never
 from builder flags (BuilderFlag.FP16 is deprecated since 10.12 and gone in 11). On 11.x strong typing is
@@ -11,6 +12,8 @@ always on and the creation flag is accepted and ignored, so setting it is right 
 from __future__ import annotations
 
 import importlib.util
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,14 @@ from typing import Any
 from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
-from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL
+from stargan_sdk.bundle.constants import (
+    INPUT_IMAGE,
+    INPUT_LABEL,
+    OUTPUT_IMAGE,
+    PIXELS,
+    POSTPROCESS_PLAN,
+    PREPROCESS_PLAN,
+)
 from stargan_sdk.errors import BackendUnavailableError
 from stargan_sdk.host.files import atomic_write_bytes
 
@@ -85,9 +95,54 @@ def onnx_to_engine(
     timing_cache_path: str | Path | None = None,
 ) -> EngineInfo:
     """Build a strongly typed engine with one batch profile on both inputs; write the raw plan atomically."""
+    rows = {INPUT_IMAGE: (3, image_size, image_size), INPUT_LABEL: (c_dim,)}
+    batches = (min_batch, opt_batch, max_batch)
+    return build_engine(onnx_path, plan_path, rows, batches, workspace_gib, timing_cache_path)
+
+
+def uint8_engines(
+    folder: str | Path,
+    *,
+    batches: tuple[int, int, int],
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    timing_cache_path: str | Path | None = None,
+) -> EngineInfo:
+    """preprocess.plan and postprocess.plan in `folder`: the tiny uint8 <-> float graphs of `uint8_graphs` as
+    engines with the generator's batch profile (their ONNX is built in a temporary folder, not shipped)."""
+    from stargan_export.onnx_export import save_onnx
+    from stargan_export.uint8_graphs import postprocess_graph, preprocess_graph
+
+    s, info = image_size, None
+    jobs = (
+        (PREPROCESS_PLAN, preprocess_graph, {PIXELS: (s, s, 3)}),
+        (POSTPROCESS_PLAN, postprocess_graph, {OUTPUT_IMAGE: (3, s, s)}),
+    )
+    with tempfile.TemporaryDirectory(prefix="stargan-uint8-") as tmp:
+        for plan, graph, rows in jobs:
+            onnx_path = Path(tmp) / Path(plan).with_suffix(".onnx").name
+            save_onnx(graph(image_size, mean, std), onnx_path)
+            # a few kB of elementwise work: a small workspace is plenty
+            info = build_engine(onnx_path, Path(folder) / plan, rows, batches, 0.25, timing_cache_path)
+    assert info is not None
+    return info
+
+
+def build_engine(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    rows: dict[str, tuple[int, ...]],
+    batches: tuple[int, int, int],
+    workspace_gib: float,
+    timing_cache_path: str | Path | None,
+) -> EngineInfo:
+    """A strongly typed engine from an ONNX graph with one profile over the batch dimension of every input
+    (`rows`: each input's shape after the batch); the raw plan written atomically."""
     reason = engine_unavailable_reason()
     if reason is not None:
         raise EngineUnavailableError(f"cannot build a TensorRT engine: {reason}")
+    min_batch, opt_batch, max_batch = batches
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise ExportError(f"batch profile needs 1 <= min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
     try:
@@ -104,10 +159,9 @@ def onnx_to_engine(
         # FP32 tensors stay true FP32 so an FP32 engine meets its parity tolerance; FP16 is in the graph.
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
-    batches = (min_batch, opt_batch, max_batch)
-    # Explicit Dims: set_shape is declared with Dims only, and a tuple would rely on an implicit conversion
-    profile.set_shape(INPUT_IMAGE, *[trt.Dims([b, 3, image_size, image_size]) for b in batches])
-    profile.set_shape(INPUT_LABEL, *[trt.Dims([b, c_dim]) for b in batches])
+    for name, row in rows.items():
+        # Explicit Dims: set_shape is declared with Dims only, and a tuple would rely on an implicit conversion
+        profile.set_shape(name, *[trt.Dims([b, *row]) for b in batches])
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache_path) if timing_cache_path is not None else None
     cache = _load_timing_cache(config, cache_path)

@@ -17,10 +17,20 @@ from pathlib import Path
 import numpy as np
 
 from stargan_export.errors import ParityError
-from stargan_export.parity import TOLERANCES, check, extreme_images, measure, ort_session, sample_images, sample_labels
+from stargan_export.parity import (
+    TOLERANCES,
+    check,
+    extreme_images,
+    measure,
+    ort_session,
+    sample_images,
+    sample_labels,
+    uint8_vs_float,
+)
 from stargan_sdk.bundle import constants as C
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Artifact, Manifest
+from stargan_sdk.bundle.tolerances import UINT8_LSB
 from stargan_sdk.errors import BundleError
 from stargan_sdk.images.labels import AttributeSpace
 
@@ -101,6 +111,8 @@ def _check_artifact(
         return CheckResult(artifact.file, "ok", f"finite logits [N, {width}]")
     if artifact.kind == C.WEIGHTS_KIND:
         return _check_weights(opened, artifact, image, label, reference)
+    if artifact.role in C.UINT8_ROLES:
+        return _check_uint8_engine(opened, artifact)
     return _check_engine(opened, artifact, image, label, reference)
 
 
@@ -139,3 +151,23 @@ def _check_engine(
         measure(reference[:n], actual), TOLERANCES[f"tensorrt_{artifact.precision}"], artifact.file, C.GENERATOR_ONNX
     )
     return CheckResult(artifact.file, "ok", f"vs {C.GENERATOR_ONNX}: max abs {metrics['max_abs']:.2e}")
+
+
+def _check_uint8_engine(opened: Bundle, artifact: Artifact) -> CheckResult:
+    """A uint8 boundary plan, run as it serves: the TensorRT backend's `infer_uint8` (both plans around the
+    engine) against the same engine's float path between the host's Normalizer."""
+    from stargan_sdk.backends.tensorrt import TrtBackend
+
+    available = TrtBackend.availability(opened)
+    if not available.ok:
+        return CheckResult(artifact.file, "skipped", f"checksum only: {available.reason}")
+    assert artifact.profile is not None  # the manifest's rules: the generator engine's profile
+    n, m = artifact.profile.min, opened.manifest
+    with TrtBackend(opened, cuda_graphs=False) as backend:
+        if not backend.uint8_on_device:
+            why = backend.describe()["uint8_error"]
+            raise BundleError(f"{artifact.file} is listed but the engine runs without it: {why}")
+        metrics = uint8_vs_float(backend.infer_uint8, backend.infer, n, m.image_size, m.c_dim)
+    check(metrics, TOLERANCES["uint8_fp32"], artifact.file, "the host's Normalizer around the engine")
+    lsb = metrics["max_abs"] / UINT8_LSB
+    return CheckResult(artifact.file, "ok", f"uint8 vs the host's Normalizer: max {lsb:.0f} LSB")

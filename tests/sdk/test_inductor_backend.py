@@ -112,6 +112,8 @@ def test_describe_reports_sizes_and_parity(compiled: Translator) -> None:
     assert info["backend"] == "inductor" and info["device"] == "cpu" and info["precision"] == "fp32"
     assert info["batch_sizes"] == [2] and compiled.backend.max_batch == 2 and info["pipeline_chunk"] == 0
     assert info["parity_psnr_db"]["2"] > 100  # FP32 compiled vs FP32 eager: summation order only
+    # on the CPU the host normalises unless uint8_graphs=True asks (tests/sdk/test_inductor_uint8.py)
+    assert not compiled.backend.uint8_on_device and info["uint8_batch_sizes"] == [] and info["uint8_error"] == ""
 
 
 def test_parity_miss_refuses_and_auto_falls_through(
@@ -144,6 +146,7 @@ def test_bad_options_are_refused(bundle: Path, cache_dir: Path) -> None:
         ({"batch_sizes": (0, 2)}, "positive integers"),
         ({"precision": "fp16"}, "fp16 needs CUDA"),
         ({"mode": "reduce-overhead"}, "mode must be one of"),
+        ({"uint8_graphs": 1}, "uint8_graphs must be True or False"),
     ):
         with pytest.raises(BackendUnavailableError, match=message):
             Translator.load(bundle, backend="inductor", cache_dir=str(cache_dir), device_type="cpu", **options)

@@ -6,7 +6,8 @@ The fake `tensorrt` module (see fake.py) only answers names and calls that the r
 Behind it: parsing checks the file is an ONNX model ONNX Runtime can load; a "plan" is a small header (the
 TensorRT version, the profile) followed by the ONNX bytes; deserializing returns None for a plan of another
 version, as TensorRT does; `execute_async_v3` runs the ONNX model with ONNX Runtime on the simulated device
-memory at the addresses and shapes bound on the context. `stargan_sdk.cuda` is replaced by host memory: copies
+memory at the addresses and shapes bound on the context, with each I/O tensor's name, mode and dtype (float32, or
+uint8 for the boundary converters) read from the ONNX graph. `stargan_sdk.cuda` is replaced by host memory: copies
 happen at once, and CUDA graph capture records work that `launch` replays, with the addresses baked in.
 """
 
@@ -24,6 +25,8 @@ import numpy as np
 from trtsim.fake import FakeObject, FakeTensorRT
 
 MAGIC = b"STARGAN-SIMULATED-TRT\n"
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
+_DATA_TYPES = {"float32": "FLOAT", "uint8": "UINT8", "float16": "HALF"}
 GPU_NAME, CAPABILITY = "Simulated GPU", "9.0"
 
 
@@ -180,7 +183,7 @@ class Simulation:
     # -- handlers ----------------------------------------------------------------------------------------------
     def _handlers(self) -> dict[str, Callable[..., Any]]:
         return {
-            "nptype": lambda _, trt_type: {"FLOAT": np.float32, "HALF": np.float16}[trt_type.name],
+            "nptype": lambda _, trt_type: {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}[trt_type.name],
             "Dims.__init__": lambda d, shape=(): d._fk_state.update(items=tuple(int(v) for v in shape)),
             "Builder.create_network": lambda b, flags=0: self.fake.make("INetworkDefinition", flags=int(flags)),
             "OnnxParser.__init__": lambda p, network, logger: p._fk_state.update(network=network, errors=[]),
@@ -199,9 +202,10 @@ class Simulation:
             "ICudaEngine.num_io_tensors": lambda e: len(e._fk_state["tensors"]),
             "ICudaEngine.get_tensor_name": lambda e, index: list(e._fk_state["tensors"])[index],
             "ICudaEngine.get_tensor_mode": lambda e, name: self.fake.member(
-                "TensorIOMode", "OUTPUT" if name == "output" else "INPUT"),
+                "TensorIOMode", "OUTPUT" if name in e._fk_state["outputs"] else "INPUT"),
             "ICudaEngine.get_tensor_shape": lambda e, name: self._dims_obj((-1, *e._fk_state["tensors"][name])),
-            "ICudaEngine.get_tensor_dtype": lambda e, name: self.fake.member("DataType", "FLOAT"),
+            "ICudaEngine.get_tensor_dtype": lambda e, name: self.fake.member(
+                "DataType", _DATA_TYPES[e._fk_state["dtypes"][name]]),
             "ICudaEngine.get_tensor_profile_shape": lambda e, name, profile_index: [
                 self._dims_obj(d) for d in e._fk_state["profile"][name]],
             "ICudaEngine.create_execution_context": lambda e: self.fake.make(
@@ -219,11 +223,13 @@ class Simulation:
 
         data = Path(model).read_bytes()
         try:
-            ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         except Exception as e:  # what TensorRT's parser would also reject: unknown ops, broken graphs
             parser._fk_state["errors"] = [(0, f"simulated parser: {str(e).splitlines()[0]}")]
             return False
-        parser._fk_state["network"]._fk_state["onnx"] = data
+        network = parser._fk_state["network"]._fk_state
+        network["onnx"] = data
+        network["inputs"] = {i.name for i in session.get_inputs()}
         return True
 
     def _set_shape(self, profile: FakeObject, input: str, min: Any, opt: Any, max: Any) -> None:
@@ -235,7 +241,7 @@ class Simulation:
 
     def _build(self, builder: FakeObject, network: FakeObject, config: FakeObject) -> FakeObject | None:
         profiles = config._fk_state.get("profiles", [])
-        if "onnx" not in network._fk_state or len(profiles) != 1 or set(profiles[0]) != {"image", "label"}:
+        if "onnx" not in network._fk_state or len(profiles) != 1 or set(profiles[0]) != network._fk_state["inputs"]:
             return None  # TensorRT also fails the build (and logs why) without a parsed network and a profile
         header = json.dumps({"version": self.version, "flags": network._fk_state["flags"], "profile": profiles[0]})
         plan = MAGIC + header.encode() + b"\n" + network._fk_state["onnx"]
@@ -253,10 +259,16 @@ class Simulation:
         if meta["version"] != self.version:
             return None  # a plan from another TensorRT release does not deserialize
         profile = {name: [tuple(d) for d in dims] for name, dims in meta["profile"].items()}
-        image, label = profile["image"][0][1:], profile["label"][0][1:]
-        tensors = {"image": image, "label": label, "output": image}
         session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        return self.fake.make("ICudaEngine", profile=profile, tensors=tensors, session=session)
+        tensors = {name: dims[0][1:] for name, dims in profile.items()}  # inputs: the profile's row shape
+        first = next(iter(tensors.values()))
+        for out in session.get_outputs():  # static row dims from the graph; the generator's output is image-shaped
+            rows = out.shape[1:]
+            tensors[out.name] = tuple(rows) if all(isinstance(d, int) for d in rows) else first
+        dtypes = {t.name: _ONNX_TYPES[t.type] for t in (*session.get_inputs(), *session.get_outputs())}
+        outputs = [o.name for o in session.get_outputs()]
+        return self.fake.make("ICudaEngine", profile=profile, tensors=tensors, dtypes=dtypes, outputs=outputs,
+                              session=session)  # fmt: skip
 
     def _set_address(self, ctx: FakeObject, name: str, memory: int) -> bool:
         ctx._fk_state["addresses"][name] = int(memory)
@@ -271,16 +283,17 @@ class Simulation:
         return True
 
     def _execute(self, ctx: FakeObject, stream_handle: int) -> bool:
-        state = ctx._fk_state
-        if set(state["shapes"]) != {"image", "label"} or set(state["addresses"]) != {"image", "label", "output"}:
+        state, engine = ctx._fk_state, ctx._fk_state["engine"]._fk_state
+        inputs, outputs, dtypes = set(engine["profile"]), engine["outputs"], engine["dtypes"]
+        if set(state["shapes"]) != inputs or set(state["addresses"]) != inputs | set(outputs):
             return False
         shapes, addresses = dict(state["shapes"]), dict(state["addresses"])
-        session, device = state["engine"]._fk_state["session"], self.device
+        session, device = engine["session"], self.device
 
         def work() -> None:
-            feeds = {name: device.view(addresses[name], shapes[name]).copy() for name in ("image", "label")}
-            out = session.run(["output"], feeds)[0]
-            device.view(addresses["output"], out.shape)[...] = out
+            feeds = {name: device.view(addresses[name], shapes[name], dtypes[name]).copy() for name in inputs}
+            for name, out in zip(outputs, session.run(outputs, feeds)):
+                device.view(addresses[name], out.shape, dtypes[name])[...] = out
 
         device.run(work)
         return True

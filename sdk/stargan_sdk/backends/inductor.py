@@ -10,6 +10,12 @@ compiles FP32 (what the CPU tests use). Every compiled size is checked against t
 the backend loads and a miss refuses the backend (Inductor miscompiles have been reported, e.g.
 pytorch#183601), so `auto` falls through to the next one. Inductor's on-disk caches live in `cache_dir`
 (default $STARGAN_CACHE_DIR or ~/.cache/stargan/inductor), so a second process skips code generation.
+
+uint8 at the boundary (`uint8_graphs`, default on CUDA): a second graph per size takes uint8 NHWC crops and
+returns uint8 NHWC (`torch_uint8.uint8_forward` compiled whole, so the cast and scale fuse into the kernels
+around the generator), captured with its own uint8 buffers; 4x less to copy each way. It doubles compile
+time per size, and is checked like the float graphs; a miss (or a failed compile) keeps the float path,
+with the reason in `describe()`. On the CPU the host normalises unless `uint8_graphs=True` asks for it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,7 +104,8 @@ class InductorBackend(Backend):
             `mode` ("default" or "max-autotune-no-cudagraphs"), `cache_dir` (Inductor's caches; process-wide),
             `cudnn_benchmark` (default True; process-wide), `pipeline_chunk` (CUDA: batches of at least twice
             this size run as chunks of it, copies overlapping compute; default 0 = off; compiled too),
-            `device_type` ("auto" | "cpu" | "cuda").
+            `uint8_graphs` (compile `infer_uint8`'s uint8-in, uint8-out graph per size; default True on CUDA,
+            False on the CPU), `device_type` ("auto" | "cpu" | "cuda").
     """
 
     name = "inductor"
@@ -110,12 +118,15 @@ class InductorBackend(Backend):
         "cache_dir",
         "cudnn_benchmark",
         "pipeline_chunk",
+        "uint8_graphs",
     )
     thread_safe = True  # one lock around the staging buffers and graphs
     checks_input_range = True  # CUDA: inside the captured graph; CPU: one host scan here
     times_transfers = True  # on CUDA (`timed_infer`)
 
     _runner: Any = None
+    _u8_runner: Any = None
+    _u8_compiled: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,14 +144,20 @@ class InductorBackend(Backend):
         self._torch = torch
         self._compile_s: dict[int, float] = {}
         self._parity: dict[int, float] = {}
+        self._u8_sizes, self._u8_error, self._u8_parity, self._u8_compile_s = (), "", {}, {}
         if use_cuda:
             self._load_cuda(torch, reference)
         else:
             self._runner = None
+            self._module = reference
             self._compiled = torch.compile(reference, dynamic=False, fullgraph=True, mode=self._mode)
         self._warm_and_check(torch, reference)
+        if self._want_uint8:
+            self._load_uint8(torch, reference)
         self.max_batch = max(self._sizes)
-        self.compile_count = len(self._sizes)  # one graph per static size, all compiled (and checked) here
+        # one graph per static size (and per size again for uint8), all compiled (and checked) here
+        self.compile_count = len(self._sizes) + len(self._u8_sizes)
+        self.uint8_on_device = bool(self._u8_sizes)
 
     def _settings(self, use_cuda: bool, precision: str) -> None:
         sizes = tuple(self.options.get("batch_sizes") or (CUDA_BATCH_SIZES if use_cuda else CPU_BATCH_SIZES))
@@ -156,6 +173,10 @@ class InductorBackend(Backend):
         sizes = sizes + ((self._chunk,) if self._chunk else ())
         self._sizes, self._precision, self._mode, self._cuda = tuple(sorted(set(sizes))), precision, mode, use_cuda
         self._channels_last = bool(self.options.get("channels_last", use_cuda))
+        want_uint8 = self.options.get("uint8_graphs", use_cuda)
+        if not isinstance(want_uint8, bool):
+            raise BackendUnavailableError(f"uint8_graphs must be True or False, got {want_uint8!r}")
+        self._want_uint8 = want_uint8
 
     def _prepare_compiler(self, torch: Any) -> None:
         cache = Path(self.options.get("cache_dir") or default_cache_dir()).expanduser()
@@ -182,6 +203,7 @@ class InductorBackend(Backend):
         module = to_precision(torch, _copy(reference).to(device), self._precision == "fp16")
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
+        self._module = module
         compiled = torch.compile(module, dynamic=False, fullgraph=True, mode=self._mode)
         channels_last = self._channels_last
 
@@ -225,6 +247,44 @@ class InductorBackend(Backend):
                     f"refusing it (torch {torch.__version__})"
                 )
 
+    def _load_uint8(self, torch: Any, reference: Any) -> None:
+        """Compile, capture and check the uint8 graphs; any failure keeps the float path and says why."""
+        from stargan_sdk.backends.inductor_uint8 import check_uint8, compile_uint8
+
+        try:
+            self._u8_compiled, self._u8_runner = compile_uint8(
+                torch, self._module, self._normalizer(), self._runner, self._mode
+            )
+            self._u8_sizes = tuple(self._sizes)  # what `_run_u8_sizes` runs; cleared again on a miss
+            inputs = parity_inputs(2, self.manifest.image_size, self.manifest.c_dim)
+            self._u8_parity, self._u8_compile_s = check_uint8(
+                torch, reference, self._normalizer(), self._sizes, self._run_u8_sizes, self._precision, inputs
+            )
+        except BackendUnavailableError as e:  # a parity miss: the float graphs were checked, keep them
+            self._drop_uint8(str(e))
+        except Exception as e:  # noqa: BLE001  the uint8 graph is an optimisation (as a CUDA graph capture is):
+            # whatever Dynamo or Inductor raise compiling it, the checked float path still serves infer_uint8
+            why = f"{type(e).__name__}: {str(e)[:300]}"
+            self._drop_uint8(f"the uint8 graph did not compile ({why}); the host normalises")
+
+    def _drop_uint8(self, reason: str) -> None:
+        self._u8_compiled = self._u8_runner = None
+        self._u8_sizes, self._u8_error = (), reason
+        warnings.warn(f"inductor: {reason}", RuntimeWarning, stacklevel=4)
+
+    def _normalizer(self) -> Any:
+        from stargan_sdk.images.imaging import Normalizer
+
+        return Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+
+    def _run_u8_sizes(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Compiled sizes exactly, uint8 in and out (every value is a pixel: no range check)."""
+        torch = self._torch
+        with torch.no_grad():
+            if self._u8_runner is not None:
+                return self._u8_runner.run(chunks)[0]
+            return [self._u8_compiled(torch.from_numpy(x), torch.from_numpy(c)).numpy() for x, c in chunks]
+
     def _run_sizes(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Compiled sizes exactly (each len(image) is in self._sizes), pipelined on CUDA; checks the input range."""
         torch = self._torch
@@ -241,22 +301,37 @@ class InductorBackend(Backend):
     def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
         return self._run_sizes([(image, label)])[0]
 
-    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        image, label = feeds[INPUT_IMAGE], feeds[INPUT_LABEL]
+    def _cover(self, image: np.ndarray, label: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+        """The batch as chunks of compiled sizes (the last one padded) and how many rows of each are real."""
         chunks, takes, start = [], [], 0
         for take, run in pipelined_plan(len(image), self._sizes, self._chunk):
             x, c = image[start : start + take], label[start : start + take]
             if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
                 x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
                 c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
-            chunks.append((np.ascontiguousarray(x), np.ascontiguousarray(c)))
+            chunks.append((np.ascontiguousarray(x), np.ascontiguousarray(c, dtype=np.float32)))
             takes.append(take)
             start += take
+        return chunks, takes
+
+    def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        chunks, takes = self._cover(feeds[INPUT_IMAGE], feeds[INPUT_LABEL])
         with self._lock:
             self._require_loaded()  # close() may have run while this call waited
             outs = self._run_sizes(chunks)
-        parts = [out[:take] for out, take in zip(outs, takes)]
-        return {OUTPUT_IMAGE: parts[0] if len(parts) == 1 else np.concatenate(parts)}
+        return {OUTPUT_IMAGE: _joined(outs, takes)}
+
+    def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 [N, S, S, 3] and float32 [N, c] -> uint8 [N, S, S, 3] through the uint8 graphs (split and padded
+        over the compiled sizes as `infer` is); without them (refused, or not asked for) the host normalises."""
+        self._require_loaded()
+        if not self._u8_sizes:
+            return super().infer_uint8(images, labels)
+        chunks, takes = self._cover(images, labels)
+        with self._lock:
+            self._require_loaded()
+            outs = self._run_u8_sizes(chunks)
+        return _joined(outs, takes)
 
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """One compiled batch size plus its H2D / compute / D2H split from CUDA events (benchmarks)."""
@@ -273,7 +348,8 @@ class InductorBackend(Backend):
 
     def close_impl(self) -> None:
         with self._lock:  # wait for a running call
-            self._compiled = self._runner = None
+            self._compiled = self._runner = self._module = None
+            self._u8_compiled = self._u8_runner = None
             self.loaded = False
 
     def graph_batches(self) -> list[int]:
@@ -295,6 +371,11 @@ class InductorBackend(Backend):
                 torch=self._torch.__version__,
                 first_call_s={str(k): round(v, 3) for k, v in self._compile_s.items()},
                 parity_psnr_db={str(k): round(v, 2) for k, v in self._parity.items()},
+                uint8_on_device=self.uint8_on_device,
+                uint8_batch_sizes=list(self._u8_sizes),  # sizes with a compiled uint8-in, uint8-out graph
+                uint8_first_call_s={str(k): round(v, 3) for k, v in self._u8_compile_s.items()},
+                uint8_parity_psnr_db={str(k): round(v, 2) for k, v in self._u8_parity.items()},
+                uint8_error=self._u8_error,  # why there are none, when they were asked for
             )
             if runner is not None:
                 info.update(
@@ -302,7 +383,14 @@ class InductorBackend(Backend):
                     graph_batch_sizes=sorted(runner.graphs),
                     graph_error=runner.graph_error,
                 )
+            if self._u8_runner is not None:
+                info.update(uint8_graph_batch_sizes=sorted(self._u8_runner.graphs))
         return info
+
+
+def _joined(outs: list[np.ndarray], takes: list[int]) -> np.ndarray:
+    parts = [out[:take] for out, take in zip(outs, takes)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _copy(module: Any) -> Any:

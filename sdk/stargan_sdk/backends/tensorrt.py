@@ -6,6 +6,10 @@ Usage: with TrtBackend(Bundle.open(folder)) as b: y = b.infer({"image": x, "labe
 before loading and confirmed from the engine at load, so the Translator splits larger batches as it does for
 every backend. TensorRT 10 and 11 differ in how engines are built (11 is strongly typed only); the runtime
 calls used here exist with the same signatures in both (the `trt_api` tests check this against both bindings).
+
+A bundle with `preprocess.plan` and `postprocess.plan` (built with the engine) gets uint8 at the boundary on the
+GPU (`uint8_on_device`: `infer_uint8` chains them around the generator, `tensorrt_uint8`); without them, or
+when they do not match this machine, the host normalises as before and `describe()` says why.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import numpy as np
 
 from stargan_sdk import cuda
 from stargan_sdk.backends.base import Backend, Plan
-from stargan_sdk.backends.tensorrt_compat import check_engine, rebuild_command
+from stargan_sdk.backends.tensorrt_compat import check_engine, import_tensorrt, match_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
+from stargan_sdk.bundle.constants import UINT8_ROLES
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.errors import EngineMismatchError
 
 
 class TrtBackend(Backend):
@@ -51,6 +57,7 @@ class TrtBackend(Backend):
         self._requested_max_batch = max_batch
         self._engine: TrtEngine | None = None
         self._gpu_name, self._capability = "", ""
+        self._uint8_error = ""
         self.max_batch = self._profile_limit()
 
     def _profile_limit(self) -> int | None:
@@ -68,13 +75,36 @@ class TrtBackend(Backend):
         assert art is not None
         plan = self.bundle.verified(art).read_bytes()
         gpu = cuda.device_properties(self.device)
+        uint8_plans = self._uint8_plans(gpu)
         engine = TrtEngine(plan, image_size=self.manifest.image_size, c_dim=self.manifest.c_dim, device=self.device,
                            max_batch=self._profile_limit(), cuda_graphs=self.cuda_graphs, source=art.file,
-                           rebuild=rebuild_command(self.bundle))  # fmt: skip
+                           rebuild=rebuild_command(self.bundle), uint8_plans=uint8_plans)  # fmt: skip
         self._engine = engine  # closed by close_impl if open() fails
         engine.open()
         self._gpu_name, self._capability = gpu.name, gpu.compute_capability
         self.max_batch = engine.max_batch
+        self.uint8_on_device = engine.has_uint8
+
+    def _uint8_plans(self, gpu: cuda.DeviceInfo) -> tuple[bytes, bytes] | None:
+        """The uint8 boundary plans' bytes when the bundle has them and they fit this machine, else None (and why)."""
+        arts = [self.manifest.artifact(role=role, kind="tensorrt") for role in UINT8_ROLES]
+        if None in arts:
+            self._uint8_error = "the bundle has no uint8 boundary engines (re-export with --engine to add them)"
+            return None
+        try:
+            for a in arts:
+                match_engine(a, import_tensorrt().__version__, gpu, rebuild_command(self.bundle))
+        except EngineMismatchError as e:
+            self._uint8_error = str(e)
+            return None
+        pre, post = (self.bundle.verified(a).read_bytes() for a in arts)  # type: ignore[arg-type]
+        return pre, post
+
+    def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 in and out through the boundary engines on the GPU; the host's Normalizer without them."""
+        if not self.engine.has_uint8:
+            return super().infer_uint8(images, labels)
+        return self.engine.infer_uint8(images, labels)
 
     @property
     def engine(self) -> TrtEngine:
@@ -103,6 +133,8 @@ class TrtBackend(Backend):
             engine = self.engine
             info.update(tensorrt=engine.tensorrt_version, device=self._gpu_name, compute_capability=self._capability)
             info.update(graph_batches=engine.graph_batches())
+            info.update(uint8_on_device=self.uint8_on_device, uint8_graph_batches=engine.uint8_graph_batches())
+            info.update(uint8_error=self._uint8_error)  # why the host normalises, when it does
         return info
 
     def close_impl(self) -> None:
@@ -110,3 +142,4 @@ class TrtBackend(Backend):
         if engine is not None:
             engine.close()
         self.max_batch = self._profile_limit()
+        self.uint8_on_device = False

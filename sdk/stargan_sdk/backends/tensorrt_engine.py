@@ -24,6 +24,7 @@ import numpy as np
 
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
+from stargan_sdk.backends.tensorrt_uint8 import Uint8Boundary
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.errors import BackendUnavailableError, BundleError, EngineMismatchError, ImageInputError, StarGANError
 
@@ -87,6 +88,7 @@ class TrtEngine:
         max_batch: largest batch to allocate buffers for (capped by the engine profile's max).
         cuda_graphs: capture one CUDA graph per (slot, batch size) and replay it.
         source: the plan's name for messages; rebuild: what to run when the plan does not load here.
+        uint8_plans: (preprocess, postprocess) plan bytes for `infer_uint8` on the device (`tensorrt_uint8`).
     """
 
     def __init__(
@@ -100,8 +102,10 @@ class TrtEngine:
         cuda_graphs: bool = True,
         source: str = "the engine",
         rebuild: str = "",
+        uint8_plans: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.plan, self.image_size, self.c_dim, self.device = plan, image_size, c_dim, device
+        self.uint8_plans = uint8_plans
         self.requested_max_batch, self.cuda_graphs, self.source, self.rebuild = max_batch, cuda_graphs, source, rebuild
         self.lock = threading.RLock()  # one context and one set of buffers: calls run one at a time
         self.tensorrt_version = ""
@@ -113,8 +117,9 @@ class TrtEngine:
         self._context: Any = None
         self._slots: list[_Slot] = []
         self._streams: list[Any] = []  # [compute, copy]
-        self._graphs: dict[tuple[int, int], Any] = {}  # (slot, batch) -> graph
-        self._graph_failed: set[tuple[int, int]] = set()
+        self._graphs: dict[tuple[Any, int], Any] = {}  # (slot, batch) or ("uint8", batch) -> graph
+        self._graph_failed: set[tuple[Any, int]] = set()
+        self._uint8: Uint8Boundary | None = None
         self._bound_slot, self._bound_batch = -1, -1
         self.min_batch, self.max_batch, self.opened = 1, 0, False
 
@@ -153,6 +158,9 @@ class TrtEngine:
             raise BackendUnavailableError("TensorRT could not create an execution context (out of GPU memory?)")
         self._streams = [cuda.Stream(), cuda.Stream()]
         self._slots = [_Slot(0, specs), _Slot(1, specs)]
+        if self.uint8_plans is not None:
+            self._uint8 = Uint8Boundary(trt, self._runtime, self.uint8_plans, image_size=self.image_size,
+                                        max_batch=self.max_batch)  # fmt: skip
 
     def _io_specs(self, trt: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Max-batch shape and dtype of each I/O tensor, after checking the engine's tensors."""
@@ -194,6 +202,37 @@ class TrtEngine:
             slot.download(n, compute)
             compute.synchronize()
             return slot.result(n)
+
+    def infer_uint8(self, pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """uint8 [n, S, S, 3] crops and float32 [n, c] labels -> uint8 [n, S, S, 3]: the preprocess plan, the
+        generator and the postprocess plan on slot 0's device buffers, one CUDA graph per batch size."""
+        self._require_open()
+        if self._uint8 is None:
+            raise StarGANError(f"{self.source} was opened without the uint8 plans")
+        with self.lock:
+            slot, compute, u8 = self._slots[0], self._streams[0], self._uint8
+            cuda.set_device(self.device)
+            n = len(pixels)
+            if not self.min_batch <= n <= self.max_batch or np.shape(labels) != (n, self.c_dim):
+                raise ImageInputError(
+                    f"{n} crops with labels of shape {list(np.shape(labels))}: this engine runs batches of "
+                    f"{self.min_batch} to {self.max_batch} with labels [n, {self.c_dim}]"
+                )
+            u8.upload(n, u8.stage(n, pixels), compute)
+            np.copyto(slot.host[INPUT_LABEL].array[:n], labels, casting="same_kind")
+            cuda.memcpy_htod_async(
+                slot.dev[INPUT_LABEL], slot.host[INPUT_LABEL], slot.row_bytes[INPUT_LABEL] * n, compute
+            )
+            self._run(("uint8", n), lambda: self._enqueue_uint8(slot, n))
+            u8.download(n, compute)
+            compute.synchronize()
+            return u8.result(n)
+
+    def _enqueue_uint8(self, slot: _Slot, n: int) -> None:
+        stream = self._streams[0]
+        self._uint8.normalise(n, slot.dev[INPUT_IMAGE].ptr, stream)  # type: ignore[union-attr]
+        self._enqueue(slot, n)
+        self._uint8.denormalise(n, slot.dev[OUTPUT_IMAGE].ptr, stream)  # type: ignore[union-attr]
 
     def infer_batches(self, batches: Sequence[Feeds]) -> list[Feeds]:
         """Each batch's outputs in order; batch k+1 is staged and uploaded while batch k computes."""
@@ -255,19 +294,21 @@ class TrtEngine:
         """Queue the engine on the compute stream: replay the graph of (slot, n), or enqueue and then capture
         one. Capture follows a real enqueue of the same shape and addresses, as TensorRT requires after a
         shape change; capture only records, so this call's result comes from that enqueue."""
-        key, compute = (slot.index, n), self._streams[0]
+        self._run((slot.index, n), lambda: self._enqueue(slot, n))
+
+    def _run(self, key: tuple[Any, int], work: Any) -> None:
+        """Replay the graph of `key`, or run `work` and then capture it (see `_execute`)."""
+        compute = self._streams[0]
         if key in self._graphs:
             self._graphs[key].launch(compute)
             return
-        self._enqueue(slot, n)
+        work()
         if self.cuda_graphs and key not in self._graph_failed:
             try:
-                self._graphs[key] = cuda.CudaGraph.capture(compute, lambda: self._enqueue(slot, n))
+                self._graphs[key] = cuda.CudaGraph.capture(compute, work)
             except StarGANError as e:
                 self._graph_failed.add(key)  # logged once: this batch size runs plain enqueues from now on
-                log.warning(
-                    "CUDA graph capture failed for batch %d (slot %d), using plain enqueue: %s", n, slot.index, e
-                )
+                log.warning("CUDA graph capture failed for %s batch %d, using plain enqueue: %s", key[0], key[1], e)
 
     def _bind(self, slot: _Slot, n: int) -> None:
         ctx = self._context
@@ -288,8 +329,16 @@ class TrtEngine:
             raise StarGANError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
 
     def graph_batches(self) -> list[int]:
-        """Batch sizes with a captured CUDA graph (either slot)."""
-        return sorted({n for _, n in self._graphs})
+        """Batch sizes with a captured CUDA graph of the float path (either slot)."""
+        return sorted({n for slot, n in self._graphs if isinstance(slot, int)})
+
+    def uint8_graph_batches(self) -> list[int]:
+        """Batch sizes with a captured CUDA graph of the uint8 chain."""
+        return sorted(n for kind, n in self._graphs if kind == "uint8")
+
+    @property
+    def has_uint8(self) -> bool:
+        return self._uint8 is not None
 
     def close(self) -> None:
         with self.lock:
@@ -297,6 +346,8 @@ class TrtEngine:
                 _quietly(stream.synchronize)
             for graph in list(self._graphs.values()):  # graphs run the context's kernels: free them first
                 _quietly(graph.close)
+            if self._uint8 is not None:
+                _quietly(self._uint8.close)
             self._context = self._engine = self._runtime = None
             for res in [*self._slots, *self._streams]:
                 _quietly(res.close)

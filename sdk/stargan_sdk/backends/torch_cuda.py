@@ -39,6 +39,9 @@ class CudaGraphRunner:
         image: (3, S, S).
         c_dim: label length.
         graphs: capture CUDA graphs (else eager launches every call).
+        dtype: the torch dtype of images in and out (torch.float32; torch.uint8 for `uint8_forward`, whose
+            output has the input's shape too).
+        input_range: record each input's (min, max) for the [-1, 1] check (pointless for uint8 pixels).
     """
 
     def __init__(
@@ -50,22 +53,31 @@ class CudaGraphRunner:
         image: tuple[int, ...],
         c_dim: int,
         graphs: bool = True,
+        dtype: Any = None,
+        input_range: bool = True,
     ) -> None:
         self.torch, self.forward, self.device, self.image = torch, forward, device, tuple(image)
         self.graphs_enabled, self.graph_error = graphs, ""
+        self.dtype = torch.float32 if dtype is None else dtype
+        self.np_dtype = torch.empty(0, dtype=self.dtype).numpy().dtype
+        self.input_range = input_range
+        self.no_range = torch.zeros(2, dtype=torch.float32, device=device)  # what a runner without the check reports
         self.stream = torch.cuda.Stream(device)
-        pinned = dict(dtype=torch.float32, pin_memory=True)
+        pinned = dict(dtype=self.dtype, pin_memory=True)
+        labels = dict(dtype=torch.float32, pin_memory=True)
         self.slots = [
-            (torch.empty((max_batch, *image), **pinned), torch.empty((max_batch, c_dim), **pinned)) for _ in range(2)
+            (torch.empty((max_batch, *image), **pinned), torch.empty((max_batch, c_dim), **labels)) for _ in range(2)
         ]
         self.slot_free: list[Any] = [None, None]  # event after the upload that last read each slot
-        self.dev_img = torch.empty((max_batch, *image), dtype=torch.float32, device=device)
+        self.dev_img = torch.empty((max_batch, *image), dtype=self.dtype, device=device)
         self.dev_lbl = torch.empty((max_batch, c_dim), dtype=torch.float32, device=device)
         self.graphs: dict[int, tuple[Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle()  # graphs replay one at a time, so they can share memory
 
     def _step(self, x: Any, c: Any) -> tuple[Any, Any]:
         """The captured work: the output and the input's (min, max); NaN propagates into both."""
+        if not self.input_range:
+            return self.forward(x, c), self.no_range
         low, high = self.torch.aminmax(x)
         return self.forward(x, c), self.torch.stack([low, high])
 
@@ -115,16 +127,17 @@ class CudaGraphRunner:
         return [out.numpy() for out, _ in pending], [(float(s[0]), float(s[1])) for _, s in pending]
 
     def _pinned(self, image: np.ndarray) -> Any:
-        """A tensor over `image` itself when the DMA engine can read it in place (float32, C-contiguous,
-        page-locked), else None. The run synchronises before returning, so the caller's array is not read after."""
-        if image.dtype != np.float32 or not image.flags.c_contiguous or not image.flags.writeable:
+        """A tensor over `image` itself when the DMA engine can read it in place (the runner's dtype,
+        C-contiguous, page-locked), else None. The run synchronises before returning, so the caller's array is
+        not read after."""
+        if image.dtype != self.np_dtype or not image.flags.c_contiguous or not image.flags.writeable:
             return None  # torch.from_numpy warns on read-only arrays; those take the staging copy
         tensor = self.torch.from_numpy(image)
         return tensor if tensor.is_pinned() else None
 
     def _enqueue(self, host_img: Any, host_lbl: Any, slot: int, events: list[Any] | None) -> tuple[Any, Any]:
         torch, n = self.torch, len(host_img)
-        out_host = torch.empty((n, *self.image), dtype=torch.float32, pin_memory=True)
+        out_host = torch.empty((n, *self.image), dtype=self.dtype, pin_memory=True)
         stats_host = torch.empty(2, dtype=torch.float32, pin_memory=True)
         with torch.cuda.stream(self.stream):
             self._mark(events, 0)

@@ -22,3 +22,10 @@ WEIGHTS_KIND = "safetensors"  # its artifact kind in the manifest
 CLASSIFIER_ONNX = "classifier.onnx"
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+# uint8 at a TensorRT engine's boundary: two tiny plans beside generator.plan, chained on its stream.
+# preprocess.plan: PIXELS uint8 [N, H, W, 3] -> INPUT_IMAGE; postprocess.plan: OUTPUT_IMAGE -> PIXELS uint8.
+PIXELS = "pixels"
+PREPROCESS_PLAN = "preprocess.plan"
+POSTPROCESS_PLAN = "postprocess.plan"
+UINT8_ROLES = ("preprocess", "postprocess")  # their artifacts' roles in the manifest

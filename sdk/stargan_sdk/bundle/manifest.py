@@ -26,6 +26,7 @@ from stargan_sdk.bundle.constants import (
     NORM_MEAN,
     NORM_STD,
     OUTPUT_IMAGE,
+    UINT8_ROLES,
     WEIGHTS_KIND,
 )
 from stargan_sdk.bundle.graph_rules import check_graph
@@ -74,7 +75,7 @@ class Profile:
 @dataclass(frozen=True)
 class Artifact:
     kind: str  # onnx | tensorrt | safetensors
-    role: str  # generator | classifier
+    role: str  # generator | classifier | preprocess | postprocess (uint8 boundary engines)
     file: str
     sha256: str
     precision: str
@@ -216,7 +217,30 @@ def validate(m: Manifest) -> None:
             raise ManifestError(f"artifact file {a.file!r} must be a plain file name inside the bundle")
         if a.kind == "tensorrt" and (a.profile is None or not 1 <= a.profile.min <= a.profile.opt <= a.profile.max):
             raise ManifestError(f"engine {a.file} needs an optimisation profile with 1 <= min <= opt <= max")
+    _validate_uint8_engines(m)
     _validate_tensors(m)
+
+
+def _validate_uint8_engines(m: Manifest) -> None:
+    """The uint8 boundary engines come as a pair of TensorRT plans around the generator's own engine, built with
+    it: the same TensorRT release, GPU and batch profile (else they could not share its stream and buffers)."""
+    extra = [a for a in m.artifacts if a.role in UINT8_ROLES]
+    if not extra:
+        return
+    engine = m.artifact(role="generator", kind="tensorrt")
+    roles = sorted(a.role for a in extra)
+    if roles != sorted(UINT8_ROLES) or any(a.kind != "tensorrt" for a in extra) or engine is None:
+        raise ManifestError(
+            f"uint8 boundary artifacts {[a.file for a in extra]} must be one TensorRT plan each for "
+            f"{' and '.join(UINT8_ROLES)}, beside the generator's engine; re-export the bundle"
+        )
+    for a in extra:
+        built = (a.tensorrt_version, a.compute_capability, a.profile)
+        if built != (engine.tensorrt_version, engine.compute_capability, engine.profile):
+            raise ManifestError(
+                f"{a.file} was built with another TensorRT release, GPU or batch profile than {engine.file}; "
+                "re-export the bundle"
+            )
 
 
 def _validate_groups(m: Manifest) -> None:

@@ -1,6 +1,6 @@
 """Parity tolerances per precision, in one table shared by the exporter, `validate` and the compiled backends.
 
-Usage: TOLERANCES["fp16"].passes(max_abs, psnr); psnr_db(reference, actual)
+Usage: TOLERANCES["fp16"].passes(max_abs, psnr); psnr_db(reference, actual); psnr_db(*map(uint8_signal, (a, b)))
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SIGNAL_RANGE = 2.0  # images live in [-1, 1]
+UINT8_LSB = SIGNAL_RANGE / 255.0  # one uint8 step of a pixel, in [-1, 1] units
 PSNR_CAP_DB = 200.0  # identical outputs give infinite PSNR; JSON has no infinity, so cap it
 
 
@@ -52,6 +53,11 @@ TOLERANCES: dict[str, Tolerance] = {
     # INT8 is measured on calibration faces at build time (bar: 30 dB, recorded in the manifest); validate
     # re-runs it on synthetic images, so this floor only catches a broken or swapped file.
     "int8": Tolerance(min_psnr_db=25.0),
+    # uint8 results (`infer_uint8`: normalisation on the device) against the host's uint8 of the FP32 reference,
+    # compared in [-1, 1] units (`uint8_signal`, one LSB = 2/255). A float difference of 1e-5 can straddle a
+    # rounding boundary, so FP32 allows one LSB anywhere; FP16 keeps its PSNR bar (quantisation adds ~0.02 dB).
+    "uint8_fp32": Tolerance(max_abs=UINT8_LSB * 1.001),
+    "uint8_fp16": Tolerance(min_psnr_db=40.0),
 }
 
 
@@ -68,3 +74,8 @@ def psnr_db(reference: np.ndarray, actual: np.ndarray, signal_range: float = SIG
     if not math.isfinite(mse):
         return 0.0
     return min(PSNR_CAP_DB, 10.0 * math.log10(signal_range**2 / mse))
+
+
+def uint8_signal(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels on the [-1, 1] scale of `psnr_db` and the tolerances (for comparing uint8 results)."""
+    return np.asarray(pixels, np.float64) * UINT8_LSB - 1.0
