@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from stargan_sdk import Translator
 from stargan_sdk.backends import registry
-from stargan_sdk.backends.inductor import InductorBackend, pipelined_plan, plan_chunks
+from stargan_sdk.backends.compiled_sizes import pipelined_plan, plan_chunks
+from stargan_sdk.backends.inductor import InductorBackend
 from stargan_sdk.bundle.manifest import read_manifest
 from stargan_sdk.errors import BackendUnavailableError, ImageInputError
 

@@ -24,13 +24,13 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stargan_sdk.backends.base import Backend, Plan
+from stargan_sdk.backends.compiled_sizes import cover, joined
 from stargan_sdk.backends.torch_backend import open_generator, to_precision, torch_plan
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.bundle.folder import Bundle
@@ -44,34 +44,6 @@ CUDA_BATCH_SIZES = (1, 8, 64, 256)
 PIPELINE_CHUNK = 0
 CPU_BATCH_SIZES = (1, 8)
 MODES = ("default", "max-autotune-no-cudagraphs")  # CUDA graphs are ours, so Inductor's own are never asked for
-
-
-def plan_chunks(n: int, sizes: Sequence[int]) -> list[tuple[int, int]]:
-    """Cover a batch of `n` with compiled sizes: a list of (images taken, compiled size run).
-
-    The rest of a batch is padded up to the smallest compiled size that holds it when that wastes at most
-    half the launch; otherwise the largest compiled size that fits is taken and the rest planned again.
-    """
-    ordered = sorted(set(sizes))
-    plan, rest = [], n
-    while rest > 0:
-        fits = [s for s in ordered if s >= rest]
-        if fits and fits[0] <= 2 * rest:
-            plan.append((rest, fits[0]))
-            break
-        below = [s for s in ordered if s <= rest]
-        step = below[-1] if below else fits[0]
-        plan.append((min(step, rest), step))
-        rest -= min(step, rest)
-    return plan
-
-
-def pipelined_plan(n: int, sizes: Sequence[int], chunk: int) -> list[tuple[int, int]]:
-    """`plan_chunks`, except that a batch of at least two `chunk`s (a compiled size) is cut into such chunks
-    first, so copies and compute overlap; the rest is planned as usual."""
-    if not chunk or n < 2 * chunk:
-        return plan_chunks(n, sizes)
-    return [(chunk, chunk)] * (n // chunk) + (plan_chunks(n % chunk, sizes) if n % chunk else [])
 
 
 def default_cache_dir() -> Path:
@@ -301,25 +273,12 @@ class InductorBackend(Backend):
     def _run_size(self, image: np.ndarray, label: np.ndarray) -> np.ndarray:
         return self._run_sizes([(image, label)])[0]
 
-    def _cover(self, image: np.ndarray, label: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
-        """The batch as chunks of compiled sizes (the last one padded) and how many rows of each are real."""
-        chunks, takes, start = [], [], 0
-        for take, run in pipelined_plan(len(image), self._sizes, self._chunk):
-            x, c = image[start : start + take], label[start : start + take]
-            if run > take:  # pad with copies of the first row; per-instance norms keep rows independent
-                x = np.concatenate([x, np.repeat(x[:1], run - take, axis=0)])
-                c = np.concatenate([c, np.repeat(c[:1], run - take, axis=0)])
-            chunks.append((np.ascontiguousarray(x), np.ascontiguousarray(c, dtype=np.float32)))
-            takes.append(take)
-            start += take
-        return chunks, takes
-
     def infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        chunks, takes = self._cover(feeds[INPUT_IMAGE], feeds[INPUT_LABEL])
+        chunks, takes = cover(feeds[INPUT_IMAGE], feeds[INPUT_LABEL], self._sizes, self._chunk)
         with self._lock:
             self._require_loaded()  # close() may have run while this call waited
             outs = self._run_sizes(chunks)
-        return {OUTPUT_IMAGE: _joined(outs, takes)}
+        return {OUTPUT_IMAGE: joined(outs, takes)}
 
     def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """uint8 [N, S, S, 3] and float32 [N, c] -> uint8 [N, S, S, 3] through the uint8 graphs (split and padded
@@ -327,11 +286,11 @@ class InductorBackend(Backend):
         self._require_loaded()
         if not self._u8_sizes:
             return super().infer_uint8(images, labels)
-        chunks, takes = self._cover(images, labels)
+        chunks, takes = cover(images, labels, self._sizes, self._chunk)
         with self._lock:
             self._require_loaded()
             outs = self._run_u8_sizes(chunks)
-        return _joined(outs, takes)
+        return joined(outs, takes)
 
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """One compiled batch size plus its H2D / compute / D2H split from CUDA events (benchmarks)."""
@@ -386,11 +345,6 @@ class InductorBackend(Backend):
             if self._u8_runner is not None:
                 info.update(uint8_graph_batch_sizes=sorted(self._u8_runner.graphs))
         return info
-
-
-def _joined(outs: list[np.ndarray], takes: list[int]) -> np.ndarray:
-    parts = [out[:take] for out, take in zip(outs, takes)]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _copy(module: Any) -> Any:
