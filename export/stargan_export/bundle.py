@@ -39,6 +39,7 @@ from stargan_sdk.bundle.manifest import (
     sha256_file,
     write_manifest,
 )
+from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
 from stargan_sdk.errors import BundleError
 
 _log = logging.getLogger("stargan_export")
@@ -79,6 +80,7 @@ def build_bundle(
     opset: int = 17,
     workspace_gib: float = 4.0,
     int8_calibration: str | Path | None = None,
+    int8_target_psnr: float = AUTO_INT8_MIN_PSNR_DB,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Manifest:
@@ -87,7 +89,8 @@ def build_bundle(
     `engine=None` builds a TensorRT engine when TensorRT and a GPU are present and otherwise logs one
     line saying why not; `engine=True` makes their absence an EngineUnavailableError. `log` receives
     one-line notes (default: the `stargan_export` logger). `int8_calibration`, a folder of face images, adds
-    `generator.int8.onnx` (see `stargan_export.int8`); its images are read before anything is written.
+    `generator.int8.onnx` (see `stargan_export.int8`); its images are read before anything is written, and
+    convolutions stay float until its held-out PSNR vs FP32 reaches `int8_target_psnr`.
     """
     note = log or _log.info
     out = Path(out_dir)
@@ -134,7 +137,12 @@ def build_bundle(
                     "ONNX INT8 generator",
                     lambda: state.artifacts.append(
                         int8.quantize_onnx(
-                            staging / C.GENERATOR_ONNX, staging / C.GENERATOR_INT8_ONNX, calibration, opset=opset
+                            staging / C.GENERATOR_ONNX,
+                            staging / C.GENERATOR_INT8_ONNX,
+                            calibration,
+                            target_psnr_db=int8_target_psnr,
+                            opset=opset,
+                            log=note,
                         )
                     ),
                 )

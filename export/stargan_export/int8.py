@@ -9,30 +9,26 @@ output is a plain QDQ ONNX file that ONNX Runtime and OpenVINO both run natively
 QuantizeLinear/DequantizeLinear pairs to its INT8 kernels), so one standard artifact serves every CPU
 backend, where an OpenVINO IR would serve one. The PSNR is measured with ONNX Runtime, the reference runtime
 of every export check; OpenVINO's INT8 result agrees with it to ~0.3 dB (tests/export/test_int8.py).
-Only Conv and ConvTranspose are quantized (per-channel symmetric int8 weights, asymmetric uint8
-activations: the VNNI/AMX-friendly u8s8 form); InstanceNormalization, ReLU and Tanh stay float because
-per-instance statistics are what the model's quality depends on and they cost little time.
+Only Conv and ConvTranspose are quantized, and only they read rounded tensors (`stargan_export.int8_graph`);
+InstanceNormalization, ReLU, the residual Adds and Tanh stay float because per-instance statistics are what the
+model's quality depends on and they cost little time. Which convolutions stay float besides the first and the
+last is measured against a PSNR target (`stargan_export.int8_search`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
+from onnxruntime.quantization import CalibrationDataReader
 
 from stargan_export.errors import ExportError
+from stargan_export.int8_graph import ConvQuantizer
+from stargan_export.int8_search import keep_float_until
 from stargan_export.parity import measure, ort_session
 from stargan_export.progress import Steps
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
@@ -43,12 +39,16 @@ from stargan_sdk.bundle.manifest import (
     derive_groups,
     sha256_file,
 )
+from stargan_sdk.bundle.manifest_schema import MAX_NAME
+from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
 from stargan_sdk.errors import ImageInputError
 from stargan_sdk.host.files import atomic_write
 from stargan_sdk.images.imaging import IMAGE_SUFFIXES, Normalizer, center_crop, to_model_rgb
 
 MIN_IMAGES = 2  # one to calibrate on, one held out for the PSNR check
 CHUNK = 8  # images per evaluation run: bounds memory at 256 px
+SEARCH_IMAGES = 16  # calibration images that rank the convolutions by sensitivity (see int8_search)
+FLOAT_KEY = "float:"  # parity key prefix of a convolution kept float; its value is that layer's share of the MACs
 
 
 class _Batches(CalibrationDataReader):
@@ -97,19 +97,47 @@ def quantize_onnx(
     calibration: Calibration,
     *,
     min_psnr_db: float = 30.0,
+    target_psnr_db: float = AUTO_INT8_MIN_PSNR_DB,
     opset: int | None = None,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Artifact:
-    """Calibrate on three quarters of the images, write `out` atomically, measure PSNR on the rest."""
+    """Calibrate on three quarters of the images, write `out` atomically, measure PSNR on the rest.
+
+    Every convolution but the first and the last runs in INT8 when that meets `target_psnr_db` on the held-out
+    images; otherwise the convolutions that cost the most PSNR per MAC stay float until it does
+    (`stargan_export.int8_search`). The parity records which stayed float and the share of MACs in INT8."""
     images, labels = calibration.images, calibration.labels
     held = max(1, len(images) // 4)
     calib, test = slice(0, len(images) - held), slice(len(images) - held, None)
-    with Steps(2, enabled=progress) as steps:
-        steps.run(
-            "INT8 calibration",
-            lambda: atomic_write(out, lambda tmp: _quantize(fp32_path, tmp, images[calib], labels[calib])),
+    search = slice(max(0, len(images) - held - SEARCH_IMAGES), len(images) - held)
+    with tempfile.TemporaryDirectory(prefix="stargan-int8-") as tmp, Steps(3, enabled=progress) as steps:
+        work = Path(tmp)
+        quantizer = ConvQuantizer(fp32_path, work, _Batches(images[calib], labels[calib]))
+        rank, check = steps.run(
+            "FP32 reference outputs",
+            lambda: (
+                _Scorer(fp32_path, images[search], labels[search]),
+                _Scorer(fp32_path, images[test], labels[test]),
+            ),
         )
-        metrics = steps.run("INT8 PSNR check", lambda: _compare(fp32_path, out, images[test], labels[test]))
+        base = [quantizer.convs[0], quantizer.convs[-1]] if len(quantizer.convs) > 2 else []
+        # The first conv sees the raw image + label planes and the last one writes the image: kept float (about
+        # 5 % of the MACs of the 128 px generator) they lift its PSNR by 1.1 dB (39.6 -> 40.6 dB).
+        found = steps.run(
+            "INT8 calibration and PSNR search",
+            lambda: keep_float_until(
+                quantizer,
+                work / "candidate.onnx",
+                target_db=target_psnr_db,
+                base=base,
+                rank=rank.psnr,
+                check=check.psnr,
+                note=log or (lambda _: None),
+            ),
+        )
+        steps.run("INT8 model", lambda: atomic_write(out, lambda t: shutil.copyfile(work / "candidate.onnx", t)))
+        metrics = check.metrics(out)
     parity = {
         "psnr_db": metrics["psnr_db"],
         "max_abs": metrics["max_abs"],
@@ -118,6 +146,11 @@ def quantize_onnx(
         "min_psnr_db": float(min_psnr_db),
         "calibration_images": float(len(images) - held),
         "held_out_images": float(held),
+        "target_psnr_db": float(target_psnr_db),
+        "target_met": float(found.met),
+        "quantized_mac_fraction": 1.0 - quantizer.float_fraction(found.keep_float),
+        "variants_measured": float(found.variants),
+        **{_float_key(n): quantizer.float_fraction([n]) for n in quantizer.convs if n in found.keep_float},
     }
     return Artifact(
         kind="onnx",
@@ -130,54 +163,39 @@ def quantize_onnx(
     )
 
 
-def _quantize(fp32_path: Path, out: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    convs = [
-        n.name
-        for n in onnx.load(str(fp32_path), load_external_data=False).graph.node
-        if n.op_type in ("Conv", "ConvTranspose")
-    ]
-    with _root_logger_level(logging.ERROR):  # ORT's "consider pre-processing" warning: measured, no gain here
-        quantize_static(
-            str(fp32_path),
-            str(out),
-            _Batches(images, labels),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv", "ConvTranspose"],
-            # The first conv sees the raw image + label planes and the last one writes the image: kept float
-            # (about 5 % of the MACs) they lift PSNR by ~3 dB on the 128 px generator.
-            nodes_to_exclude=[convs[0], convs[-1]] if len(convs) > 2 else [],
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            # MinMax keeps only per-tensor minima/maxima per run, so memory stays flat with more images
-            # (histogram methods keep every activation). With one image per run and the moving average, a range
-            # is the mean of per-image extremes rather than the single most extreme pixel: +2.5 dB here.
-            # Never set CalibMaxIntermediateOutputs: in ONNX Runtime 1.32 the MinMax calibrator drops, rather
-            # than merges, the runs it flushes.
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"CalibMovingAverage": True},
+def float_convolutions(parity: Mapping[str, float]) -> dict[str, float]:
+    """The convolutions an INT8 artifact keeps float, each with its share of the MACs (from its parity record)."""
+    return {k.removeprefix(FLOAT_KEY): v for k, v in parity.items() if k.startswith(FLOAT_KEY)}
+
+
+def _float_key(node: str) -> str:
+    return FLOAT_KEY + node[: MAX_NAME - len(FLOAT_KEY)]  # a manifest key is at most MAX_NAME characters
+
+
+class _Scorer:
+    """PSNR of a written INT8 model vs the FP32 outputs on a fixed set of images (computed once, in chunks)."""
+
+    def __init__(self, fp32_path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        self._images, self._labels = images, labels
+        self._reference = self._run(fp32_path)
+
+    def metrics(self, path: Path) -> dict[str, float]:
+        return measure(self._reference, self._run(path))
+
+    def psnr(self, path: Path) -> float:
+        return self.metrics(path)["psnr_db"]
+
+    def _run(self, path: Path) -> np.ndarray:
+        session = ort_session(path)
+        return np.concatenate(
+            [
+                session.run(
+                    [OUTPUT_IMAGE],
+                    {INPUT_IMAGE: self._images[i : i + CHUNK], INPUT_LABEL: self._labels[i : i + CHUNK]},
+                )[0]
+                for i in range(0, len(self._images), CHUNK)
+            ]
         )
-
-
-@contextlib.contextmanager
-def _root_logger_level(level: int) -> Iterator[None]:
-    root = logging.getLogger()
-    old = root.level
-    root.setLevel(max(level, old))
-    try:
-        yield
-    finally:
-        root.setLevel(old)
-
-
-def _compare(fp32_path: Path, int8_path: Path, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    ref_session, int8_session = ort_session(fp32_path), ort_session(int8_path)
-    ref, got = [], []
-    for i in range(0, len(images), CHUNK):
-        feeds = {INPUT_IMAGE: images[i : i + CHUNK], INPUT_LABEL: labels[i : i + CHUNK]}
-        ref.append(ref_session.run([OUTPUT_IMAGE], feeds)[0])
-        got.append(int8_session.run([OUTPUT_IMAGE], feeds)[0])
-    return measure(np.concatenate(ref), np.concatenate(got))
 
 
 def read_calibration_images(

@@ -22,6 +22,7 @@ from stargan_export.staging import Staging, remove_stale
 from stargan_sdk.bundle import constants as C
 from stargan_sdk.bundle.artifacts import fp32_artifact
 from stargan_sdk.bundle.manifest import Manifest, read_manifest, verify_artifact, write_manifest
+from stargan_sdk.bundle.tolerances import AUTO_INT8_MIN_PSNR_DB
 from stargan_sdk.images.imaging import Normalizer
 
 _log = logging.getLogger("stargan_export")
@@ -34,6 +35,7 @@ def quantize_bundle(
     num_images: int = 64,
     seed: int = 0,
     min_psnr_db: float = 30.0,
+    target_psnr_db: float = AUTO_INT8_MIN_PSNR_DB,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Manifest:
@@ -46,6 +48,8 @@ def quantize_bundle(
         num_images: images drawn from the folder (all of them when it holds fewer); >= 2.
         seed: picks the images and their random target labels.
         min_psnr_db: below this PSNR vs FP32 the model is recorded but marked unusable.
+        target_psnr_db: convolutions are kept float until the held-out PSNR reaches this (see `int8_search`);
+            the default is the bar `auto` uses to run the INT8 model.
         progress: show the steps. log: one-line notes (default: the `stargan_export` logger).
     """
     note = log or _log.info
@@ -73,8 +77,10 @@ def quantize_bundle(
             stage.path / C.GENERATOR_INT8_ONNX,
             data,
             min_psnr_db=min_psnr_db,
+            target_psnr_db=target_psnr_db,
             opset=fp32.opset,
             progress=progress,
+            log=note,
         )
         kept = tuple(a for a in manifest.artifacts if not (a.role == "generator" and a.precision == "int8"))
         updated = dataclasses.replace(manifest, artifacts=(*kept, art))

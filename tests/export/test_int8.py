@@ -13,7 +13,13 @@ import pytest
 from PIL import Image
 
 from stargan_export.errors import ExportError
-from stargan_export.int8 import prepare_calibration, quantize_onnx, random_labels, read_calibration_images
+from stargan_export.int8 import (
+    float_convolutions,
+    prepare_calibration,
+    quantize_onnx,
+    random_labels,
+    read_calibration_images,
+)
 from stargan_export.parity import measure, ort_session, sample_images, sample_labels
 from stargan_sdk.bundle.constants import GENERATOR_INT8_ONNX, INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
 from stargan_sdk.bundle.manifest import Artifact, Manifest, derive_groups, read_manifest, sha256_file, write_manifest
@@ -23,13 +29,21 @@ from stargan_sdk.images.imaging import Normalizer
 NUM_FACES = 24  # the `faces` fixture (tests/export/conftest.py): 18 calibrate, 6 held out
 
 
-def quantize(bundle: Path, faces: Path, *, num_images: int, min_psnr_db: float) -> Artifact:
-    """What `build --int8-calibration` runs in its staging folder: generator.int8.onnx beside the FP32 ONNX."""
+def quantize(
+    bundle: Path, faces: Path, *, num_images: int, min_psnr_db: float, target_psnr_db: float = 0.0
+) -> Artifact:
+    """What `build --int8-calibration` runs in its staging folder: generator.int8.onnx beside the FP32 ONNX.
+    Target 0 dB: every convolution but the first and the last in INT8 (the search is tested in test_int8_search)."""
     m = read_manifest(bundle)
     fp32 = m.artifact(role="generator", kind="onnx", precision="fp32")
     calibration = prepare_calibration(faces, m.image_size, m.attributes, groups=m.groups, num_images=num_images)
     return quantize_onnx(
-        bundle / fp32.file, bundle / GENERATOR_INT8_ONNX, calibration, min_psnr_db=min_psnr_db, opset=fp32.opset
+        bundle / fp32.file,
+        bundle / GENERATOR_INT8_ONNX,
+        calibration,
+        min_psnr_db=min_psnr_db,
+        target_psnr_db=target_psnr_db,
+        opset=fp32.opset,
     )
 
 
@@ -57,8 +71,14 @@ def test_int8_artifact_is_a_per_channel_qdq_graph(quantized) -> None:
     assert art.opset == read_manifest(bundle).artifact(precision="fp32").opset
     model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("QuantizeLinear") >= 10 and ops.count("DequantizeLinear") >= 10
+    assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") >= 10
     assert "InstanceNormalization" in ops  # normalisation stays float
+    # Only convolutions read rounded activations: InstanceNorm and the residual Adds read the float tensors.
+    quantized = {n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    rounded = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in quantized}
+    readers = {n.op_type for n in model.graph.node if rounded & set(n.input)}
+    assert readers == {"Conv", "ConvTranspose"}
+    assert "Add" in ops
     # Per-channel weights: a DequantizeLinear over an int8 initializer with one scale per output channel.
     inits = {i.name: i for i in model.graph.initializer}
     per_channel = [
@@ -231,6 +251,8 @@ def test_cli_build_with_int8_calibration_then_validate(
         "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
         "--int8-calibration",
         str(faces),
+        "--int8-target-psnr",
+        "20",
         "--json",
     ]
     with pytest.raises(SystemExit) as info:
@@ -238,6 +260,8 @@ def test_cli_build_with_int8_calibration_then_validate(
     assert (info.value.code or 0) == 0, capsys.readouterr().err
     art = read_manifest(out).artifact(precision="int8")
     assert art is not None and art.parity["psnr_db"] >= 30 and art.parity["usable"] == 1.0
+    assert art.parity["target_psnr_db"] == 20.0 and art.parity["target_met"] == 1.0  # met without a search
+    assert art.parity["variants_measured"] == 1.0 and len(float_convolutions(art.parity)) == 2
     with pytest.raises(SystemExit) as info:
         main(["validate", str(out)])
     assert (info.value.code or 0) == 0, capsys.readouterr().err
@@ -249,7 +273,7 @@ def test_cli_build_with_int8_calibration_then_validate(
     (bad / "face05.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        main([*args[:-3], "--int8-calibration", str(bad), "--fp16"])
+        main([*args[:-5], "--int8-calibration", str(bad), "--fp16"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and "cannot use calibration image face05.png" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
