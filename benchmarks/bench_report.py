@@ -71,6 +71,7 @@ def git_commit() -> str:
         return "unknown"
 
 
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"  # read by oneDNN inside OpenVINO's CPU plugin (its kernels show as jit_avx2_*)
 CAPABILITIES_ENV = "STARGAN_CPU_CAPABILITIES"  # the OpenVINO backend's override (stargan_sdk.backends.openvino)
 
 
@@ -113,6 +114,8 @@ def build_report(
             "platform": platform.platform(),
             # set: the SDK was told the CPU has only these (e.g. FP32,INT8: an AVX2-only CPU's answer)
             "cpu_capabilities_override": os.environ.get(CAPABILITIES_ENV) or None,
+            # set: oneDNN (OpenVINO's convolutions) kept to this instruction set, e.g. AVX2 on an AVX-512 machine
+            "onednn_max_cpu_isa": os.environ.get(ISA_ENV) or None,
         },
         "versions": versions(),
         "git_commit": git_commit(),
@@ -181,6 +184,8 @@ def print_report(report: dict[str, Any]) -> None:
     override = report["device"].get("cpu_capabilities_override")
     if override:
         console.print(f"{CAPABILITIES_ENV}={override}: the SDK saw only these CPU capabilities")
+    if report["device"].get("onednn_max_cpu_isa"):
+        console.print(f"{ISA_ENV}={report['device']['onednn_max_cpu_isa']}: OpenVINO's oneDNN kernels kept to it")
     for name, why in report["skipped"].items():
         console.print(f"[yellow]skipped {name}[/]: {why}")
     p = report["sdk_processing"]

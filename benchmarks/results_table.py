@@ -39,6 +39,15 @@ def table(report: dict) -> str:
             if dev.get("cpu_capabilities_override")
             else []
         ),
+        *(
+            [
+                f"OpenVINO's oneDNN kernels were kept to {dev['onednn_max_cpu_isa']} (ONEDNN_MAX_CPU_ISA; ONNX "
+                "Runtime's own kernels were not).",
+                "",
+            ]
+            if dev.get("onednn_max_cpu_isa")
+            else []
+        ),
         "| backend | batch | img/s | p50 ms | p90 ms | p99 ms | × eager FP32 | × raw engine | GFLOP/s | PSNR vs FP32 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
