@@ -5,6 +5,7 @@ Usage: stats = summarize(samples_ms, batch); rate = measure_gemm_gflops("cpu")
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -68,7 +69,9 @@ def summarize(samples_ms: list[float], batch: int) -> Stats:
 def interleaved(
     runners: dict[str, Callable[[], object]], iterations: int, warmup: int, budget_s: float | None = None
 ) -> dict[str, list[float]]:
-    """Time each runner once per round, rotating the order each round, so drift hits all alike.
+    """Time each runner once per round, in a new seeded random order each round, so drift hits all alike and no
+    runner always follows the same one (rotation kept each runner's successor fixed: the row after `ort-raw`, whose
+    threads spin on after a run, measured ~1.9x slower at batch 8 than the same model two rows later).
 
     Returns wall-clock milliseconds per call. Stops early (keeping >= 3 rounds) if `budget_s` runs out.
     """
@@ -78,8 +81,9 @@ def interleaved(
             runners[name]()
     samples: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
+    rng = random.Random(0)
     for i in range(iterations):
-        order = names[i % len(names) :] + names[: i % len(names)]
+        order = rng.sample(names, len(names))
         for name in order:
             t0 = time.perf_counter()
             runners[name]()

@@ -30,10 +30,15 @@ def test_summary_statistics_on_known_samples() -> None:
         summarize([], batch=1)
 
 
-def test_interleaving_rotates_the_order() -> None:
+def test_interleaving_runs_each_once_a_round_and_varies_who_follows_whom() -> None:
     calls: list[str] = []
-    interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, iterations=2, warmup=0)
-    assert calls == ["a", "b", "b", "a"]
+    names = "abcd"
+    interleaved({n: (lambda n=n: calls.append(n)) for n in names}, iterations=40, warmup=0)
+    rounds = [calls[i : i + 4] for i in range(0, len(calls), 4)]
+    assert len(rounds) == 40 and all(sorted(r) == list(names) for r in rounds)
+    # rotation gave "a" one fixed predecessor; a random order per round gives it several
+    before_a = {r[r.index("a") - 1] for r in rounds if r.index("a") > 0}
+    assert len(before_a) == 3
 
 
 def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
