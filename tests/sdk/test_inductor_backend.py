@@ -153,8 +153,10 @@ def test_bad_options_are_refused(bundle: Path, cache_dir: Path) -> None:
             Translator.load(bundle, backend="inductor", cache_dir=str(cache_dir), device_type="cpu", **options)
 
 
-def test_second_process_reuses_the_cache(compiled: Translator, bundle: Path, cache_dir: Path) -> None:
-    """A fresh process with the same cache folder gets Inductor's compiled graph from disk."""
+def test_second_process_reuses_the_cache(bundle: Path, tmp_path: Path) -> None:
+    """A fresh process with the same cache folder gets Inductor's compiled graph from disk. Both processes are fresh
+    (not this one, whose in-memory caches may already hold the graph from another test and then write nothing)."""
+    cache_dir = tmp_path / "cache"
     script = (
         "import json, sys, time\n"
         "from stargan_sdk import Translator\n"
@@ -166,10 +168,13 @@ def test_second_process_reuses_the_cache(compiled: Translator, bundle: Path, cac
         "                  'misses': counters['inductor']['fxgraph_cache_miss']}))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("sdk", "training", "export"))}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["hits"] >= 1 and result["misses"] == 0, result
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert runs[0]["misses"] >= 1, runs  # the first process compiled and wrote the cache
+    assert runs[1]["hits"] >= 1 and runs[1]["misses"] == 0, runs
 
 
 @pytest.mark.gpu
