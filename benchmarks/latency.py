@@ -70,6 +70,14 @@ def main(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed rounds first.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, or cuda / cuda:N for GPU backends and the baseline.")] = "cpu",
     budget_s: Annotated[float, typer.Option(help="Time budget per batch size (keeps >= 3 rounds).")] = 60.0,
+    block: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Timed calls per backend per round, after one untimed call that refills the caches (1: one "
+            "cold-cache call per round, the method before 2026-12-05).",
+        ),
+    ] = 3,
     pinned_inputs: Annotated[
         bool,
         typer.Option(
@@ -118,7 +126,7 @@ def main(
     for batch in sizes:
         for r in runners.values():
             r.prepare(batch)
-        samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s)
+        samples = interleaved({n: r.run for n, r in runners.items()}, iterations, warmup, budget_s, block)
         reference = runners[reference_name].run()  # FP32 outputs on the same inputs
         for name, ms in samples.items():
             entry = {
@@ -140,6 +148,8 @@ def main(
     )
     report["psnr_reference"] = reference_name
     report["input_memory"] = "pinned" if pinned_inputs else "pageable"
+    # timed calls per backend per round after one untimed call (absent in older reports: one cold call per round)
+    report["block"] = block
     print_report(report)
     if json_out:
         write_json(report, json_out)

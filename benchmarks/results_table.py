@@ -41,6 +41,14 @@ def table(report: dict) -> str:
         ),
         *(
             [
+                f"Each round ran every backend once untimed, then {report['block']} timed calls (warm caches).",
+                "",
+            ]
+            if report.get("block", 1) > 1
+            else []
+        ),
+        *(
+            [
                 f"OpenVINO's oneDNN kernels were kept to {dev['onednn_max_cpu_isa']} (ONEDNN_MAX_CPU_ISA; ONNX "
                 "Runtime's own kernels were not).",
                 "",

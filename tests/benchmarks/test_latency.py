@@ -30,6 +30,14 @@ def test_summary_statistics_on_known_samples() -> None:
         summarize([], batch=1)
 
 
+def test_blocks_refill_then_time_consecutive_calls() -> None:
+    calls: list[str] = []
+    samples = interleaved({n: (lambda n=n: calls.append(n)) for n in "ab"}, iterations=3, warmup=0, block=2)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 6, "b": 6}  # the untimed call is not a sample
+    runs = [calls[i : i + 3] for i in range(0, len(calls), 3)]
+    assert len(runs) == 6 and all(len(set(r)) == 1 for r in runs)  # one runner's calls are consecutive
+
+
 def test_interleaving_runs_each_once_a_round_and_varies_who_follows_whom() -> None:
     calls: list[str] = []
     names = "abcd"
@@ -90,8 +98,9 @@ def test_latency_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     rows = {(r["backend"], r["batch"]): r for r in report["results"]}
     assert set(rows) == {(b, n) for b in ("torch-eager-fp32", "ort-raw", "onnxruntime") for n in (1, 2)}
+    assert report["block"] == 3  # the default: one untimed call, then 3 timed, per round
     for r in rows.values():
-        assert r["iterations"] == 3 and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["iterations"] == 3 * report["block"] and r["min_ms"] <= r["median_ms"] <= r["max_ms"]  # samples
         assert r["gflops"] == pytest.approx(report["gflop_per_image"] * r["throughput_ips"])
     assert rows[("torch-eager-fp32", 1)]["speedup_vs_eager"] == 1.0
     assert rows[("ort-raw", 2)]["speedup_vs_raw"] == 1.0
