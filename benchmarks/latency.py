@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/latency.py models/toyfaces-64 --batch-sizes 1,8 --json benchmarks/results/cpu.json
 
-All backends are timed interleaved in one process (round-robin, a new seeded random order each round) so machine
-drift hits them alike; ratios are medians over the same rounds. Inputs are host float32 arrays; GPU
+All backends are timed interleaved in one process (a new seeded random order each round, each backend in a warm
+block of --block calls after one untimed call) so machine drift hits them alike; ratios are medians over the same
+rounds. Inputs are host float32 arrays; GPU
 backends include their host<->device copies.
 """
 
