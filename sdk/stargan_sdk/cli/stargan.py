@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -306,6 +307,10 @@ def _run_all(
 ) -> tuple[list[str], dict[str, str]]:
     """Edit each file; a bad file in a folder is reported and skipped, bad options stop everything. A folder
     goes through the streaming pipeline (decode and encode+write in threads while the engine runs)."""
+    # An image PIL would warn about as a possible bomb is above our own limit (refused in one line) unless
+    # --max-megapixels allowed it, and open_photo's catch_warnings is not thread-safe (the pipeline decodes in
+    # threads), so the CLI, which owns its process, silences PIL's redundant warning once for the run.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     framing = Framing(
         note=lambda line: typer.echo(line, err=True), model_size=t.image_size, max_pixels=int(max_megapixels * 1e6)
     )
