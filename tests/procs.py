@@ -10,14 +10,24 @@ from pathlib import Path
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct ports free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    """`n` distinct ports free on 127.0.0.1 right now.
+
+    Each socket listens while the others are chosen, and the set is checked: a CI kernel handed the same
+    ephemeral port to two sockets that were only bound (ports [40375, 53199, 53199] killed a Triton start).
+    """
+    for _ in range(20):
+        sockets = [socket.socket() for _ in range(n)]
+        try:
+            for s in sockets:
+                s.bind(("127.0.0.1", 0))
+                s.listen(1)
+            ports = [s.getsockname()[1] for s in sockets]
+        finally:
+            for s in sockets:
+                s.close()
+        if len(set(ports)) == n:
+            return ports
+    raise RuntimeError(f"no {n} distinct free ports on 127.0.0.1 in 20 tries (last {ports})")
 
 
 def descendants(pid: int) -> set[int]:

@@ -192,3 +192,54 @@ def test_supervisor_gives_up_after_too_many_deaths(tmp_path) -> None:
     assert Dying.restarts == serve_stack.MAX_RESTARTS == len(stack.restarts)
     assert lines[0] == "tritonserver stopped unexpectedly (status 3): Segmentation fault; restarting (restart 1)"
     assert lines[1].startswith("tritonserver restarted in ") and lines[1].endswith("(restart 1)")
+
+
+class _Handing:
+    """A stand-in socket module whose sockets get the listed ports in turn (as a port-reusing kernel did)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = iter(ports)
+
+    def socket(self, *args: object):
+        ports = self.ports
+
+        class Sock:
+            port = 0
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def bind(self, address: tuple[str, int]) -> None:
+                self.port = next(ports)
+
+            def listen(self, backlog: int) -> None:
+                pass
+
+            def getsockname(self) -> tuple[str, int]:
+                return ("127.0.0.1", self.port)
+
+            def close(self) -> None:
+                pass
+
+        return Sock()
+
+
+def test_tritons_private_port_is_never_a_public_one(monkeypatch) -> None:
+    from stargan_sdk.serve import stack as serve_stack
+    from stargan_sdk.serve.triton_server import ServeError
+
+    monkeypatch.setattr(serve_stack, "socket", _Handing([8001, 8002, 41000]))
+    assert serve_stack._private_port({8000, 8001, 8002}) == 41000
+    monkeypatch.setattr(serve_stack, "socket", _Handing([8001] * 20))
+    with pytest.raises(ServeError, match=r"no free loopback port outside \[8000, 8001, 8002\]"):
+        serve_stack._private_port({8000, 8001, 8002})
+
+
+def test_free_ports_are_distinct_even_when_the_kernel_repeats_one(monkeypatch) -> None:
+    import procs
+
+    monkeypatch.setattr(procs, "socket", _Handing([40375, 53199, 53199, 40375, 53199, 53200]))
+    assert procs.free_ports(3) == [40375, 53199, 53200]

@@ -34,10 +34,15 @@ MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 STOP_BOUND_S = DRAIN_S + STOP_TIMEOUT_S + 5  # + the process group's grace after tritonserver exits
 
 
-def _private_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _private_port(public: set[int]) -> int:
+    """A free loopback port for tritonserver's own HTTP, never one of the public ports (not bound yet here)."""
+    for _ in range(20):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in public:
+            return port
+    raise ServeError(f"no free loopback port outside {sorted(public)} for tritonserver's private HTTP")
 
 
 def _log(message: str) -> None:
@@ -76,7 +81,7 @@ class ServeStack:
             repository,
             host=host,
             http_host="127.0.0.1",
-            http_port=_private_port(),
+            http_port=_private_port({http_port, grpc_port, metrics_port}),
             grpc_port=grpc_port,
             metrics_port=metrics_port,
             **server_options,
