@@ -66,9 +66,11 @@ head -n 30 "$OUT/env.txt"
 
 # 1. All GPU-marked tests (TensorRT ones skip with a reason where tensorrt is absent).
 step gpu_tests 240 "$PY" -m pytest -q -p no:cacheprovider -m "$TESTS" -rs --junitxml="$OUT/gpu_tests.xml" tests
-# 2. A bundle of the official architecture (random weights), engine profile up to the largest batch.
+# 2. A bundle of the official architecture (random weights), engine profile up to the largest batch, with the
+#    official D's classifier: the pipeline rows then estimate the originals as the CLI does (on the GPU beside
+#    torch and inductor) and measure the originals-given path beside it.
 step bundle 150 "$PY" benchmarks/make_bundle.py "$WORK/bundle" --image-size "$SIZE" --conv-dim "$CONV" \
-    --repeat-num "$REPEAT" --max-batch "$MAXB" --opt-batch "$OPTB"
+    --repeat-num "$REPEAT" --max-batch "$MAXB" --opt-batch "$OPTB" --classifier
 if [ -f "$WORK/bundle/manifest.json" ]; then
     # 3. Latency/throughput host to host, every backend interleaved with the eager FP32 baselines.
     step latency 300 "$PY" benchmarks/latency.py "$WORK/bundle" --device "$DEVICE" \

@@ -16,12 +16,12 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stargan_sdk.backends.base import Backend
-from stargan_sdk.backends.classifier import AttributeClassifier
+from stargan_sdk.backends.classifier import AttributeClassifier, load_classifier
 from stargan_sdk.backends.registry import load_backend
 from stargan_sdk.bundle.checks import check_input_shapes
 from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
@@ -32,6 +32,9 @@ from stargan_sdk.host.hardware import Availability
 from stargan_sdk.host.hostmem import check_image_range, value_range
 from stargan_sdk.images.imaging import MAX_IMAGE_PIXELS, ImageMeta, Normalizer, restore, to_model_rgb
 from stargan_sdk.images.labels import AttributeSpace
+
+if TYPE_CHECKING:
+    from stargan_sdk.backends.classifier_torch import TorchClassifier
 
 Changes = Mapping[str, object]
 CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
@@ -63,7 +66,7 @@ class Translator:
     Args:
         manifest: the bundle's verified manifest (what the model takes and gives).
         backend: a loaded backend.
-        classifier: the bundle's attribute classifier, if any.
+        classifier: the bundle's attribute classifier, if any (ONNX Runtime's, or torch's on the generator's GPU).
         candidates: availability of each backend considered when choosing (for `stargan info`).
         bundle: the opened local bundle; None when the model runs elsewhere (RemoteTranslator).
 
@@ -75,7 +78,7 @@ class Translator:
         self,
         manifest: Manifest,
         backend: Backend,
-        classifier: AttributeClassifier | None = None,
+        classifier: AttributeClassifier | TorchClassifier | None = None,
         candidates: dict[str, Availability] | None = None,
         *,
         bundle: Bundle | None = None,
@@ -124,7 +127,7 @@ class Translator:
             shapes = runner.input_shapes()  # what the loaded engine reports (a TensorRT plan is not ONNX)
             if shapes is not None:
                 check_input_shapes(bundle.manifest, shapes, f"the {runner.name} backend's generator")
-            classifier = AttributeClassifier.from_bundle(bundle)
+            classifier = load_classifier(bundle, runner)  # on the generator's GPU where it can be
         except BaseException:
             runner.close()
             raise
@@ -197,14 +200,18 @@ class Translator:
         vec = self._originals(self.normalizer.preprocess([rgb]), None)[0]
         return {a: int(vec[self.space.attributes.index(a)]) for a in self.attributes}
 
-    def _originals(self, x: np.ndarray, original: Changes | Sequence[Changes] | None) -> np.ndarray:
+    def _originals(
+        self, x: np.ndarray, original: Changes | Sequence[Changes] | None, uint8: bool = False
+    ) -> np.ndarray:
+        """Attribute vectors of the images `x` (float NCHW; uint8 NHWC crops with `uint8`): given or estimated."""
         if original is None:
             if self.classifier is None:
                 raise AttributeValueError(
                     "this bundle has no classifier to estimate what the image shows; pass original={...}, "
                     f"e.g. original={{{', '.join(repr(a) + ': 0' for a in self.attributes)}}}"
                 )
-            return self.space.estimate_from_logits(self.classifier.logits(x))
+            logits = self.classifier.logits_uint8(x) if uint8 else self.classifier.logits(x)
+            return self.space.estimate_from_logits(logits)
         if isinstance(original, Mapping):
             return np.tile(self.space.original_vector(original), (len(x), 1))
         if len(original) != len(x):
@@ -295,10 +302,11 @@ class Translator:
             raise ImageInputError("empty batch: pass at least one image")
         batch = np.stack(rgbs)
         on_device = getattr(self.backend, "uint8_on_device", False)
+        # uint8 all the way to the device where the generator takes it and the classifier, if asked, does too
+        uint8_classifier = original is not None or getattr(self.classifier, "uint8_on_device", False)
         x = (
             None
-            if on_device and original is not None
-            # the classifier needs the float images
+            if on_device and uint8_classifier
             else (
                 self.normalizer.preprocess(batch)
                 if staging is None
@@ -306,7 +314,7 @@ class Translator:
             )
         )
         per_image = self._per_image_changes(changes, len(batch))
-        originals = self._originals(batch if x is None else x, original)
+        originals = self._originals(batch if x is None else x, original, uint8=x is None)
         targets = np.stack([self.space.apply_changes(o, c) for o, c in zip(originals, per_image)])
         if on_device:  # uint8 up and down, normalised on the GPU
             return self.infer_uint8(batch, targets)
@@ -385,5 +393,6 @@ class Translator:
             "attributes": list(self.attributes),
             "image_size": self.image_size,
             "classifier": self.classifier is not None,
+            "classifier_runs_on": self.classifier.describe() if self.classifier is not None else None,
             **self.backend.describe(),
         }

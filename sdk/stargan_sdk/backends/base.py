@@ -233,6 +233,10 @@ class Backend(abc.ABC):
     # it uint8 crops; False: the host does it once, as `infer_uint8` below would.
     uint8_on_device: bool = False
 
+    def torch_device(self) -> Any | None:
+        """The torch CUDA device the generator runs on (the classifier joins it there), None for the rest."""
+        return None
+
     def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """uint8 [N, S, S, 3] RGB crops and float32 [N, c] labels -> edited uint8 [N, S, S, 3] (N <= max_batch):
         `infer` between the manifest's normalisation and its inverse. This default does both on the host; a

@@ -4,7 +4,8 @@ Usage: clf = AttributeClassifier.from_bundle(Bundle.open("models/toyfaces-64"))
        logits = clf.logits(x)  # x float32 NCHW [-1, 1]
 
 It estimates what a photo already shows so that edits can be applied on top ("make blond" keeps age and
-gender). It is small, so it always runs on the CPU whichever backend runs the generator.
+gender). It runs on the CPU, except beside a torch backend on a GPU (`load_classifier`), where the same graph runs
+on that GPU once it matches this one (`classifier_torch`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from stargan_sdk.bundle.checks import check_classifier_io
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
+from stargan_sdk.bundle.tolerances import TOLERANCES
 from stargan_sdk.errors import BundleError
 
 
 class AttributeClassifier:
     """An ONNX Runtime CPU session over `classifier.onnx`.
+
+    `gpu_refused` says why a GPU backend's device does not run it (`load_classifier`), "" otherwise.
 
     Args:
         path: the verified classifier ONNX file.
@@ -42,6 +46,9 @@ class AttributeClassifier:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT's own exception types; its message names the problem
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
+        self.gpu_refused = ""
+
+    uint8_on_device = False  # the host normalises the crops for it
 
     @classmethod
     def from_bundle(
@@ -66,3 +73,36 @@ class AttributeClassifier:
     def logits(self, images: np.ndarray) -> np.ndarray:
         """float32 [N, k] domain logits for normalised float32 [N, 3, H, W] images (thread-safe)."""
         return self._session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: images})[0]
+
+    def describe(self) -> str:
+        return "onnxruntime on cpu" + (f" (not on the GPU: {self.gpu_refused})" if self.gpu_refused else "")
+
+
+def load_classifier(bundle: Bundle, runner: object) -> object | None:
+    """The bundle's classifier where it runs best beside `runner`: on the runner's GPU when the runner is a torch
+    backend there (`torch_device()`) and the torch graph matches ONNX Runtime's logits within
+    TOLERANCES["classifier_gpu"] on seeded images; else on ONNX Runtime's CPU (None: no classifier)."""
+    cpu = AttributeClassifier.from_bundle(bundle)
+    device = getattr(runner, "torch_device", lambda: None)()
+    if cpu is None or device is None:
+        return cpu
+    import torch  # the runner is a torch backend: torch is there
+
+    from stargan_sdk.backends.base import error_reason
+    from stargan_sdk.backends.classifier_torch import TorchClassifier
+    from stargan_sdk.images.imaging import Normalizer
+
+    try:
+        gpu = TorchClassifier.from_bundle(bundle, torch, device)
+        size = bundle.manifest.image_size
+        images = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+        norm = Normalizer(bundle.manifest.normalization["mean"], bundle.manifest.normalization["std"])
+        want, got = cpu.logits(norm.preprocess(images)), gpu.logits_uint8(images)
+        error = float(np.max(np.abs(want - got))) / max(1.0, float(np.max(np.abs(want))))
+        tolerance = TOLERANCES["classifier_gpu"]
+        if not tolerance.passes(error, 0.0):
+            raise BundleError(f"its logits differ from ONNX Runtime's: {tolerance.describe(error, 0.0)} (relative)")
+    except (BundleError, RuntimeError) as e:  # torch's CUDA errors are RuntimeErrors: the CPU classifier stays
+        cpu.gpu_refused = error_reason(e)
+        return cpu
+    return gpu

@@ -315,6 +315,9 @@ class InductorBackend(Backend):
         runner = self._runner if self.loaded else None
         return sorted(runner.graphs) if runner is not None else []
 
+    def torch_device(self) -> Any | None:
+        return self._torch.device("cuda", self.device) if self.loaded and self._runner is not None else None
+
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name}
         if self.loaded:

@@ -52,16 +52,16 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
 
 
 def _fields(buf: memoryview, pos: int, end: int):
-    """(field number, wire type, value) for each field in buf[pos:end]; length-delimited values as (start, stop)."""
+    """(field number, wire type, value) per field in buf[pos:end]: varints as ints, other values as (start, stop)."""
     while pos < end:
         key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos, end)
         elif wire == 1:
-            value, pos = None, pos + 8
+            value, pos = (pos, pos + 8), pos + 8  # fixed 64-bit: its span, read by whoever wants it
         elif wire == 5:
-            value, pos = None, pos + 4
+            value, pos = (pos, pos + 4), pos + 4  # fixed 32-bit (a float attribute)
         elif wire == 2:
             size, pos = _varint(buf, pos, end)
             value, pos = (pos, pos + size), pos + size

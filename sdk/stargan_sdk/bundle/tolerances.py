@@ -47,6 +47,10 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(max_abs=1e-4),
     "fp16": Tolerance(min_psnr_db=40.0),
     "classifier": Tolerance(max_abs=1e-4),
+    # The classifier run by torch on a GPU backend's device against ONNX Runtime's CPU logits, as a fraction of
+    # the largest logit (cuDNN may use TF32 there: ~1e-3 relative per layer; an estimate flips only where the
+    # classifier itself is unsure, its logit within that much of 0).
+    "classifier_gpu": Tolerance(max_abs=1e-2),
     "weights": Tolerance(max_abs=1e-5),  # generator.safetensors in the SDK's module vs the training model
     "tensorrt_fp32": Tolerance(max_abs=1e-3),
     "tensorrt_fp16": Tolerance(min_psnr_db=40.0),
