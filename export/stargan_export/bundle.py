@@ -26,7 +26,12 @@ from stargan_export.onnx_export import check_opset, classifier_to_onnx, save_onn
 from stargan_export.progress import Steps
 from stargan_export.sources import Sources, load_sources
 from stargan_export.staging import Staging, remove_stale
-from stargan_export.tensorrt_build import engine_unavailable_reason, onnx_to_engine, uint8_engines
+from stargan_export.tensorrt_build import (
+    classifier_engine,
+    engine_unavailable_reason,
+    onnx_to_engine,
+    uint8_engines,
+)
 from stargan_export.torch_weights import torch_to_safetensors, weights_parity
 from stargan_export.validate import validate_bundle  # noqa: F401  (re-exported: bundle API in one place)
 from stargan_sdk.bundle import constants as C
@@ -251,18 +256,16 @@ def _export_engine(state: _Build, cache: Path, profile: Profile, workspace_gib: 
     uint8_engines(state.staging, batches=(profile.min, profile.opt, profile.max), image_size=src.image_size,
                   mean=C.NORM_MEAN, std=C.NORM_STD, timing_cache_path=cache)  # fmt: skip
     parity = checks.uint8_engine_parity(path, plans, src.image_size, len(src.attributes), profile)
+    built = {"tensorrt_version": info.tensorrt_version, "gpu_name": info.gpu_name, "profile": profile}
+    built["compute_capability"] = info.compute_capability
     for role, plan in zip(C.UINT8_ROLES, plans):
-        state.add(
-            "tensorrt",
-            role,
-            plan.name,
-            "fp32",
-            tensorrt_version=info.tensorrt_version,
-            gpu_name=info.gpu_name,
-            compute_capability=info.compute_capability,
-            profile=profile,
-            parity=parity,
-        )
+        state.add("tensorrt", role, plan.name, "fp32", parity=parity, **built)
+    if any(a.role == "classifier" for a in state.artifacts):  # the estimate on the GPU too, fed by preprocess.plan
+        onnx_path, plan = state.staging / C.CLASSIFIER_ONNX, state.staging / C.CLASSIFIER_PLAN
+        batches = (profile.min, profile.opt, profile.max)
+        classifier_engine(onnx_path, plan, batches=batches, image_size=src.image_size, timing_cache_path=cache)
+        parity = checks.classifier_engine_parity(plans[0], plan, onnx_path, src.image_size, profile)
+        state.add("tensorrt", "classifier", plan.name, "fp32", parity=parity, **built)
 
 
 def _commit(out: Path, stage: Staging, state: _Build) -> Manifest:

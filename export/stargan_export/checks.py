@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stargan_export.errors import ParityError
 from stargan_export.parity import (
     TOLERANCES,
     check,
@@ -110,3 +111,29 @@ def uint8_engine_parity(
     what = f"{uint8_plans[0].name} + {uint8_plans[1].name}"
     metrics = check(worst(*results), TOLERANCES["uint8_fp32"], what, "the host's Normalizer around the engine")
     return _report(metrics, max_batch_checked=profile.max)
+
+
+def classifier_engine_parity(pre_plan: Path, plan: Path, onnx_path: Path, image_size: int, profile: Profile) -> dict:
+    """preprocess.plan → classifier.plan (the SDK's `TrtClassifier`, uint8 crops in) vs ONNX Runtime's classifier
+    on the host-normalised crops, at the profile's min and max batch; TOLERANCES["classifier_gpu"], relative."""
+    from stargan_sdk.backends.classifier import logits_error
+    from stargan_sdk.backends.tensorrt_classifier import TrtClassifier
+    from stargan_sdk.backends.tensorrt_compat import import_tensorrt
+    from stargan_sdk.images.imaging import Normalizer
+
+    session = ort_session(onnx_path)
+    width = int(session.get_outputs()[0].shape[1])
+    errors = []
+    clf = TrtClassifier(import_tensorrt(), (pre_plan.read_bytes(), plan.read_bytes()), image_size=image_size,
+                        width=width, batches=(profile.min, profile.max), device=0)  # fmt: skip
+    try:
+        for n in sorted({profile.min, profile.max}):
+            crops = np.random.default_rng(n).integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+            want = session.run([CLASSIFIER_OUTPUT], {CLASSIFIER_INPUT: Normalizer().preprocess(crops)})[0]
+            errors.append(logits_error(want, clf.logits_uint8(crops)))
+    finally:
+        clf.close()
+    tolerance, error = TOLERANCES["classifier_gpu"], max(errors)
+    if not tolerance.passes(error, 0.0):
+        raise ParityError(f"{plan.name} vs {onnx_path.name}: {tolerance.describe(error, 0.0)} (relative to the logits)")
+    return _report({"max_rel": error}, max_batch_checked=profile.max)

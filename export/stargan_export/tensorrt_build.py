@@ -3,6 +3,7 @@
 Usage: info = onnx_to_engine("b/generator.fp16.onnx", "b/generator.plan", min_batch=1, opt_batch=8,
        max_batch=64, image_size=128, c_dim=5, workspace_gib=4.0, timing_cache_path="b/timing.cache")
        uint8_engines("b", batches=(1, 8, 64), image_size=128, mean=m, std=s)  # preprocess.plan, postprocess.plan
+       classifier_engine("b/classifier.onnx", "b/classifier.plan", batches=(1, 8, 64), image_size=128)
 
 Networks are strongly typed: precision comes from the ONNX graph (FP16 convolutions, FP32 norms), never
 from builder flags (BuilderFlag.FP16 is deprecated since 10.12 and gone in 11). On 11.x strong typing is
@@ -22,6 +23,7 @@ from stargan_export.errors import EngineUnavailableError, ExportError
 from stargan_sdk import cuda
 from stargan_sdk.backends.tensorrt_compat import import_tensorrt
 from stargan_sdk.bundle.constants import (
+    CLASSIFIER_INPUT,
     INPUT_IMAGE,
     INPUT_LABEL,
     OUTPUT_IMAGE,
@@ -127,6 +129,21 @@ def uint8_engines(
             info = build_engine(onnx_path, Path(folder) / plan, rows, batches, 0.25, timing_cache_path)
     assert info is not None
     return info
+
+
+def classifier_engine(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    *,
+    batches: tuple[int, int, int],
+    image_size: int,
+    workspace_gib: float = 1.0,
+    timing_cache_path: str | Path | None = None,
+) -> EngineInfo:
+    """classifier.plan from the bundle's FP32 classifier.onnx, with the generator's batch profile: it reads what
+    preprocess.plan writes, so both must take the same batches (TF32 off, as every engine here)."""
+    rows = {CLASSIFIER_INPUT: (3, image_size, image_size)}
+    return build_engine(onnx_path, plan_path, rows, batches, workspace_gib, timing_cache_path)
 
 
 def build_engine(

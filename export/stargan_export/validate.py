@@ -113,6 +113,8 @@ def _check_artifact(
         return _check_weights(opened, artifact, image, label, reference)
     if artifact.role in C.UINT8_ROLES:
         return _check_uint8_engine(opened, artifact)
+    if artifact.role == "classifier":
+        return _check_classifier_engine(opened, artifact)
     return _check_engine(opened, artifact, image, label, reference)
 
 
@@ -171,3 +173,20 @@ def _check_uint8_engine(opened: Bundle, artifact: Artifact) -> CheckResult:
     check(metrics, TOLERANCES["uint8_fp32"], artifact.file, "the host's Normalizer around the engine")
     lsb = metrics["max_abs"] / UINT8_LSB
     return CheckResult(artifact.file, "ok", f"uint8 vs the host's Normalizer: max {lsb:.0f} LSB")
+
+
+def _check_classifier_engine(opened: Bundle, artifact: Artifact) -> CheckResult:
+    """classifier.plan as it serves: the TensorRT backend's device classifier (preprocess.plan in front) against
+    ONNX Runtime's classifier.onnx, the Translator's own check (`load_classifier`)."""
+    from stargan_sdk.backends.classifier import AttributeClassifier, load_classifier
+    from stargan_sdk.backends.tensorrt import TrtBackend
+
+    available = TrtBackend.availability(opened)
+    if not available.ok:
+        return CheckResult(artifact.file, "skipped", f"checksum only: {available.reason}")
+    with TrtBackend(opened, cuda_graphs=False) as backend:
+        classifier = load_classifier(opened, backend)
+        if isinstance(classifier, AttributeClassifier):
+            raise BundleError(f"{artifact.file} is listed but does not run here: {classifier.gpu_refused}")
+        classifier.close()
+    return CheckResult(artifact.file, "ok", "logits vs classifier.onnx within the classifier_gpu tolerance")

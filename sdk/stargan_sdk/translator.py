@@ -147,6 +147,9 @@ class Translator:
         return self.backend.name
 
     def close(self) -> None:
+        closing = getattr(self.classifier, "close", None)  # a classifier engine on the GPU has buffers to free
+        if closing is not None:
+            closing()
         self.backend.close()
 
     def __enter__(self) -> Translator:

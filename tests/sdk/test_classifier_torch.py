@@ -25,13 +25,18 @@ torch = pytest.importorskip("torch")
 
 
 class OnDevice:
-    """A runner as `load_classifier` sees a torch backend on a device (here the CPU stands in for the GPU)."""
+    """A runner as `load_classifier` sees a torch backend on a GPU (here the CPU stands in for the GPU)."""
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = torch.device(device)
+    def __init__(self, bundle: Path) -> None:
+        self.bundle = Bundle.open(bundle)
 
-    def torch_device(self):
-        return self.device
+    def device_classifier(self):
+        return TorchClassifier.from_bundle(self.bundle, torch, torch.device("cpu"))
+
+
+class OnCpu:
+    def device_classifier(self):
+        return None
 
 
 def crops(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -107,11 +112,11 @@ def test_torch_logits_equal_onnxruntimes(bundle: Path, translator: Translator) -
 
 def test_load_classifier_picks_the_device_only_when_it_matches(bundle: Path, monkeypatch) -> None:
     opened = Bundle.open(bundle)
-    assert isinstance(load_classifier(opened, object()), AttributeClassifier)  # not a torch backend: ORT
-    chosen = load_classifier(opened, OnDevice())
+    assert isinstance(load_classifier(opened, OnCpu()), AttributeClassifier)  # a CPU backend: ORT
+    chosen = load_classifier(opened, OnDevice(bundle))
     assert isinstance(chosen, TorchClassifier) and chosen.describe() == "torch on cpu"
     monkeypatch.setattr(TorchClassifier, "logits_uint8", lambda self, x: np.zeros((len(x), 5), np.float32) + 1.0)
-    kept = load_classifier(opened, OnDevice())
+    kept = load_classifier(opened, OnDevice(bundle))
     assert isinstance(kept, AttributeClassifier)
     assert "logits differ from ONNX Runtime's: max abs" in kept.gpu_refused
     assert kept.describe().startswith("onnxruntime on cpu (not on the GPU: its logits differ")
@@ -121,7 +126,7 @@ def test_a_graph_it_cannot_run_keeps_onnxruntime_with_the_reason(bundle_copy: Pa
     from stargan_sdk.backends import classifier_torch
 
     monkeypatch.setattr(classifier_torch, "OPS", ("Conv", "Reshape"))  # as if LeakyRelu were unknown
-    kept = load_classifier(Bundle.open(bundle_copy), OnDevice())
+    kept = load_classifier(Bundle.open(bundle_copy), OnDevice(bundle_copy))
     assert isinstance(kept, AttributeClassifier)
     assert kept.gpu_refused == "classifier graph has operators this GPU path does not run: LeakyRelu"
 
@@ -130,7 +135,7 @@ def test_the_translator_hands_uint8_crops_to_a_device_classifier(bundle: Path, t
     images = list(crops(4, seed=9))
     want = translator.edit_rgb(images, {"Blond_Hair": 1})  # ONNX Runtime: host-normalised floats, estimated
     with Translator.load(bundle, backend="torch") as t:  # torch on the CPU: its infer_uint8 runs like on a GPU
-        t.classifier = load_classifier(t.bundle, OnDevice())
+        t.classifier = load_classifier(t.bundle, OnDevice(bundle))
         monkeypatch.setattr(t.backend, "uint8_on_device", True)
         seen = []
         for name in ("preprocess", "preprocess_into"):

@@ -233,8 +233,10 @@ class Backend(abc.ABC):
     # it uint8 crops; False: the host does it once, as `infer_uint8` below would.
     uint8_on_device: bool = False
 
-    def torch_device(self) -> Any | None:
-        """The torch CUDA device the generator runs on (the classifier joins it there), None for the rest."""
+    def device_classifier(self) -> Any | None:
+        """The bundle's classifier made to run where the generator runs (a GPU), for `load_classifier` to check
+        against ONNX Runtime's; None where the generator runs on the CPU. Raises a StarGANError (or a runtime's
+        RuntimeError) saying why a GPU backend cannot: the CPU classifier then stays."""
         return None
 
     def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:

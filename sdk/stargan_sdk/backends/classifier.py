@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
 from stargan_sdk.bundle.tolerances import TOLERANCES
-from stargan_sdk.errors import BundleError
+from stargan_sdk.errors import BundleError, StarGANError
 
 
 class AttributeClassifier:
@@ -78,31 +79,37 @@ class AttributeClassifier:
         return "onnxruntime on cpu" + (f" (not on the GPU: {self.gpu_refused})" if self.gpu_refused else "")
 
 
-def load_classifier(bundle: Bundle, runner: object) -> object | None:
-    """The bundle's classifier where it runs best beside `runner`: on the runner's GPU when the runner is a torch
-    backend there (`torch_device()`) and the torch graph matches ONNX Runtime's logits within
-    TOLERANCES["classifier_gpu"] on seeded images; else on ONNX Runtime's CPU (None: no classifier)."""
+def load_classifier(bundle: Bundle, runner: Any) -> Any | None:
+    """The bundle's classifier where it runs best beside `runner`: on the runner's GPU when the runner makes one
+    there (`device_classifier`: torch's graph, or TensorRT's classifier.plan) whose logits match ONNX Runtime's
+    within TOLERANCES["classifier_gpu"] on seeded images; else on ONNX Runtime's CPU (None: no classifier), with
+    `gpu_refused` saying why."""
     cpu = AttributeClassifier.from_bundle(bundle)
-    device = getattr(runner, "torch_device", lambda: None)()
-    if cpu is None or device is None:
-        return cpu
-    import torch  # the runner is a torch backend: torch is there
-
+    if cpu is None:
+        return None
     from stargan_sdk.backends.base import error_reason
-    from stargan_sdk.backends.classifier_torch import TorchClassifier
     from stargan_sdk.images.imaging import Normalizer
 
+    gpu = None
     try:
-        gpu = TorchClassifier.from_bundle(bundle, torch, device)
+        gpu = runner.device_classifier()
+        if gpu is None:
+            return cpu
         size = bundle.manifest.image_size
         images = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
         norm = Normalizer(bundle.manifest.normalization["mean"], bundle.manifest.normalization["std"])
-        want, got = cpu.logits(norm.preprocess(images)), gpu.logits_uint8(images)
-        error = float(np.max(np.abs(want - got))) / max(1.0, float(np.max(np.abs(want))))
+        error = logits_error(cpu.logits(norm.preprocess(images)), gpu.logits_uint8(images))
         tolerance = TOLERANCES["classifier_gpu"]
         if not tolerance.passes(error, 0.0):
             raise BundleError(f"its logits differ from ONNX Runtime's: {tolerance.describe(error, 0.0)} (relative)")
-    except (BundleError, RuntimeError) as e:  # torch's CUDA errors are RuntimeErrors: the CPU classifier stays
+    except (StarGANError, RuntimeError) as e:  # ours, TensorRT's and CUDA's; torch's are RuntimeErrors: CPU stays
+        if gpu is not None and hasattr(gpu, "close"):
+            gpu.close()
         cpu.gpu_refused = error_reason(e)
         return cpu
     return gpu
+
+
+def logits_error(want: np.ndarray, got: np.ndarray) -> float:
+    """Largest logit difference as a fraction of the largest reference logit (at least 1)."""
+    return float(np.max(np.abs(want - got))) / max(1.0, float(np.max(np.abs(want))))

@@ -9,7 +9,8 @@ calls used here exist with the same signatures in both (the `trt_api` tests chec
 
 A bundle with `preprocess.plan` and `postprocess.plan` (built with the engine) gets uint8 at the boundary on the
 GPU (`uint8_on_device`: `infer_uint8` chains them around the generator, `tensorrt_uint8`); without them, or
-when they do not match this machine, the host normalises as before and `describe()` says why.
+when they do not match this machine, the host normalises as before and `describe()` says why. With
+`classifier.plan` too, the originals' estimate runs on the GPU as well (`device_classifier`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from stargan_sdk import cuda
 from stargan_sdk.backends.base import Backend, Plan
 from stargan_sdk.backends.tensorrt_compat import check_engine, import_tensorrt, match_engine, rebuild_command
 from stargan_sdk.backends.tensorrt_engine import TrtEngine
-from stargan_sdk.bundle.constants import UINT8_ROLES
+from stargan_sdk.bundle.constants import CLASSIFIER_PLAN, UINT8_ROLES
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.manifest import Manifest
-from stargan_sdk.errors import EngineMismatchError
+from stargan_sdk.errors import BundleError, EngineMismatchError
 
 
 class TrtBackend(Backend):
@@ -58,6 +59,7 @@ class TrtBackend(Backend):
         self._engine: TrtEngine | None = None
         self._gpu_name, self._capability = "", ""
         self._uint8_error = ""
+        self._preprocess_plan = b""
         self.max_batch = self._profile_limit()
 
     def _profile_limit(self) -> int | None:
@@ -98,7 +100,29 @@ class TrtBackend(Backend):
             self._uint8_error = str(e)
             return None
         pre, post = (self.bundle.verified(a).read_bytes() for a in arts)  # type: ignore[arg-type]
+        self._preprocess_plan = pre  # the classifier engine reads what it writes (`device_classifier`)
         return pre, post
+
+    def device_classifier(self) -> Any | None:
+        """classifier.plan behind preprocess.plan on this GPU (`tensorrt_classifier`); BundleError says why not."""
+        from stargan_sdk.backends.tensorrt_classifier import TrtClassifier
+        from stargan_sdk.images.labels import AttributeSpace
+
+        art = self.manifest.artifact(role="classifier", kind="tensorrt")
+        if art is None or art.profile is None:
+            raise BundleError(f"the bundle has no {CLASSIFIER_PLAN} (re-export with --classifier --engine to add it)")
+        if not self.engine.has_uint8:
+            raise BundleError(f"{CLASSIFIER_PLAN} needs the uint8 boundary engines: {self._uint8_error}")
+        trt = import_tensorrt()
+        match_engine(art, trt.__version__, cuda.device_properties(self.device), rebuild_command(self.bundle))
+        return TrtClassifier(
+            trt,
+            (self._preprocess_plan, self.bundle.verified(art).read_bytes()),
+            image_size=self.manifest.image_size,
+            width=len(AttributeSpace.from_manifest(self.manifest).editable),
+            batches=(art.profile.min, art.profile.max),
+            device=self.device,
+        )
 
     def infer_uint8(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """uint8 in and out through the boundary engines on the GPU; the host's Normalizer without them."""

@@ -185,8 +185,12 @@ class TorchBackend(Backend):
         runner = self._runner if self.loaded else None
         return sorted(runner.graphs) if runner is not None else []
 
-    def torch_device(self) -> Any | None:
-        return self._torch.device("cuda", self.device) if self.loaded and self._runner is not None else None
+    def device_classifier(self) -> Any | None:
+        from stargan_sdk.backends.classifier_torch import TorchClassifier
+
+        if not self.loaded or self._runner is None:
+            return None
+        return TorchClassifier.from_bundle(self.bundle, self._torch, self._torch.device("cuda", self.device))
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name}

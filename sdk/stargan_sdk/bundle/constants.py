@@ -29,3 +29,6 @@ PIXELS = "pixels"
 PREPROCESS_PLAN = "preprocess.plan"
 POSTPROCESS_PLAN = "postprocess.plan"
 UINT8_ROLES = ("preprocess", "postprocess")  # their artifacts' roles in the manifest
+# The classifier as an engine (role "classifier", kind "tensorrt"), fed by preprocess.plan: uint8 crops in, logits
+# out on the GPU, so a TensorRT pipeline does not wait on the CPU for the originals' estimate.
+CLASSIFIER_PLAN = "classifier.plan"

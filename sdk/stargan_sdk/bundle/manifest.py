@@ -223,8 +223,16 @@ def validate(m: Manifest) -> None:
 
 def _validate_uint8_engines(m: Manifest) -> None:
     """The uint8 boundary engines come as a pair of TensorRT plans around the generator's own engine, built with
-    it: the same TensorRT release, GPU and batch profile (else they could not share its stream and buffers)."""
+    it: the same TensorRT release, GPU and batch profile (else they could not share its stream and buffers). A
+    classifier engine reads what preprocess.plan writes, so it needs the pair (and the ONNX classifier it was
+    built from) and the same build too."""
     extra = [a for a in m.artifacts if a.role in UINT8_ROLES]
+    classifier = [a for a in m.artifacts if a.role == "classifier" and a.kind == "tensorrt"]
+    if classifier and (not extra or len(classifier) > 1 or m.artifact(role="classifier", kind="onnx") is None):
+        raise ManifestError(
+            f"classifier engine {classifier[0].file} needs the uint8 boundary engines and classifier.onnx beside "
+            "it, and no second classifier engine; re-export the bundle"
+        )
     if not extra:
         return
     engine = m.artifact(role="generator", kind="tensorrt")
@@ -234,7 +242,7 @@ def _validate_uint8_engines(m: Manifest) -> None:
             f"uint8 boundary artifacts {[a.file for a in extra]} must be one TensorRT plan each for "
             f"{' and '.join(UINT8_ROLES)}, beside the generator's engine; re-export the bundle"
         )
-    for a in extra:
+    for a in extra + classifier:
         built = (a.tensorrt_version, a.compute_capability, a.profile)
         if built != (engine.tensorrt_version, engine.compute_capability, engine.profile):
             raise ManifestError(
