@@ -5,8 +5,10 @@ Usage: python benchmarks/uint8_boundary.py BUNDLE --batch 64 --rounds 5 --json b
 
 Each row records whether the backend normalises on the device (`uint8_on_device`, with its `uint8_error` when it
 does not: then both columns run the same host path), the milliseconds per batch of each path, and the largest
-difference in LSB between their results. `--device-type cpu` is the dry run: inductor then compiles its uint8
-graphs on the CPU (`uint8_graphs=True`), so the folded path runs there too.
+difference in LSB between their results. With a classifier in the bundle, each row also times the originals'
+estimate where the Translator runs it (`classifier_runs_on`: on the backend's GPU from uint8 crops, or ONNX
+Runtime's CPU) beside ONNX Runtime's CPU classifier on the same crops. `--device-type cpu` is the dry run: inductor
+then compiles its uint8 graphs on the CPU (`uint8_graphs=True`), so the folded path runs there too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from bench_report import git_commit, versions
 from stargan_sdk import Translator
+from stargan_sdk.backends.classifier import AttributeClassifier, logits_error
 from stargan_sdk.errors import StarGANError
 
 BACKENDS = ("tensorrt", "inductor", "torch")
@@ -31,6 +34,23 @@ def mean_ms(fn, iterations: int) -> float:
     for _ in range(iterations):
         fn()
     return (time.perf_counter() - t0) * 1e3 / iterations
+
+
+def classifier_row(t: Translator, images: np.ndarray, args: argparse.Namespace) -> dict | None:
+    """The estimate where the Translator runs it vs ONNX Runtime's CPU classifier, ms per batch (None: none)."""
+    if t.classifier is None:
+        return None
+    cpu = AttributeClassifier.from_bundle(t.bundle)
+    x = t.normalizer.preprocess(images)
+    out: dict = {"runs_on": t.classifier.describe()}
+    paths = {"onnxruntime_cpu": lambda: cpu.logits(x)}
+    if t.classifier.uint8_on_device:
+        paths["device_uint8"] = lambda: t.classifier.logits_uint8(images)
+        out["max_rel_logit_diff"] = logits_error(cpu.logits(x), t.classifier.logits_uint8(images))  # + warm-up
+    iterations = max(1, args.iterations // 2)  # the CPU classifier is the slow side: fewer calls do
+    rounds = [{k: mean_ms(f, iterations) for k, f in paths.items()} for _ in range(3)]
+    out["ms_per_batch"] = {k: round(min(r[k] for r in rounds), 3) for k in paths}
+    return out
 
 
 def row(bundle: Path, backend: str, args: argparse.Namespace) -> dict:
@@ -62,6 +82,7 @@ def row(bundle: Path, backend: str, args: argparse.Namespace) -> dict:
             "speedup": round(ms["infer_host_normalised"] / ms["infer_uint8"], 3),
             "max_diff_lsb": diff,
             "describe": {k: v for k, v in info.items() if "uint8" in k or k in ("device", "precision")},
+            "classifier": classifier_row(t, images, args),
         }
 
 
@@ -85,7 +106,7 @@ def main() -> None:
             continue
         r = rows[-1]
         print(f"{backend}: uint8_on_device={r['uint8_on_device']} {r['ms_per_batch']} speedup {r['speedup']}x "
-              f"max diff {r['max_diff_lsb']} LSB", flush=True)  # fmt: skip
+              f"max diff {r['max_diff_lsb']} LSB; classifier {r['classifier']}", flush=True)  # fmt: skip
     if args.json:
         report = {"commit": git_commit(), "versions": versions(), "rows": rows, "skipped": skipped}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
