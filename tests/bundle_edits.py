@@ -1,7 +1,7 @@
 """Test helpers that tamper with bundles as the audit did: copies of the shipped bundle, manifest edits with
 re-hashed files, and raw protobuf fields (for ONNX bytes the onnx package will not write).
 
-Usage: from bundle_edits import copy_shipped, edit_manifest, rehash, protobuf_field
+Usage: from bundle_edits import copy_shipped, edit_manifest, rehash, protobuf_field, engine_artifacts
 """
 
 from __future__ import annotations
@@ -48,3 +48,17 @@ def protobuf_field(number: int, payload: bytes) -> bytes:
         return out + bytes([n])
 
     return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def engine_artifacts():
+    """Manifest entries of generator.plan and its preprocess/postprocess plans as one build records them (made-up
+    hashes: for the manifest's rules, not to load)."""
+    import dataclasses
+
+    from stargan_sdk.bundle.manifest import Artifact, Profile
+
+    engine = Artifact(kind="tensorrt", role="generator", file="generator.plan", sha256="0" * 64, precision="fp16",
+                      tensorrt_version="10.9.0.34", gpu_name="GPU", compute_capability="9.0",
+                      profile=Profile(1, 2, 4))  # fmt: skip
+    pre = dataclasses.replace(engine, role="preprocess", file="preprocess.plan", precision="fp32")
+    return engine, pre, dataclasses.replace(pre, role="postprocess", file="postprocess.plan")

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle_edits import engine_artifacts
 from stargan_sdk import Translator
 from stargan_sdk.backends.classifier import AttributeClassifier, logits_error
-from stargan_sdk.bundle.manifest import Artifact, Profile, read_manifest
+from stargan_sdk.bundle.manifest import Profile, read_manifest
 from stargan_sdk.errors import ImageInputError, ManifestError
 from trtsim.fixtures import sim, trt_surface  # noqa: F401
 
@@ -87,11 +88,7 @@ def test_without_the_classifier_engine_the_cpu_classifier_says_why(sim, official
 
 def test_the_manifest_wants_the_classifier_engine_beside_the_uint8_pair(bundle_copy):
     manifest = read_manifest(bundle_copy)
-    engine = Artifact(kind="tensorrt", role="generator", file="generator.plan", sha256="0" * 64, precision="fp16",
-                      tensorrt_version="10.9.0.34", gpu_name="GPU", compute_capability="9.0",
-                      profile=Profile(1, 2, 4))  # fmt: skip
-    pre = dataclasses.replace(engine, role="preprocess", file="preprocess.plan", precision="fp32")
-    post = dataclasses.replace(pre, role="postprocess", file="postprocess.plan")
+    engine, pre, post = engine_artifacts()
     clf = dataclasses.replace(pre, role="classifier", file="classifier.plan")
     dataclasses.replace(manifest, artifacts=(*manifest.artifacts, engine, pre, post, clf))  # accepted
     with pytest.raises(ManifestError, match="needs the uint8 boundary engines and classifier.onnx beside it"):

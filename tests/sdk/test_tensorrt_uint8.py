@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bundle_edits import engine_artifacts
 from stargan_sdk import Translator
 from stargan_sdk.backends.tensorrt import TrtBackend
 from stargan_sdk.bundle.constants import NORM_MEAN, NORM_STD, UINT8_ROLES
@@ -118,11 +119,7 @@ def test_validate_runs_the_uint8_plans(sim, bundle_copy):
 
 def test_the_manifest_wants_both_plans_beside_the_engine(bundle_copy):
     manifest = read_manifest(bundle_copy)
-    engine = Artifact(kind="tensorrt", role="generator", file="generator.plan", sha256="0" * 64, precision="fp16",
-                      tensorrt_version="10.9.0.34", gpu_name="GPU", compute_capability="9.0",
-                      profile=Profile(1, 2, 4))  # fmt: skip
-    pre = dataclasses.replace(engine, role="preprocess", file="preprocess.plan", precision="fp32")
-    post = dataclasses.replace(pre, role="postprocess", file="postprocess.plan")
+    engine, pre, post = engine_artifacts()
     dataclasses.replace(manifest, artifacts=(*manifest.artifacts, engine, pre, post))  # accepted
     with pytest.raises(ManifestError, match="one TensorRT plan each for preprocess and postprocess"):
         dataclasses.replace(manifest, artifacts=(*manifest.artifacts, engine, pre))
