@@ -228,6 +228,8 @@ def _artifact_row(bundle: Path, artifact: Any) -> dict[str, Any]:
 def _parity_text(parity: dict[str, float] | None) -> str:
     if not parity:
         return "not measured"
+    if "max_rel" in parity:  # classifier.plan: logits, measured relative to the largest one
+        return f"logits within {parity['max_rel']:.2e} of the largest"
     return f"max abs {parity['max_abs']:.2e}, PSNR {parity['psnr_db']:.1f} dB"
 
 

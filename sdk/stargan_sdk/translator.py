@@ -147,10 +147,12 @@ class Translator:
         return self.backend.name
 
     def close(self) -> None:
-        closing = getattr(self.classifier, "close", None)  # a classifier engine on the GPU has buffers to free
-        if closing is not None:
-            closing()
-        self.backend.close()
+        closing = getattr(self.classifier, "close", None)  # a classifier on the GPU has memory to free
+        try:
+            if closing is not None:
+                closing()
+        finally:
+            self.backend.close()
 
     def __enter__(self) -> Translator:
         return self
@@ -304,6 +306,9 @@ class Translator:
         if len(rgbs) == 0:
             raise ImageInputError("empty batch: pass at least one image")
         batch = np.stack(rgbs)
+        s = self.image_size
+        if batch.dtype != np.uint8 or batch.shape[1:] != (s, s, 3):
+            raise ImageInputError(f"edit_rgb takes uint8 crops [{s}, {s}, 3], got {batch.dtype}{list(batch.shape[1:])}")
         on_device = getattr(self.backend, "uint8_on_device", False)
         # uint8 all the way to the device where the generator takes it and the classifier, if asked, does too
         uint8_classifier = original is not None or getattr(self.classifier, "uint8_on_device", False)

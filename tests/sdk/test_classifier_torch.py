@@ -19,7 +19,7 @@ from stargan_sdk.backends.classifier import AttributeClassifier, load_classifier
 from stargan_sdk.backends.classifier_torch import ClassifierGraphError, TorchClassifier, chain_forward
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.onnx_graph import read_graph
-from stargan_sdk.errors import BundleError
+from stargan_sdk.errors import BundleError, ImageInputError
 
 torch = pytest.importorskip("torch")
 
@@ -158,3 +158,57 @@ def test_cuda_torch_backends_run_the_classifier_on_their_gpu(bundle: Path, trans
             assert float(np.abs(got - want_logits).max()) / scale <= 1e-2
             edited = t.edit_rgb(images, {"Blond_Hair": 1})
             assert edited.dtype == np.uint8 and edited.shape == (6, 32, 32, 3)
+
+
+def test_a_classifier_call_holds_the_backends_lock_with_tf32_off(bundle: Path) -> None:
+    import threading
+
+    lock, seen = threading.Lock(), []
+    clf = TorchClassifier.from_bundle(Bundle.open(bundle), torch, torch.device("cpu"), lock=lock)
+    forward = clf._forward
+    clf._forward = lambda x: seen.append((lock.locked(), torch.backends.cudnn.allow_tf32)) or forward(x)
+    before = torch.backends.cudnn.allow_tf32
+    clf.logits_uint8(crops(2))
+    assert seen == [(True, False)] and torch.backends.cudnn.allow_tf32 == before and not lock.locked()
+    with pytest.raises(ImageInputError, match=r"the classifier takes uint8 crops \[N, S, S, 3\], got float32"):
+        clf.logits_uint8(crops(2).astype(np.float32))
+    clf.close()
+    assert clf._forward is None  # the weights are let go
+
+
+def test_any_failure_of_the_device_classifier_keeps_onnxruntime(bundle: Path) -> None:
+    class Broken:
+        def device_classifier(self):
+            raise KeyError("discriminator.main.0.weight")
+
+    kept = load_classifier(Bundle.open(bundle), Broken())
+    assert isinstance(kept, AttributeClassifier) and kept.gpu_refused == "KeyError: 'discriminator.main.0.weight'"
+
+
+def test_fields_of_unexpected_kinds_are_bundle_errors() -> None:
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]),
+        helper.make_tensor("i", TensorProto.INT64, [1], [0]),
+        [4],
+    )
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["image"], ["logits"])],
+            "g",
+            [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])],
+            sparse_initializer=[sparse],
+        )
+    )
+    with pytest.raises(BundleError, match="sparse initializers"):
+        read_graph(model.SerializeToString())
+    dims_as_fixed64 = bytes([0x3A, 11, 0x2A, 9, 0x09]) + b"\x00" * 8  # graph { initializer { dims: fixed64 } }
+    with pytest.raises(BundleError, match="a field this reader does not decode"):
+        read_graph(dims_as_fixed64)
+
+
+def test_edit_rgb_refuses_what_is_not_a_uint8_crop(translator: Translator) -> None:
+    with pytest.raises(ImageInputError, match=r"edit_rgb takes uint8 crops \[32, 32, 3\], got float32\[32, 32, 3\]"):
+        translator.edit_rgb([crops(1)[0].astype(np.float32)], {"Blond_Hair": 1})
+    with pytest.raises(ImageInputError, match=r"got uint8\[16, 16, 3\]"):
+        translator.edit_rgb([crops(1, size=16)[0]], {"Blond_Hair": 1})

@@ -18,7 +18,7 @@ from bundle_edits import engine_artifacts
 from stargan_sdk import Translator
 from stargan_sdk.backends.classifier import AttributeClassifier, logits_error
 from stargan_sdk.bundle.manifest import Profile, read_manifest
-from stargan_sdk.errors import ImageInputError, ManifestError
+from stargan_sdk.errors import BundleError, ImageInputError, ManifestError
 from trtsim.fixtures import sim, trt_surface  # noqa: F401
 
 SIZE, MAX_BATCH = 32, 4
@@ -50,8 +50,10 @@ def check_translator(folder: Path, tolerance: float) -> None:
         )  # the same estimates, so the same targets as the CPU classifier gives
         edited = t.edit_rgb(list(images), {"Blond_Hair": 1})
         assert edited.shape == images.shape and edited.dtype == np.uint8
-        with pytest.raises(ImageInputError, match=r"the classifier takes \[N, 32, 32, 3\]"):
+        with pytest.raises(ImageInputError, match=r"the classifier takes uint8\[N, 32, 32, 3\], got uint8\[7, 16"):
             t.classifier.logits_uint8(images[:, :16])
+        with pytest.raises(ImageInputError, match=r"takes uint8\[N, 32, 32, 3\], got float32\[7, 32, 32, 3\]"):
+            t.classifier.logits_uint8(images.astype(np.float32))
 
 
 @pytest.mark.trt_api
@@ -106,3 +108,44 @@ def test_real_tensorrt_classifier_engine_matches_onnxruntime(official_checkpoint
     """On a GPU: built and checked by the exporter, then run by the Translator (TF32 off: FP32 kernels)."""
     build(official_checkpoint, tmp_path / "b")
     check_translator(tmp_path / "b", 1e-2)
+
+
+@pytest.mark.trt_api
+def test_the_cli_table_and_a_nan_at_the_max_batch(sim, official_checkpoint, tmp_path, capsys, monkeypatch):
+    from stargan_export import checks
+    from stargan_export.cli import main
+    from stargan_export.errors import ParityError
+    from stargan_sdk.backends.tensorrt_classifier import TrtClassifier
+
+    args = ["build", str(official_checkpoint), "--out", str(tmp_path / "b"), "--attrs", *ATTRS, "--image-size",
+            "32", "--engine", "--classifier", "--no-torch-weights", "--opt-batch", "2", "--max-batch", "4"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    out = capsys.readouterr().out
+    assert done.value.code in (0, None), out
+    assert "classifier.plan" in out and "logits within" in out
+    b = tmp_path / "b"
+    logits_uint8 = TrtClassifier.logits_uint8
+    monkeypatch.setattr(  # NaN logits at the profile's max batch only: the check must still fail
+        TrtClassifier, "logits_uint8", lambda self, x: logits_uint8(self, x) * (np.nan if len(x) == MAX_BATCH else 1)
+    )
+    profile = read_manifest(b).artifact(role="classifier", kind="tensorrt").profile
+    with pytest.raises(ParityError, match="NaN or Inf"):
+        checks.classifier_engine_parity(
+            b / "preprocess.plan", b / "classifier.plan", b / "classifier.onnx", SIZE, profile
+        )
+
+
+@pytest.mark.trt_api
+def test_plans_that_disagree_with_the_manifest_are_refused_and_close_frees(sim, official_checkpoint, tmp_path):
+    from stargan_sdk.backends.tensorrt_classifier import TrtClassifier
+    from stargan_sdk.backends.tensorrt_compat import import_tensorrt
+
+    build(official_checkpoint, tmp_path / "b", torch_weights=False)
+    plans = tuple((tmp_path / "b" / f).read_bytes() for f in ("preprocess.plan", "classifier.plan"))
+    with pytest.raises(BundleError, match=r"classifier.plan \(3, 32, 32\) -> \(5,\); the manifest says .* -> \(4,\)"):
+        TrtClassifier(import_tensorrt(), plans, image_size=SIZE, width=4, batches=(1, MAX_BATCH), device=0)
+    with Translator.load(tmp_path / "b", backend="tensorrt") as t:
+        classifier = t.classifier
+        assert classifier._resources
+    assert classifier._resources == [] and classifier._pre is None  # the Translator's close freed it

@@ -102,10 +102,10 @@ def load_classifier(bundle: Bundle, runner: Any) -> Any | None:
         tolerance = TOLERANCES["classifier_gpu"]
         if not tolerance.passes(error, 0.0):
             raise BundleError(f"its logits differ from ONNX Runtime's: {tolerance.describe(error, 0.0)} (relative)")
-    except (StarGANError, RuntimeError) as e:  # ours, TensorRT's and CUDA's; torch's are RuntimeErrors: CPU stays
-        if gpu is not None and hasattr(gpu, "close"):
+    except Exception as e:  # an optional speed-up: whatever fails on the GPU, the CPU one stays
+        if gpu is not None:
             gpu.close()
-        cpu.gpu_refused = error_reason(e)
+        cpu.gpu_refused = error_reason(e) if isinstance(e, (StarGANError, RuntimeError)) else f"{type(e).__name__}: {e}"
         return cpu
     return gpu
 

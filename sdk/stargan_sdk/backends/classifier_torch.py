@@ -11,6 +11,7 @@ reason (`ClassifierGraphError`) and the CPU classifier stays.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 from stargan_sdk.bundle.constants import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 from stargan_sdk.bundle.folder import Bundle
 from stargan_sdk.bundle.onnx_graph import Graph, Node, read_graph
-from stargan_sdk.errors import BundleError
+from stargan_sdk.errors import BundleError, ImageInputError
 from stargan_sdk.images.imaging import Normalizer
 
 OPS = ("Conv", "LeakyRelu", "Relu", "Reshape", "Flatten")
@@ -31,6 +32,9 @@ class ClassifierGraphError(BundleError):
 
 def _conv(torch: Any, node: Node, weights: dict[str, Any]) -> Callable[[Any], Any]:
     a = node.attributes
+    missing = [name for name in node.inputs[1:] if name and name not in weights]
+    if len(node.inputs) < 2 or missing:
+        raise ClassifierGraphError(f"Conv {node.outputs[0]}: its weights are not float32 constants of the file")
     w = weights[node.inputs[1]]
     b = weights[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else None
     pads = tuple(a.get("pads", (0,) * 4))
@@ -92,29 +96,46 @@ def chain_forward(torch: Any, graph: Graph, device: Any) -> Callable[[Any], Any]
 
 
 class TorchClassifier:
-    """The classifier's logits computed by torch on `device` (thread-safe: no state changes after load).
+    """The classifier's logits computed by torch on `device`, in FP32 (TF32 off for its calls, as ONNX Runtime and
+    classifier.plan compute: an estimate then differs from the CPU's only where a logit is ~0).
 
     Args:
         graph: the verified classifier graph (`read_graph`).
         torch: the torch module; device: where to run (the generator's CUDA device).
         normalizer: the bundle's normalisation, applied on the device to uint8 input.
+        lock: held for each call: the generator backend's own lock, so that the process-wide TF32 switch is
+            flipped only while no generator call of that backend runs (and no CUDA graph is being captured).
     """
 
     uint8_on_device = True  # `logits_uint8` normalises where it runs: the caller hands it uint8 crops
 
-    def __init__(self, graph: Graph, torch: Any, device: Any, normalizer: Normalizer) -> None:
+    def __init__(self, graph: Graph, torch: Any, device: Any, normalizer: Normalizer, lock: Any | None = None) -> None:
         self._torch, self.device = torch, device
+        self._lock = lock if lock is not None else threading.Lock()
         self._forward = chain_forward(torch, graph, device)
         self._scale, self._shift = (torch.from_numpy(a).to(device) for a in (normalizer.scale, normalizer.shift))
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, torch: Any, device: Any) -> TorchClassifier:
+    def from_bundle(cls, bundle: Bundle, torch: Any, device: Any, lock: Any | None = None) -> TorchClassifier:
         """The bundle's classifier (checksum verified); ClassifierGraphError where it is not a Conv chain."""
         art = bundle.manifest.artifact(role="classifier", kind="onnx")
         if art is None:
             raise ClassifierGraphError("the bundle has no classifier")
         norm = Normalizer(bundle.manifest.normalization["mean"], bundle.manifest.normalization["std"])
-        return cls(read_graph(bundle.verified(art).read_bytes()), torch, device, norm)
+        return cls(read_graph(bundle.verified(art).read_bytes()), torch, device, norm, lock)
+
+    def _run(self, x: Any) -> np.ndarray:
+        cudnn = self._torch.backends.cudnn
+        with self._lock:
+            tf32, cudnn.allow_tf32 = cudnn.allow_tf32, False
+            try:
+                return self._forward(x).float().cpu().numpy()
+            finally:
+                cudnn.allow_tf32 = tf32
+
+    def close(self) -> None:
+        """Free the weights on the device (the Translator's close)."""
+        self._forward = self._scale = self._shift = None
 
     def _upload(self, array: np.ndarray) -> Any:
         t = self._torch.from_numpy(np.ascontiguousarray(array))
@@ -125,15 +146,18 @@ class TorchClassifier:
     def logits(self, images: np.ndarray) -> np.ndarray:
         """float32 [N, k] logits for normalised float32 [N, 3, H, W] images (as ONNX Runtime's `logits`)."""
         with self._torch.inference_mode():
-            return self._forward(self._upload(np.asarray(images, np.float32))).float().cpu().numpy()
+            return self._run(self._upload(np.asarray(images, np.float32)))
 
     def logits_uint8(self, images: np.ndarray) -> np.ndarray:
         """float32 [N, k] logits for uint8 [N, S, S, 3] RGB crops, normalised on the device with the host's
         arithmetic (`Normalizer.preprocess`: one multiply and one add in float32)."""
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+            got = f"{images.dtype}{list(images.shape)}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise ImageInputError(f"the classifier takes uint8 crops [N, S, S, 3], got {got}")
         with self._torch.inference_mode():
             u8 = self._upload(images)
             x = (u8.permute(0, 3, 1, 2).to(self._torch.float32) * self._scale + self._shift).contiguous()
-            return self._forward(x).float().cpu().numpy()
+            return self._run(x)
 
     def describe(self) -> str:
         return f"torch on {self.device}"

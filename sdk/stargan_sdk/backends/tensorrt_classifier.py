@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from stargan_sdk import cuda
-from stargan_sdk.backends.tensorrt_engine import _logger
+from stargan_sdk.backends.tensorrt_engine import _logger, _quietly
 from stargan_sdk.backends.tensorrt_uint8 import _Converter
 from stargan_sdk.bundle.constants import (
     CLASSIFIER_INPUT,
@@ -27,7 +27,7 @@ from stargan_sdk.bundle.constants import (
     PIXELS,
     PREPROCESS_PLAN,
 )
-from stargan_sdk.errors import ImageInputError
+from stargan_sdk.errors import BundleError, ImageInputError
 
 
 class TrtClassifier:
@@ -62,6 +62,12 @@ class TrtClassifier:
             self._pre = _Converter(trt, self._runtime, plans[0], PREPROCESS_PLAN, (PIXELS, INPUT_IMAGE))
             self._clf = _Converter(trt, self._runtime, plans[1], CLASSIFIER_PLAN, (CLASSIFIER_INPUT, CLASSIFIER_OUTPUT))
             s, n = image_size, self.max_batch
+            out = tuple(int(d) for d in self._clf.engine.get_tensor_shape(CLASSIFIER_OUTPUT))[1:]
+            if (self._pre.row, self._clf.row, out) != ((s, s, 3), (3, s, s), (width,)):
+                raise BundleError(  # the buffers below are sized from the manifest: the plans must agree with it
+                    f"{PREPROCESS_PLAN} takes {self._pre.row} and {CLASSIFIER_PLAN} {self._clf.row} -> {out}; the "
+                    f"manifest says ({s}, {s}, 3), (3, {s}, {s}) -> ({width},): re-export the bundle"
+                )
             self._host = {
                 "u8": self._keep(cuda.PinnedBuffer((n, s, s, 3), np.uint8)),
                 "x": self._keep(cuda.PinnedBuffer((n, 3, s, s), np.float32)),
@@ -86,9 +92,10 @@ class TrtClassifier:
         return self._chunks(np.asarray(images, np.float32), "x")
 
     def _chunks(self, images: np.ndarray, kind: str) -> np.ndarray:
-        shape = self._host[kind].array.shape[1:]
-        if images.ndim != 4 or images.shape[1:] != shape:
-            raise ImageInputError(f"the classifier takes [N, {', '.join(map(str, shape))}], got {list(images.shape)}")
+        buffer = self._host[kind].array
+        if images.ndim != 4 or images.shape[1:] != buffer.shape[1:] or images.dtype != buffer.dtype:
+            want = f"{buffer.dtype}[N, {', '.join(map(str, buffer.shape[1:]))}]"
+            raise ImageInputError(f"the classifier takes {want}, got {images.dtype}{list(images.shape)}")
         step = self.max_batch
         parts = [self._run(images[i : i + step], kind) for i in range(0, len(images), step)]
         return np.concatenate(parts) if parts else np.zeros((0, self.width), np.float32)
@@ -113,7 +120,12 @@ class TrtClassifier:
         return f"tensorrt on cuda:{self.device}"
 
     def close(self) -> None:
-        for resource in reversed(self._resources):
-            resource.close()
-        self._resources = []
-        self._pre = self._clf = self._runtime = None  # contexts and engines before the runtime
+        """Wait for a running call, then free everything; a CUDA error on one resource does not keep the rest."""
+        with self._lock:
+            stream = getattr(self, "_stream", None)
+            if stream is not None and stream in self._resources:
+                _quietly(stream.synchronize)
+            for resource in reversed(self._resources):
+                _quietly(resource.close)
+            self._resources = []
+            self._pre = self._clf = self._runtime = None  # contexts and engines before the runtime

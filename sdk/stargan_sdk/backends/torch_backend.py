@@ -190,7 +190,8 @@ class TorchBackend(Backend):
 
         if not self.loaded or self._runner is None:
             return None
-        return TorchClassifier.from_bundle(self.bundle, self._torch, self._torch.device("cuda", self.device))
+        device = self._torch.device("cuda", self.device)
+        return TorchClassifier.from_bundle(self.bundle, self._torch, device, lock=self._lock)  # one GPU user at a time
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": self.name}

@@ -19,7 +19,7 @@ from stargan_sdk.bundle.onnx_refs import _fields, _packed, _sub
 from stargan_sdk.errors import BundleError
 
 _MODEL_GRAPH = 7
-_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_SPARSE_INITIALIZER = 1, 5, 11, 12, 15
 _NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 2, 4, 5, 7
 _ATTR_NAME, _ATTR_F, _ATTR_I, _ATTR_S, _ATTR_INTS, _ATTR_TYPE = 1, 2, 3, 4, 8, 20
 _FLOAT, _INT, _STRING, _INTS = 1, 2, 3, 7  # AttributeProto.AttributeType
@@ -122,7 +122,13 @@ def _tensor(buf: memoryview, start: int, stop: int) -> tuple[str, np.ndarray]:
 
 def read_graph(data: bytes) -> Graph:
     """The main graph of a serialized ONNX ModelProto; BundleError where it holds what this reader does not decode."""
-    buf = memoryview(data)
+    try:
+        return _read_graph(memoryview(data))
+    except (ValueError, TypeError, KeyError, IndexError, struct.error) as e:  # a field of an unexpected wire type
+        raise BundleError(f"ONNX graph holds a field this reader does not decode ({type(e).__name__}: {e})") from None
+
+
+def _read_graph(buf: memoryview) -> Graph:
     span = _sub(buf, 0, len(buf), _MODEL_GRAPH)
     if span is None:
         raise BundleError("ONNX model has no graph")
@@ -135,6 +141,8 @@ def read_graph(data: bytes) -> Graph:
         elif number == _GRAPH_INITIALIZER:
             key, array = _tensor(buf, *v)
             initializers[key] = array
+        elif number == _GRAPH_SPARSE_INITIALIZER:
+            raise BundleError("ONNX graph has sparse initializers, which this reader does not decode")
         elif number in (_GRAPH_INPUT, _GRAPH_OUTPUT):
             name = _text(buf, _sub(buf, *v, 1) or (0, 0))
             (inputs if number == _GRAPH_INPUT else outputs).append(name)
