@@ -35,6 +35,7 @@ from stargan_sdk.images.labels import AttributeSpace
 
 if TYPE_CHECKING:
     from stargan_sdk.backends.classifier_torch import TorchClassifier
+    from stargan_sdk.backends.tensorrt_classifier import TrtClassifier
 
 Changes = Mapping[str, object]
 CHUNK_PIXELS = 16 * 128 * 128  # translate_batch prepares and runs at most this many model pixels at once (16 at 128 px)
@@ -66,7 +67,8 @@ class Translator:
     Args:
         manifest: the bundle's verified manifest (what the model takes and gives).
         backend: a loaded backend.
-        classifier: the bundle's attribute classifier, if any (ONNX Runtime's, or torch's on the generator's GPU).
+        classifier: the bundle's attribute classifier, if any (`load_classifier`: ONNX Runtime's, or the backend's
+            own on the generator's GPU).
         candidates: availability of each backend considered when choosing (for `stargan info`).
         bundle: the opened local bundle; None when the model runs elsewhere (RemoteTranslator).
 
@@ -78,7 +80,7 @@ class Translator:
         self,
         manifest: Manifest,
         backend: Backend,
-        classifier: AttributeClassifier | TorchClassifier | None = None,
+        classifier: AttributeClassifier | TorchClassifier | TrtClassifier | None = None,
         candidates: dict[str, Availability] | None = None,
         *,
         bundle: Bundle | None = None,
@@ -89,7 +91,7 @@ class Translator:
         self.classifier = classifier
         self.candidates = dict(candidates or {})
         self.space = AttributeSpace.from_manifest(manifest)
-        self.normalizer = Normalizer(manifest.normalization["mean"], manifest.normalization["std"])
+        self.normalizer = Normalizer.of_manifest(manifest)
         self.max_pixels = MAX_IMAGE_PIXELS
         # Backends that are not thread-safe get one lock; ORT sessions and the torch backend need none here.
         self._lock = nullcontext() if backend.thread_safe else threading.Lock()

@@ -246,7 +246,7 @@ class Backend(abc.ABC):
         from stargan_sdk.bundle.constants import INPUT_IMAGE, INPUT_LABEL, OUTPUT_IMAGE
         from stargan_sdk.images.imaging import Normalizer
 
-        norm = Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+        norm = Normalizer.of_manifest(self.manifest)
         return norm.postprocess(self.infer({INPUT_IMAGE: norm.preprocess(images), INPUT_LABEL: labels})[OUTPUT_IMAGE])
 
     @abc.abstractmethod

@@ -4,8 +4,9 @@ Usage: clf = AttributeClassifier.from_bundle(Bundle.open("models/toyfaces-64"))
        logits = clf.logits(x)  # x float32 NCHW [-1, 1]
 
 It estimates what a photo already shows so that edits can be applied on top ("make blond" keeps age and
-gender). It runs on the CPU, except beside a torch backend on a GPU (`load_classifier`), where the same graph runs
-on that GPU once it matches this one (`classifier_torch`).
+gender). It runs on the CPU, except beside a backend on a GPU (`load_classifier`), where the backend's own
+classifier (torch's run of this graph, `classifier_torch`, or TensorRT's classifier.plan, `tensorrt_classifier`)
+runs once it matches this one.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class AttributeClassifier:
         threads: intra-op threads (default: physical cores).
     """
 
+    uint8_on_device = False  # the host normalises the crops for it
+
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -48,8 +51,6 @@ class AttributeClassifier:
         except Exception as e:  # ORT's own exception types; its message names the problem
             raise BundleError(f"ONNX Runtime could not load {Path(path).name}: {e}") from None
         self.gpu_refused = ""
-
-    uint8_on_device = False  # the host normalises the crops for it
 
     @classmethod
     def from_bundle(
@@ -97,7 +98,7 @@ def load_classifier(bundle: Bundle, runner: Any) -> Any | None:
             return cpu
         size = bundle.manifest.image_size
         images = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
-        norm = Normalizer(bundle.manifest.normalization["mean"], bundle.manifest.normalization["std"])
+        norm = Normalizer.of_manifest(bundle.manifest)
         error = logits_error(cpu.logits(norm.preprocess(images)), gpu.logits_uint8(images))
         tolerance = TOLERANCES["classifier_gpu"]
         if not tolerance.passes(error, 0.0):

@@ -247,7 +247,7 @@ class InductorBackend(Backend):
     def _normalizer(self) -> Any:
         from stargan_sdk.images.imaging import Normalizer
 
-        return Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+        return Normalizer.of_manifest(self.manifest)
 
     def _run_u8_sizes(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Compiled sizes exactly, uint8 in and out (every value is a pixel: no range check)."""

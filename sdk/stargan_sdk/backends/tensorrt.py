@@ -59,7 +59,6 @@ class TrtBackend(Backend):
         self._engine: TrtEngine | None = None
         self._gpu_name, self._capability = "", ""
         self._uint8_error = ""
-        self._preprocess_plan = b""
         self.max_batch = self._profile_limit()
 
     def _profile_limit(self) -> int | None:
@@ -100,7 +99,6 @@ class TrtBackend(Backend):
             self._uint8_error = str(e)
             return None
         pre, post = (self.bundle.verified(a).read_bytes() for a in arts)  # type: ignore[arg-type]
-        self._preprocess_plan = pre  # the classifier engine reads what it writes (`device_classifier`)
         return pre, post
 
     def device_classifier(self) -> Any | None:
@@ -115,9 +113,11 @@ class TrtBackend(Backend):
             raise BundleError(f"{CLASSIFIER_PLAN} needs the uint8 boundary engines: {self._uint8_error}")
         trt = import_tensorrt()
         match_engine(art, trt.__version__, cuda.device_properties(self.device), rebuild_command(self.bundle))
+        pre = self.manifest.artifact(role="preprocess", kind="tensorrt")  # loaded: the engine has the uint8 pair
+        assert pre is not None
         return TrtClassifier(
             trt,
-            (self._preprocess_plan, self.bundle.verified(art).read_bytes()),
+            (self.bundle.verified(pre).read_bytes(), self.bundle.verified(art).read_bytes()),
             image_size=self.manifest.image_size,
             width=len(AttributeSpace.from_manifest(self.manifest).editable),
             batches=(art.profile.min, art.profile.max),

@@ -161,7 +161,7 @@ class TorchBackend(Backend):
             self._require_loaded()
             torch = self._torch
             device = torch.device("cuda", self.device) if self._runner is not None else torch.device("cpu")
-            norm = Normalizer(self.manifest.normalization["mean"], self.manifest.normalization["std"])
+            norm = Normalizer.of_manifest(self.manifest)
             return run_uint8(torch, self._module, images, labels, norm, device)
 
     def timed_infer(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:

@@ -19,6 +19,17 @@ import numpy as np
 from stargan_sdk.images.imaging import Normalizer
 
 
+def to_device(torch: Any, array: np.ndarray, device: Any) -> Any:
+    """`array` as a tensor on `device`; to a GPU from page-locked memory, so the copy is a DMA transfer."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t.pin_memory().to(device, non_blocking=True) if getattr(device, "type", str(device)) == "cuda" else t
+
+
+def normalise(torch: Any, images: Any, scale: Any, shift: Any) -> Any:
+    """uint8 [n, S, S, 3] -> float32 NCHW view (channels_last), the host's arithmetic: one multiply, one add."""
+    return images.permute(0, 3, 1, 2).to(torch.float32) * scale + shift
+
+
 def uint8_forward(torch: Any, forward: Callable[[Any, Any], Any], norm: Normalizer, device: Any) -> Callable:
     """`(uint8 [n, S, S, 3], float32 [n, c]) -> uint8 [n, S, S, 3]` around `forward` (float32 NCHW in and out),
     with the normalisation's constants on `device`."""
@@ -27,7 +38,7 @@ def uint8_forward(torch: Any, forward: Callable[[Any, Any], Any], norm: Normaliz
     )
 
     def run(images: Any, labels: Any) -> Any:
-        x = images.permute(0, 3, 1, 2).to(torch.float32) * scale + shift  # an NCHW view of NHWC: channels_last
+        x = normalise(torch, images, scale, shift)
         v = forward(x, labels).to(torch.float32) * out_scale + out_shift
         out = torch.floor(v + 0.5).clamp(0, 255).to(torch.uint8)
         return out.permute(0, 2, 3, 1).contiguous()
@@ -39,12 +50,8 @@ def run_uint8(
     torch: Any, forward: Any, images: np.ndarray, labels: np.ndarray, norm: Normalizer, device: Any
 ) -> np.ndarray:
     """uint8 [N, S, S, 3] RGB and float32 [N, c] labels -> edited uint8 [N, S, S, 3], computed on `device`."""
-    cuda = getattr(device, "type", str(device)) == "cuda"
     with torch.inference_mode():
-        u8 = torch.from_numpy(np.ascontiguousarray(images))
-        c = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.float32))
-        if cuda:  # page-locked, so the copies are DMA transfers
-            u8, c = (t.pin_memory().to(device, non_blocking=True) for t in (u8, c))
+        u8, c = to_device(torch, images, device), to_device(torch, np.asarray(labels, np.float32), device)
         # NCHW-contiguous into the eager module: the layout its float path sees, so the same kernels run
         run = uint8_forward(torch, lambda x, lbl: forward(x.contiguous(), lbl), norm, device)
         return run(u8, c).cpu().numpy()

@@ -84,6 +84,11 @@ class Normalizer:
         self.out_scale = (255.0 * s).reshape(1, 3, 1, 1).astype(np.float32)  # exact for std 0.5: 127.5
         self.out_shift = (255.0 * m).reshape(1, 3, 1, 1).astype(np.float32)
 
+    @classmethod
+    def of_manifest(cls, manifest: Any) -> Normalizer:
+        """The normalisation a bundle's manifest records (`manifest.normalization`: mean and std)."""
+        return cls(manifest.normalization["mean"], manifest.normalization["std"])
+
     def preprocess_into(self, images: np.ndarray | Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
         """Write uint8 HWC RGB images at model size into `out[:n]` (float32 NCHW, e.g. a pinned buffer)."""
         batch = images if isinstance(images, np.ndarray) else np.stack(images)
